@@ -1,0 +1,32 @@
+"""agenttrace: which agent, at which step, broke a multi-agent LLM run - and feeding that back."""
+
+__version__ = "0.1.0"
+
+from agenttrace.feedback import feedback, on_feedback
+from agenttrace.integration import DidNotEnable, Integration
+from agenttrace.models import Attribution, Lesson, Outcome, Step, Termination, ToolCall, Trajectory
+from agenttrace.run import Run, run
+from agenttrace.setup import Instrumentation, instrument, uninstrument
+from agenttrace.spans import agent_step, llm_call, tool_call
+
+__all__ = [
+    "Attribution",
+    "DidNotEnable",
+    "Instrumentation",
+    "Integration",
+    "Lesson",
+    "Outcome",
+    "Run",
+    "Step",
+    "Termination",
+    "ToolCall",
+    "Trajectory",
+    "agent_step",
+    "feedback",
+    "instrument",
+    "llm_call",
+    "on_feedback",
+    "run",
+    "tool_call",
+    "uninstrument",
+]

@@ -1,0 +1,144 @@
+"""Plain data passed between the SDK, the collector and the attributors."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Outcome(str, Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    UNKNOWN = "unknown"
+
+
+class Termination(str, Enum):
+    """How a run ended, after AgentBench's termination labels."""
+
+    COMPLETED = "completed"
+    CONTEXT_LIMIT_EXCEEDED = "context_limit_exceeded"
+    INVALID_FORMAT = "invalid_format"
+    INVALID_ACTION = "invalid_action"
+    TASK_LIMIT_EXCEEDED = "task_limit_exceeded"
+    ERROR = "error"
+    INCOMPLETE = "incomplete"
+
+
+class ToolCall(BaseModel):
+    id: str | None = None
+    name: str
+    arguments: Any = None
+    result: Any = None
+    error: str | None = None
+
+
+class Step(BaseModel):
+    """One agent turn: who spoke, what it said and which tools it called."""
+
+    index: int
+    agent: str
+    role: str = "assistant"
+    content: str = ""
+    input: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    transfer_to: str | None = None
+    error: str | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    span_id: str | None = None
+
+    def render(self) -> str:
+        """The step as one text, tool calls and their results included."""
+        parts = [self.content] if self.content else []
+        for call in self.tool_calls:
+            line = f"[tool call] {call.name}({_short(call.arguments)})"
+            if call.error:
+                line += f" -> error: {call.error}"
+            elif call.result is not None:
+                line += f" -> {_short(call.result)}"
+            parts.append(line)
+        if self.transfer_to:
+            parts.append(f"[transfer] -> {self.transfer_to}")
+        if self.error and not self.tool_calls:
+            parts.append(f"[error] {self.error}")
+        return "\n".join(parts)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class Trajectory(BaseModel):
+    """A run rebuilt as an ordered list of agent steps, plus its task and outcome."""
+
+    run_id: str
+    name: str | None = None
+    service: str | None = None
+    trace_id: str | None = None
+    task: str | None = None
+    expected: str | None = None
+    answer: str | None = None
+    outcome: Outcome = Outcome.UNKNOWN
+    failure_reason: str | None = None
+    termination: Termination = Termination.COMPLETED
+    steps: list[Step] = Field(default_factory=list)
+    start_time: float | None = None
+    end_time: float | None = None
+
+    @property
+    def agents(self) -> list[str]:
+        """Agent names in order of first appearance."""
+        return list(dict.fromkeys(step.agent for step in self.steps))
+
+
+class Label(BaseModel):
+    """The ground truth of a labelled failure: the decisive error."""
+
+    agent: str
+    step: int
+    reason: str | None = None
+
+
+class LabelledTrajectory(BaseModel):
+    """A trajectory from a data set, with its label and where it came from."""
+
+    id: str
+    subset: str
+    trajectory: Trajectory
+    label: Label | None = None
+
+
+class Attribution(BaseModel):
+    """The verdict on a failed run: which agent, at which step, and why."""
+
+    run_id: str
+    agent: str | None
+    step: int | None
+    reason: str = ""
+    attributor: str
+    confidence: float | None = None
+    seq: int | None = None
+    created_at: float = Field(default_factory=time.time)
+
+    @property
+    def is_decided(self) -> bool:
+        return self.agent is not None and self.step is not None
+
+
+class Lesson(BaseModel):
+    """An actionable lesson derived from an attribution, kept per agent."""
+
+    agent: str
+    text: str
+    run_id: str | None = None
+    step: int | None = None
+    created_at: float = Field(default_factory=time.time)

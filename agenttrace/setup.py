@@ -1,0 +1,171 @@
+"""``agenttrace.instrument()``: tracing on, exporting to the collector, for every known framework installed."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from agenttrace import integration, propagation
+from agenttrace.content import ContentPolicy, Redactor, set_policy
+from agenttrace.logs import get_logger
+from agenttrace.processor import RunStampingProcessor, SwitchableProcessor
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+log = get_logger("agenttrace.setup")
+
+
+def resolve_endpoint(endpoint: str | None = None) -> str:
+    """The collector's base URL: argument, AGENTTRACE_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, or the default."""
+    for value in (endpoint, os.environ.get("AGENTTRACE_ENDPOINT"), os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+        if value:
+            return value.rstrip("/")
+    return DEFAULT_ENDPOINT
+
+
+def _traces_url(base: str) -> str:
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or f"{base}/v1/traces"
+
+
+@dataclass
+class Instrumentation:
+    """What ``instrument()`` turned on; ``shutdown()`` flushes and turns it off."""
+
+    endpoint: str
+    service_name: str
+    tracer_provider: TracerProvider | None
+    integrations: dict[str, integration.Integration] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    _processors: list = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.tracer_provider is not None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return all(p.force_flush(timeout_millis) for p in self._processors)
+
+    def shutdown(self) -> None:
+        uninstrument()
+
+
+_lock = threading.RLock()
+_active: Instrumentation | None = None
+
+
+def instrument(
+    endpoint: str | None = None,
+    service_name: str | None = None,
+    frameworks: Iterable[str] | None = None,
+    capture_content: bool | None = None,
+    *,
+    redact: Redactor | None = None,
+    max_content_chars: int = 32_000,
+    exporter: SpanExporter | None = None,
+) -> Instrumentation:
+    """Turns on agenttrace. Idempotent: a second call returns the first handle.
+
+    ``frameworks`` names the integrations to enable (default: every installed one);
+    an integration asked for by name that cannot run raises ``DidNotEnable``.
+    ``exporter`` replaces the OTLP exporter (tests, custom back ends).
+    """
+    global _active
+    with _lock:
+        if _active is not None:
+            return _active
+        base = resolve_endpoint(endpoint)
+        name = service_name or os.environ.get("OTEL_SERVICE_NAME") or _default_service_name()
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            log.info("instrument.disabled", reason="OTEL_SDK_DISABLED=true")
+            _active = Instrumentation(base, name, None)
+            return _active
+
+        set_policy(ContentPolicy.from_env(capture_content, redact, max_content_chars))
+        provider = _provider(name)
+        if exporter is None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter = OTLPSpanExporter(endpoint=_traces_url(base))
+        stamping = RunStampingProcessor()
+        export = SwitchableProcessor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(stamping)
+        provider.add_span_processor(export)
+        propagation.install()
+
+        active = Instrumentation(base, name, provider, _processors=[stamping, export])
+        _enable_integrations(active, frameworks)
+        _active = active
+        log.info("instrument.on", endpoint=base, service=name, integrations=sorted(active.integrations),
+                 skipped=active.skipped or None)
+        return active
+
+
+def uninstrument() -> None:
+    """Flushes pending spans, removes every integration and stops exporting."""
+    global _active
+    with _lock:
+        if _active is None:
+            return
+        for name, plugin in _active.integrations.items():
+            try:
+                plugin.uninstall()
+            except Exception:  # an integration failing to undo must not block the others
+                log.exception("uninstrument.failed", integration=name)
+        for proc in _active._processors:
+            proc.force_flush()
+            proc.shutdown()
+        propagation.uninstall()
+        _active = None
+
+
+def active() -> Instrumentation | None:
+    return _active
+
+
+def _default_service_name() -> str:
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return os.path.splitext(argv0)[0] or "agenttrace-app"
+
+
+def _provider(service_name: str) -> TracerProvider:
+    """The app's SDK TracerProvider if it set one; otherwise a new one, made global."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    trace.set_tracer_provider(provider)
+    if trace.get_tracer_provider() is not provider:  # something else won the one-time set
+        raise RuntimeError("a non-SDK TracerProvider is already set globally; agenttrace cannot add to it")
+    return provider
+
+
+def _enable_integrations(active: Instrumentation, frameworks: Iterable[str] | None) -> None:
+    available = integration.discover()
+    requested = None if frameworks is None else list(frameworks)
+    for name in requested or []:
+        if name not in available:
+            raise integration.DidNotEnable(
+                f"no agenttrace integration named {name!r}; installed: {', '.join(sorted(available)) or 'none'}"
+            )
+    for name in requested if requested is not None else sorted(available):
+        try:
+            try:
+                cls = integration.load(available[name])
+            except ImportError as exc:
+                raise integration.DidNotEnable(f"{name}: {exc}") from exc
+            cls.check_requirements()
+            plugin = cls()
+            plugin.install(active.tracer_provider)
+        except integration.DidNotEnable as exc:
+            if requested is not None:
+                raise
+            active.skipped[name] = str(exc)
+            continue
+        active.integrations[name] = plugin
