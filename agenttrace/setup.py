@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from agenttrace import integration, propagation
+from agenttrace.feedback import close_feedback
 from agenttrace.content import ContentPolicy, Redactor, set_policy
 from agenttrace.logs import get_logger
 from agenttrace.processor import RunStampingProcessor, SwitchableProcessor
@@ -122,6 +123,7 @@ def uninstrument() -> None:
             proc.force_flush()
             proc.shutdown()
         propagation.uninstall()
+        close_feedback()
         _active = None
 
 

@@ -1,0 +1,134 @@
+"""The ``agenttrace`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from agenttrace.setup import DEFAULT_ENDPOINT
+
+console = Console()
+
+
+@click.group(help="""agenttrace: find which agent, at which step, broke a multi-agent LLM run.
+
+\b
+Start here:
+  agenttrace demo                 see the whole loop on your machine (no GPU, no API key)
+  agenttrace collector            run the collector (OTLP on :4318 HTTP and :4317 gRPC)
+  agenttrace runs list            list the runs the collector has assembled
+  agenttrace runs show RUN_ID     one run's steps and its verdict
+  agenttrace attribute FILE.json  attribute one Who&When/TracerTraj-shaped trajectory
+  agenttrace eval PATH            score an attributor on labelled data
+""")
+@click.version_option(package_name="agenttrace")
+def main() -> None:
+    pass
+
+
+@main.command(help="Run the collector: receives OTLP traces, rebuilds runs, attributes failed ones.")
+@click.option("--db", default=None, envvar="AGENTTRACE_DB", show_default="~/.agenttrace/agenttrace.db",
+              help="SQLite database file (created if missing).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", default=4318, show_default=True, help="OTLP/HTTP and JSON API port.")
+@click.option("--grpc-port", default=4317, show_default=True, help="OTLP/gRPC port; 0 disables gRPC.")
+@click.option("--attributor", default="cpu", show_default=True, envvar="AGENTTRACE_ATTRIBUTOR",
+              help="Attributor for failed runs: cpu, openai, tracer, or 'none'.")
+@click.option("--attributor-option", "-o", multiple=True, metavar="KEY=VALUE",
+              help="Option passed to the attributor, e.g. -o model=/models/tracer (repeatable).")
+@click.option("--settle", default=0.5, show_default=True, help="Seconds to wait for late spans after a run ends.")
+@click.option("--idle-timeout", default=30.0, show_default=True,
+              help="Seconds of silence after which an unfinished run is assembled anyway.")
+def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout) -> None:
+    from agenttrace_collector.app import run
+    from agenttrace_collector.config import CollectorConfig
+
+    cfg = CollectorConfig(
+        host=host, http_port=port, grpc_port=grpc_port or None,
+        attributor=None if attributor == "none" else attributor,
+        attributor_options=_options(attributor_option), settle_s=settle, idle_timeout_s=idle_timeout,
+    )
+    if db:
+        cfg.db = db
+    run(cfg)
+
+
+def _options(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--attributor-option")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+@main.group(help="Inspect the runs a collector has assembled.")
+@click.option("--endpoint", default=DEFAULT_ENDPOINT, envvar="AGENTTRACE_ENDPOINT", show_default=True,
+              help="The collector's HTTP address.")
+@click.pass_context
+def runs(ctx, endpoint) -> None:
+    ctx.obj = endpoint.rstrip("/")
+
+
+def _get(endpoint: str, path: str, **params):
+    try:
+        resp = httpx.get(f"{endpoint}{path}", params={k: v for k, v in params.items() if v is not None}, timeout=10)
+    except httpx.ConnectError:
+        raise click.ClickException(f"no collector at {endpoint}; start one with `agenttrace collector`") from None
+    if resp.status_code == 404:
+        raise click.ClickException(resp.json().get("detail", "not found"))
+    resp.raise_for_status()
+    return resp.json()
+
+
+@runs.command("list", help="List runs, newest first.")
+@click.option("--outcome", type=click.Choice(["success", "failure", "unknown"]), help="Only runs with this outcome.")
+@click.option("--service", help="Only runs of this service.")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def runs_list(endpoint, outcome, service, limit, as_json) -> None:
+    rows = _get(endpoint, "/api/v1/runs", outcome=outcome, service=service, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("run", "name", "service", "outcome", "ended as", "steps", "blamed")
+    for r in rows:
+        blamed = f"{r['agent']} @ step {r['step']}" if r.get("agent") is not None else ""
+        table.add_row(r["run_id"][:12], r["name"] or "", r["service"] or "", r["outcome"], r["termination"],
+                      str(r["n_steps"]), blamed)
+    console.print(table)
+
+
+@runs.command("show", help="Show one run's steps and verdict.")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the trajectory JSON.")
+@click.pass_obj
+def runs_show(endpoint, run_id, as_json) -> None:
+    from agenttrace.models import Attribution, Trajectory
+    from agenttrace.render import print_trajectory
+
+    detail = _get(endpoint, f"/api/v1/runs/{run_id}")
+    if as_json:
+        click.echo(json.dumps(detail, indent=2))
+        return
+    verdicts = [Attribution.model_validate(a) for a in detail["attributions"]]
+    print_trajectory(console, Trajectory.model_validate(detail["trajectory"]), verdicts[-1] if verdicts else None)
+
+
+@main.command(help="Run the whole loop once: collector, a multi-agent run with a seeded error, its verdict, "
+                   "the feedback, and a second run that uses it.")
+@click.option("--keep", is_flag=True, help="Keep the demo database and print its path.")
+def demo(keep) -> None:
+    from agenttrace.demo import main as run_demo
+
+    sys.exit(run_demo(console, keep=keep))

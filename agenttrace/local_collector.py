@@ -1,0 +1,83 @@
+"""Starting a collector as a child process on loopback, and stopping it: for the demo, tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class LocalCollector:
+    """``with LocalCollector(db) as c: c.endpoint`` - a real collector process, stopped on exit."""
+
+    def __init__(self, db: str | Path, *, port: int | None = None, grpc_port: int | None = None,
+                 attributor: str = "cpu", extra_args: tuple[str, ...] = (), log_file: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.db = str(db)
+        self.port = port or free_port()
+        self.grpc_port = grpc_port if grpc_port is not None else free_port()
+        self.attributor = attributor
+        self.extra_args = extra_args
+        self.log_file = log_file
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> LocalCollector:
+        cmd = [sys.executable, "-m", "agenttrace_collector", "--db", self.db, "--port", str(self.port),
+               "--grpc-port", str(self.grpc_port), "--attributor", self.attributor, *self.extra_args]
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        env = {**os.environ, "AGENTTRACE_LOG_FORMAT": "json", **(self.env or {})}
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, env=env)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"collector exited with {self.proc.returncode}; see {self.log_file or 'its output'}")
+            try:
+                if httpx.get(f"{self.endpoint}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"collector not ready on {self.endpoint} after {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> LocalCollector:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

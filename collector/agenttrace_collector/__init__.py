@@ -1,0 +1,1 @@
+"""The agenttrace collector: an OTLP sidecar that stores spans, rebuilds trajectories and attributes failures."""

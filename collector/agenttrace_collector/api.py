@@ -1,0 +1,93 @@
+"""The collector's JSON API: runs, trajectories, verdicts, the feedback long-poll, lessons, health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+
+from agenttrace.models import Attribution, Lesson, Trajectory
+from agenttrace_collector.ingest import IngestWriter
+from agenttrace_collector.store import Store
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    name: str | None
+    service: str | None
+    outcome: str
+    termination: str
+    n_steps: int
+    start_time: float | None
+    end_time: float | None
+    agent: str | None = None
+    step: int | None = None
+
+
+class RunDetail(BaseModel):
+    trajectory: Trajectory
+    attributions: list[Attribution]
+
+
+class FeedbackBatch(BaseModel):
+    attributions: list[Attribution]
+    cursor: int
+
+
+class Health(BaseModel):
+    status: str
+    committed_spans: int
+    attributor: str | None
+
+
+def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/health", response_model=Health, tags=["meta"])
+    def health() -> Health:
+        return Health(status="ok", committed_spans=writer.committed_spans, attributor=attributor_name)
+
+    @router.get("/runs", response_model=list[RunSummary], tags=["runs"], summary="List runs, newest first")
+    def list_runs(outcome: str | None = None, service: str | None = None, name: str | None = None,
+                  limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict]:
+        return store.list_runs(outcome=outcome, service=service, name=name, limit=limit, offset=offset)
+
+    @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], summary="One run: trajectory and verdicts")
+    def get_run(run_id: str) -> RunDetail:
+        traj = store.get_run(run_id)
+        if traj is None:
+            raise HTTPException(404, f"no run {run_id!r} (it may still be assembling)")
+        return RunDetail(trajectory=traj, attributions=store.attributions(run_id=run_id))
+
+    @router.get("/runs/{run_id}/whowhen", tags=["runs"], summary="The run in Who&When / TracerTraj JSON shape")
+    def get_run_whowhen(run_id: str) -> dict:
+        from agenttrace.datasets import to_whowhen
+
+        traj = store.get_run(run_id)
+        if traj is None:
+            raise HTTPException(404, f"no run {run_id!r}")
+        verdicts = store.attributions(run_id=run_id)
+        return to_whowhen(traj, None) | ({"attribution": verdicts[-1].model_dump()} if verdicts else {})
+
+    @router.get("/feedback", response_model=FeedbackBatch, tags=["feedback"],
+                summary="Long-poll verdicts after a cursor (the last seq seen)")
+    async def feedback(after: int = Query(0, ge=0), service: str | None = None,
+                       wait: float = Query(0, ge=0, le=60), limit: int = Query(100, ge=1, le=1000)) -> FeedbackBatch:
+        deadline = time.monotonic() + wait
+        while True:
+            found = store.attributions(after=after, service=service, limit=limit)
+            if found or time.monotonic() >= deadline:
+                return FeedbackBatch(attributions=found, cursor=max([after] + [a.seq or 0 for a in found]))
+            await asyncio.sleep(0.1)
+
+    @router.get("/lessons", response_model=list[Lesson], tags=["lessons"])
+    def list_lessons(agent: str | None = None) -> list[Lesson]:
+        return store.lessons(agent)
+
+    @router.delete("/lessons", tags=["lessons"])
+    def clear_lessons(agent: str | None = None) -> dict:
+        return {"deleted": store.clear_lessons(agent)}
+
+    return router

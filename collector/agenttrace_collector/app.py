@@ -1,0 +1,65 @@
+"""Putting the collector together: store -> ingest writer -> pipeline, behind the HTTP and gRPC receivers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+from fastapi import FastAPI
+
+from agenttrace.attribution import get_attributor
+from agenttrace.logs import get_logger
+from agenttrace_collector.api import api_router
+from agenttrace_collector.config import CollectorConfig
+from agenttrace_collector.ingest import IngestWriter
+from agenttrace_collector.pipeline import Pipeline
+from agenttrace_collector.receiver import grpc_server, http_router
+from agenttrace_collector.store import Store
+
+log = get_logger("agenttrace.collector")
+
+
+class Collector:
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.store = Store(config.db)
+        attributor = get_attributor(config.attributor, **config.attributor_options) if config.attributor else None
+        self.pipeline = Pipeline(self.store, attributor, settle_s=config.settle_s,
+                                 idle_timeout_s=config.idle_timeout_s)
+        self.writer = IngestWriter(self.store, max_pending_spans=config.max_pending_spans,
+                                   on_commit=self.pipeline.wake)
+        self.app = FastAPI(title="agenttrace collector", version="0.1.0",
+                           description="OTLP trace receiver, run trajectories and failure attributions.")
+        self.app.include_router(http_router(self.writer, config.max_body_bytes))
+        self.app.include_router(api_router(self.store, self.writer, config.attributor))
+        self.grpc = None
+
+    async def serve(self) -> None:
+        cfg = self.config
+        self.pipeline.start()
+        if cfg.grpc_port is not None:
+            self.grpc, port = grpc_server(self.writer, cfg.host, cfg.grpc_port, cfg.max_body_bytes)
+            self.grpc.start()
+            log.info("collector.grpc", address=f"{cfg.host}:{port}")
+        server = uvicorn.Server(uvicorn.Config(self.app, host=cfg.host, port=cfg.http_port, log_level="warning",
+                                               access_log=False, lifespan="off"))
+        log.info("collector.http", address=f"http://{cfg.host}:{cfg.http_port}", db=cfg.db,
+                 attributor=cfg.attributor)
+        try:
+            await server.serve()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.grpc is not None:
+            self.grpc.stop(grace=2).wait()
+        self.writer.close()
+        self.pipeline.stop()
+        self.store.close()
+        log.info("collector.stopped")
+
+
+def run(config: CollectorConfig) -> None:
+    """Serves until SIGINT/SIGTERM; queued spans are committed before exit."""
+    collector = Collector(config)
+    asyncio.run(collector.serve())

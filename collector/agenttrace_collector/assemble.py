@@ -1,0 +1,181 @@
+"""Rebuilding a run's step trajectory from its spans, whatever convention emitted them.
+
+A step is one agent turn. Every LLM call is a step of the agent it runs under;
+an agent span with no LLM call of its own (a scripted agent, a manual
+``agent_step``) is one step with the agent's output. Tool calls are attached to
+the step that asked for them (matched by call id, else by name), with their
+results and errors; handoff-style tool calls and transfer attributes name the
+target agent. Steps are ordered by start time, so parallel branches interleave
+as they happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from agenttrace import semconv as sc
+from agenttrace.models import Outcome, Step, ToolCall, Trajectory
+from agenttrace_collector.conventions import (
+    Kind,
+    Normalized,
+    handoff_target,
+    last_user_text,
+    message_text,
+    message_tool_calls,
+    normalize,
+)
+from agenttrace_collector.spanview import SpanView, build_tree
+
+
+@dataclass
+class _Draft:
+    time: float
+    order: int
+    step: Step
+
+
+@dataclass
+class _AgentScope:
+    name: str
+    span: SpanView
+    steps: list[_Draft] = field(default_factory=list)
+    loose_tools: list[ToolCall] = field(default_factory=list)
+    transfer_to: str | None = None
+
+
+class _Builder:
+    def __init__(self, spans: list[SpanView]) -> None:
+        self.roots = build_tree(spans)
+        self.norm: dict[str, Normalized] = {s.span_id: normalize(s) for s in spans}
+        self.drafts: list[_Draft] = []
+        self._order = itertools.count()
+
+    def build(self) -> list[Step]:
+        for root in self.roots:
+            self._walk(root, None)
+        self.drafts.sort(key=lambda d: (d.time, d.order))
+        steps = []
+        for i, d in enumerate(self.drafts):
+            d.step.index = i
+            steps.append(d.step)
+        return steps
+
+    def _emit(self, time: float, step: Step, scope: _AgentScope | None) -> _Draft:
+        draft = _Draft(time, next(self._order), step)
+        self.drafts.append(draft)
+        if scope is not None:
+            scope.steps.append(draft)
+        return draft
+
+    def _walk(self, span: SpanView, scope: _AgentScope | None) -> None:
+        n = self.norm[span.span_id]
+        if n.kind is Kind.AGENT:
+            self._agent(span, n)
+            return
+        if n.kind is Kind.LLM:
+            self._llm(span, n, scope)
+        elif n.kind is Kind.TOOL:
+            self._tool(span, n, scope)
+        elif n.kind is Kind.HANDOFF and scope is not None:
+            scope.transfer_to = n.transfer_to
+        for child in span.children:
+            self._walk(child, scope)
+
+    def _agent(self, span: SpanView, n: Normalized) -> None:
+        scope = _AgentScope(name=n.agent or span.name, span=span, transfer_to=n.transfer_to)
+        for child in span.children:
+            self._walk(child, scope)
+        if not scope.steps:
+            step = Step(
+                index=0, agent=scope.name,
+                content=message_text(n.output_messages) or n.output_text or "",
+                input=last_user_text(n.input_messages) or n.input_text,
+                error=span.error, start_time=span.start, end_time=span.end, span_id=span.span_id,
+            )
+            self._emit(span.start, step, scope)
+        last = scope.steps[-1].step
+        last.tool_calls.extend(scope.loose_tools)
+        if scope.transfer_to and not last.transfer_to:
+            last.transfer_to = scope.transfer_to
+
+    def _llm(self, span: SpanView, n: Normalized, scope: _AgentScope | None) -> None:
+        calls = [ToolCall(id=c.get("id"), name=c.get("name") or "?", arguments=c.get("arguments"))
+                 for c in message_tool_calls(n.output_messages)]
+        agent = scope.name if scope else (n.agent or span.service or "assistant")
+        step = Step(
+            index=0, agent=agent, content=message_text(n.output_messages) or n.output_text or "",
+            input=last_user_text(n.input_messages) or n.input_text, tool_calls=calls, error=span.error,
+            start_time=span.start, end_time=span.end, span_id=span.span_id,
+        )
+        step.transfer_to = next((t for c in calls if (t := handoff_target(c.name, c.arguments))), None)
+        self._emit(span.start, step, scope)
+
+    def _tool(self, span: SpanView, n: Normalized, scope: _AgentScope | None) -> None:
+        call = self._find_call(scope, n)
+        if call is None:
+            call = ToolCall(id=n.tool_call_id, name=n.tool_name or span.name, arguments=n.tool_arguments)
+            if scope is not None:
+                scope.loose_tools.append(call)
+            else:
+                step = Step(index=0, agent=span.service or "tool", role="tool", tool_calls=[call],
+                            start_time=span.start, end_time=span.end, span_id=span.span_id)
+                self._emit(span.start, step, None)
+        call.result = n.tool_result
+        call.error = span.error
+        if call.arguments is None:
+            call.arguments = n.tool_arguments
+        target = handoff_target(call.name, call.arguments)
+        if target and scope is not None:
+            owner = next((d.step for d in reversed(scope.steps) if call in d.step.tool_calls), None)
+            if owner is not None and not owner.transfer_to:
+                owner.transfer_to = target
+            elif owner is None:
+                scope.transfer_to = scope.transfer_to or target
+
+    @staticmethod
+    def _find_call(scope: _AgentScope | None, n: Normalized) -> ToolCall | None:
+        if scope is None:
+            return None
+        pending = [c for d in reversed(scope.steps) for c in d.step.tool_calls if c.result is None and c.error is None]
+        if n.tool_call_id:
+            for c in pending:
+                if c.id == n.tool_call_id:
+                    return c
+        for c in reversed(pending):  # earliest unanswered call of that name
+            if c.name == n.tool_name:
+                return c
+        return None
+
+
+def find_run_span(spans: list[SpanView]) -> SpanView | None:
+    runs = [s for s in spans if s.attrs.get(sc.SPAN_KIND) == "run"]
+    if runs:
+        return min(runs, key=lambda s: s.start)
+    roots = [s for s in spans if not s.parent_id] or spans
+    return min(roots, key=lambda s: s.start) if roots else None
+
+
+def assemble(spans: list[SpanView]) -> Trajectory:
+    """The trajectory of one trace's spans; outcome fields are left to failure detection."""
+    run_span = find_run_span(spans)
+    steps = _Builder(spans).build()
+    a = run_span.attrs if run_span else {}
+    root_norm = normalize(run_span) if run_span else Normalized(Kind.OTHER)
+    task = a.get(sc.RUN_TASK) or root_norm.input_text or next((s.input for s in steps if s.input), None)
+    answer = a.get(sc.RUN_ANSWER) or root_norm.output_text
+    outcome = a.get(sc.RUN_OUTCOME)
+    return Trajectory(
+        run_id=a.get(sc.RUN_ID) or (run_span.trace_id if run_span else "unknown"),
+        name=a.get(sc.RUN_NAME) or (run_span.name if run_span else None),
+        service=run_span.service if run_span else None,
+        trace_id=run_span.trace_id if run_span else None,
+        task=task,
+        expected=a.get(sc.RUN_EXPECTED),
+        answer=answer,
+        outcome=Outcome(outcome) if outcome in Outcome._value2member_map_ else Outcome.UNKNOWN,
+        failure_reason=a.get(sc.RUN_FAILURE_REASON),
+        steps=steps,
+        start_time=min((s.start for s in spans), default=None),
+        end_time=max((s.end for s in spans), default=None),
+    )

@@ -1,0 +1,23 @@
+"""Collector settings, with the defaults of the embedded set-up (SQLite, loopback, CPU attributor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+DEFAULT_DB = Path.home() / ".agenttrace" / "agenttrace.db"
+
+
+class CollectorConfig(BaseModel):
+    db: str = str(DEFAULT_DB)
+    host: str = "127.0.0.1"
+    http_port: int = 4318
+    grpc_port: int | None = 4317
+    attributor: str | None = "cpu"
+    attributor_options: dict[str, Any] = Field(default_factory=dict)
+    settle_s: float = 0.5
+    idle_timeout_s: float = 30.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_pending_spans: int = 200_000

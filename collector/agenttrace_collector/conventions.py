@@ -1,0 +1,308 @@
+"""Reading a span in any convention: OpenTelemetry GenAI (v1.41 and older), OpenInference, OpenLLMetry.
+
+Each span is normalised into a :class:`Normalized` - what kind of step-bearing
+thing it is (run, agent, LLM call, tool call, handoff) and its content as
+GenAI messages - so trajectory assembly is written once for all conventions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from agenttrace import semconv as sc
+from agenttrace_collector.spanview import SpanView
+
+
+class Kind(str, Enum):
+    RUN = "run"
+    AGENT = "agent"
+    LLM = "llm"
+    TOOL = "tool"
+    HANDOFF = "handoff"
+    OTHER = "other"
+
+
+@dataclass
+class Normalized:
+    kind: Kind
+    agent: str | None = None
+    input_messages: list[dict[str, Any]] = field(default_factory=list)
+    output_messages: list[dict[str, Any]] = field(default_factory=list)
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+    tool_arguments: Any = None
+    tool_result: Any = None
+    transfer_to: str | None = None
+    input_text: str | None = None
+    output_text: str | None = None
+
+
+LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
+AGENT_OPERATIONS = {"invoke_agent"}
+OPENINFERENCE_KINDS = {"AGENT": Kind.AGENT, "LLM": Kind.LLM, "TOOL": Kind.TOOL}
+TRACELOOP_KINDS = {"agent": Kind.AGENT, "tool": Kind.TOOL}
+
+
+def normalize(span: SpanView) -> Normalized:
+    a = span.attrs
+    if a.get(sc.SPAN_KIND) == "run":
+        return Normalized(Kind.RUN, input_text=_text(a.get(sc.RUN_TASK)), output_text=_text(a.get(sc.RUN_ANSWER)))
+    op = a.get(sc.GEN_AI_OPERATION_NAME)
+    if op in AGENT_OPERATIONS:
+        return _genai(span, Kind.AGENT)
+    if op in LLM_OPERATIONS:
+        return _genai(span, Kind.LLM)
+    if op == sc.OP_EXECUTE_TOOL:
+        return _genai(span, Kind.TOOL)
+    if "openinference.span.kind" in a:
+        return _openinference(span)
+    if "traceloop.span.kind" in a or any(k.startswith("gen_ai.prompt.") for k in a):
+        return _openllmetry(span)
+    if (a.get(sc.GEN_AI_SYSTEM) or a.get(sc.GEN_AI_PROVIDER_NAME)) and a.get(sc.GEN_AI_REQUEST_MODEL):
+        return _genai(span, Kind.LLM)
+    if a.get(sc.TRANSFER_TARGET):
+        return Normalized(Kind.HANDOFF, transfer_to=a[sc.TRANSFER_TARGET])
+    return Normalized(Kind.OTHER)
+
+
+# ---- OpenTelemetry GenAI -------------------------------------------------------
+def _genai(span: SpanView, kind: Kind) -> Normalized:
+    a = span.attrs
+    n = Normalized(kind, agent=a.get(sc.GEN_AI_AGENT_NAME))
+    n.input_messages = _json_list(a.get(sc.GEN_AI_INPUT_MESSAGES))
+    n.output_messages = _json_list(a.get(sc.GEN_AI_OUTPUT_MESSAGES))
+    _genai_events(span, n)
+    if kind is Kind.AGENT and not n.agent:
+        n.agent = _strip_prefix(span.name, "invoke_agent")
+    if kind is Kind.TOOL:
+        n.tool_name = a.get(sc.GEN_AI_TOOL_NAME) or _strip_prefix(span.name, "execute_tool")
+        n.tool_call_id = a.get(sc.GEN_AI_TOOL_CALL_ID)
+        n.tool_arguments = _maybe_json(a.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
+        n.tool_result = _maybe_json(a.get(sc.GEN_AI_TOOL_CALL_RESULT))
+    n.transfer_to = a.get(sc.TRANSFER_TARGET)
+    return n
+
+
+_EVENT_ROLES = {
+    "gen_ai.system.message": "system", "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool",
+}
+
+
+def _genai_events(span: SpanView, n: Normalized) -> None:
+    """Content carried on events: the util-genai details event, or the pre-1.37 per-message events."""
+    for name, attrs in span.events:
+        if sc.GEN_AI_INPUT_MESSAGES in attrs and not n.input_messages:
+            n.input_messages = _json_list(attrs[sc.GEN_AI_INPUT_MESSAGES])
+        if sc.GEN_AI_OUTPUT_MESSAGES in attrs and not n.output_messages:
+            n.output_messages = _json_list(attrs[sc.GEN_AI_OUTPUT_MESSAGES])
+        if name in _EVENT_ROLES:
+            n.input_messages.append(_message(_EVENT_ROLES[name], attrs.get("content"), attrs.get("tool_calls")))
+        elif name == "gen_ai.choice":
+            msg = _maybe_json(attrs.get("message")) or {}
+            if isinstance(msg, dict):
+                n.output_messages.append(_message("assistant", msg.get("content"), msg.get("tool_calls")))
+
+
+# ---- OpenInference ---------------------------------------------------------------
+def _openinference(span: SpanView) -> Normalized:
+    a = span.attrs
+    kind = OPENINFERENCE_KINDS.get(str(a.get("openinference.span.kind")).upper(), Kind.OTHER)
+    n = Normalized(kind, input_text=_text(a.get("input.value")), output_text=_text(a.get("output.value")))
+    if kind is Kind.AGENT:
+        n.agent = a.get("agent.name") or a.get("graph.node.id") or span.name
+    elif kind is Kind.LLM:
+        n.input_messages = _flat_messages(a, "llm.input_messages.")
+        n.output_messages = _flat_messages(a, "llm.output_messages.")
+        n.agent = a.get("agent.name")
+    elif kind is Kind.TOOL:
+        n.tool_name = a.get("tool.name") or span.name
+        n.tool_call_id = a.get("tool_call.id") or a.get("tool.id")
+        n.tool_arguments = _maybe_json(a.get("tool.parameters") or a.get("input.value"))
+        n.tool_result = _maybe_json(a.get("output.value"))
+    return n
+
+
+def _flat_messages(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """OpenInference's flattened ``llm.input_messages.{i}.message.*`` keys back into messages."""
+    grouped: dict[int, dict[str, Any]] = {}
+    for key, value in a.items():
+        if not key.startswith(prefix):
+            continue
+        idx, _, rest = key[len(prefix):].partition(".")
+        if idx.isdigit():
+            grouped.setdefault(int(idx), {})[rest] = value
+    out = []
+    for _, fields in sorted(grouped.items()):
+        calls: dict[int, dict[str, Any]] = {}
+        for key, value in fields.items():
+            m = re.match(r"message\.tool_calls\.(\d+)\.tool_call\.(.+)", key)
+            if m:
+                calls.setdefault(int(m.group(1)), {})[m.group(2)] = value
+        content = fields.get("message.content")
+        if content is None:
+            texts = [v for k, v in sorted(fields.items()) if k.endswith("message_content.text")]
+            content = "\n".join(texts) if texts else None
+        tool_calls = [
+            {"id": c.get("id"), "function": {"name": c.get("function.name"), "arguments": c.get("function.arguments")}}
+            for _, c in sorted(calls.items())
+        ]
+        out.append(_message(fields.get("message.role", "assistant"), content, tool_calls,
+                            fields.get("message.tool_call_id")))
+    return out
+
+
+# ---- OpenLLMetry (Traceloop) --------------------------------------------------------
+def _openllmetry(span: SpanView) -> Normalized:
+    a = span.attrs
+    tl_kind = a.get("traceloop.span.kind")
+    if tl_kind in TRACELOOP_KINDS:
+        kind = TRACELOOP_KINDS[tl_kind]
+        name = a.get("traceloop.entity.name") or span.name
+        n = Normalized(kind, input_text=_entity(a.get("traceloop.entity.input")),
+                       output_text=_entity(a.get("traceloop.entity.output")))
+        if kind is Kind.AGENT:
+            n.agent = name
+        else:
+            n.tool_name = name
+            n.tool_arguments = _maybe_json(a.get("traceloop.entity.input"))
+            n.tool_result = _maybe_json(a.get("traceloop.entity.output"))
+        return n
+    if any(k.startswith("gen_ai.prompt.") or k.startswith("gen_ai.completion.") for k in a):
+        return Normalized(Kind.LLM, input_messages=_indexed_messages(a, "gen_ai.prompt."),
+                          output_messages=_indexed_messages(a, "gen_ai.completion."))
+    return Normalized(Kind.OTHER)
+
+
+def _indexed_messages(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    grouped: dict[int, dict[str, Any]] = {}
+    for key, value in a.items():
+        if key.startswith(prefix):
+            idx, _, rest = key[len(prefix):].partition(".")
+            if idx.isdigit():
+                grouped.setdefault(int(idx), {})[rest] = value
+    out = []
+    for _, fields in sorted(grouped.items()):
+        calls: dict[int, dict[str, Any]] = {}
+        for key, value in fields.items():
+            m = re.match(r"tool_calls\.(\d+)\.(.+)", key)
+            if m:
+                calls.setdefault(int(m.group(1)), {})[m.group(2)] = value
+        tool_calls = [{"id": c.get("id"), "function": {"name": c.get("name"), "arguments": c.get("arguments")}}
+                      for _, c in sorted(calls.items())]
+        out.append(_message(fields.get("role", "assistant"), fields.get("content"), tool_calls,
+                            fields.get("tool_call_id")))
+    return out
+
+
+def _entity(value: Any) -> str | None:
+    """Traceloop entity input/output: JSON wrapping ``inputs``/``outputs``; the readable part as text."""
+    doc = _maybe_json(value)
+    if isinstance(doc, dict):
+        for key in ("outputs", "inputs", "output", "input"):
+            if key in doc:
+                doc = doc[key]
+                break
+    return _text(doc)
+
+
+# ---- shared helpers ------------------------------------------------------------------
+def _message(role: str, content: Any, tool_calls: Any = None, tool_call_id: str | None = None) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if role == "tool":
+        return {"role": "tool", "parts": [{"type": "tool_call_response", "id": tool_call_id, "response": content}]}
+    if content not in (None, ""):
+        parts.append({"type": "text", "content": content if isinstance(content, str) else _text(content)})
+    for call in _maybe_json(tool_calls) or ():
+        if not isinstance(call, dict):
+            continue
+        fn = call.get("function") or call
+        if fn.get("name"):
+            parts.append({"type": "tool_call", "id": call.get("id"), "name": fn.get("name"),
+                          "arguments": _maybe_json(fn.get("arguments"))})
+    return {"role": role, "parts": parts}
+
+
+def message_text(messages: list[dict[str, Any]]) -> str:
+    """The text parts of messages, joined."""
+    texts = []
+    for msg in messages:
+        for part in msg.get("parts") or ():
+            if part.get("type") == "text" and part.get("content"):
+                texts.append(str(part["content"]))
+            elif part.get("type") == "reasoning" and part.get("content"):
+                texts.append(f"[reasoning] {part['content']}")
+        if "parts" not in msg and msg.get("content"):  # pre-parts layout
+            texts.append(_text(msg["content"]) or "")
+    return "\n".join(t for t in texts if t)
+
+
+def message_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    calls = []
+    for msg in messages:
+        for part in msg.get("parts") or ():
+            if part.get("type") == "tool_call":
+                calls.append(part)
+        for call in msg.get("tool_calls") or ():  # pre-parts layout
+            fn = call.get("function", call)
+            calls.append({"id": call.get("id"), "name": fn.get("name"), "arguments": _maybe_json(fn.get("arguments"))})
+    return calls
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str | None:
+    for msg in reversed(messages):
+        if msg.get("role") in ("user", "human"):
+            return message_text([msg]) or None
+    return None
+
+
+def _json_list(value: Any) -> list[dict[str, Any]]:
+    doc = _maybe_json(value)
+    if isinstance(doc, dict):
+        return [doc]
+    return [m for m in doc if isinstance(m, dict)] if isinstance(doc, list) else []
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "[", '"'):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        doc = _maybe_json(value)
+        if isinstance(doc, str):
+            return doc
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _strip_prefix(name: str, prefix: str) -> str | None:
+    if name.startswith(prefix + " "):
+        return name[len(prefix) + 1:].strip() or None
+    return None
+
+
+HANDOFF_TOOL = re.compile(r"^(?:transfer_to_|transfer_back_to_|handoff_to_)(?P<target>.+)$")
+
+
+def handoff_target(tool_name: str | None, arguments: Any) -> str | None:
+    """The agent a handoff-style tool call transfers to (LangGraph supervisor/swarm, OpenAI Agents handoffs)."""
+    if not tool_name:
+        return None
+    m = HANDOFF_TOOL.match(tool_name)
+    if m:
+        return m.group("target")
+    if tool_name in ("transfer_to_agent", "handoff", "delegate_work_to_coworker") and isinstance(arguments, dict):
+        return arguments.get("agent_name") or arguments.get("coworker") or arguments.get("agent")
+    return None

@@ -1,0 +1,95 @@
+"""The ingest writer: one thread commits queued span batches in group transactions.
+
+A request is acknowledged only after the transaction holding its spans has
+committed. The queue is bounded in spans: when it is full, ``submit`` raises
+``Overloaded`` at once and the receiver answers with back-pressure (HTTP 503 /
+gRPC UNAVAILABLE with a retry delay) instead of buffering without limit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from agenttrace.logs import get_logger
+from agenttrace_collector.otlp import SpanRow
+from agenttrace_collector.store import Store
+
+log = get_logger("agenttrace.collector.ingest")
+
+
+class Overloaded(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"collector is at capacity; retry in {retry_after_s:g}s")
+        self.retry_after_s = retry_after_s
+
+
+class IngestWriter:
+    def __init__(self, store: Store, *, max_pending_spans: int = 200_000, max_batch_spans: int = 20_000,
+                 on_commit: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.max_pending_spans = max_pending_spans
+        self.max_batch_spans = max_batch_spans
+        self.on_commit = on_commit
+        self._queue: queue.Queue[tuple[list[SpanRow], Future] | None] = queue.Queue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self.committed_spans = 0
+        self._thread = threading.Thread(target=self._run, name="agenttrace-ingest", daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: list[SpanRow]) -> Future:
+        """Queues spans; the future resolves once they are committed."""
+        fut: Future = Future()
+        if not rows:
+            fut.set_result(0)
+            return fut
+        with self._lock:
+            if self._pending + len(rows) > self.max_pending_spans:
+                raise Overloaded(retry_after_s=1.0)
+            self._pending += len(rows)
+        self._queue.put((rows, fut))
+        return fut
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            size = len(item[0])
+            while size < self.max_batch_spans:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                group.append(nxt)
+                size += len(nxt[0])
+            self._commit(group, size)
+
+    def _commit(self, group: list[tuple[list[SpanRow], Future]], size: int) -> None:
+        batch = [row for rows, _ in group for row in rows]
+        try:
+            self.store.write_spans(batch)
+        except Exception as exc:
+            log.exception("ingest.commit_failed", spans=size)
+            for _, fut in group:
+                fut.set_exception(exc)
+        else:
+            self.committed_spans += size
+            for rows, fut in group:
+                fut.set_result(len(rows))
+            if self.on_commit is not None:
+                self.on_commit()
+        finally:
+            with self._lock:
+                self._pending -= size

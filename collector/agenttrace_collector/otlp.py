@@ -1,0 +1,147 @@
+"""Decoding OTLP trace exports (protobuf or JSON, optionally gzip) into rows ready to store.
+
+Only what storage and scheduling need is decoded here (ids, name, times,
+status, service); each span's attributes stay in its serialised bytes until a
+trajectory is assembled.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import zlib
+from dataclasses import dataclass
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class BadRequest(ValueError):
+    """The body cannot be decoded; the message says why, for the client."""
+
+
+@dataclass(slots=True)
+class SpanRow:
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes
+    name: str
+    service: str
+    start_ns: int
+    end_ns: int
+    status_code: int
+    data: bytes
+
+    @property
+    def is_root(self) -> bool:
+        return not self.parent_span_id
+
+
+def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise BadRequest(f"unsupported content-encoding {encoding!r}; use gzip or none")
+    try:
+        d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+        out = d.decompress(body, max_bytes + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise BadRequest(f"body is not valid {encoding}: {exc}") from None
+    if len(out) > max_bytes or d.unconsumed_tail:
+        raise TooLarge(max_bytes)
+    return out
+
+
+class TooLarge(ValueError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body exceeds {limit} bytes (after decompression)")
+        self.limit = limit
+
+
+def parse_request(body: bytes, content_type: str | None) -> ExportTraceServiceRequest:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind == PROTOBUF:
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise BadRequest(f"body is not a valid OTLP ExportTraceServiceRequest protobuf: {exc}") from None
+        return request
+    if kind == JSON:
+        return _parse_json(body)
+    raise UnsupportedMediaType(kind)
+
+
+class UnsupportedMediaType(ValueError):
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"content-type {kind or '(none)'!r} is not supported; send {PROTOBUF} or {JSON}")
+
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+def _parse_json(body: bytes) -> ExportTraceServiceRequest:
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"JSON body is not valid UTF-8: {exc}") from None
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("JSON body must be an object with 'resourceSpans'")
+    # OTLP/JSON spells ids in hex where protobuf's JSON mapping expects base64.
+    for rs in doc.get("resourceSpans") or ():
+        for ss in rs.get("scopeSpans") or ():
+            for span in ss.get("spans") or ():
+                _hex_ids_to_base64(span)
+                for link in span.get("links") or ():
+                    _hex_ids_to_base64(link)
+    try:
+        return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise BadRequest(f"JSON body is not a valid OTLP trace export: {exc}") from None
+
+
+def _hex_ids_to_base64(obj: dict) -> None:
+    for key in _ID_FIELDS:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            try:
+                obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError:
+                raise BadRequest(f"{key} {value!r} is not hex") from None
+
+
+def rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
+    """One row per span; spans with malformed ids are rejected with the whole request."""
+    out: list[SpanRow] = []
+    append = out.append
+    for rs in request.resource_spans:
+        service = ""
+        for kv in rs.resource.attributes:
+            if kv.key == "service.name":
+                service = kv.value.string_value
+                break
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                tid, sid = span.trace_id, span.span_id
+                if len(tid) != 16 or len(sid) != 8:
+                    raise BadRequest(f"span {span.name!r} has an invalid trace_id/span_id length")
+                if span.parent_span_id and len(span.parent_span_id) != 8:
+                    raise BadRequest(f"span {span.name!r} has an invalid parent_span_id length")
+                append(SpanRow(tid, sid, span.parent_span_id, span.name, service, span.start_time_unix_nano,
+                               span.end_time_unix_nano, span.status.code, span.SerializeToString()))
+    return out
+
+
+def load_span(data: bytes) -> Span:
+    span = Span()
+    span.ParseFromString(data)
+    return span

@@ -1,0 +1,91 @@
+"""After ingest: assemble due traces into trajectories, judge them, attribute the failed ones.
+
+Runs on its own thread, woken by each commit and by a timer. Stages talk in
+plain data: spans -> Trajectory -> judged Trajectory -> Attribution.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from agenttrace.attribution import Attributor
+from agenttrace.logs import get_logger
+from agenttrace.models import Attribution, Outcome
+from agenttrace_collector.assemble import assemble, find_run_span
+from agenttrace_collector.failure import judge
+from agenttrace_collector.spanview import decode
+from agenttrace_collector.store import Store
+
+log = get_logger("agenttrace.collector.pipeline")
+
+
+class Pipeline:
+    def __init__(self, store: Store, attributor: Attributor | None, *, settle_s: float = 0.5,
+                 idle_timeout_s: float = 30.0, tick_s: float = 0.25) -> None:
+        self.store = store
+        self.attributor = attributor
+        self.settle_s = settle_s
+        self.idle_timeout_s = idle_timeout_s
+        self.tick_s = tick_s
+        self.verdicts = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="agenttrace-pipeline", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.tick_s)
+            self._wake.clear()
+            try:
+                self.process_due()
+            except Exception:
+                log.exception("pipeline.failed")
+
+    def process_due(self) -> int:
+        done = 0
+        while not self._stop.is_set():
+            due = self.store.due_traces(self.settle_s, self.idle_timeout_s)
+            if not due:
+                return done
+            for trace_id, root_ended, seen in due:
+                self.process_trace(trace_id, root_ended)
+                self.store.mark_assembled(trace_id, seen)
+                done += 1
+        return done
+
+    def process_trace(self, trace_id: bytes, root_ended: bool) -> None:
+        spans = [decode(data, service) for data, service in self.store.trace_spans(trace_id)]
+        if not spans:
+            return
+        trajectory = judge(assemble(spans), find_run_span(spans), spans, root_ended)
+        self.store.save_run(trajectory, trace_id)
+        log.info("run.assembled", run_id=trajectory.run_id, steps=len(trajectory.steps),
+                 outcome=trajectory.outcome.value, termination=trajectory.termination.value)
+        if trajectory.outcome is not Outcome.FAILURE or self.attributor is None:
+            return
+        if self.store.has_attribution(trajectory.run_id):
+            return  # late spans re-assemble a run; its verdict stands
+        started = time.perf_counter()
+        try:
+            verdict = self.attributor.attribute(trajectory)
+        except Exception as exc:
+            log.exception("attribution.failed", run_id=trajectory.run_id)
+            verdict = Attribution(run_id=trajectory.run_id, agent=None, step=None,
+                                  reason=f"attributor failed: {exc}", attributor=self.attributor.name)
+        saved = self.store.save_attribution(verdict, trajectory.service)
+        log.info("run.attributed", run_id=saved.run_id, agent=saved.agent, step=saved.step,
+                 attributor=saved.attributor, seconds=round(time.perf_counter() - started, 4))
+        with self.verdicts:
+            self.verdicts.notify_all()

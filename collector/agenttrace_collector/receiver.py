@@ -1,0 +1,96 @@
+"""OTLP receivers: HTTP ``POST /v1/traces`` (protobuf or JSON, gzip) and gRPC ``TraceService/Export``.
+
+Both decode, hand the spans to the ingest writer and answer only once those
+spans are committed. Bad input gets a 4xx naming the problem; a full queue
+gets back-pressure (HTTP 503 with Retry-After, gRPC UNAVAILABLE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent import futures
+
+import grpc
+from fastapi import APIRouter, Request, Response
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from agenttrace.logs import get_logger
+from agenttrace_collector import otlp
+from agenttrace_collector.ingest import IngestWriter, Overloaded
+
+log = get_logger("agenttrace.collector.receiver")
+
+
+def _error(status: int, message: str, content_type: str, headers: dict[str, str] | None = None) -> Response:
+    st = status_pb2.Status(code=3 if status < 500 else 14, message=message)
+    if content_type == otlp.PROTOBUF:
+        return Response(st.SerializeToString(), status, headers=headers, media_type=otlp.PROTOBUF)
+    return Response(json_format.MessageToJson(st), status, headers=headers, media_type=otlp.JSON)
+
+
+def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/v1/traces", tags=["otlp"], summary="OTLP/HTTP trace export (protobuf or JSON)")
+    async def export(request: Request) -> Response:
+        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        reply_type = otlp.JSON if ctype == otlp.JSON else otlp.PROTOBUF
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body_bytes:
+            return _error(413, f"request body exceeds {max_body_bytes} bytes", reply_type)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body_bytes:
+                return _error(413, f"request body exceeds {max_body_bytes} bytes", reply_type)
+        try:
+            raw = otlp.decompress(bytes(body), request.headers.get("content-encoding"), max_body_bytes)
+            rows = otlp.rows(otlp.parse_request(raw, ctype))
+        except otlp.UnsupportedMediaType as exc:
+            return _error(415, str(exc), reply_type)
+        except otlp.TooLarge as exc:
+            return _error(413, str(exc), reply_type)
+        except otlp.BadRequest as exc:
+            log.info("otlp.rejected", reason=str(exc))
+            return _error(400, str(exc), reply_type)
+        try:
+            await asyncio.wrap_future(writer.submit(rows))
+        except Overloaded as exc:
+            return _error(503, str(exc), reply_type, {"Retry-After": str(max(1, round(exc.retry_after_s)))})
+        ok = trace_service_pb2.ExportTraceServiceResponse()
+        if reply_type == otlp.PROTOBUF:
+            return Response(ok.SerializeToString(), 200, media_type=otlp.PROTOBUF)
+        return Response("{}", 200, media_type=otlp.JSON)
+
+    return router
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, writer: IngestWriter) -> None:
+        self.writer = writer
+
+    def Export(self, request, context):  # noqa: N802 - gRPC's name
+        try:
+            rows = otlp.rows(request)
+        except otlp.BadRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            self.writer.submit(rows).result()
+        except Overloaded as exc:
+            context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def grpc_server(writer: IngestWriter, host: str, port: int, max_body_bytes: int) -> tuple[grpc.Server, int]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="agenttrace-grpc"),
+        options=[("grpc.max_receive_message_length", max_body_bytes)],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(writer), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC receiver to {host}:{port}")
+    return server, bound
