@@ -10,16 +10,14 @@ from __future__ import annotations
 import importlib.util
 import queue
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 
 import agenttrace
 from agenttrace.lessons import lesson_for
 from agenttrace.local_collector import LocalCollector
-from agenttrace.models import Attribution, Trajectory
+from agenttrace.models import Attribution
 from agenttrace.render import print_trajectory
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -33,16 +31,6 @@ def _load_example(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _wait_run(endpoint: str, run_id: str, timeout: float = 30.0) -> Trajectory:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        resp = httpx.get(f"{endpoint}/api/v1/runs/{run_id}", timeout=5)
-        if resp.status_code == 200:
-            return Trajectory.model_validate(resp.json()["trajectory"])
-        time.sleep(0.2)
-    raise TimeoutError(f"run {run_id} was not assembled within {timeout}s")
 
 
 def main(console: Console, keep: bool = False) -> int:
@@ -67,7 +55,7 @@ def main(console: Console, keep: bool = False) -> int:
             except queue.Empty:
                 console.print("[red]no verdict arrived within 60 s[/red]")
                 return 1
-            first = _wait_run(collector.endpoint, run.run_id)
+            first, _ = collector.wait_run(run.run_id)
             print_trajectory(console, first, verdict)
 
             lesson = lesson_for(verdict, first)
@@ -81,7 +69,7 @@ def main(console: Console, keep: bool = False) -> int:
             console.rule("run 2: same task, with the lesson")
             run = team.solve()
             agenttrace.setup.active().force_flush()
-            second = _wait_run(collector.endpoint, run.run_id)
+            second, _ = collector.wait_run(run.run_id)
             console.print(f"answer: {run.answer} -> the collector judged the run: [b]{second.outcome.value}[/b]")
             ok = first.outcome.value == "failure" and second.outcome.value == "success"
             console.rule("[green]the loop closed: failure -> verdict -> lesson -> success" if ok

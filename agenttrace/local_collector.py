@@ -60,6 +60,21 @@ class LocalCollector:
             time.sleep(0.1)
         raise TimeoutError(f"collector not ready on {self.endpoint} after {timeout}s")
 
+    def wait_run(self, run_id: str, timeout: float = 30.0, *, verdict: bool = False):
+        """The run's trajectory once assembled (and, with ``verdict``, attributed): ``(Trajectory, [Attribution])``."""
+        from agenttrace.models import Attribution, Trajectory
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resp = httpx.get(f"{self.endpoint}/api/v1/runs/{run_id}", timeout=5)
+            if resp.status_code == 200:
+                doc = resp.json()
+                if doc["attributions"] or not verdict:
+                    return (Trajectory.model_validate(doc["trajectory"]),
+                            [Attribution.model_validate(a) for a in doc["attributions"]])
+            time.sleep(0.1)
+        raise TimeoutError(f"run {run_id} not {'attributed' if verdict else 'assembled'} within {timeout}s")
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

@@ -103,8 +103,9 @@ def instrument(
         active = Instrumentation(base, name, provider, _processors=[stamping, export])
         _enable_integrations(active, frameworks)
         _active = active
-        log.info("instrument.on", endpoint=base, service=name, integrations=sorted(active.integrations),
-                 skipped=active.skipped or None)
+        log.info("instrument.on", endpoint=base, service=name, integrations=sorted(active.integrations))
+        for skipped, why in active.skipped.items():
+            log.debug("integration.skipped", integration=skipped, reason=why)
         return active
 
 

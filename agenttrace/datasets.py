@@ -1,0 +1,240 @@
+"""Import and export of the failure-attribution data sets: Who&When (ICML 2025) and TracerTraj (AgenTracer).
+
+Who&When ships one JSON object per failed run::
+
+    {"history": [{"content": ..., "role": ..., "name": ...}, ...],
+     "question": ..., "ground_truth": ...,
+     "mistake_agent": "WebSurfer", "mistake_step": "12", "mistake_reason": ...}
+
+``mistake_step`` is a 0-based index into ``history``, as a string. The two subsets name their agents
+differently:
+
+* Hand-Crafted (Magentic-One): no ``name``; the agent is in ``role``, e.g. ``"Orchestrator (thought)"``,
+  ``"Orchestrator (-> WebSurfer)"``, ``"WebSurfer"``, and ``history[0]`` is the ``"human"`` request.
+  The step's agent is the role without its parenthesised suffix (``"Orchestrator"``, which is how
+  ``mistake_agent`` names it); the raw role is kept in :attr:`Step.role`.
+* Algorithm-Generated (AG2 CaptainAgent): the agent is in ``name``; ``role`` is ``"assistant"``/``"user"``.
+
+TracerTraj is JSONL, one such object per line, with ``question_ID`` and ``history`` items
+``{content, name, role, step}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, Trajectory
+
+HAND_CRAFTED = "Hand-Crafted"
+ALGORITHM_GENERATED = "Algorithm-Generated"
+
+_ROLE_SUFFIX = re.compile(r"\s*\(.*\)\s*$")
+
+
+class DatasetError(ValueError):
+    """A data set file does not have the expected shape; the message names the file and the field."""
+
+    def __init__(self, source: str, field: str, problem: str):
+        self.source = source
+        self.field = field
+        super().__init__(f"{source}: field {field!r}: {problem}")
+
+
+def agent_from_role(role: str) -> str:
+    """``"Orchestrator (-> WebSurfer)"`` -> ``"Orchestrator"``; ``"WebSurfer"`` stays as it is."""
+    base = _ROLE_SUFFIX.sub("", role).strip()
+    return base or role
+
+
+def _detect_subset(history: list[dict[str, Any]]) -> str:
+    return ALGORITHM_GENERATED if any("name" in item for item in history) else HAND_CRAFTED
+
+
+def from_whowhen(
+    data: Any, *, subset: str | None = None, id: str | None = None, source: str = "<dict>"
+) -> LabelledTrajectory:
+    """One Who&When/TracerTraj-shaped object as a :class:`LabelledTrajectory`.
+
+    ``subset`` defaults to the object's ``subset`` key, else to the Who&When subset its shape matches.
+    ``id`` defaults to ``question_ID``. Raises :class:`DatasetError` on a malformed object.
+    """
+    if not isinstance(data, dict):
+        raise DatasetError(source, "<root>", f"expected a JSON object, got {type(data).__name__}")
+    if "history" not in data:
+        raise DatasetError(source, "history", "missing")
+    history = data["history"]
+    if not isinstance(history, list):
+        raise DatasetError(source, "history", f"expected a list, got {type(history).__name__}")
+    steps: list[Step] = []
+    for i, item in enumerate(history):
+        where = f"history[{i}]"
+        if not isinstance(item, dict):
+            raise DatasetError(source, where, f"expected an object, got {type(item).__name__}")
+        content = item.get("content", "")
+        if content is None:
+            content = ""
+        if not isinstance(content, str):
+            raise DatasetError(source, f"{where}.content", f"expected a string, got {type(content).__name__}")
+        role = item.get("role")
+        name = item.get("name")
+        if role is not None and not isinstance(role, str):
+            raise DatasetError(source, f"{where}.role", f"expected a string, got {type(role).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise DatasetError(source, f"{where}.name", f"expected a string, got {type(name).__name__}")
+        if name:
+            agent = name
+        elif role:
+            agent = agent_from_role(role)
+        else:
+            raise DatasetError(source, where, "has neither 'name' nor 'role', so its agent is unknown")
+        steps.append(Step(index=i, agent=agent, role=role or "assistant", content=content))
+
+    for key in ("question", "ground_truth"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, (str, int, float)):
+            raise DatasetError(source, key, f"expected a string, got {type(value).__name__}")
+    question = data.get("question")
+    truth = data.get("ground_truth")
+
+    label = None
+    agent = data.get("mistake_agent")
+    raw_step = data.get("mistake_step")
+    if agent is not None or raw_step is not None:
+        if not isinstance(agent, str) or not agent:
+            raise DatasetError(source, "mistake_agent", f"expected a non-empty string, got {agent!r}")
+        if isinstance(raw_step, bool) or not isinstance(raw_step, (str, int)):
+            raise DatasetError(source, "mistake_step", f"expected an integer (or its string), got {raw_step!r}")
+        try:
+            step = int(str(raw_step).strip())
+        except ValueError:
+            raise DatasetError(source, "mistake_step", f"expected an integer (or its string), got {raw_step!r}") from None
+        if step < 0:
+            raise DatasetError(source, "mistake_step", f"must be >= 0, got {step}")
+        reason = data.get("mistake_reason")
+        label = Label(agent=agent, step=step, reason=None if reason is None else str(reason))
+
+    qid = data.get("question_ID")
+    item_id = id or (str(qid) if qid is not None else source)
+    trajectory = Trajectory(
+        run_id=item_id,
+        task=None if question is None else str(question),
+        expected=None if truth is None else str(truth),
+        outcome=Outcome.FAILURE if label is not None else Outcome.UNKNOWN,
+        steps=steps,
+    )
+    return LabelledTrajectory(
+        id=item_id, subset=subset or data.get("subset") or _detect_subset(history), trajectory=trajectory, label=label
+    )
+
+
+def to_whowhen(trajectory: Trajectory, label: Label | None = None) -> dict[str, Any]:
+    """A trajectory (and its label) in the Who&When shape; each step's content is :meth:`Step.render`."""
+    out: dict[str, Any] = {
+        "question_ID": trajectory.run_id,
+        "question": trajectory.task,
+        "ground_truth": trajectory.expected,
+        "history": [
+            {"content": step.render(), "name": step.agent, "role": step.role, "step": i}
+            for i, step in enumerate(trajectory.steps)
+        ],
+    }
+    if label is not None:
+        out["mistake_agent"] = label.agent
+        out["mistake_step"] = str(label.step)
+        out["mistake_reason"] = label.reason
+    return out
+
+
+def load_whowhen_file(path: str | Path, subset: str | None = None) -> LabelledTrajectory:
+    """One Who&When JSON file; its id is ``<subset>/<file stem>``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(str(path), "<root>", f"not valid JSON ({exc})") from None
+    history = data.get("history") if isinstance(data, dict) else None
+    if subset is None and isinstance(history, list):
+        subset = _detect_subset([h for h in history if isinstance(h, dict)])
+    return from_whowhen(data, subset=subset, id=f"{subset or 'whowhen'}/{path.stem}", source=str(path))
+
+
+def _numeric_key(path: Path) -> tuple[int, str]:
+    return (int(path.stem), "") if path.stem.isdigit() else (10**12, path.stem)
+
+
+def load_whowhen_dir(path: str | Path, subset: str | None = None) -> list[LabelledTrajectory]:
+    """Every ``*.json`` of a Who&When folder, in numeric file order."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(str(path), "<path>", "not a folder")
+    return [load_whowhen_file(p, subset=subset) for p in sorted(path.glob("*.json"), key=_numeric_key)]
+
+
+def load_tracertraj(path: str | Path, subset: str | None = None) -> list[LabelledTrajectory]:
+    """A TracerTraj JSONL file; subset defaults to the file stem (e.g. ``code-dev``)."""
+    path = Path(path)
+    subset = subset or path.stem
+    items: list[LabelledTrajectory] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            source = f"{path}:{lineno}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(source, "<line>", f"not valid JSON ({exc})") from None
+            qid = data.get("question_ID") if isinstance(data, dict) else None
+            item_id = f"{subset}/{qid if qid is not None else lineno}"
+            items.append(from_whowhen(data, subset=subset, id=item_id, source=source))
+    return items
+
+
+def load_any(path: str | Path) -> list[LabelledTrajectory]:
+    """A folder of Who&When JSON files, one ``.json`` file, or a ``.jsonl`` file."""
+    path = Path(path)
+    if path.is_dir():
+        if not any(path.glob("*.json")):
+            # a folder of folders, e.g. whowhen/ with Hand-Crafted/ and Algorithm-Generated/
+            out: list[LabelledTrajectory] = []
+            for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+                out.extend(load_any(sub))
+            for f in sorted(path.glob("*.jsonl")):
+                out.extend(load_tracertraj(f))
+            return out
+        subset = path.name if path.name in (HAND_CRAFTED, ALGORITHM_GENERATED) else None
+        return load_whowhen_dir(path, subset=subset)
+    if not path.exists():
+        raise DatasetError(str(path), "<path>", "no such file or folder")
+    if path.suffix == ".jsonl":
+        return load_tracertraj(path)
+    return [load_trajectory_file(path)]
+
+
+def load_trajectory_file(path: str | Path) -> LabelledTrajectory:
+    """One ``.json`` file: Who&When-shaped, or a trajectory as written by ``Trajectory.model_dump_json()``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(str(path), "<root>", f"not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "history" not in data and "steps" in data and "run_id" in data:
+        try:
+            trajectory = Trajectory.model_validate(data)
+        except Exception as exc:  # pydantic.ValidationError
+            raise DatasetError(str(path), "steps", f"not a valid trajectory ({exc})") from None
+        return LabelledTrajectory(id=trajectory.run_id, subset="trajectory", trajectory=trajectory)
+    parent = path.parent.name
+    return load_whowhen_file(path, subset=parent if parent in (HAND_CRAFTED, ALGORITHM_GENERATED) else None)
+
+
+def iter_paths(paths: Iterable[str | Path]) -> list[LabelledTrajectory]:
+    """All items of several paths, each path as :func:`load_any` reads it."""
+    out: list[LabelledTrajectory] = []
+    for p in paths:
+        out.extend(load_any(p))
+    return out
