@@ -1,0 +1,184 @@
+"""Scoring a predicted attribution against a label.
+
+Two accuracy rules, kept apart and named for what they are:
+
+* :func:`whowhen_agent_correct` / :func:`whowhen_step_correct` - the rule of Who&When's own
+  ``evaluate.py``: the agent is right iff the true agent name is a *substring* of the predicted agent
+  string, the step is right iff ``str(true_step)`` is a *substring* of ``str(predicted_step)``. This is
+  lenient: a true step 1 matches a predicted 12 (and 10, 21, ...). Numbers comparable with the paper's.
+* :func:`exact_agent_correct` / :func:`exact_step_correct` - plain equality (agent names compared after
+  stripping surrounding whitespace).
+
+Plus AgenTracer's multi-granular reward (arXiv 2509.03312):
+``r = lambda * [agent correct] + (1 - lambda) * exp(-(t_hat - t*)^2 / (2 sigma^2))`` with sigma = 1 and
+lambda = 0.5, and 0 when the prediction is missing or malformed. The agent term uses exact match.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agenttrace.models import Attribution, Label
+
+SIGMA = 1.0
+LAMBDA = 0.5
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def whowhen_agent_correct(predicted: Any, true: str) -> bool:
+    """Who&When rule: the true agent name is contained in the predicted agent string."""
+    if predicted is None:
+        return False
+    return str(true) in str(predicted)
+
+
+def whowhen_step_correct(predicted: Any, true: int) -> bool:
+    """Who&When rule: ``str(true)`` is contained in ``str(predicted)`` (so true 1 matches predicted 12)."""
+    if predicted is None:
+        return False
+    return str(true) in str(predicted)
+
+
+def exact_agent_correct(predicted: Any, true: str) -> bool:
+    if not isinstance(predicted, str):
+        return False
+    return predicted.strip() == true.strip()
+
+
+def exact_step_correct(predicted: Any, true: int) -> bool:
+    step = _as_int(predicted)
+    return step is not None and step == true
+
+
+def multigranular_reward(
+    predicted_agent: Any, predicted_step: Any, label: Label, *, lam: float = LAMBDA, sigma: float = SIGMA
+) -> float:
+    """AgenTracer's reward: ``lam * agent + (1 - lam) * exp(-(t_hat - t*)^2 / (2 sigma^2))``; 0 if malformed.
+
+    A prediction is malformed when its agent is not a non-empty string or its step is not an integer
+    (or the string of one); then the reward is 0.0 whatever part of it was right.
+    """
+    step = _as_int(predicted_step)
+    if not isinstance(predicted_agent, str) or not predicted_agent.strip() or step is None:
+        return 0.0
+    agent_term = 1.0 if exact_agent_correct(predicted_agent, label.agent) else 0.0
+    step_term = math.exp(-((step - label.step) ** 2) / (2.0 * sigma**2))
+    return lam * agent_term + (1.0 - lam) * step_term
+
+
+@dataclass
+class Score:
+    """One prediction scored every way."""
+
+    agent_whowhen: bool
+    step_whowhen: bool
+    agent_exact: bool
+    step_exact: bool
+    reward: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent_whowhen": self.agent_whowhen,
+            "step_whowhen": self.step_whowhen,
+            "agent_exact": self.agent_exact,
+            "step_exact": self.step_exact,
+            "reward": self.reward,
+        }
+
+
+def score(predicted_agent: Any, predicted_step: Any, label: Label) -> Score:
+    return Score(
+        agent_whowhen=whowhen_agent_correct(predicted_agent, label.agent),
+        step_whowhen=whowhen_step_correct(predicted_step, label.step),
+        agent_exact=exact_agent_correct(predicted_agent, label.agent),
+        step_exact=exact_step_correct(predicted_step, label.step),
+        reward=multigranular_reward(predicted_agent, predicted_step, label),
+    )
+
+
+def score_attribution(attribution: Attribution, label: Label) -> Score:
+    return score(attribution.agent, attribution.step, label)
+
+
+@dataclass
+class SubsetScore:
+    n: int = 0
+    agent_whowhen: int = 0
+    step_whowhen: int = 0
+    agent_exact: int = 0
+    step_exact: int = 0
+    reward_sum: float = 0.0
+
+    def add(self, s: Score) -> None:
+        self.n += 1
+        self.agent_whowhen += s.agent_whowhen
+        self.step_whowhen += s.step_whowhen
+        self.agent_exact += s.agent_exact
+        self.step_exact += s.step_exact
+        self.reward_sum += s.reward
+
+    def _rate(self, k: int) -> float:
+        return k / self.n if self.n else 0.0
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "n": self.n,
+            "agent_acc_whowhen": self._rate(self.agent_whowhen),
+            "step_acc_whowhen": self._rate(self.step_whowhen),
+            "agent_acc_exact": self._rate(self.agent_exact),
+            "step_acc_exact": self._rate(self.step_exact),
+            "mean_reward": self.reward_sum / self.n if self.n else 0.0,
+        }
+
+
+@dataclass
+class Scoreboard:
+    """Accuracies (Who&When substring rule and exact match) and mean reward, per subset and overall."""
+
+    subsets: dict[str, SubsetScore] = field(default_factory=dict)
+
+    def add(self, subset: str, s: Score) -> None:
+        self.subsets.setdefault(subset, SubsetScore()).add(s)
+
+    def add_prediction(self, subset: str, predicted_agent: Any, predicted_step: Any, label: Label) -> Score:
+        s = score(predicted_agent, predicted_step, label)
+        self.add(subset, s)
+        return s
+
+    def overall(self) -> SubsetScore:
+        total = SubsetScore()
+        for sub in self.subsets.values():
+            total.n += sub.n
+            total.agent_whowhen += sub.agent_whowhen
+            total.step_whowhen += sub.step_whowhen
+            total.agent_exact += sub.agent_exact
+            total.step_exact += sub.step_exact
+            total.reward_sum += sub.reward_sum
+        return total
+
+    def summary(self) -> dict[str, dict[str, float | int]]:
+        out = {name: sub.summary() for name, sub in sorted(self.subsets.items())}
+        out["all"] = self.overall().summary()
+        return out
+
+    @classmethod
+    def from_scores(cls, rows: Iterable[tuple[str, Score]]) -> Scoreboard:
+        board = cls()
+        for subset, s in rows:
+            board.add(subset, s)
+        return board
