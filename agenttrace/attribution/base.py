@@ -29,6 +29,8 @@ class Attributor(ABC):
 # name -> "module:Class"; imported on demand so that `cpu` never pulls torch or httpx clients in.
 _REGISTRY: dict[str, str] = {
     "cpu": "agenttrace.attribution.cpu:CpuAttributor",
+    "tracer": "agenttrace.attribution.tracer:TracerAttributor",
+    "openai": "agenttrace.attribution.openai:OpenAIAttributor",
 }
 
 
