@@ -1,0 +1,186 @@
+"""`agenttrace attribute` and `agenttrace eval`: attribute one file, or score an attributor on data sets."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from agenttrace.attribution.base import AttributorError, available, get_attributor
+from agenttrace.datasets import DatasetError, iter_paths, load_any
+from agenttrace.evaluate import MODE_TITLES, WITH_G, WITHOUT_G, EvalError, prepare, run_eval
+from agenttrace.logs import get_logger
+from agenttrace.scoring import score
+
+log = get_logger("agenttrace.cli_eval")
+
+
+def _options(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--attributor-option")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _build(name: str, pairs: tuple[str, ...]):
+    try:
+        return get_attributor(name, **_options(pairs))
+    except AttributorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command(
+    "attribute",
+    help="""Attribute one failed run: print which agent, at which step, caused it and why.
+
+FILE is a Who&When JSON file (an object with "history", "question", ...), a TracerTraj .jsonl file
+(every line is attributed), or a trajectory JSON as written by Trajectory.model_dump_json().
+When the file carries a label (mistake_agent / mistake_step) it is shown next to the verdict.
+
+\b
+Examples:
+  agenttrace attribute whowhen/Hand-Crafted/1.json
+  agenttrace attribute run.json --attributor cpu --json
+""",
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--attributor", "-a", default="cpu", show_default=True, envvar="AGENTTRACE_ATTRIBUTOR",
+              help=f"Which attributor to use ({', '.join(available())}).")
+@click.option("--attributor-option", "-o", multiple=True, metavar="KEY=VALUE",
+              help="Option passed to the attributor; repeatable (values are parsed as JSON when they can be).")
+@click.option("--without-ground-truth", is_flag=True,
+              help="Hide the task's ground-truth answer from the attributor.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict(s) as JSON instead of text.")
+def attribute_command(file, attributor, attributor_option, without_ground_truth, as_json) -> None:
+    try:
+        items = load_any(file)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    att = _build(attributor, attributor_option)
+    mode = WITHOUT_G if without_ground_truth else WITH_G
+    console = Console()
+    verdicts = []
+    for item in items:
+        t0 = time.perf_counter()
+        a = att.attribute(prepare(item, mode))
+        log.debug("attributed", item=item.id, seconds=round(time.perf_counter() - t0, 4))
+        verdict = {"id": item.id, **a.model_dump(exclude={"seq", "created_at"})}
+        if item.label:
+            s = score(a.agent, a.step, item.label)
+            verdict["label"] = item.label.model_dump()
+            verdict["score"] = s.as_dict()
+        verdicts.append(verdict)
+        if as_json:
+            continue
+        console.print(f"[bold]{item.id}[/bold]  ({len(item.trajectory.steps)} steps, attributor {attributor})")
+        console.print(f"  agent: [bold]{a.agent}[/bold]   step: [bold]{a.step}[/bold]   "
+                      f"confidence: {a.confidence if a.confidence is not None else '-'}")
+        console.print(f"  reason: {a.reason}", highlight=False)
+        if item.label:
+            ok = "right" if verdict["score"]["agent_exact"] and verdict["score"]["step_exact"] else (
+                "agent right, step wrong" if verdict["score"]["agent_exact"] else "wrong")
+            console.print(f"  label: agent {item.label.agent}, step {item.label.step} -> {ok}", highlight=False)
+    if as_json:
+        click.echo(json.dumps(verdicts[0] if len(verdicts) == 1 else verdicts, indent=2, ensure_ascii=False))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def print_tables(console: Console, boards: dict, attributor: str) -> None:
+    subsets = sorted({s for b in boards.values() for s in b.subsets})
+    if len(subsets) > 1:
+        subsets.append("all")
+    for subset in subsets:
+        table = Table(title=f"{subset} - attributor {attributor}", title_justify="left")
+        table.add_column("mode")
+        table.add_column("n", justify="right")
+        table.add_column("agent acc\n(Who&When substring)", justify="right")
+        table.add_column("step acc\n(Who&When substring)", justify="right")
+        table.add_column("agent acc\n(exact match)", justify="right")
+        table.add_column("step acc\n(exact match)", justify="right")
+        table.add_column("mean multi-granular\nreward (λ=0.5, σ=1)", justify="right")
+        for mode, board in boards.items():
+            summ = board.overall().summary() if subset == "all" else (
+                board.subsets[subset].summary() if subset in board.subsets else None)
+            if not summ:
+                continue
+            table.add_row(MODE_TITLES.get(mode, mode), str(summ["n"]), _pct(summ["agent_acc_whowhen"]),
+                          _pct(summ["step_acc_whowhen"]), _pct(summ["agent_acc_exact"]),
+                          _pct(summ["step_acc_exact"]), f"{summ['mean_reward']:.3f}")
+        console.print(table)
+
+
+@click.command(
+    "eval",
+    help="""Score an attributor on labelled failure data sets (Who&When, TracerTraj).
+
+PATH is a Who&When folder of JSON files (e.g. whowhen/Hand-Crafted), a folder of such folders,
+a single Who&When .json file, or a TracerTraj .jsonl file; give several to score them together.
+Each subset gets its own table with agent- and step-level accuracy under two rules - the
+Who&When substring rule (as in its evaluate.py: lenient, a true step 1 matches a predicted 12)
+and exact match - plus AgenTracer's mean multi-granular reward.
+
+"with G" shows the attributor the ground-truth answer of the task; "without G" hides it.
+
+Predictions are written to --out after every item; rerunning with the same --out resumes
+and skips items already there (use --limit to compute only a few items per run).
+
+\b
+Examples:
+  agenttrace eval data/whowhen/Hand-Crafted data/tracertraj/code-dev.jsonl --both
+  agenttrace eval data/whowhen --attributor cpu --out cpu.json --limit 10
+""",
+)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--attributor", "-a", default="cpu", show_default=True, envvar="AGENTTRACE_ATTRIBUTOR",
+              help=f"Which attributor to score ({', '.join(available())}).")
+@click.option("--attributor-option", "-o", multiple=True, metavar="KEY=VALUE",
+              help="Option passed to the attributor; repeatable (values are parsed as JSON when they can be).")
+@click.option("--with-ground-truth/--without-ground-truth", "with_g", default=True, show_default=True,
+              help="Show the attributor the task's ground-truth answer, or hide it.")
+@click.option("--both", is_flag=True, help="Run both settings, with and without ground truth.")
+@click.option("--out", type=click.Path(dir_okay=False), default="predictions.json", show_default=True,
+              help="Per-item predictions (JSON); an existing file is resumed.")
+@click.option("--limit", type=int, default=None,
+              help="Compute at most this many new predictions, then stop (rerun to continue).")
+@click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON instead of tables.")
+def eval_command(paths, attributor, attributor_option, with_g, both, out, limit, no_progress, as_json) -> None:
+    try:
+        items = iter_paths(paths)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not items:
+        raise click.ClickException("no items found in " + ", ".join(paths))
+    att = _build(attributor, attributor_option)
+    modes = [WITH_G, WITHOUT_G] if both else [WITH_G if with_g else WITHOUT_G]
+    console = Console()
+    log.info("eval_start", items=len(items), attributor=attributor, modes=modes, out=out)
+    try:
+        result = run_eval(items, att, attributor_name=attributor, modes=modes, out=out, limit=limit,
+                          progress=not no_progress and not as_json)
+    except EvalError as exc:
+        raise click.ClickException(str(exc)) from None
+    total = len(items) * len(modes)
+    done = len(result.predictions)
+    if as_json:
+        click.echo(json.dumps({"attributor": attributor, "computed": result.computed, "skipped": result.skipped,
+                               "done": done, "total": total,
+                               "scores": {m: b.summary() for m, b in result.boards.items()}}, indent=2))
+        return
+    console.print(f"computed {result.computed} new prediction(s), reused {result.skipped} from {out}; "
+                  f"{done}/{total} done", highlight=False)
+    if done < total:
+        console.print(f"[yellow]partial: {total - done} item(s) left; rerun the same command to resume[/yellow]")
+    print_tables(console, result.boards, attributor)
