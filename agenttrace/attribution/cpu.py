@@ -204,10 +204,15 @@ class StepModel:
         return ((x - self.mean) / self.scale) @ self.weights
 
     def contributions(self, x_row: np.ndarray, x_all: np.ndarray) -> np.ndarray:
-        """How much each feature lifts this step above the trajectory's average step."""
+        """How much each feature *present* in this step lifts it above the trajectory's average step.
+
+        Only features with a positive weight on which the step is above average count; a step is never
+        "explained" by the absence of something (that makes for misleading sentences).
+        """
         z_row = (x_row - self.mean) / self.scale
         z_avg = ((x_all - self.mean) / self.scale).mean(axis=0)
-        return (z_row - z_avg) * self.weights
+        diff = z_row - z_avg
+        return np.where((diff > 0) & (self.weights > 0), diff * self.weights, 0.0)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,80 @@
+"""Specification of agenttrace.scoring: the Who&When substring rule, exact match and AgenTracer's reward."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agenttrace.models import Label
+from agenttrace.scoring import (
+    Scoreboard,
+    exact_agent_correct,
+    exact_step_correct,
+    multigranular_reward,
+    score,
+    whowhen_agent_correct,
+    whowhen_step_correct,
+)
+
+
+def test_whowhen_agent_rule_is_containment_of_the_true_name():
+    assert whowhen_agent_correct("Orchestrator (thought)", "Orchestrator")
+    assert whowhen_agent_correct("WebSurfer", "WebSurfer")
+    assert not whowhen_agent_correct("Web", "WebSurfer")
+    assert not whowhen_agent_correct(None, "WebSurfer")
+
+
+def test_whowhen_step_rule_is_substring_and_so_lenient():
+    assert whowhen_step_correct(1, 1)
+    assert whowhen_step_correct(12, 1)  # the quirk: "1" in "12"
+    assert whowhen_step_correct("21", 1)
+    assert whowhen_step_correct(10, 0)
+    assert not whowhen_step_correct(2, 1)
+    assert not whowhen_step_correct(None, 1)
+
+
+def test_exact_match_is_strict():
+    assert exact_agent_correct("WebSurfer", "WebSurfer")
+    assert exact_agent_correct(" WebSurfer ", "WebSurfer")
+    assert not exact_agent_correct("Orchestrator (thought)", "Orchestrator")
+    assert exact_step_correct(12, 12) and exact_step_correct("12", 12)
+    assert not exact_step_correct(12, 1)
+    assert not exact_step_correct(None, 1) and not exact_step_correct("x", 1) and not exact_step_correct(True, 1)
+
+
+def test_reward_values():
+    label = Label(agent="A", step=5)
+    assert multigranular_reward("A", 5, label) == pytest.approx(1.0)
+    assert multigranular_reward("B", 5, label) == pytest.approx(0.5)
+    assert multigranular_reward("A", 6, label) == pytest.approx(0.5 + 0.5 * math.exp(-0.5))
+    assert multigranular_reward("A", 3, label) == pytest.approx(0.5 + 0.5 * math.exp(-2.0))
+    assert multigranular_reward("B", 7, label) == pytest.approx(0.5 * math.exp(-2.0))
+    assert multigranular_reward("A", "5", label) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("agent", "step"), [(None, 5), ("A", None), ("", 5), ("A", "five"), (3, 5), ("A", 5.5)])
+def test_reward_is_zero_when_the_prediction_is_malformed(agent, step):
+    assert multigranular_reward(agent, step, Label(agent="A", step=5)) == 0.0
+
+
+def test_scoreboard_aggregates_per_subset_both_ways():
+    board = Scoreboard()
+    board.add_prediction("hc", "WebSurfer", 12, Label(agent="WebSurfer", step=1))  # substring-only step hit
+    board.add_prediction("hc", "Orchestrator (thought)", 3, Label(agent="Orchestrator", step=3))
+    board.add_prediction("ag", None, None, Label(agent="X", step=0))
+    summ = board.summary()
+    assert summ["hc"]["n"] == 2
+    assert summ["hc"]["agent_acc_whowhen"] == 1.0
+    assert summ["hc"]["agent_acc_exact"] == 0.5
+    assert summ["hc"]["step_acc_whowhen"] == 1.0
+    assert summ["hc"]["step_acc_exact"] == 0.5
+    assert summ["hc"]["mean_reward"] == pytest.approx((0.5 + 0.5 * math.exp(-60.5) + 0.5) / 2)
+    assert summ["ag"] == {"n": 1, "agent_acc_whowhen": 0.0, "step_acc_whowhen": 0.0, "agent_acc_exact": 0.0,
+                          "step_acc_exact": 0.0, "mean_reward": 0.0}
+    assert summ["all"]["n"] == 3
+
+
+def test_score_bundles_every_rule():
+    s = score("WebSurfer", 12, Label(agent="WebSurfer", step=1))
+    assert (s.agent_whowhen, s.step_whowhen, s.agent_exact, s.step_exact) == (True, True, True, False)
