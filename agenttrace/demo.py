@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import queue
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def _load_example(name: str):
         raise SystemExit(f"the demo needs the examples/ folder of an agenttrace clone; {path} not found")
     spec = importlib.util.spec_from_file_location(f"agenttrace_example_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -63,7 +65,7 @@ def main(console: Console, keep: bool = False) -> int:
                 console.print("[red]the attributor could not decide; nothing to learn[/red]")
                 return 1
             console.rule(f"feedback delivered to {lesson.agent}")
-            console.print(lesson.text)
+            console.print(lesson.text, markup=False)
             team.learn(lesson.agent, lesson.text)
 
             console.rule("run 2: same task, with the lesson")

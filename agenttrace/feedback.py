@@ -51,8 +51,8 @@ class FeedbackClient:
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.poll_wait + 5)
+        if self._thread is not None:  # a long-poll in flight ends on its own; nothing is delivered after this
+            self._thread.join(timeout=1.0)
 
     def _loop(self) -> None:
         backoff = 0.2
@@ -81,6 +81,8 @@ class FeedbackClient:
         return verdicts
 
     def _deliver(self, verdict: Attribution) -> None:
+        if self._stop.is_set():
+            return
         if self.own_runs_only and not started_here(verdict.run_id):
             return
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -10,8 +11,9 @@ from agenttrace.models import Attribution, Trajectory
 
 
 def _clip(text: str, limit: int = 300) -> str:
+    """Shortened and escaped, so that brackets in agent output are not read as rich markup."""
     text = text.strip()
-    return text if len(text) <= limit else text[:limit] + " …"
+    return escape(text if len(text) <= limit else text[:limit] + " …")
 
 
 def print_trajectory(console: Console, traj: Trajectory, verdict: Attribution | None = None) -> None:
@@ -28,5 +30,5 @@ def print_trajectory(console: Console, traj: Trajectory, verdict: Attribution | 
     console.print(table)
     if verdict is not None:
         who = f"{verdict.agent} at step {verdict.step}" if verdict.is_decided else "undecided"
-        console.print(Panel(f"[b]{who}[/b]\n{verdict.reason}", title=f"verdict ({verdict.attributor})",
+        console.print(Panel(f"[b]{escape(who)}[/b]\n{escape(verdict.reason)}", title=f"verdict ({verdict.attributor})",
                             border_style="red"))

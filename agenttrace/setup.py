@@ -90,6 +90,8 @@ def instrument(
 
         set_policy(ContentPolicy.from_env(capture_content, redact, max_content_chars))
         provider = _provider(name)
+        # An app's own provider keeps its service name; verdicts are filtered by the name spans carry.
+        name = str(provider.resource.attributes.get(SERVICE_NAME) or name)
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
