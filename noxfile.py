@@ -12,6 +12,18 @@ nox.options.error_on_missing_interpreters = True
 
 # session name -> (framework requirements, test files under tests/integrations/)
 ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
+    "langgraph_openai_agents": (
+        ["langgraph>=1.0", "langchain-openai>=1.0", "langgraph-supervisor>=0.0.29", "langgraph-swarm>=0.0.14",
+         "openai-agents>=0.6", "openinference-instrumentation-langchain>=0.1.50",
+         "openinference-instrumentation-openai-agents>=1.0"],
+        ["test_langgraph.py", "test_openai_agents.py"],
+    ),
+    "foreign_conventions": (
+        ["langgraph>=1.0", "langchain-openai>=1.0", "openai-agents>=0.6",
+         "openinference-instrumentation-langchain>=0.1.50", "openinference-instrumentation-openai-agents>=1.0",
+         "opentelemetry-instrumentation-langchain>=0.40", "opentelemetry-instrumentation-openai-v2>=2.0b0"],
+        ["test_foreign_conventions.py"],
+    ),
 }
 
 
@@ -24,6 +36,9 @@ def _session(name: str, requirements: list[str], tests: list[str]):
 
     return run
 
+
+# `nox` alone runs the framework test sessions; benchmarks are run by name (`nox -s bench_...`).
+nox.options.sessions = list(ENVIRONMENTS)
 
 for _name, (_requirements, _tests) in ENVIRONMENTS.items():
     globals()[f"session_{_name}"] = _session(_name, _requirements, _tests)
