@@ -105,11 +105,11 @@ def print_tables(console: Console, boards: dict, attributor: str) -> None:
         table = Table(title=f"{subset} - attributor {attributor}", title_justify="left")
         table.add_column("mode")
         table.add_column("n", justify="right")
-        table.add_column("agent acc\n(Who&When substring)", justify="right")
-        table.add_column("step acc\n(Who&When substring)", justify="right")
-        table.add_column("agent acc\n(exact match)", justify="right")
-        table.add_column("step acc\n(exact match)", justify="right")
-        table.add_column("mean multi-granular\nreward (λ=0.5, σ=1)", justify="right")
+        table.add_column("agent acc\nWho&When", justify="right")
+        table.add_column("step acc\nWho&When", justify="right")
+        table.add_column("agent acc\nexact", justify="right")
+        table.add_column("step acc\nexact", justify="right")
+        table.add_column("mean\nreward", justify="right")
         for mode, board in boards.items():
             summ = board.overall().summary() if subset == "all" else (
                 board.subsets[subset].summary() if subset in board.subsets else None)
@@ -119,6 +119,15 @@ def print_tables(console: Console, boards: dict, attributor: str) -> None:
                           _pct(summ["step_acc_whowhen"]), _pct(summ["agent_acc_exact"]),
                           _pct(summ["step_acc_exact"]), f"{summ['mean_reward']:.3f}")
         console.print(table)
+    console.print(LEGEND, soft_wrap=True, highlight=False)
+
+
+LEGEND = (
+    "Who&When = the Who&When substring scoring of its evaluate.py (agent right if the true name is contained in "
+    "the prediction; step right if str(true step) is a substring of str(predicted step), so true 1 matches 12). "
+    "exact = exact match scoring. mean reward = AgenTracer multi-granular reward, 0.5*agent + 0.5*exp(-(dt)^2/2). "
+    "with G = the attributor saw the ground-truth answer; without G = it did not."
+)
 
 
 @click.command(

@@ -1,0 +1,94 @@
+"""Specification of the `cpu` attributor: no LLM, no GPU, fast, and it points at the seeded error."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import whowhen_fixtures as fx  # noqa: E402
+
+from agenttrace.attribution import get_attributor  # noqa: E402
+from agenttrace.attribution.cpu import FEATURES, CpuAttributor, StepModel, extract_features  # noqa: E402
+from agenttrace.datasets import from_whowhen  # noqa: E402
+from agenttrace.models import Step, ToolCall, Trajectory  # noqa: E402
+
+
+def test_registered_as_cpu_and_ships_its_model():
+    att = get_attributor("cpu")
+    assert isinstance(att, CpuAttributor)
+    assert att.model.weights.shape == (len(FEATURES),)
+
+
+def test_blames_an_agent_of_the_trajectory_with_a_real_reason():
+    att = CpuAttributor()
+    for data in (fx.hand_crafted(0), fx.algorithm_generated(1), fx.tracertraj_row(2)):
+        item = from_whowhen(data)
+        a = att.attribute(item.trajectory)
+        assert a.attributor == "cpu"
+        assert a.run_id == item.trajectory.run_id
+        assert a.agent in item.trajectory.agents
+        assert 0 <= a.step < len(item.trajectory.steps)
+        assert item.trajectory.steps[a.step].agent == a.agent
+        assert 0.0 < a.confidence <= 1.0
+        assert f"Step {a.step} by {a.agent}" in a.reason
+        assert "because" in a.reason or ":" in a.reason
+        assert len(a.reason.split()) > 15
+
+
+def test_finds_the_obvious_seeded_error():
+    att = CpuAttributor()
+    for data in (fx.hand_crafted(0), fx.hand_crafted(5), fx.algorithm_generated(0), fx.algorithm_generated(9)):
+        item = from_whowhen(data)
+        a = att.attribute(item.trajectory)
+        assert (a.agent, a.step) == (item.label.agent, item.label.step), a.reason
+        assert "assum" in a.reason or "placeholder" in a.reason or "instead" in a.reason or "problem" in a.reason
+
+
+def test_the_human_request_is_never_blamed():
+    item = from_whowhen(fx.hand_crafted(0))
+    p = CpuAttributor().step_probabilities(item.trajectory)
+    assert p[0] < p[5]
+    assert abs(p.sum() - 1.0) < 1e-9
+
+
+def test_works_on_sdk_trajectories_with_tool_errors():
+    traj = Trajectory(run_id="sdk-1", task="add two numbers", steps=[
+        Step(index=0, agent="planner", content="Plan: call the calculator."),
+        Step(index=1, agent="worker", content="calling", tool_calls=[
+            ToolCall(name="calc", arguments={"a": 1}, error="TypeError: missing argument b")]),
+        Step(index=2, agent="planner", content="The tool failed with an error; giving up."),
+    ])
+    a = CpuAttributor().attribute(traj)
+    assert a.agent in {"planner", "worker"} and a.step in {0, 1, 2}
+
+
+def test_empty_trajectory_is_undecided():
+    a = CpuAttributor().attribute(Trajectory(run_id="e"))
+    assert not a.is_decided and a.reason
+
+
+def test_without_ground_truth_option_ignores_expected():
+    item = from_whowhen(fx.algorithm_generated(0))
+    x_with, _ = extract_features(item.trajectory, use_expected=True)
+    x_without, _ = extract_features(item.trajectory.model_copy(update={"expected": None}))
+    x_opt, _ = extract_features(item.trajectory, use_expected=False)
+    assert (x_opt == x_without).all()
+    assert x_with.shape == x_without.shape
+
+
+def test_big_trajectory_returns():
+    # Who&When Hand-Crafted steps can reach 300k characters; no quadratic work allowed.
+    blob = ("Here is a screenshot of the page with many links and numbers 123 456. " * 4300)[:300_000]
+    steps = [Step(index=i, agent=["Orchestrator", "WebSurfer", "FileSurfer"][i % 3], content=blob + str(i))
+             for i in range(40)]
+    steps[17].content += " Error: 404 not found"
+    traj = Trajectory(run_id="big", task="find the number", expected="789", steps=steps)
+    a = CpuAttributor().attribute(traj)
+    assert a.agent in traj.agents and 0 <= a.step < 40
+
+
+def test_model_round_trips_through_json():
+    model = CpuAttributor().model
+    again = StepModel.from_json(model.to_json())
+    assert (abs(again.weights - model.weights) < 1e-5).all()
