@@ -1,0 +1,268 @@
+"""A local tracer LM (AgenTracer-style) as an attributor: transformers + torch, batched, prefix-cached.
+
+``TracerAttributor(model=...)`` loads any local checkpoint or hub id with
+``AutoModelForCausalLM`` / ``AutoTokenizer`` (AgenTracer-8B's weights are not
+public: use Qwen3-8B or a tracer trained with this project). torch and
+transformers are imported only when the attributor is built, so ``import
+agenttrace`` never needs them.
+
+Prompts come from ``prompt.build_prompt`` (instructions as the system message,
+the run as the user message), rendered with the tokenizer's chat template when it
+has one (``chat_template_kwargs`` go to ``apply_chat_template``, e.g.
+``{"enable_thinking": True}`` for Qwen3), else as plain text. The truncation
+budget ``max_prompt_tokens`` counts the template's own tokens too.
+
+Batching: ``attribute_batch`` sorts the prompts by length (less padding), runs
+``batch_size`` of them per greedy ``generate`` call and returns the verdicts in
+input order.
+
+Prefix reuse: the instruction block is identical for every prompt, so its KV
+cache is prefilled once (a ``DynamicCache``) and kept; each batch gets a deep copy
+repeated to the batch size. The batch is laid out as ``[prefix | pad... |
+suffix]`` with the attention mask zero on the pads; generate derives position ids
+from the mask's cumulative sum, so every suffix continues at position
+``len(prefix)`` exactly as without padding. A prompt whose tokens do not start
+with the cached prefix (a BPE merge across the boundary) is run without reuse.
+Reuse is on by default for ``sdpa`` and ``eager`` attention, off for
+``flash_attention_2`` (whose unpadding path is not verified with mid-sequence
+padding) unless ``reuse_prefix=True`` is passed. The tests check that outputs
+with reuse equal outputs without.
+
+A malformed answer gives ``Attribution(agent=None, step=None,
+reason="unparseable tracer output: ...")`` - never a guess.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from agenttrace.attribution.base import Attributor, AttributorError
+from agenttrace.attribution.parse import parse_tracer_output
+from agenttrace.attribution.prompt import INSTRUCTIONS, FittedPrompt, build_prompt
+from agenttrace.logs import get_logger
+from agenttrace.models import Attribution, Trajectory
+
+log = get_logger(__name__)
+
+
+class TracerAttributor(Attributor):
+    name = "tracer"
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        tokenizer: Any = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        attn_implementation: str = "sdpa",
+        max_new_tokens: int = 1024,
+        max_prompt_tokens: int = 32_768,
+        with_ground_truth: bool = True,
+        batch_size: int = 4,
+        reuse_prefix: bool | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        generate_kwargs: dict[str, Any] | None = None,
+        instructions: str = INSTRUCTIONS,
+        trust_remote_code: bool = False,
+    ) -> None:
+        try:
+            import torch
+            import transformers
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise AttributorError("the tracer attributor needs torch and transformers: pip install 'agenttrace[gpu]'") from exc
+        self._torch = torch
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if attn_implementation == "flash_attention_2":
+            import importlib.util
+            if importlib.util.find_spec("flash_attn") is None or self.device.type != "cuda":
+                log.warning("tracer.flash_attention_unavailable", fallback="sdpa")
+                attn_implementation = "sdpa"
+        self.attn_implementation = attn_implementation
+        self.reuse_prefix = reuse_prefix if reuse_prefix is not None else attn_implementation in ("sdpa", "eager")
+        self.max_new_tokens = max_new_tokens
+        self.max_prompt_tokens = max_prompt_tokens
+        self.with_ground_truth = with_ground_truth
+        self.batch_size = max(1, int(batch_size))
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.generate_kwargs = dict(generate_kwargs or {})
+        self.instructions = instructions
+
+        if isinstance(model, str):
+            self.model_name = model
+            t0 = time.perf_counter()
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                model, dtype=torch_dtype, attn_implementation=attn_implementation,
+                trust_remote_code=trust_remote_code,
+            ).to(self.device)
+            log.info("tracer.loaded", model=model, device=str(self.device), dtype=str(torch_dtype),
+                     seconds=round(time.perf_counter() - t0, 2))
+        else:  # an already built model (the bench passes one)
+            self.model = model.to(self.device)
+            self.model_name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+        self.model.eval()
+        if tokenizer is None or isinstance(tokenizer, str):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                tokenizer or self.model_name, trust_remote_code=trust_remote_code)
+        self.tokenizer = tokenizer
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.pad_token_id = self.tokenizer.pad_token_id
+        eos = self.generate_kwargs.pop("eos_token_id", None)
+        if eos is None:
+            eos = getattr(self.model.generation_config, "eos_token_id", None) or self.tokenizer.eos_token_id
+        self.eos_token_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        self._template_overhead: int | None = None
+        self._prefix_ids: list[int] | None = None
+        self._prefix_cache: Any = None
+        self.stats = {"prompts": 0, "batches": 0, "prefix_reused": 0, "prompt_tokens": 0, "generated_tokens": 0}
+
+    # ------------------------------------------------------------------ prompts
+    def render(self, system: str, user: str) -> str:
+        """The text fed to the model: the chat template when the tokenizer has one."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs,
+            )
+        return f"{system}\n\n{user}\n\n"
+
+    def _encode_text(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def build(self, trajectory: Trajectory) -> tuple[FittedPrompt, list[int]]:
+        """The fitted prompt and its token ids, template included, within ``max_prompt_tokens``."""
+        if self._template_overhead is None:
+            bare = len(self._encode_text("a")) + len(self._encode_text("b"))
+            self._template_overhead = max(len(self._encode_text(self.render("a", "b"))) - bare, 0) + 4
+        budget = self.max_prompt_tokens - self._template_overhead
+        for _ in range(4):
+            fitted = build_prompt(trajectory, with_ground_truth=self.with_ground_truth, max_tokens=budget,
+                                  tokenizer=self.tokenizer, instructions=self.instructions)
+            ids = self._encode_text(self.render(fitted.system, fitted.user))
+            if len(ids) <= self.max_prompt_tokens or fitted.over_budget:
+                return fitted, ids
+            budget -= len(ids) - self.max_prompt_tokens + 8
+        return fitted, ids
+
+    def shared_prefix(self) -> list[int]:
+        """Token ids every prompt starts with: the rendered instruction block up to the user's text."""
+        if self._prefix_ids is None:
+            a = self._encode_text(self.render(self.instructions, "Task:\nalpha"))
+            b = self._encode_text(self.render(self.instructions, "Zeta\n"))
+            n = 0
+            while n < min(len(a), len(b)) and a[n] == b[n]:
+                n += 1
+            self._prefix_ids = a[:n]
+        return self._prefix_ids
+
+    # ------------------------------------------------------------------ attribution
+    def attribute(self, trajectory: Trajectory) -> Attribution:
+        return self.attribute_batch([trajectory])[0]
+
+    def attribute_batch(self, trajectories: Sequence[Trajectory]) -> list[Attribution]:
+        built = [self.build(t) for t in trajectories]
+        order = sorted(range(len(built)), key=lambda i: len(built[i][1]))
+        outputs: dict[int, str] = {}
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            texts = self.generate_ids([built[i][1] for i in chunk])
+            outputs.update(zip(chunk, texts))
+        return [self._verdict(t, built[i][0], outputs[i]) for i, t in enumerate(trajectories)]
+
+    def _verdict(self, trajectory: Trajectory, fitted: FittedPrompt, text: str) -> Attribution:
+        parsed = parse_tracer_output(text, trajectory.agents, {s.index for s in trajectory.steps})
+        if not parsed.parsed:
+            log.warning("tracer.unparseable", run_id=trajectory.run_id, why=parsed.error)
+            return Attribution(run_id=trajectory.run_id, agent=None, step=None, attributor=self.name,
+                               reason=f"unparseable tracer output: {parsed.error}: {text[-500:]!r}")
+        reason = parsed.reason or ""
+        if fitted.truncated:
+            reason += f" [prompt truncated: {fitted.omitted_chars} chars omitted]"
+        return Attribution(run_id=trajectory.run_id, agent=parsed.agent, step=parsed.step,
+                           reason=reason.strip(), attributor=self.name)
+
+    # ------------------------------------------------------------------ generation
+    def generate_ids(self, prompts: Sequence[list[int]], *, reuse_prefix: bool | None = None) -> list[str]:
+        """Greedy continuations of already tokenised prompts, one batch, decoded."""
+        return [self.tokenizer.decode(ids, skip_special_tokens=True)
+                for ids in self.generate_tokens(prompts, reuse_prefix=reuse_prefix)]
+
+    def generate_tokens(self, prompts: Sequence[list[int]], *, reuse_prefix: bool | None = None) -> list[list[int]]:
+        """Greedy continuations (token ids, cut at the first end-of-sequence) of one batch of prompts."""
+        torch = self._torch
+        reuse = self.reuse_prefix if reuse_prefix is None else reuse_prefix
+        prefix = self.shared_prefix() if reuse else []
+        if reuse and prefix and all(len(p) > len(prefix) and p[:len(prefix)] == prefix for p in prompts):
+            rows, masks, cache = self._layout_with_prefix(prompts, prefix)
+            self.stats["prefix_reused"] += len(prompts)
+        else:
+            rows, masks, cache = self._layout_left_padded(prompts), None, None
+        input_ids = torch.tensor([r for r, _ in rows], dtype=torch.long, device=self.device)
+        attention_mask = torch.tensor([m for _, m in rows], dtype=torch.long, device=self.device)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=self.max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+            pad_token_id=self.pad_token_id, eos_token_id=sorted(self.eos_token_ids) or None,
+        )
+        kwargs.update(self.generate_kwargs)
+        if cache is not None:
+            kwargs[_cache_kwarg(self.model)] = cache
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        new = out[:, input_ids.shape[1]:].tolist()
+        self.stats["prompts"] += len(prompts)
+        self.stats["batches"] += 1
+        self.stats["prompt_tokens"] += sum(len(p) for p in prompts)
+        result = []
+        for ids in new:
+            cut = next((k for k, tok in enumerate(ids) if tok in self.eos_token_ids), len(ids))
+            self.stats["generated_tokens"] += cut
+            result.append(ids[:cut])
+        return result
+
+    def _layout_left_padded(self, prompts: Sequence[list[int]]) -> list[tuple[list[int], list[int]]]:
+        width = max(len(p) for p in prompts)
+        return [([self.pad_token_id] * (width - len(p)) + list(p), [0] * (width - len(p)) + [1] * len(p))
+                for p in prompts]
+
+    def _layout_with_prefix(self, prompts: Sequence[list[int]], prefix: list[int]):
+        n = len(prefix)
+        width = max(len(p) for p in prompts) - n
+        rows = []
+        for p in prompts:
+            suffix = list(p[n:])
+            pad = width - len(suffix)
+            rows.append((prefix + [self.pad_token_id] * pad + suffix, [1] * n + [0] * pad + [1] * len(suffix)))
+        cache = copy.deepcopy(self._prefill(prefix))
+        if len(prompts) > 1:
+            cache.batch_repeat_interleave(len(prompts))
+        return rows, None, cache
+
+    def _prefill(self, prefix: list[int]):
+        if self._prefix_cache is None:
+            torch = self._torch
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+            ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, use_cache=True, **{_cache_kwarg(self.model): cache})
+            self._prefix_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache
+            log.info("tracer.prefix_prefilled", tokens=len(prefix))
+        return self._prefix_cache
+
+
+def _cache_kwarg(model: Any) -> str:
+    """``cache`` in transformers >= 5.x's generate/forward, ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
