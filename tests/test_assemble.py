@@ -1,0 +1,139 @@
+"""Trajectory assembly and failure detection on spans encoded exactly as the OTLP exporter sends them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from agenttrace.models import Outcome, Termination
+from agenttrace_collector import otlp
+from agenttrace_collector.assemble import assemble, find_run_span
+from agenttrace_collector.failure import answer_matches, judge
+from agenttrace_collector.spanview import decode
+
+
+@pytest.fixture
+def emit():
+    """A private provider: tests set exact attributes, as another instrumentor would."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "conv-tests"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+
+    def trajectory(root_ended: bool = True):
+        request = otlp.parse_request(encode_spans(exporter.get_finished_spans()).SerializeToString(), otlp.PROTOBUF)
+        views = [decode(r.data, r.service) for r in otlp.rows(request)]
+        return judge(assemble(views), find_run_span(views), views, root_ended)
+
+    return tracer, trajectory
+
+
+def test_openinference_spans_become_steps_with_tool_results(emit):
+    tracer, trajectory = emit
+    with tracer.start_as_current_span("graph", attributes={"openinference.span.kind": "CHAIN",
+                                                          "input.value": "What is 2+3?"}):
+        with tracer.start_as_current_span("math_agent", attributes={"openinference.span.kind": "AGENT"}):
+            with tracer.start_as_current_span("ChatOpenAI", attributes={
+                "openinference.span.kind": "LLM",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "What is 2+3?",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.id": "t1",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "add",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"a": 2, "b": 3}',
+            }):
+                pass
+            with tracer.start_as_current_span("add", attributes={
+                "openinference.span.kind": "TOOL", "tool.name": "add", "input.value": '{"a": 2, "b": 3}',
+                "output.value": "5"}):
+                pass
+    traj = trajectory()
+    assert traj.task == "What is 2+3?"
+    (step,) = traj.steps
+    assert step.agent == "math_agent" and step.input == "What is 2+3?"
+    assert (step.tool_calls[0].name, step.tool_calls[0].arguments, step.tool_calls[0].result) == ("add", {"a": 2, "b": 3}, "5")
+
+
+def test_openllmetry_spans_become_steps(emit):
+    tracer, trajectory = emit
+    with tracer.start_as_current_span("crew.workflow", attributes={"traceloop.span.kind": "workflow"}):
+        with tracer.start_as_current_span("Writer.agent", attributes={
+                "traceloop.span.kind": "agent", "traceloop.entity.name": "Writer"}):
+            with tracer.start_as_current_span("openai.chat", attributes={
+                "gen_ai.system": "openai", "gen_ai.request.model": "m",
+                "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "write",
+                "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "a poem",
+            }):
+                pass
+    (step,) = trajectory().steps
+    assert (step.agent, step.content, step.input) == ("Writer", "a poem", "write")
+
+
+def test_parallel_branches_are_ordered_by_time_and_tool_errors_do_not_fail_a_recovered_run(emit):
+    tracer, trajectory = emit
+
+    def agent(name, text):
+        return tracer.start_as_current_span(f"invoke_agent {name}", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name,
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": text}]}])})
+
+    with tracer.start_as_current_span("agenttrace.run r", attributes={
+            "agenttrace.span.kind": "run", "agenttrace.run.id": "r1", "agenttrace.run.outcome": "success"}):
+        a = agent("A", "first")
+        a.__enter__()
+        b = agent("B", "second")
+        b.__enter__()
+        with tracer.start_as_current_span("execute_tool fetch", attributes={
+                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch"}) as tool:
+            tool.set_status(Status(StatusCode.ERROR, "timeout"))
+        b.__exit__(None, None, None)
+        a.__exit__(None, None, None)
+    traj = trajectory()
+    assert [s.agent for s in traj.steps] == ["A", "B"]
+    assert traj.steps[1].tool_calls[0].error == "timeout"
+    assert traj.outcome is Outcome.SUCCESS and traj.termination is Termination.COMPLETED
+
+
+@pytest.mark.parametrize(("error", "label"), [
+    ("MaxTurnsExceeded: Max turns (10) exceeded", Termination.TASK_LIMIT_EXCEEDED),
+    ("This model's maximum context length is 8192 tokens", Termination.CONTEXT_LIMIT_EXCEEDED),
+    ("OutputParserException: Could not parse LLM output", Termination.INVALID_FORMAT),
+    ("Tool 'serch' not found", Termination.INVALID_ACTION),
+    ("KeyError: 'x'", Termination.ERROR),
+])
+def test_failed_runs_get_a_termination_label(emit, error, label):
+    tracer, trajectory = emit
+    with tracer.start_as_current_span("agenttrace.run r", attributes={
+            "agenttrace.span.kind": "run", "agenttrace.run.id": "r2"}) as root:
+        root.set_status(Status(StatusCode.ERROR, error))
+    traj = trajectory()
+    assert traj.outcome is Outcome.FAILURE and traj.termination is label
+
+
+def test_a_repeating_loop_is_a_task_limit_failure_and_an_unfinished_run_is_incomplete(emit):
+    tracer, trajectory = emit
+    with tracer.start_as_current_span("agenttrace.run r", attributes={
+            "agenttrace.span.kind": "run", "agenttrace.run.id": "r3"}):
+        for _ in range(4):
+            with tracer.start_as_current_span("invoke_agent Looper", attributes={
+                    "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Looper",
+                    "gen_ai.output.messages": '[{"role":"assistant","parts":[{"type":"text","content":"retrying"}]}]'}):
+                pass
+    traj = trajectory()
+    assert traj.termination is Termination.TASK_LIMIT_EXCEEDED and traj.outcome is Outcome.FAILURE
+    assert trajectory(root_ended=False).termination is Termination.INCOMPLETE
+
+
+@pytest.mark.parametrize(("answer", "expected", "match"), [
+    ("127", "127", True), ("The answer is 127.", "127", True), ("1270", "127", False),
+    ("3.50", "3.5", True), ("Paris", "paris", True), ("Parisian", "Paris", False),
+])
+def test_answers_are_compared_after_normalisation(answer, expected, match):
+    assert answer_matches(answer, expected) is match
