@@ -132,3 +132,13 @@ def demo(keep) -> None:
     from agenttrace.demo import main as run_demo
 
     sys.exit(run_demo(console, keep=keep))
+
+
+def _register() -> None:
+    from agenttrace.cli_eval import attribute_command, eval_command
+
+    main.add_command(attribute_command)
+    main.add_command(eval_command)
+
+
+_register()
