@@ -275,42 +275,57 @@ class SpanTable:
 
 # ---- monkey patches, undone symmetrically ---------------------------------------------
 class Patches:
-    """Attribute replacements on framework classes/modules, undone in reverse order by :meth:`undo`.
+    """Method wrappers (and plain attribute replacements) on framework classes/modules, undone in reverse order.
 
-    ``wrap(owner, "name", make)`` replaces ``owner.name`` with ``make(original)``;
-    the wrapper keeps the original's ``__dict__`` (framework decorators mark
-    handlers with attributes) and ``__wrapped__``. An attribute the owner only
-    inherited is deleted again on undo rather than pinned to the base's value.
+    ``wrap(cls, "name", make)`` replaces ``cls.name`` with ``make(original)``. By
+    default only an attribute in ``cls.__dict__`` is wrapped (subclasses that
+    inherit it are covered once; returns False when there is none or it is
+    already wrapped); ``inherited=True`` also wraps an inherited one on ``cls``
+    itself, removed again on undo. The wrapper keeps the original's ``__dict__``
+    (framework decorators mark handlers with attributes) and ``__wrapped__``;
+    static/class methods stay static/class methods. ``set(owner, "name", value)``
+    replaces a module or class attribute outright. ``restore()`` (alias
+    ``undo()``) puts every original back. Idempotent both ways.
     """
 
     def __init__(self) -> None:
         self._done: list[tuple[Any, str, Any, bool]] = []
 
-    def wrap(self, owner: Any, attr: str, make: Any) -> Any:
+    def wrap(self, owner: Any, attr: str, make: Any, *, inherited: bool = False) -> bool:
         import functools
 
         own = attr in getattr(owner, "__dict__", {})
-        original = owner.__dict__[attr] if own else getattr(owner, attr)
+        if isinstance(owner, type) and not own and not inherited:
+            return False
+        original = owner.__dict__[attr] if own else getattr(owner, attr, None)
+        if original is None or getattr(original, "__agenttrace_wrapped__", False):
+            return False
         func = original.__func__ if isinstance(original, (staticmethod, classmethod)) else original
-        replacement = make(func)
-        if callable(func) and callable(replacement):
-            functools.update_wrapper(replacement, func)
+        wrapper = make(func)
+        try:
+            functools.update_wrapper(wrapper, func)
+        except (AttributeError, TypeError):
+            pass
+        try:
+            wrapper.__agenttrace_wrapped__ = True
+        except (AttributeError, TypeError):
+            pass
         if isinstance(original, staticmethod):
-            replacement = staticmethod(replacement)
+            wrapper = staticmethod(wrapper)
         elif isinstance(original, classmethod):
-            replacement = classmethod(replacement)
-        setattr(owner, attr, replacement)
+            wrapper = classmethod(wrapper)
+        setattr(owner, attr, wrapper)
         self._done.append((owner, attr, original, own))
-        return original
+        return True
 
     def set(self, owner: Any, attr: str, value: Any) -> Any:
         own = attr in getattr(owner, "__dict__", {})
-        original = getattr(owner, attr)
+        original = owner.__dict__[attr] if own else getattr(owner, attr)
         setattr(owner, attr, value)
         self._done.append((owner, attr, original, own))
         return original
 
-    def undo(self) -> None:
+    def restore(self) -> None:
         while self._done:
             owner, attr, original, own = self._done.pop()
             if own:
@@ -320,6 +335,8 @@ class Patches:
                     delattr(owner, attr)
                 except AttributeError:
                     pass
+
+    undo = restore
 
     def __bool__(self) -> bool:
         return bool(self._done)
