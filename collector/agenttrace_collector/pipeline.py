@@ -10,6 +10,7 @@ import threading
 import time
 
 from agenttrace.attribution import Attributor
+from agenttrace.lessons import lesson_for
 from agenttrace.logs import get_logger
 from agenttrace.models import Attribution, Outcome
 from agenttrace_collector.assemble import assemble, find_run_span
@@ -84,8 +85,19 @@ class Pipeline:
             log.exception("attribution.failed", run_id=trajectory.run_id)
             verdict = Attribution(run_id=trajectory.run_id, agent=None, step=None,
                                   reason=f"attributor failed: {exc}", attributor=self.attributor.name)
+        self.store_lesson(verdict, trajectory)  # before the verdict, so whoever sees the verdict finds its lesson
         saved = self.store.save_attribution(verdict, trajectory.service)
         log.info("run.attributed", run_id=saved.run_id, agent=saved.agent, step=saved.step,
                  attributor=saved.attributor, seconds=round(time.perf_counter() - started, 4))
         with self.verdicts:
             self.verdicts.notify_all()
+
+    def store_lesson(self, verdict: Attribution, trajectory) -> None:
+        """Keeps a lesson for the blamed agent of a decided verdict, so the next run can use it."""
+        try:
+            lesson = lesson_for(verdict, trajectory)
+            if lesson is not None:
+                self.store.add_lesson(lesson)
+                log.info("lesson.stored", run_id=verdict.run_id, agent=lesson.agent, step=lesson.step)
+        except Exception:
+            log.exception("lesson.failed", run_id=verdict.run_id)

@@ -1,0 +1,61 @@
+"""``agenttrace lessons list|clear``: the lessons a collector keeps per agent, from the verdicts on failed runs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from agenttrace.setup import DEFAULT_ENDPOINT
+
+console = Console()
+
+
+def _call(method: str, endpoint: str, agent: str | None):
+    try:
+        resp = httpx.request(method, f"{endpoint}/api/v1/lessons", params={"agent": agent} if agent else None,
+                             timeout=10)
+    except httpx.ConnectError:
+        raise click.ClickException(f"no collector at {endpoint}; start one with `agenttrace collector`") from None
+    resp.raise_for_status()
+    return resp.json()
+
+
+@click.group("lessons", help="The lessons kept per agent: one for every decided verdict on a failed run.")
+@click.option("--endpoint", default=DEFAULT_ENDPOINT, envvar="AGENTTRACE_ENDPOINT", show_default=True,
+              help="The collector's HTTP address.")
+@click.pass_context
+def lessons_group(ctx, endpoint) -> None:
+    ctx.obj = endpoint.rstrip("/")
+
+
+@lessons_group.command("list", help="List lessons, oldest first.")
+@click.option("--agent", default=None, help="Only this agent's lessons.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def lessons_list(endpoint, agent, as_json) -> None:
+    rows = _call("GET", endpoint, agent)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no lessons" + (f" for {agent}" if agent else ""))
+        return
+    table = Table("agent", "run", "step", "when", "lesson")
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
+        table.add_row(r["agent"], (r.get("run_id") or "")[:12], "" if r.get("step") is None else str(r["step"]),
+                      when, r["text"])
+    console.print(table)
+
+
+@lessons_group.command("clear", help="Delete lessons (all, or one agent's).")
+@click.option("--agent", default=None, help="Only this agent's lessons.")
+@click.pass_obj
+def lessons_clear(endpoint, agent) -> None:
+    deleted = _call("DELETE", endpoint, agent)["deleted"]
+    click.echo(f"deleted {deleted} lesson{'s' if deleted != 1 else ''}" + (f" of {agent}" if agent else ""))
