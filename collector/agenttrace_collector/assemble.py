@@ -115,7 +115,9 @@ class _Builder:
         call = self._find_call(scope, n)
         if call is None:
             call = ToolCall(id=n.tool_call_id, name=n.tool_name or span.name, arguments=n.tool_arguments)
-            if scope is not None:
+            if scope is not None and scope.steps:  # an unrequested call (code-acting agents): the step running now
+                scope.steps[-1].step.tool_calls.append(call)
+            elif scope is not None:
                 scope.loose_tools.append(call)
             else:
                 step = Step(index=0, agent=span.service or "tool", role="tool", tool_calls=[call],
@@ -125,7 +127,7 @@ class _Builder:
         call.error = span.error
         if call.arguments is None:
             call.arguments = n.tool_arguments
-        target = handoff_target(call.name, call.arguments)
+        target = n.transfer_to or handoff_target(call.name, call.arguments)
         if target and scope is not None:
             owner = next((d.step for d in reversed(scope.steps) if call in d.step.tool_calls), None)
             if owner is not None and not owner.transfer_to:
