@@ -171,13 +171,21 @@ class TracerAttributor(Attributor):
 
     def attribute_batch(self, trajectories: Sequence[Trajectory]) -> list[Attribution]:
         built = [self.build(t) for t in trajectories]
-        order = sorted(range(len(built)), key=lambda i: len(built[i][1]))
-        outputs: dict[int, str] = {}
+        tokens = self.generate_batches([ids for _, ids in built])
+        return [self._verdict(t, built[i][0], self.tokenizer.decode(tokens[i], skip_special_tokens=True))
+                for i, t in enumerate(trajectories)]
+
+    def generate_batches(self, prompts: Sequence[list[int]], *, progress: Any = None) -> list[list[int]]:
+        """Greedy continuations of many tokenised prompts: sorted by length, ``batch_size`` per
+        ``generate`` call, returned in input order. ``progress(n_done)`` is called after each batch."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        outputs: dict[int, list[int]] = {}
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
-            texts = self.generate_ids([built[i][1] for i in chunk])
-            outputs.update(zip(chunk, texts))
-        return [self._verdict(t, built[i][0], outputs[i]) for i, t in enumerate(trajectories)]
+            outputs.update(zip(chunk, self.generate_tokens([prompts[i] for i in chunk])))
+            if progress is not None:
+                progress(len(chunk))
+        return [outputs[i] for i in range(len(prompts))]
 
     def _verdict(self, trajectory: Trajectory, fitted: FittedPrompt, text: str) -> Attribution:
         parsed = parse_tracer_output(text, trajectory.agents, {s.index for s in trajectory.steps})
