@@ -39,7 +39,7 @@ class ScriptedLLM:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer((host, 0), _handler_for(self))
+        self._server = _Server((host, 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -142,6 +142,11 @@ def _response(llm: ScriptedLLM, body: dict[str, Any], reply: dict[str, Any]) -> 
         "usage": {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion,
                   "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
     }
+
+
+class _Server(ThreadingHTTPServer):
+    # the stdlib's listen backlog of 5 resets connections when 20+ parallel runs call at once
+    request_queue_size = 256
 
 
 def _handler_for(llm: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
