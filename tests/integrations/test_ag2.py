@@ -1,0 +1,195 @@
+"""AG2 (classic autogen API): GroupChat with a code-executing terminal, tools, nested chats, 20 parallel chats."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
+
+import pytest
+
+pytest.importorskip("autogen.opentelemetry")
+
+from autogen import ConversableAgent, GroupChat, GroupChatManager, UserProxyAgent, register_function  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+import agenttrace  # noqa: E402
+from agenttrace.models import Outcome  # noqa: E402
+from agenttrace.testing.scripted_llm import ScriptedLLM  # noqa: E402
+from tests.conftest import flush  # noqa: E402
+
+pytestmark = pytest.mark.framework("ag2")
+MEMORY = InMemorySpanExporter()
+
+
+@pytest.fixture
+def ag2(collector):
+    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="ag2-tests", frameworks=["ag2"])
+    provider = trace.get_tracer_provider()
+    if not getattr(provider, "_agenttrace_test_memory", False):
+        provider.add_span_processor(SimpleSpanProcessor(MEMORY))
+        provider._agenttrace_test_memory = True
+    MEMORY.clear()
+    yield handle
+    agenttrace.uninstrument()
+
+
+def _cfg(llm):
+    return {"config_list": [{"model": "scripted-model", "base_url": llm.base_url, "api_key": "test"}],
+            "cache_seed": None}
+
+
+def _system(body) -> str:
+    m = body["messages"][0]
+    return m["content"] if m.get("role") == "system" and isinstance(m.get("content"), str) else ""
+
+
+def _tool_results(body) -> list[str]:
+    return [str(m.get("content")) for m in body["messages"] if m.get("role") == "tool"]
+
+
+def _tag(body) -> str:
+    m = re.search(r"TASK-(\d+)", json.dumps(body["messages"]))
+    return m.group(1) if m else "?"
+
+
+def test_group_chat_turns_and_code_terminal(ag2, collector, tmp_path):
+    def script(body):
+        system = _system(body)
+        if "You are the planner" in system:
+            return "Plan: the coder prints 2+2."
+        if "You are the coder" in system:
+            return "```python\nprint(2 + 2)\n```"
+        raise AssertionError(system)
+
+    with ScriptedLLM(script) as llm:
+        planner = ConversableAgent("planner", system_message="You are the planner.", llm_config=_cfg(llm))
+        coder = ConversableAgent("coder", system_message="You are the coder.", llm_config=_cfg(llm))
+        terminal = UserProxyAgent("Computer_terminal", human_input_mode="NEVER", default_auto_reply="",
+                                  code_execution_config={"work_dir": str(tmp_path), "use_docker": False})
+        chat = GroupChat([terminal, planner, coder], messages=[], max_round=4, speaker_selection_method="round_robin")
+        manager = GroupChatManager(chat, llm_config=_cfg(llm))
+        with agenttrace.run("ag2-groupchat", task="What is 2+2?", expected="4") as run:
+            terminal.initiate_chat(manager, message="What is 2+2?", max_turns=1)
+            run.finish(chat.messages[-1]["content"])
+
+    traj, _ = collector.wait_run(run.run_id)
+    assert [s.agent for s in traj.steps] == ["planner", "coder", "Computer_terminal"]
+    assert traj.steps[0].content == "Plan: the coder prints 2+2."
+    assert "print(2 + 2)" in traj.steps[1].content
+    assert "4" in traj.steps[2].content and "exitcode: 0" in traj.steps[2].content  # the execution output
+    assert traj.outcome is Outcome.SUCCESS
+
+    spans = [s for s in (flush() or MEMORY.get_finished_spans()) if s.attributes.get("agenttrace.run.id") == run.run_id]
+    by_id = {s.context.span_id: s for s in spans}
+    for chat_span in (s for s in spans if s.attributes.get("gen_ai.operation.name") == "chat"):
+        parent = by_id[chat_span.parent.span_id]
+        assert parent.attributes.get("gen_ai.operation.name") == "invoke_agent"
+        assert parent.attributes["gen_ai.agent.name"] == chat_span.attributes["gen_ai.agent.name"]
+    assert not any(s.name == "invoke_agent chat_manager" for s in spans)
+
+
+def _lookup_pair(llm, fn):
+    assistant = ConversableAgent("analyst", system_message="You are the analyst.", llm_config=_cfg(llm))
+    proxy = ConversableAgent("executor", llm_config=False, human_input_mode="NEVER", default_auto_reply="")
+    register_function(fn, caller=assistant, executor=proxy, name="population", description="City population.")
+    return assistant, proxy
+
+
+def population(city: Annotated[str, "city"]) -> str:
+    if city != "Paris":
+        raise ValueError(f"unknown city {city!r}")
+    return "2.1 million"
+
+
+def test_tool_calls_results_and_errors(ag2, collector):
+    def script(body):
+        results = _tool_results(body)
+        if not results:
+            return {"tool_calls": [{"name": "population", "arguments": {"city": "Pariss"}}]}
+        if len(results) == 1:
+            return {"tool_calls": [{"name": "population", "arguments": {"city": "Paris"}}]}
+        return "Paris has 2.1 million people."
+
+    with ScriptedLLM(script) as llm:
+        analyst, executor = _lookup_pair(llm, population)
+        with agenttrace.run("ag2-tools") as run:
+            result = executor.initiate_chat(analyst, message="Population of Paris?", max_turns=3)
+            run.succeed(result.chat_history[-1]["content"])
+
+    traj, _ = collector.wait_run(run.run_id)
+    assert [s.agent for s in traj.steps] == ["analyst", "executor", "analyst", "executor", "analyst"]
+    assert traj.steps[0].tool_calls[0].name == "population"
+    assert traj.steps[0].tool_calls[0].arguments == {"city": "Pariss"}
+    failed = traj.steps[1].tool_calls[0]  # executed by the executor agent, on its own turn
+    assert failed.name == "population" and failed.error
+    ok = traj.steps[3].tool_calls[0]
+    assert ok.arguments == {"city": "Paris"} and "2.1 million" in str(ok.result) and ok.error is None
+    assert traj.steps[-1].content == "Paris has 2.1 million people."
+    assert traj.outcome is Outcome.SUCCESS
+
+
+def test_nested_chat_captain_and_expert(ag2, collector):
+    def script(body):
+        if "You are the expert" in _system(body):
+            return "EXPERT: the answer is 42."
+        raise AssertionError(_system(body))
+
+    with ScriptedLLM(script) as llm:
+        captain = ConversableAgent("captain", system_message="You are the captain.", llm_config=_cfg(llm))
+        expert = ConversableAgent("expert", system_message="You are the expert.", llm_config=_cfg(llm))
+        user = ConversableAgent("user", llm_config=False, human_input_mode="NEVER")
+        captain.register_nested_chats([{"recipient": expert, "summary_method": "last_msg", "max_turns": 1}],
+                                      trigger=user)
+        with agenttrace.run("ag2-nested") as run:
+            result = user.initiate_chat(captain, message="Ask the expert: 6*7?", max_turns=1)
+            run.succeed(result.chat_history[-1]["content"])
+
+    traj, _ = collector.wait_run(run.run_id)
+    assert [s.agent for s in traj.steps] == ["captain", "expert"]
+    assert traj.steps[1].content == "EXPERT: the answer is 42."
+    assert "42" in traj.steps[0].content  # the captain's reply is the nested chat's summary
+    assert traj.outcome is Outcome.SUCCESS
+
+
+def test_twenty_parallel_chats(ag2, collector):
+    def script(body):
+        tag = _tag(body)
+        results = _tool_results(body)
+        if not results:
+            return {"tool_calls": [{"name": "population", "arguments": {"city": "Paris"}}]}
+        return f"TASK-{tag}: {results[-1]}"
+
+    with ScriptedLLM(script) as llm:
+        def one(i):
+            analyst, executor = _lookup_pair(llm, population)
+            with agenttrace.run(f"ag2-parallel-{i}") as run:
+                result = executor.initiate_chat(analyst, message=f"TASK-{i}: population of Paris?", max_turns=2,
+                                                silent=True)
+                run.succeed(result.chat_history[-1]["content"])
+            return run.run_id
+
+        with ThreadPoolExecutor(8) as pool:
+            run_ids = list(pool.map(one, range(20)))
+
+    assert len(set(run_ids)) == 20
+    for i, run_id in enumerate(run_ids):
+        traj, _ = collector.wait_run(run_id)
+        assert [s.agent for s in traj.steps] == ["analyst", "executor", "analyst"], (i, traj.steps)
+        assert traj.steps[-1].content == f"TASK-{i}: 2.1 million"
+        assert "2.1 million" in str(traj.steps[1].tool_calls[0].result)
+
+
+def test_uninstall_restores_ag2(collector):
+    from autogen.oai.client import OpenAIWrapper
+
+    before = (ConversableAgent.__init__, OpenAIWrapper.create)
+    agenttrace.instrument(endpoint=collector.endpoint, frameworks=["ag2"])
+    agent = ConversableAgent("a", llm_config=False)
+    assert "generate_reply" in vars(agent)
+    agenttrace.uninstrument()
+    assert (ConversableAgent.__init__, OpenAIWrapper.create) == before
+    assert "generate_reply" not in vars(agent)
