@@ -14,6 +14,8 @@ nox.options.error_on_missing_interpreters = True
 ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
     # autogen-agentchat and ag2 both install an ``autogen`` import package: never in one environment
     "autogen": (["autogen-agentchat>=0.7", "autogen-ext[openai]>=0.7"], ["test_autogen.py"]),
+    # ag2 1.x replaced the classic ``autogen`` API (ConversableAgent/GroupChat) this integration traces
+    "ag2": (["ag2[openai]>=0.10,<1"], ["test_ag2.py"]),
     "langgraph_openai_agents": (
         ["langgraph>=1.0", "langchain-openai>=1.0", "langgraph-supervisor>=0.0.29", "langgraph-swarm>=0.0.14",
          "openai-agents>=0.6", "openinference-instrumentation-langchain>=0.1.50",
