@@ -62,7 +62,7 @@ def normalize(span: SpanView) -> Normalized:
         return _openinference(span)
     if "traceloop.span.kind" in a or any(k.startswith("gen_ai.prompt.") for k in a):
         return _openllmetry(span)
-    if (a.get(sc.GEN_AI_SYSTEM) or a.get(sc.GEN_AI_PROVIDER_NAME)) and a.get(sc.GEN_AI_REQUEST_MODEL):
+    if not op and (a.get(sc.GEN_AI_SYSTEM) or a.get(sc.GEN_AI_PROVIDER_NAME)) and a.get(sc.GEN_AI_REQUEST_MODEL):
         return _genai(span, Kind.LLM)
     if a.get(sc.TRANSFER_TARGET):
         return Normalized(Kind.HANDOFF, transfer_to=a[sc.TRANSFER_TARGET])
