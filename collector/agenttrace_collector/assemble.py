@@ -127,13 +127,25 @@ class _Builder:
         call.error = span.error
         if call.arguments is None:
             call.arguments = n.tool_arguments
-        target = n.transfer_to or handoff_target(call.name, call.arguments)
+        target = n.transfer_to or handoff_target(call.name, call.arguments) or self._delegate(span)
         if target and scope is not None:
             owner = next((d.step for d in reversed(scope.steps) if call in d.step.tool_calls), None)
             if owner is not None and not owner.transfer_to:
                 owner.transfer_to = target
             elif owner is None:
                 scope.transfer_to = scope.transfer_to or target
+
+    def _delegate(self, span: SpanView) -> str | None:
+        """The agent a tool call runs inside it (an agent used as a tool: a delegation), if any."""
+        todo = list(span.children)
+        while todo:
+            child = todo.pop(0)
+            n = self.norm[child.span_id]
+            if n.kind is Kind.AGENT:
+                return n.agent or child.name
+            if n.kind is Kind.OTHER:
+                todo.extend(child.children)
+        return None
 
     @staticmethod
     def _find_call(scope: _AgentScope | None, n: Normalized) -> ToolCall | None:
