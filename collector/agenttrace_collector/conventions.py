@@ -245,8 +245,8 @@ def message_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     calls = []
     for msg in messages:
         for part in msg.get("parts") or ():
-            if part.get("type") == "tool_call":
-                calls.append(part)
+            if part.get("type") == "tool_call":  # arguments may be a JSON string (PydanticAI, others)
+                calls.append({**part, "arguments": _maybe_json(part.get("arguments"))})
         for call in msg.get("tool_calls") or ():  # pre-parts layout
             fn = call.get("function", call)
             calls.append({"id": call.get("id"), "name": fn.get("name"), "arguments": _maybe_json(fn.get("arguments"))})
