@@ -84,8 +84,14 @@ class _Builder:
 
     def _agent(self, span: SpanView, n: Normalized) -> None:
         scope = _AgentScope(name=n.agent or span.name, span=span, transfer_to=n.transfer_to)
+        before = len(self.drafts)
         for child in span.children:
             self._walk(child, scope)
+        nested = self.drafts[before:]
+        if not scope.steps and nested and not scope.loose_tools and (
+                not (message_text(n.output_messages) or n.output_text)
+                or any(d.step.agent == scope.name for d in nested)):
+            return  # a wrapper around other agents' steps (a workflow / team span, or the same agent's node): no step
         if not scope.steps:
             step = Step(
                 index=0, agent=scope.name,

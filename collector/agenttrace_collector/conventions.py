@@ -45,6 +45,12 @@ LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 AGENT_OPERATIONS = {"invoke_agent"}
 OPENINFERENCE_KINDS = {"AGENT": Kind.AGENT, "LLM": Kind.LLM, "TOOL": Kind.TOOL}
 TRACELOOP_KINDS = {"agent": Kind.AGENT, "tool": Kind.TOOL}
+#: LangGraph node names that are parts of one agent (a prebuilt react agent's inner nodes,
+#: langgraph-supervisor's wrapper), never agents of their own
+LANGGRAPH_INTERNAL_NODES = frozenset({
+    "agent", "call_agent", "call_model", "tools", "pre_model_hook", "post_model_hook",
+    "generate_structured_response", "model", "model_request", "LangGraph",
+})
 
 
 def normalize(span: SpanView) -> Normalized:
@@ -52,6 +58,9 @@ def normalize(span: SpanView) -> Normalized:
     if a.get(sc.SPAN_KIND) == "run":
         return Normalized(Kind.RUN, input_text=_text(a.get(sc.RUN_TASK)), output_text=_text(a.get(sc.RUN_ANSWER)))
     op = a.get(sc.GEN_AI_OPERATION_NAME)
+    if op in AGENT_OPERATIONS and "gen_ai.workflow.nodes" in a:
+        # OpenLLMetry's LangGraph graph-invocation marker: a sibling of the agent's work, not its parent
+        return Normalized(Kind.OTHER)
     if op in AGENT_OPERATIONS:
         return _genai(span, Kind.AGENT)
     if op in LLM_OPERATIONS:
@@ -83,6 +92,8 @@ def _genai(span: SpanView, kind: Kind) -> Normalized:
         n.tool_call_id = a.get(sc.GEN_AI_TOOL_CALL_ID)
         n.tool_arguments = _maybe_json(a.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
         n.tool_result = _maybe_json(a.get(sc.GEN_AI_TOOL_CALL_RESULT))
+        if "traceloop.span.kind" in a:  # OpenLLMetry wraps them: {"input_str": ...}, {"output": ToolMessage}
+            n.tool_arguments, n.tool_result = _traceloop_tool_io(n.tool_arguments, n.tool_result)
     n.transfer_to = a.get(sc.TRANSFER_TARGET)
     return n
 
@@ -112,6 +123,12 @@ def _genai_events(span: SpanView, n: Normalized) -> None:
 def _openinference(span: SpanView) -> Normalized:
     a = span.attrs
     kind = OPENINFERENCE_KINDS.get(str(a.get("openinference.span.kind")).upper(), Kind.OTHER)
+    if kind is Kind.AGENT and not a.get("agent.name") and span.name in LANGGRAPH_INTERNAL_NODES:
+        kind = Kind.OTHER  # OpenInference-LangChain calls a react agent's inner "agent" node an AGENT
+    elif kind is Kind.OTHER and _langgraph_agent_node(span.name, _maybe_json(a.get("metadata"))):
+        kind = Kind.AGENT  # a LangGraph node (supervisor / swarm member, function node) is the agent
+    elif kind is Kind.TOOL and span.name.startswith("handoff to ") and not a.get("tool.name"):
+        return Normalized(Kind.HANDOFF, transfer_to=_text(a.get("output.value")) or span.name[len("handoff to "):])
     n = Normalized(kind, input_text=_text(a.get("input.value")), output_text=_text(a.get("output.value")))
     if kind is Kind.AGENT:
         n.agent = a.get("agent.name") or a.get("graph.node.id") or span.name
@@ -122,7 +139,8 @@ def _openinference(span: SpanView) -> Normalized:
     elif kind is Kind.TOOL:
         n.tool_name = a.get("tool.name") or span.name
         n.tool_call_id = a.get("tool_call.id") or a.get("tool.id")
-        n.tool_arguments = _maybe_json(a.get("tool.parameters") or a.get("input.value"))
+        # tool.parameters is the tool's JSON schema in OpenInference, not the call's arguments
+        n.tool_arguments = _maybe_json(a.get("input.value") or a.get("tool_call.function.arguments"))
         n.tool_result = _maybe_json(a.get("output.value"))
     return n
 
@@ -172,10 +190,41 @@ def _openllmetry(span: SpanView) -> Normalized:
             n.tool_arguments = _maybe_json(a.get("traceloop.entity.input"))
             n.tool_result = _maybe_json(a.get("traceloop.entity.output"))
         return n
+    if tl_kind == "task" and a.get("traceloop.entity.path") == "" and _langgraph_agent_node(
+            a.get("traceloop.entity.name"), {"langgraph_node": a.get("traceloop.association.properties.langgraph_node")}):
+        # OpenLLMetry-LangChain: a node of the top-level graph is an agent turn (its own invoke_agent span
+        # is a sibling of the work, so it cannot be the scope)
+        return Normalized(Kind.AGENT, agent=a["traceloop.entity.name"],
+                          input_text=_entity(a.get("traceloop.entity.input")),
+                          output_text=_entity(a.get("traceloop.entity.output")))
     if any(k.startswith("gen_ai.prompt.") or k.startswith("gen_ai.completion.") for k in a):
         return Normalized(Kind.LLM, input_messages=_indexed_messages(a, "gen_ai.prompt."),
                           output_messages=_indexed_messages(a, "gen_ai.completion."))
     return Normalized(Kind.OTHER)
+
+
+def _langgraph_agent_node(name: Any, metadata: Any) -> bool:
+    """Whether a span is a LangGraph node run that stands for an agent (named like its node, not internal)."""
+    return (isinstance(name, str) and isinstance(metadata, dict) and metadata.get("langgraph_node") == name
+            and name not in LANGGRAPH_INTERNAL_NODES and not name.startswith("__"))
+
+
+def _traceloop_tool_io(arguments: Any, result: Any) -> tuple[Any, Any]:
+    if isinstance(arguments, dict) and "input_str" in arguments:
+        raw = arguments["input_str"]
+        arguments = _maybe_json(raw)
+        if isinstance(arguments, str):
+            import ast
+
+            try:
+                arguments = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                arguments = raw
+    if isinstance(result, dict) and "output" in result:
+        result = result["output"]
+        if isinstance(result, dict) and isinstance(result.get("kwargs"), dict) and "content" in result["kwargs"]:
+            result = result["kwargs"]["content"]  # a serialised ToolMessage
+    return arguments, result
 
 
 def _indexed_messages(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
@@ -303,6 +352,10 @@ def handoff_target(tool_name: str | None, arguments: Any) -> str | None:
     m = HANDOFF_TOOL.match(tool_name)
     if m:
         return m.group("target")
-    if tool_name in ("transfer_to_agent", "handoff", "delegate_work_to_coworker") and isinstance(arguments, dict):
+    # CrewAI's coworker tools: ``delegate_work_to_coworker`` / ``ask_question_to_coworker`` with function
+    # calling, "Delegate work to coworker" / "Ask question to coworker" in its ReAct text format
+    if tool_name.strip().lower().replace(" ", "_") in (
+            "transfer_to_agent", "handoff", "delegate_work_to_coworker", "ask_question_to_coworker") \
+            and isinstance(arguments, dict):
         return arguments.get("agent_name") or arguments.get("coworker") or arguments.get("agent")
     return None

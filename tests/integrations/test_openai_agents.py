@@ -152,7 +152,7 @@ async def test_agents_as_tools_responses_api(oa, collector):
     flush()
     traj, _ = collector.wait_run(run.run_id)
     assert _steps(traj) == [
-        ("orchestrator", ["translate_to_french"], None),
+        ("orchestrator", ["translate_to_french"], "translator"),  # an agent run as a tool: a delegation
         ("translator", [], None),
         ("orchestrator", [], None),
     ]
