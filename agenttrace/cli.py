@@ -44,7 +44,12 @@ def main() -> None:
 @click.option("--settle", default=0.5, show_default=True, help="Seconds to wait for late spans after a run ends.")
 @click.option("--idle-timeout", default=30.0, show_default=True,
               help="Seconds of silence after which an unfinished run is assembled anyway.")
-def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout) -> None:
+@click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, type=click.IntRange(min=1),
+              help="Largest OTLP request body accepted (after decompression); larger ones get HTTP 413.")
+@click.option("--max-pending-spans", default=200_000, show_default=True, type=click.IntRange(min=1),
+              help="Spans queued for commit before new exports get back-pressure (HTTP 503 / gRPC UNAVAILABLE).")
+def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout, max_body_bytes,
+              max_pending_spans) -> None:
     from agenttrace_collector.app import run
     from agenttrace_collector.config import CollectorConfig
 
@@ -52,6 +57,7 @@ def collector(db, host, port, grpc_port, attributor, attributor_option, settle, 
         host=host, http_port=port, grpc_port=grpc_port or None,
         attributor=None if attributor == "none" else attributor,
         attributor_options=_options(attributor_option), settle_s=settle, idle_timeout_s=idle_timeout,
+        max_body_bytes=max_body_bytes, max_pending_spans=max_pending_spans,
     )
     if db:
         cfg.db = db
