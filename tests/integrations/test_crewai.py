@@ -16,6 +16,7 @@ os.environ.setdefault("CREWAI_DISABLE_TRACKING", "true")
 pytest.importorskip("crewai")
 
 from crewai import LLM, Agent, Crew, Process, Task  # noqa: E402
+from crewai.llms.providers.openai.completion import OpenAICompletion  # noqa: E402
 from crewai.tools import tool  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
@@ -74,6 +75,33 @@ def script(body: dict) -> dict | str:
                 "coworker": RESEARCHER}}]}
         return f"The capital of country #{n} is capital-{n}."
     raise AssertionError(f"unexpected request: {system[:200]!r}")
+
+
+def react_script(body: dict) -> str:
+    """CrewAI's ReAct text format (a model without function calling): Thought / Action / Action Input / Final Answer."""
+    assert not body.get("tools")
+    msgs = body["messages"]
+    system = _text(msgs[0]["content"])
+    n = re.search(r"country #(\d+)", " ".join(_text(m.get("content")) for m in msgs)).group(1)
+    later = " ".join(_text(m.get("content")) for m in msgs[2:])  # what came after the task prompt
+    if system.startswith(f"You are {MANAGER}."):
+        if f"capital-{n}" in later:
+            return f"Thought: I have it.\nFinal Answer: Final report: the capital of country #{n} is capital-{n}."
+        return ("Thought: The researcher should find it.\nAction: Delegate work to coworker\nAction Input: "
+                + json.dumps({"task": f"Find the capital of country #{n}", "context": "Use your lookup tool.",
+                              "coworker": RESEARCHER}))
+    if system.startswith(f"You are {RESEARCHER}."):
+        if f"capital-{n}" in later:
+            return f"Thought: Found it.\nFinal Answer: capital-{n}"
+        return "Thought: Look it up.\nAction: lookup\nAction Input: " + json.dumps({"country": n})
+    raise AssertionError(f"unexpected request: {system[:200]!r}")
+
+
+class NoFunctionCallingLLM(OpenAICompletion):
+    """CrewAI's OpenAI client for a model without function calling: agents fall back to the ReAct text format."""
+
+    def supports_function_calling(self) -> bool:
+        return False
 
 
 class _Tee(SpanProcessor):
@@ -215,6 +243,31 @@ def test_allow_delegation_ask_question(traced, collector, llm):
     assert [s.agent for s in traj.steps] == [WRITER, RESEARCHER, RESEARCHER, RESEARCHER, WRITER], where
     assert traj.steps[0].transfer_to == RESEARCHER
     assert traj.steps[0].tool_calls[0].name == "ask_question_to_coworker"
+    assert traj.outcome.value == "success"
+
+
+def test_react_text_format_hierarchical(traced, collector, memory):
+    with ScriptedLLM(react_script) as server:
+        def model():
+            return NoFunctionCallingLLM(model="scripted-model", base_url=server.base_url, api_key="test")
+
+        researcher = Agent(role=RESEARCHER, goal="Find capitals with your tools.", backstory="A researcher.",
+                           llm=model(), tools=[lookup], allow_delegation=False)
+        writer = Agent(role=WRITER, goal="Write one-sentence answers.", backstory="A writer.", llm=model())
+        crew = Crew(agents=[researcher, writer], process=Process.hierarchical, manager_llm=model(), verbose=False,
+                    tasks=[Task(description="Report the capital of country #5.", expected_output="a report")])
+        run_id, answer = kickoff(crew, 5, "crewai-react")
+    assert answer == "Final report: the capital of country #5 is capital-5."
+    flush()
+    traj, _ = collector.wait_run(run_id)
+    where = [(s.agent, s.transfer_to, [c.name for c in s.tool_calls], s.render()[:100]) for s in traj.steps]
+    assert [s.agent for s in traj.steps] == [MANAGER, RESEARCHER, RESEARCHER, MANAGER], where
+    assert traj.steps[0].transfer_to == RESEARCHER, where
+    delegation = traj.steps[0].tool_calls
+    assert [(c.name, c.arguments["coworker"], c.result) for c in delegation] == [
+        ("Delegate work to coworker", RESEARCHER, "capital-5")], delegation
+    assert [(c.name, c.arguments, c.result) for c in traj.steps[1].tool_calls] == [
+        ("lookup", {"country": "5"}, "capital-5")], where
     assert traj.outcome.value == "success"
 
 
