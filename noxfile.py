@@ -16,6 +16,13 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
     "autogen": (["autogen-agentchat>=0.7", "autogen-ext[openai]>=0.7"], ["test_autogen.py"]),
     # ag2 1.x replaced the classic ``autogen`` API (ConversableAgent/GroupChat) this integration traces
     "ag2": (["ag2[openai]>=0.10,<1"], ["test_ag2.py"]),
+    "smolagents_pydantic_ai_llama_index": (
+        ["smolagents>=1.20", "pydantic-ai-slim[openai]>=1.0", "llama-index-core>=0.14",
+         "llama-index-llms-openai-like>=0.5"],
+        ["test_smolagents.py", "test_pydantic_ai.py", "test_llama_index.py"],
+    ),
+    # camel-ai 0.2.90 imports mcp.server.FastMCP, which mcp 2.x no longer has
+    "camel": (["camel-ai>=0.2.70", "mcp<2"], ["test_camel.py"]),
     # LangGraph/LangChain + OpenAI Agents SDK, and the third-party instrumentors whose spans the collector must
     # read (OpenInference, OpenLLMetry = PyPI's opentelemetry-instrumentation-langchain, contrib's openai-v2):
     # their pins agree, so one environment. openai-v2 2.4b0 imports util-genai's pre-1.2 module layout.
