@@ -47,7 +47,9 @@ class IngestWriter:
             fut.set_result(0)
             return fut
         with self._lock:
-            if self._pending + len(rows) > self.max_pending_spans:
+            # An export larger than the whole queue is still taken when the queue is empty; refusing it
+            # would answer "retry later" to a request that could never succeed.
+            if self._pending and self._pending + len(rows) > self.max_pending_spans:
                 raise Overloaded(retry_after_s=1.0)
             self._pending += len(rows)
         self._queue.put((rows, fut))

@@ -56,6 +56,12 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         raise BadRequest(f"body is not valid {encoding}: {exc}") from None
     if len(out) > max_bytes or d.unconsumed_tail:
         raise TooLarge(max_bytes)
+    # A cut-off stream decompresses without error as far as it goes; only ``eof`` says it was complete
+    # (gzip: its CRC and length trailer checked).
+    if not d.eof:
+        raise BadRequest(f"body is not valid {encoding}: the stream is truncated")
+    if d.unused_data:
+        raise BadRequest(f"body is not valid {encoding}: {len(d.unused_data)} bytes after the end of the stream")
     return out
 
 
@@ -96,27 +102,38 @@ def _parse_json(body: bytes) -> ExportTraceServiceRequest:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise BadRequest("JSON body must be an object with 'resourceSpans'")
-    # OTLP/JSON spells ids in hex where protobuf's JSON mapping expects base64.
-    for rs in doc.get("resourceSpans") or ():
-        for ss in rs.get("scopeSpans") or ():
-            for span in ss.get("spans") or ():
+    # OTLP/JSON spells ids in hex where protobuf's JSON mapping expects base64. Values of the wrong
+    # shape are left for ParseDict to reject with a message.
+    for rs in _dicts(doc.get("resourceSpans")):
+        for ss in _dicts(rs.get("scopeSpans")):
+            for span in _dicts(ss.get("spans")):
                 _hex_ids_to_base64(span)
-                for link in span.get("links") or ():
+                for link in _dicts(span.get("links")):
                     _hex_ids_to_base64(link)
     try:
         return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, TypeError, ValueError, AttributeError) as exc:
         raise BadRequest(f"JSON body is not a valid OTLP trace export: {exc}") from None
+
+
+def _dicts(value) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+_ID_HEX_DIGITS = {"traceId": 32, "spanId": 16, "parentSpanId": 16}
 
 
 def _hex_ids_to_base64(obj: dict) -> None:
     for key in _ID_FIELDS:
         value = obj.get(key)
         if isinstance(value, str) and value:
+            digits = _ID_HEX_DIGITS[key]
             try:
+                if len(value) != digits:
+                    raise ValueError
                 obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
             except ValueError:
-                raise BadRequest(f"{key} {value!r} is not hex") from None
+                raise BadRequest(f"{key} {value!r} is not {digits} hex digits") from None
 
 
 def rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
