@@ -23,6 +23,8 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
     ),
     # camel-ai 0.2.90 imports mcp.server.FastMCP, which mcp 2.x no longer has
     "camel": (["camel-ai>=0.2.70", "mcp<2"], ["test_camel.py"]),
+    # crewai pins pydantic<2.13, chromadb, lancedb and regex exactly: its own environment
+    "crewai": (["crewai>=1.10"], ["test_crewai.py"]),
     # LangGraph/LangChain + OpenAI Agents SDK, and the third-party instrumentors whose spans the collector must
     # read (OpenInference, OpenLLMetry = PyPI's opentelemetry-instrumentation-langchain, contrib's openai-v2):
     # their pins agree, so one environment. openai-v2 2.4b0 imports util-genai's pre-1.2 module layout.
