@@ -299,7 +299,8 @@ def _safe(tracer: _Tracer, source: Any, event: Any) -> None:
 
 class CrewAIIntegration(Integration):
     name = "crewai"
-    requires = ("crewai>=1.0",)
+    # event ids: ``started_event_id`` (which "started" event a "completed" one closes) came in 1.10
+    requires = ("crewai>=1.10",)
 
     def __init__(self) -> None:
         self._patches = genai.Patches()
