@@ -61,7 +61,8 @@ def _message(msg: Any) -> dict[str, Any]:
     if isinstance(msg, dict):
         role, content, calls = msg.get("role"), msg.get("content"), msg.get("tool_calls")
     else:
-        role, content, calls = getattr(msg, "role", None), getattr(msg, "content", None), getattr(msg, "tool_calls", None)
+        role, content = getattr(msg, "role", None), getattr(msg, "content", None)
+        calls = getattr(msg, "tool_calls", None)
     out: dict[str, Any] = {"role": _role(role or "user"), "content": content}
     if calls:
         out["tool_calls"] = _tool_calls(calls)

@@ -1,4 +1,4 @@
-"""PydanticAI: a coordinator agent delegating to a researcher agent inside a tool, real pydantic-ai against ScriptedLLM."""
+"""PydanticAI: a coordinator delegating to a researcher agent inside a tool; real pydantic-ai against ScriptedLLM."""
 
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ def check_trajectory(traj, n: int) -> None:
         [(s.agent, s.render()[:100]) for s in steps]
     first, r1, r2, r3, last = steps
     assert first.transfer_to == "researcher"
-    assert [(c.name, c.arguments) for c in first.tool_calls] == [("ask_researcher", {"question": f"capital of country #{n}"})]
+    assert [(c.name, c.arguments) for c in first.tool_calls] == [
+        ("ask_researcher", {"question": f"capital of country #{n}"})]
     assert first.tool_calls[0].result == f"capital-{n}"
     assert [c.name for c in r1.tool_calls] == ["broken_search"]
     assert r1.tool_calls[0].error  # ModelRetry: the tool span is an error; the run recovers

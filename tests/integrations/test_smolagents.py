@@ -110,7 +110,8 @@ def solve(llm: ScriptedLLM, n: int) -> tuple[str, str]:
 
 def check_trajectory(traj, n: int) -> None:
     agents = [s.agent for s in traj.steps]
-    assert agents == ["manager", "researcher", "researcher", "researcher", "manager"], [(s.agent, s.render()[:120]) for s in traj.steps]
+    assert agents == ["manager", "researcher", "researcher", "researcher", "manager"], [
+        (s.agent, s.render()[:120]) for s in traj.steps]
     first, r1, r2, r3, last = traj.steps
     assert first.transfer_to == "researcher"
     delegation = [c for c in first.tool_calls if c.name == "researcher"]
