@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -281,3 +282,32 @@ def test_twenty_parallel_crews(traced, collector, llm):
         assert answer == f"The capital of country #{n} is capital-{n}."
         traj, _ = collector.wait_run(run_id)
         check_sequential(traj, n)
+
+
+async def test_twenty_parallel_native_async_crews(traced, collector, llm):
+    async def akickoff(n: int) -> tuple[str, str]:
+        async with agenttrace.run("crewai-async", task=f"capital of country #{n}", expected=f"capital-{n}") as run:
+            answer = str(await sequential_crew(llm, n).akickoff())
+            run.finish(answer)
+        return run.run_id, answer
+
+    numbers = range(200, 220)
+    results = await asyncio.gather(*(akickoff(n) for n in numbers))
+    flush()
+    assert len({run_id for run_id, _ in results}) == 20
+    for n, (run_id, answer) in zip(numbers, results):
+        assert answer == f"The capital of country #{n} is capital-{n}."
+        traj, _ = collector.wait_run(run_id)
+        check_sequential(traj, n)
+
+
+def test_uninstrument_restores_the_event_bus(collector):
+    from crewai.events.event_bus import CrewAIEventsBus
+
+    original = CrewAIEventsBus.emit
+    agenttrace.instrument(endpoint=collector.endpoint, service_name="crewai-tests", frameworks=["crewai"])
+    assert CrewAIEventsBus.emit is not original
+    agenttrace.uninstrument()
+    assert CrewAIEventsBus.emit is original
+    agenttrace.uninstrument()  # idempotent
+    assert CrewAIEventsBus.emit is original
