@@ -164,3 +164,13 @@ def test_twenty_parallel_runs(traced, collector, llm):
         assert answer == f"capital-{n}"
         traj, _ = collector.wait_run(run_id)
         check_trajectory(traj, n)
+
+
+def test_streamed_run(traced, collector, llm):
+    """``run(stream=True)`` yields steps; the agent span covers the whole stream and nests its calls."""
+    with agenttrace.run("smolagents-capital", task="capital of country #8", expected="capital-8") as run:
+        events = list(make_team(llm).run("What is the capital of country #8?", stream=True))
+        run.finish(str(events[-1].output))
+    flush()
+    traj, _ = collector.wait_run(run.run_id)
+    check_trajectory(traj, 8)
