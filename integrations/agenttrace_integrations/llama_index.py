@@ -13,6 +13,10 @@ does not link a tool call to the turn that asked for it. Here:
   whose reply asked for that call (matched on tool name and arguments within the
   trace) and carrying its call id; ``ToolOutput.is_error`` marks it failed; the
   ``handoff`` tool carries ``agenttrace.transfer.target`` = ``to_agent``.
+
+``ReActAgent``/``CodeActAgent`` turns get agent and tool spans but no chat span
+(they call the LLM directly); each turn is one LLM call, so the trajectory's
+steps are still one per turn, with the turn's text as content.
 """
 
 from __future__ import annotations

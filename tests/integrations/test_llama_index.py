@@ -149,3 +149,37 @@ async def test_twenty_parallel_workflows(traced, collector, llm):
         assert answer == f"The capital of country #{n} is capital-{n}."
         traj, _ = collector.wait_run(run_id)
         check_trajectory(traj, n)
+
+
+def react_script(body: dict) -> str | dict:
+    """A ReAct researcher (text protocol, no function calling) handing off to a FunctionAgent writer."""
+    msgs = body["messages"]
+    text = json.dumps(msgs)
+    n = re.search(r"country #(\d+)", text).group(1)
+    if "ROLE:WRITER" in str(msgs[0].get("content")):
+        return f"The capital of country #{n} is capital-{n}."
+    if f"capital-{n}" in text:
+        return ('Thought: I found it and hand off.\nAction: handoff\n'
+                'Action Input: {"to_agent": "writer", "reason": "found it"}')
+    return f'Thought: I need to look it up.\nAction: lookup\nAction Input: {{"country": "{n}"}}'
+
+
+async def test_react_agent_turns(traced, collector):
+    from llama_index.core.agent.workflow import ReActAgent
+
+    with ScriptedLLM(react_script) as server:
+        model = OpenAILike(model="scripted-model", api_base=server.base_url, api_key="test", is_chat_model=True,
+                           is_function_calling_model=True)
+        researcher = ReActAgent(name="researcher", description="Finds capitals.", llm=model, tools=[lookup],
+                                can_handoff_to=["writer"])
+        writer = FunctionAgent(name="writer", description="Writes.", system_prompt="ROLE:WRITER", llm=model)
+        workflow = AgentWorkflow(agents=[researcher, writer], root_agent="researcher")
+        async with agenttrace.run("llama-index-react", task="capital of country #9", expected="capital-9") as run:
+            run.finish(str(await workflow.run(user_msg="What is the capital of country #9?")))
+    flush()
+    traj, _ = collector.wait_run(run.run_id)
+    assert [s.agent for s in traj.steps] == ["researcher", "researcher", "writer"], [
+        (s.agent, s.render()[:100]) for s in traj.steps]
+    assert [(c.name, c.result) for c in traj.steps[0].tool_calls] == [("lookup", "capital-9")]
+    assert traj.steps[1].transfer_to == "writer"
+    assert traj.outcome.value == "success"
