@@ -213,14 +213,16 @@ class _Tracer:
                         (c["function"]["name"], _json_args(c["function"]["arguments"]), c["id"]) for c in calls)
         else:
             output = {"role": "assistant", "content": _text(event.response)}
-        usage = event.usage or {}
-        genai.chat_response(
-            span, output, model=event.model,
-            input_tokens=usage.get("prompt_tokens") or usage.get("input_tokens"),
-            output_tokens=usage.get("completion_tokens") or usage.get("output_tokens"),
-            finish_reason=event.finish_reason, response_id=event.response_id,
-        )
-        genai.end(span, end_time=_ns(event.timestamp))
+        usage = getattr(event, "usage", None) or {}  # usage, finish_reason, response_id: crewai 1.11+
+        try:
+            genai.chat_response(
+                span, output, model=event.model,
+                input_tokens=usage.get("prompt_tokens") or usage.get("input_tokens"),
+                output_tokens=usage.get("completion_tokens") or usage.get("output_tokens"),
+                finish_reason=getattr(event, "finish_reason", None), response_id=getattr(event, "response_id", None),
+            )
+        finally:
+            genai.end(span, end_time=_ns(event.timestamp))
 
     def _call_id(self, event: Any, name: str, args: Any) -> str | None:
         agent = self._agent_key(event.parent_event_id)

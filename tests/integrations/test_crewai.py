@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,6 +14,9 @@ import pytest
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("CREWAI_DISABLE_TRACKING", "true")
+# CrewAI stores task outputs in a per-project SQLite db under the user's data dir: keep tests out of it
+# (and out of a db another CrewAI version wrote)
+os.environ.setdefault("CREWAI_STORAGE_DIR", tempfile.mkdtemp(prefix="agenttrace-crewai-tests-"))
 
 pytest.importorskip("crewai")
 
@@ -134,7 +138,8 @@ def llm():
 
 
 def _model(llm: ScriptedLLM) -> LLM:
-    return LLM(model="openai/scripted-model", base_url=llm.base_url, api_key="test")
+    # a model name CrewAI knows: before 1.11 other names need the LiteLLM fallback (not installed here)
+    return LLM(model="openai/gpt-4o-mini", base_url=llm.base_url, api_key="test")
 
 
 def sequential_crew(llm: ScriptedLLM, n: int, *, writer_delegates: bool = False) -> Crew:
