@@ -23,10 +23,14 @@ threads); span times are the events' timestamps.
   ``agenttrace.transfer.target`` = the role of the coworker whose execution
   runs inside it.
 
-No upstream instrumentor is used: ``openinference-instrumentation-crewai``
-wraps ``Crew.kickoff`` / ``Task._execute_core`` / ``ToolUsage._use`` (no LLM
-calls of its own, no ``gen_ai.agent.name``, and tools used through native
-function calling are missed).
+No upstream instrumentor is used. ``openinference-instrumentation-crewai``
+(1.1.x) by default wraps ``Crew.kickoff`` / ``Task._execute_core`` /
+``ToolUsage._use`` (no LLM calls; tools run by native function calling,
+which bypasses ``ToolUsage``, are missed); its opt-in event-listener mode buffers the bus's out-of-order
+handlers, but writes OpenInference attributes only (no ``gen_ai.*``, agents
+named ``{role}.{task}.execute``), no tool call ids, and no delegation target
+(its parent agent is guessed from the crew's agent order). Reading the bus
+synchronously needs no buffering and no extra dependency.
 """
 
 from __future__ import annotations
