@@ -53,3 +53,10 @@ nox.options.sessions = list(ENVIRONMENTS)
 
 for _name, (_requirements, _tests) in ENVIRONMENTS.items():
     globals()[f"session_{_name}"] = _session(_name, _requirements, _tests)
+
+
+@nox.session(name="bench_overhead")
+def bench_overhead(session: nox.Session) -> None:
+    """Tracing overhead per agent step (LangGraph, OpenAI Agents): uninstrumented vs agenttrace vs OpenInference."""
+    session.install("-e", ".", *ENVIRONMENTS["langgraph_openai_agents"][0])
+    session.run("python", "bench/overhead.py", *session.posargs)
