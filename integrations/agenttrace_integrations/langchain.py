@@ -95,6 +95,7 @@ def _make_handler_class():
         def __init__(self) -> None:
             super().__init__()
             self.table = genai.SpanTable()
+            self._wrappers: set[UUID] = set()  # agent runs with agents nested inside (a team graph)
 
         # -- helpers ---------------------------------------------------------------
         def _register(self, run_id: UUID, parent_run_id: UUID | None, span, info) -> None:
@@ -103,10 +104,13 @@ def _make_handler_class():
                 self.table.set_root_context(run_id, genai.current_context())
 
         def _agent_of(self, parent_run_id: UUID | None) -> str | None:
-            for _, _, info in self.table.ancestors(parent_run_id):
+            return self._enclosing_agent(parent_run_id)[1]
+
+        def _enclosing_agent(self, parent_run_id: UUID | None) -> tuple[UUID | None, str | None]:
+            for key, _, info in self.table.ancestors(parent_run_id):
                 if isinstance(info, str):
-                    return info
-            return None
+                    return key, info
+            return None, None
 
         def _parent(self, run_id: UUID, parent_run_id: UUID | None):
             if parent_run_id is None:
@@ -125,10 +129,13 @@ def _make_handler_class():
             if name is None and serialized:
                 name = serialized.get("name") or (serialized.get("id") or [None])[-1]
             agent_name = None
+            outer_key = None
             if not (tags and "langsmith:hidden" in tags) and name and not name.startswith("__"):
                 is_node = metadata.get("langgraph_node") == name
-                inside_agent = self._agent_of(parent_run_id) is not None
-                if is_node and not inside_agent and name not in REACT_INTERNAL_NODES:
+                outer_key, outer = self._enclosing_agent(parent_run_id)
+                # a node is an agent unless it is a react agent's inner node, or the subgraph run of the
+                # very agent whose node it is (``researcher`` node -> ``researcher`` graph)
+                if is_node and name != outer and name not in REACT_INTERNAL_NODES:
                     agent_name = name
                 elif parent_run_id is None and "langgraph_node" not in metadata and name not in DEFAULT_GRAPH_NAMES \
                         and metadata.get("agenttrace.agent", True) and _looks_like_graph(serialized, kwargs):
@@ -136,6 +143,8 @@ def _make_handler_class():
             if agent_name is None:
                 self._register(run_id, parent_run_id, None, None)
                 return
+            if outer_key is not None:
+                self._wrappers.add(outer_key)
             last = _last_message(inputs)
             span = genai.start_agent(agent_name, parent=self._parent(run_id, parent_run_id),
                                      input=[last] if last else None, framework="langgraph")
@@ -143,7 +152,9 @@ def _make_handler_class():
 
         def on_chain_end(self, outputs, *, run_id, **kwargs) -> None:
             span, info = self.table.get(run_id)
-            if span is not None and isinstance(info, str):
+            if run_id in self._wrappers:  # a team's output is its members' steps, not a step of its own
+                self._wrappers.discard(run_id)
+            elif span is not None and isinstance(info, str):
                 last = _last_message(outputs, "assistant") or _last_message(outputs)
                 if last is not None:
                     genai.agent_output(span, [last])
@@ -152,6 +163,7 @@ def _make_handler_class():
             self._finish(run_id)
 
         def on_chain_error(self, error, *, run_id, **kwargs) -> None:
+            self._wrappers.discard(run_id)
             self._finish(run_id, error)
 
         # -- model calls -------------------------------------------------------------

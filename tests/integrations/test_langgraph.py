@@ -135,6 +135,31 @@ def test_supervisor_trajectory(lc, collector):
                if s.attributes.get("agenttrace.run.id") == run.run_id)
 
 
+def test_named_team_graph_is_a_wrapper_not_a_step(lc, collector):
+    """A root graph compiled with its own name is an agent span around its members, adding no step."""
+    from langgraph.prebuilt import create_react_agent
+    from langgraph_supervisor import create_supervisor
+
+    with ScriptedLLM(supervisor_script) as llm:
+        researcher = create_react_agent(_model(llm), [search], name="researcher", prompt="You are the researcher.")
+        team = create_supervisor([researcher], model=_model(llm), prompt="You are the supervisor.").compile(
+            name="team")
+        with agenttrace.run("team", task="research #8") as run:
+            out = team.invoke({"messages": [HumanMessage("research #8")]})
+            run.succeed(out["messages"][-1].content)
+    flush()
+    traj, _ = collector.wait_run(run.run_id)
+    assert _agent_steps(traj) == [
+        ("supervisor", ["transfer_to_researcher"], "researcher"),
+        ("researcher", ["search"], None),
+        ("researcher", [], None),
+        ("supervisor", [], None),
+    ]
+    agents = {s.attributes["gen_ai.agent.name"] for s in MEMORY.get_finished_spans()
+              if s.attributes.get("gen_ai.operation.name") == "invoke_agent"}
+    assert agents == {"team", "supervisor", "researcher"}
+
+
 def swarm_script(body):
     system, results = _system(body), _tool_results(body)
     if "You are Alice" in system:
