@@ -27,8 +27,8 @@ CREATE TABLE IF NOT EXISTS spans (
     end_ns INTEGER NOT NULL,
     status_code INTEGER NOT NULL,
     data BLOB NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
+    UNIQUE (trace_id, span_id)
+);
 CREATE TABLE IF NOT EXISTS traces (
     trace_id BLOB PRIMARY KEY,
     service TEXT NOT NULL,
@@ -82,6 +82,10 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.write_lock = threading.Lock()
         self._writer = self._connect()
+        # Ingest writes ~2 KB spans in large transactions: a bigger page cache and fewer, larger WAL
+        # checkpoints (about 40 MB of WAL between them) roughly double the commit rate.
+        self._writer.execute("PRAGMA cache_size=-65536")
+        self._writer.execute("PRAGMA wal_autocheckpoint=10000")
         self._writer.executescript(SCHEMA)
         self._local = threading.local()
 
