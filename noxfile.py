@@ -60,3 +60,10 @@ def bench_overhead(session: nox.Session) -> None:
     """Tracing overhead per agent step (LangGraph, OpenAI Agents): uninstrumented vs agenttrace vs OpenInference."""
     session.install("-e", ".", *ENVIRONMENTS["langgraph_openai_agents"][0])
     session.run("python", "bench/overhead.py", *session.posargs)
+
+
+@nox.session(name="bench_ingest")
+def bench_ingest(session: nox.Session) -> None:
+    """Collector ingest rate (OTLP/HTTP protobuf, spans/s until stored) against Arize Phoenix on the same payload."""
+    session.install("-e", ".[collector]", "arize-phoenix")
+    session.run("python", "bench/ingest.py", *session.posargs)
