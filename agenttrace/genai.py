@@ -26,6 +26,14 @@ from agenttrace.spans import record_error, set_messages, set_value, tracer
 
 Parent = Span | Context | None
 
+#: LangGraph node names that are parts of one agent (a prebuilt react agent's inner nodes,
+#: langgraph-supervisor's wrapper, LangGraph's default graph name), never agents of their own.
+#: Shared by the LangChain integration and the collector's reading of other instrumentors' spans.
+LANGGRAPH_INTERNAL_NODES = frozenset({
+    "agent", "call_agent", "call_model", "tools", "pre_model_hook", "post_model_hook",
+    "generate_structured_response", "model", "model_request", "LangGraph",
+})
+
 
 def _ctx(parent: Parent) -> Context | None:
     if parent is None:

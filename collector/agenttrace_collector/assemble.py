@@ -102,7 +102,9 @@ class _Builder:
             self._emit(span.start, step, scope)
         last = scope.steps[-1].step
         last.tool_calls.extend(scope.loose_tools)
-        if scope.transfer_to and not last.transfer_to:
+        if scope.transfer_to and (not last.transfer_to or _same_agent(last.transfer_to, scope.transfer_to)):
+            # an explicit handoff (span / attribute) spells the target as the framework names it;
+            # a ``transfer_to_x`` tool name only gives its normalised form
             last.transfer_to = scope.transfer_to
 
     def _llm(self, span: SpanView, n: Normalized, scope: _AgentScope | None) -> None:
@@ -166,6 +168,12 @@ class _Builder:
             if c.name == n.tool_name:
                 return c
         return None
+
+
+def _same_agent(a: str, b: str) -> bool:
+    def norm(name: str) -> str:
+        return "".join(ch if ch.isalnum() else "_" for ch in name.strip().lower())
+    return norm(a) == norm(b)
 
 
 def find_run_span(spans: list[SpanView]) -> SpanView | None:

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from agenttrace import semconv as sc
+from agenttrace.genai import LANGGRAPH_INTERNAL_NODES
 from agenttrace_collector.spanview import SpanView
 
 
@@ -45,12 +46,6 @@ LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 AGENT_OPERATIONS = {"invoke_agent"}
 OPENINFERENCE_KINDS = {"AGENT": Kind.AGENT, "LLM": Kind.LLM, "TOOL": Kind.TOOL}
 TRACELOOP_KINDS = {"agent": Kind.AGENT, "tool": Kind.TOOL}
-#: LangGraph node names that are parts of one agent (a prebuilt react agent's inner nodes,
-#: langgraph-supervisor's wrapper), never agents of their own
-LANGGRAPH_INTERNAL_NODES = frozenset({
-    "agent", "call_agent", "call_model", "tools", "pre_model_hook", "post_model_hook",
-    "generate_structured_response", "model", "model_request", "LangGraph",
-})
 
 
 def normalize(span: SpanView) -> Normalized:

@@ -31,11 +31,7 @@ from uuid import UUID
 from agenttrace import genai
 from agenttrace.integration import DidNotEnable, Integration
 
-#: node names a prebuilt react agent uses inside itself: parts of the agent, not agents
-REACT_INTERNAL_NODES = frozenset({
-    "agent", "call_model", "tools", "pre_model_hook", "post_model_hook", "generate_structured_response",
-    "model", "model_request",
-})
+REACT_INTERNAL_NODES = genai.LANGGRAPH_INTERNAL_NODES
 DEFAULT_GRAPH_NAMES = frozenset({"LangGraph", "RunnableSequence", "RunnableLambda", "RunnableParallel"})
 _CONTROL_FLOW = frozenset({"GraphBubbleUp", "GraphInterrupt", "ParentCommand", "NodeInterrupt"})
 

@@ -41,10 +41,10 @@ SUPERVISOR_STEPS = [
     ("supervisor", [], None),
 ]
 HANDOFF_STEPS = [
-    ("triage", ["transfer_to_billing"], "billing"),
-    ("billing", ["lookup_invoice"], None),
-    ("billing", ["refund"], None),
-    ("billing", [], None),
+    ("triage", ["transfer_to_billing_agent"], "Billing agent"),
+    ("Billing agent", ["lookup_invoice"], None),
+    ("Billing agent", ["refund"], None),
+    ("Billing agent", [], None),
 ]
 
 

@@ -65,7 +65,7 @@ def handoff_script(body):
     tag = user.split("#")[-1]
     results = [_chat_text(m) for m in msgs if m["role"] == "tool"]
     if "You are triage" in system:
-        return {"tool_calls": [{"name": "transfer_to_billing", "arguments": {}}]}
+        return {"tool_calls": [{"name": "transfer_to_billing_agent", "arguments": {}}]}
     if "You are billing" in system:
         if not any("120 EUR" in r for r in results):
             return {"tool_calls": [{"name": "lookup_invoice", "arguments": {"invoice_id": f"INV-{tag}"}}]}
@@ -78,7 +78,7 @@ def handoff_script(body):
 def build_handoff_agents(llm: ScriptedLLM) -> Agent:
     client = AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
     model = OpenAIChatCompletionsModel(model="scripted-model", openai_client=client)
-    billing = Agent(name="billing", instructions="You are billing.", tools=[lookup_invoice, refund], model=model)
+    billing = Agent(name="Billing agent", instructions="You are billing.", tools=[lookup_invoice, refund], model=model)
     return Agent(name="triage", instructions="You are triage.", handoffs=[billing], model=model)
 
 
@@ -87,10 +87,10 @@ def _steps(traj):
 
 
 EXPECTED_HANDOFF = [
-    ("triage", ["transfer_to_billing"], "billing"),
-    ("billing", ["lookup_invoice"], None),
-    ("billing", ["refund"], None),
-    ("billing", [], None),
+    ("triage", ["transfer_to_billing_agent"], "Billing agent"),  # the agent's own name, from the handoff
+    ("Billing agent", ["lookup_invoice"], None),
+    ("Billing agent", ["refund"], None),
+    ("Billing agent", [], None),
 ]
 
 
@@ -120,7 +120,7 @@ async def test_handoff_tools_and_recovered_tool_error(oa, collector):
         assert parent.attributes["gen_ai.operation.name"] == "invoke_agent"
         assert parent.attributes["gen_ai.agent.name"] == chat.attributes["gen_ai.agent.name"]
     handoffs = [s for s in spans if s.attributes.get("agenttrace.transfer.target")]
-    assert [h.attributes["agenttrace.transfer.target"] for h in handoffs] == ["billing"]
+    assert [h.attributes["agenttrace.transfer.target"] for h in handoffs] == ["Billing agent"]
 
 
 def orchestrator_script(body):
