@@ -26,13 +26,15 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
     # crewai pins pydantic<2.13, chromadb, lancedb and regex exactly: its own environment
     "crewai": (["crewai>=1.10"], ["test_crewai.py"]),
     # LangGraph/LangChain + OpenAI Agents SDK, and the third-party instrumentors whose spans the collector must
-    # read (OpenInference, OpenLLMetry = PyPI's opentelemetry-instrumentation-langchain, contrib's openai-v2):
+    # read (OpenInference, OpenLLMetry = PyPI's opentelemetry-instrumentation-langchain, contrib's openai-v2 and
+    # openai-agents-v2):
     # their pins agree, so one environment. openai-v2 2.4b0 imports util-genai's pre-1.2 module layout.
     "langgraph_openai_agents": (
         ["langgraph>=1.0", "langchain-openai>=1.0", "langgraph-supervisor>=0.0.29", "langgraph-swarm>=0.0.14",
          "openai-agents>=0.6", "openinference-instrumentation-langchain>=0.1.50",
          "openinference-instrumentation-openai-agents>=1.0", "opentelemetry-instrumentation-langchain>=0.60",
-         "opentelemetry-instrumentation-openai-v2>=2.0b0", "opentelemetry-util-genai<1.2"],
+         "opentelemetry-instrumentation-openai-v2>=2.0b0", "opentelemetry-instrumentation-openai-agents-v2>=0.1",
+         "opentelemetry-util-genai<1.2"],
         ["test_langgraph.py", "test_openai_agents.py", "test_foreign_conventions.py"],
     ),
 }

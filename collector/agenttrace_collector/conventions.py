@@ -70,6 +70,8 @@ def normalize(span: SpanView) -> Normalized:
         return _genai(span, Kind.LLM)
     if a.get(sc.TRANSFER_TARGET):
         return Normalized(Kind.HANDOFF, transfer_to=a[sc.TRANSFER_TARGET])
+    if a.get("gen_ai.handoff.to_agent"):  # opentelemetry-instrumentation-openai-agents-v2 ("agent_handoff")
+        return Normalized(Kind.HANDOFF, transfer_to=a["gen_ai.handoff.to_agent"])
     return Normalized(Kind.OTHER)
 
 
@@ -80,6 +82,8 @@ def _genai(span: SpanView, kind: Kind) -> Normalized:
     n.input_messages = _json_list(a.get(sc.GEN_AI_INPUT_MESSAGES))
     n.output_messages = _json_list(a.get(sc.GEN_AI_OUTPUT_MESSAGES))
     _genai_events(span, n)
+    if kind is Kind.LLM:
+        n.output_messages = [_unrepr_message(m) for m in n.output_messages]
     if kind is Kind.AGENT and not n.agent:
         n.agent = _strip_prefix(span.name, "invoke_agent")
     if kind is Kind.TOOL:
@@ -196,6 +200,29 @@ def _openllmetry(span: SpanView) -> Normalized:
         return Normalized(Kind.LLM, input_messages=_indexed_messages(a, "gen_ai.prompt."),
                           output_messages=_indexed_messages(a, "gen_ai.completion."))
     return Normalized(Kind.OTHER)
+
+
+def _unrepr_message(msg: dict[str, Any]) -> dict[str, Any]:
+    """A message whose only text part is the Python repr of an OpenAI message dict, read back into parts.
+
+    opentelemetry-instrumentation-openai-agents-v2 0.1 writes a Chat Completions answer with tool calls
+    as ``str(message_dict)``; without this the step would lose its tool calls and handoff.
+    """
+    parts = msg.get("parts") or ()
+    if len(parts) != 1 or parts[0].get("type") != "text":
+        return msg
+    text = parts[0].get("content")
+    if not (isinstance(text, str) and text.startswith("{'") and "'role'" in text):
+        return msg
+    import ast
+
+    try:
+        doc = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return msg
+    if not isinstance(doc, dict):
+        return msg
+    return _message(msg.get("role") or doc.get("role") or "assistant", doc.get("content"), doc.get("tool_calls"))
 
 
 def _langgraph_agent_node(name: Any, metadata: Any) -> bool:
