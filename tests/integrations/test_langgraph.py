@@ -58,8 +58,9 @@ def _tool_results(body) -> list[str]:
     return [m.get("content") for m in body.get("messages", []) if m.get("role") == "tool"]
 
 
-def _model(llm: ScriptedLLM) -> ChatOpenAI:
-    return ChatOpenAI(model="scripted-model", base_url=llm.base_url, api_key="test", max_retries=0)
+def _model(llm: ScriptedLLM, streaming: bool = False) -> ChatOpenAI:
+    return ChatOpenAI(model="scripted-model", base_url=llm.base_url, api_key="test", max_retries=0,
+                      streaming=streaming)
 
 
 @tool
@@ -87,12 +88,14 @@ def supervisor_script(body):
     return f"final answer {tag}"
 
 
-def build_supervisor(llm: ScriptedLLM):
+def build_supervisor(llm: ScriptedLLM, streaming: bool = False):
     from langgraph.prebuilt import create_react_agent
     from langgraph_supervisor import create_supervisor
 
-    researcher = create_react_agent(_model(llm), [search], name="researcher", prompt="You are the researcher.")
-    return create_supervisor([researcher], model=_model(llm), prompt="You are the supervisor.").compile()
+    researcher = create_react_agent(_model(llm, streaming), [search], name="researcher",
+                                    prompt="You are the researcher.")
+    return create_supervisor([researcher], model=_model(llm, streaming),
+                             prompt="You are the supervisor.").compile()
 
 
 def _agent_steps(traj):
@@ -133,6 +136,28 @@ def test_supervisor_trajectory(lc, collector):
             if t.attributes["gen_ai.tool.name"] == "search"} == {"researcher"}
     assert all(s.context.trace_id == chats[0].context.trace_id for s in spans
                if s.attributes.get("agenttrace.run.id") == run.run_id)
+
+
+async def test_streamed_supervisor(lc, collector):
+    """astream(stream_mode="messages") over a streaming ChatOpenAI: same trajectory as invoke."""
+    with ScriptedLLM(supervisor_script) as llm:
+        graph = build_supervisor(llm, streaming=True)
+        async with agenttrace.run("supervisor-stream", task="research #9") as run:
+            chunks = [c async for c in graph.astream({"messages": [HumanMessage("research #9")]},
+                                                     stream_mode="messages")]
+            run.succeed("final answer 9")
+        assert all(r.get("stream") for r in llm.requests)  # the model really streamed
+    assert chunks
+    flush()
+    traj, _ = collector.wait_run(run.run_id)
+    assert _agent_steps(traj) == [
+        ("supervisor", ["transfer_to_researcher"], "researcher"),
+        ("researcher", ["search"], None),
+        ("researcher", [], None),
+        ("supervisor", [], None),
+    ]
+    assert traj.steps[1].tool_calls[0].arguments == {"query": "topic 9"}
+    assert traj.steps[3].content == "final answer 9"
 
 
 def test_named_team_graph_is_a_wrapper_not_a_step(lc, collector):
