@@ -60,7 +60,7 @@ def start_agent(
         semconv.GEN_AI_AGENT_NAME: name,
         semconv.GEN_AI_AGENT_ID: agent_id,
         semconv.GEN_AI_AGENT_DESCRIPTION: description,
-        semconv.GEN_AI_PROVIDER_NAME: framework,
+        "agenttrace.framework": framework,  # not gen_ai.provider.name: that names the model's provider
     }, start_time)
     if input is not None:
         set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, input, "user")
