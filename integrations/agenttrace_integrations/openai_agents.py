@@ -142,7 +142,14 @@ def _record_generation(otel, data) -> None:
     if data.input:
         set_messages(otel, semconv.GEN_AI_INPUT_MESSAGES, list(data.input), "user")
     usage = data.usage or {}
-    genai.chat_response(otel, list(data.output or ()), model=data.model,
+    output: list = []
+    for item in data.output or ():
+        if isinstance(item, dict) and isinstance(item.get("output"), list) and "role" not in item:
+            # a streamed Chat Completions call records the adapter's Responses-shaped object
+            output.extend(genai.responses_items_to_messages(item["output"], "assistant"))
+        else:
+            output.append(item)
+    genai.chat_response(otel, output, model=data.model,
                         input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"))
 
 

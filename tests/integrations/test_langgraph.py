@@ -307,3 +307,27 @@ async def test_twenty_parallel_runs(lc, collector):
         assert traj.answer == f"final answer {i}"
         seen_traces.add(traj.trace_id)
     assert len(seen_traces) == 20
+
+
+def test_twenty_parallel_runs_in_threads(lc, collector):
+    """Sync invoke from a thread pool: each worker thread runs one graph (which itself uses a pool)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ScriptedLLM(supervisor_script) as llm:
+        graph = build_supervisor(llm)
+
+        def one(i: int):
+            with agenttrace.run("supervisor-threads", task=f"research #{i}") as run:
+                out = graph.invoke({"messages": [HumanMessage(f"research #{i}")]})
+                run.succeed(out["messages"][-1].content)
+            return run.run_id, i
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            results = list(pool.map(one, range(20)))
+    flush()
+    for run_id, i in results:
+        traj, _ = collector.wait_run(run_id)
+        assert [(s.agent, s.transfer_to) for s in traj.steps] == [
+            ("supervisor", "researcher"), ("researcher", None), ("researcher", None), ("supervisor", None)], i
+        assert traj.steps[1].tool_calls[0].result == f"results for topic {i}"
+        assert traj.answer == f"final answer {i}"

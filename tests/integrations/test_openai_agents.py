@@ -183,3 +183,20 @@ async def test_twenty_parallel_runs(oa, collector):
         assert traj.answer == f"Invoice INV-{i} is paid; refund could not be issued."
         traces.add(traj.trace_id)
     assert len(traces) == 20
+
+
+async def test_streamed_run(oa, collector):
+    """Runner.run_streamed (streaming Chat Completions): the same trajectory as Runner.run."""
+    with ScriptedLLM(handoff_script) as llm:
+        triage = build_handoff_agents(llm)
+        async with agenttrace.run("billing-stream", task="status of invoice #5") as run:
+            result = Runner.run_streamed(triage, "status of invoice #5")
+            events = [e async for e in result.stream_events()]
+            run.succeed(result.final_output)
+        assert all(r.get("stream") for r in llm.requests)
+    assert events
+    flush()
+    traj, _ = collector.wait_run(run.run_id)
+    assert _steps(traj) == EXPECTED_HANDOFF
+    assert traj.steps[1].tool_calls[0].arguments == {"invoice_id": "INV-5"}
+    assert traj.answer == "Invoice INV-5 is paid; refund could not be issued."
