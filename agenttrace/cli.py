@@ -33,7 +33,8 @@ def main() -> None:
 
 @main.command(help="Run the collector: receives OTLP traces, rebuilds runs, attributes failed ones.")
 @click.option("--db", default=None, envvar="AGENTTRACE_DB", show_default="~/.agenttrace/agenttrace.db",
-              help="SQLite database file (created if missing).")
+              help="SQLite database file (created if missing), or a postgresql:// URL to store in PostgreSQL "
+                   "(needs the postgres extra; tables created if missing).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", default=4318, show_default=True, help="OTLP/HTTP and JSON API port.")
 @click.option("--grpc-port", default=4317, show_default=True, help="OTLP/gRPC port; 0 disables gRPC.")

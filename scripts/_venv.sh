@@ -8,4 +8,4 @@ fi
 pip_install() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
 pip_install --upgrade pip
 pip_install "torch==2.13.0"
-pip_install -e ".[${AGENTTRACE_EXTRAS:-collector,gpu,train,test}]"
+pip_install -e ".[${AGENTTRACE_EXTRAS:-collector,gpu,train,test,postgres}]"

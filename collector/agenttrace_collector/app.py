@@ -14,7 +14,7 @@ from agenttrace_collector.config import CollectorConfig
 from agenttrace_collector.ingest import IngestWriter
 from agenttrace_collector.pipeline import Pipeline
 from agenttrace_collector.receiver import grpc_server, http_router
-from agenttrace_collector.store import Store
+from agenttrace_collector.store import open_store
 
 log = get_logger("agenttrace.collector")
 
@@ -22,7 +22,7 @@ log = get_logger("agenttrace.collector")
 class Collector:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
-        self.store = Store(config.db)
+        self.store = open_store(config.db)
         attributor = get_attributor(config.attributor, **config.attributor_options) if config.attributor else None
         self.pipeline = Pipeline(self.store, attributor, settle_s=config.settle_s,
                                  idle_timeout_s=config.idle_timeout_s)

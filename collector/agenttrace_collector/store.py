@@ -1,8 +1,14 @@
-"""SQLite storage (WAL): spans, traces awaiting assembly, runs with their trajectories, verdicts, lessons.
+"""Storage: spans, traces awaiting assembly, runs with their trajectories, verdicts, lessons.
 
-One writer connection, used only by the ingest writer thread and the pipeline
-under ``write_lock``; readers get their own connection per thread, which WAL
-lets run beside the writer.
+``SqlStore`` holds every query the back ends share, written once with ``?``
+placeholders; a back end supplies its connections (``_read``/``_write``), its
+schema and the bulk span insert. ``Store`` is SQLite (WAL), the default;
+``store_postgres.PostgresStore`` is PostgreSQL. ``open_store`` picks one from the
+``--db`` value.
+
+SQLite: one writer connection, used only by the ingest writer thread and the
+pipeline under ``write_lock``; readers get their own connection per thread, which
+WAL lets run beside the writer.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from agenttrace.models import Attribution, Lesson, Trajectory
 from agenttrace_collector.otlp import SpanRow
@@ -75,7 +82,148 @@ CREATE TABLE IF NOT EXISTS lessons (
 """
 
 
-class Store:
+def trace_marks(batch: Sequence[SpanRow]) -> list[tuple[bytes, str, int]]:
+    """(trace_id, service, root_ended) for each trace in a span batch, sorted by trace_id.
+
+    The service is the first span's; root_ended is 1 when the batch holds the root span. Sorted, so that
+    two writers upserting the same traces take their row locks in one order (PostgreSQL).
+    """
+    traces: dict[bytes, tuple[str, int]] = {}
+    for r in batch:
+        service, root = traces.get(r.trace_id, (r.service, 0))
+        traces[r.trace_id] = (service, root or int(r.is_root))
+    return [(tid, service, root) for tid, (service, root) in sorted(traces.items())]
+
+
+class SqlStore:
+    """The queries both back ends share (``?`` placeholders). A subclass provides the connections:
+
+    ``_read(sql, args)`` -> all rows, on a reader connection; ``_write(sql, args, returning=False)`` -> the
+    row count (or the first column of the first returned row), committed before it returns, under
+    ``write_lock``; and ``write_spans``, ``close``.
+    """
+
+    write_lock: threading.Lock
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _write(self, sql: str, args: Sequence[Any] = (), *, returning: bool = False) -> Any:
+        raise NotImplementedError
+
+    def write_spans(self, batch: Sequence[SpanRow]) -> None:
+        """Commits spans (a span seen before is kept once) and marks their traces for assembly."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ---- spans ----------------------------------------------------------
+    def count_spans(self) -> int:
+        return self._read("SELECT COUNT(*) FROM spans")[0][0]
+
+    def trace_spans(self, trace_id: bytes) -> list[tuple[bytes, str]]:
+        """(serialised span, service) for every span of a trace."""
+        return self._read("SELECT data, service FROM spans WHERE trace_id = ?", (trace_id,))
+
+    def due_traces(self, settle_s: float, idle_timeout_s: float, limit: int = 100) -> list[tuple[bytes, bool, float]]:
+        """Traces to assemble now: root ended and quiet for ``settle_s``, or quiet for ``idle_timeout_s``."""
+        now = time.time()
+        rows = self._read(
+            "SELECT trace_id, root_ended, last_seen FROM traces WHERE assembled_at IS NULL AND "
+            "((root_ended = 1 AND last_seen <= ?) OR last_seen <= ?) ORDER BY last_seen LIMIT ?",
+            (now - settle_s, now - idle_timeout_s, limit),
+        )
+        return [(tid, bool(root), seen) for tid, root, seen in rows]
+
+    def mark_assembled(self, trace_id: bytes, seen_before: float) -> None:
+        """Marks a trace done unless spans arrived after ``seen_before`` (then it is assembled again)."""
+        self._write("UPDATE traces SET assembled_at = ? WHERE trace_id = ? AND last_seen <= ?",
+                    (time.time(), trace_id, seen_before))
+
+    # ---- runs -------------------------------------------------------------
+    def save_run(self, trajectory: Trajectory, trace_id: bytes) -> None:
+        t = trajectory
+        self._write(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET "
+            "name=excluded.name, service=excluded.service, outcome=excluded.outcome, "
+            "termination=excluded.termination, n_steps=excluded.n_steps, start_time=excluded.start_time, "
+            "end_time=excluded.end_time, trajectory=excluded.trajectory, updated_at=excluded.updated_at",
+            (t.run_id, trace_id, t.name, t.service, t.outcome.value, t.termination.value, len(t.steps),
+             t.start_time, t.end_time, t.model_dump_json(), time.time()),
+        )
+
+    def get_run(self, run_id: str) -> Trajectory | None:
+        rows = self._read("SELECT trajectory FROM runs WHERE run_id = ?", (run_id,))
+        return Trajectory.model_validate_json(rows[0][0]) if rows else None
+
+    def list_runs(self, *, outcome: str | None = None, service: str | None = None, name: str | None = None,
+                  limit: int = 50, offset: int = 0) -> list[dict]:
+        sql = ("SELECT r.run_id, r.name, r.service, r.outcome, r.termination, r.n_steps, r.start_time, r.end_time, "
+               "a.agent, a.step FROM runs r LEFT JOIN attributions a ON a.seq = "
+               "(SELECT MAX(seq) FROM attributions WHERE run_id = r.run_id) WHERE 1=1")
+        args: list = []
+        for column, value in (("outcome", outcome), ("service", service), ("name", name)):
+            if value is not None:
+                sql += f" AND r.{column} = ?"
+                args.append(value)
+        # NULLS LAST: SQLite's default for DESC, spelled out for PostgreSQL (whose default is NULLS FIRST).
+        sql += " ORDER BY r.start_time DESC NULLS LAST LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        keys = ("run_id", "name", "service", "outcome", "termination", "n_steps", "start_time", "end_time",
+                "agent", "step")
+        return [dict(zip(keys, row)) for row in self._read(sql, args)]
+
+    # ---- attributions -------------------------------------------------------
+    def has_attribution(self, run_id: str) -> bool:
+        return bool(self._read("SELECT 1 FROM attributions WHERE run_id = ? LIMIT 1", (run_id,)))
+
+    def save_attribution(self, a: Attribution, service: str | None) -> Attribution:
+        seq = self._write(
+            "INSERT INTO attributions (run_id, service, agent, step, reason, attributor, confidence, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?) RETURNING seq",
+            (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at),
+            returning=True,
+        )
+        return a.model_copy(update={"seq": seq})
+
+    def attributions(self, *, after: int = 0, service: str | None = None, run_id: str | None = None,
+                     limit: int = 100) -> list[Attribution]:
+        sql = "SELECT seq, run_id, agent, step, reason, attributor, confidence, created_at FROM attributions WHERE seq > ?"
+        args: list = [after]
+        if service is not None:
+            sql += " AND service = ?"
+            args.append(service)
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        keys = ("seq", "run_id", "agent", "step", "reason", "attributor", "confidence", "created_at")
+        return [Attribution(**dict(zip(keys, row))) for row in self._read(sql, args)]
+
+    # ---- lessons --------------------------------------------------------------
+    def add_lesson(self, lesson: Lesson) -> None:
+        self._write("INSERT INTO lessons (agent, text, run_id, step, created_at) VALUES (?,?,?,?,?)",
+                    (lesson.agent, lesson.text, lesson.run_id, lesson.step, lesson.created_at))
+
+    def lessons(self, agent: str | None = None) -> list[Lesson]:
+        sql, args = "SELECT agent, text, run_id, step, created_at FROM lessons", []
+        if agent is not None:
+            sql += " WHERE agent = ?"
+            args.append(agent)
+        keys = ("agent", "text", "run_id", "step", "created_at")
+        return [Lesson(**dict(zip(keys, r))) for r in self._read(sql + " ORDER BY id", args)]
+
+    def clear_lessons(self, agent: str | None = None) -> int:
+        if agent is None:
+            return self._write("DELETE FROM lessons")
+        return self._write("DELETE FROM lessons WHERE agent = ?", (agent,))
+
+
+class Store(SqlStore):
+    """SQLite (WAL): the default store, one file."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -103,18 +251,20 @@ class Store:
             conn = self._local.conn = self._connect()
         return conn
 
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        return self._reader().execute(sql, args).fetchall()
+
+    def _write(self, sql: str, args: Sequence[Any] = (), *, returning: bool = False) -> Any:
+        with self.write_lock:  # autocommit: the statement is committed when it has run
+            cur = self._writer.execute(sql, args)
+            return cur.fetchone()[0] if returning else cur.rowcount
+
     def close(self) -> None:
         with self.write_lock:
             self._writer.close()
 
-    # ---- spans ----------------------------------------------------------
     def write_spans(self, batch: Sequence[SpanRow]) -> None:
-        """Commits spans (a span seen before is kept once) and marks their traces for assembly."""
         now = time.time()
-        traces: dict[bytes, tuple[str, int]] = {}
-        for r in batch:
-            service, root = traces.get(r.trace_id, (r.service, 0))
-            traces[r.trace_id] = (service, root or int(r.is_root))
         with self.write_lock:
             conn = self._writer
             conn.execute("BEGIN")
@@ -128,117 +278,18 @@ class Store:
                     "INSERT INTO traces (trace_id, service, first_seen, last_seen, root_ended) VALUES (?,?,?,?,?) "
                     "ON CONFLICT (trace_id) DO UPDATE SET last_seen = excluded.last_seen, "
                     "root_ended = MAX(root_ended, excluded.root_ended), assembled_at = NULL",
-                    [(tid, service, now, now, root) for tid, (service, root) in traces.items()],
+                    [(tid, service, now, now, root) for tid, service, root in trace_marks(batch)],
                 )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
 
-    def count_spans(self) -> int:
-        return self._reader().execute("SELECT COUNT(*) FROM spans").fetchone()[0]
 
-    def trace_spans(self, trace_id: bytes) -> list[tuple[bytes, str]]:
-        """(serialised span, service) for every span of a trace."""
-        return self._reader().execute("SELECT data, service FROM spans WHERE trace_id = ?", (trace_id,)).fetchall()
+def open_store(db: str | Path) -> SqlStore:
+    """The store for a ``--db`` value: a ``postgresql://`` (or ``postgres://``) URL is PostgreSQL, else a SQLite file."""
+    if str(db).startswith(("postgresql://", "postgres://")):
+        from agenttrace_collector.store_postgres import PostgresStore
 
-    def due_traces(self, settle_s: float, idle_timeout_s: float, limit: int = 100) -> list[tuple[bytes, bool, float]]:
-        """Traces to assemble now: root ended and quiet for ``settle_s``, or quiet for ``idle_timeout_s``."""
-        now = time.time()
-        rows = self._reader().execute(
-            "SELECT trace_id, root_ended, last_seen FROM traces WHERE assembled_at IS NULL AND "
-            "((root_ended = 1 AND last_seen <= ?) OR last_seen <= ?) ORDER BY last_seen LIMIT ?",
-            (now - settle_s, now - idle_timeout_s, limit),
-        ).fetchall()
-        return [(tid, bool(root), seen) for tid, root, seen in rows]
-
-    def mark_assembled(self, trace_id: bytes, seen_before: float) -> None:
-        """Marks a trace done unless spans arrived after ``seen_before`` (then it is assembled again)."""
-        with self.write_lock:
-            self._writer.execute(
-                "UPDATE traces SET assembled_at = ? WHERE trace_id = ? AND last_seen <= ?",
-                (time.time(), trace_id, seen_before),
-            )
-
-    # ---- runs -------------------------------------------------------------
-    def save_run(self, trajectory: Trajectory, trace_id: bytes) -> None:
-        t = trajectory
-        with self.write_lock:
-            self._writer.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET "
-                "name=excluded.name, service=excluded.service, outcome=excluded.outcome, "
-                "termination=excluded.termination, n_steps=excluded.n_steps, start_time=excluded.start_time, "
-                "end_time=excluded.end_time, trajectory=excluded.trajectory, updated_at=excluded.updated_at",
-                (t.run_id, trace_id, t.name, t.service, t.outcome.value, t.termination.value, len(t.steps),
-                 t.start_time, t.end_time, t.model_dump_json(), time.time()),
-            )
-
-    def get_run(self, run_id: str) -> Trajectory | None:
-        row = self._reader().execute("SELECT trajectory FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return Trajectory.model_validate_json(row[0]) if row else None
-
-    def list_runs(self, *, outcome: str | None = None, service: str | None = None, name: str | None = None,
-                  limit: int = 50, offset: int = 0) -> list[dict]:
-        sql = ("SELECT r.run_id, r.name, r.service, r.outcome, r.termination, r.n_steps, r.start_time, r.end_time, "
-               "a.agent, a.step FROM runs r LEFT JOIN attributions a ON a.seq = "
-               "(SELECT MAX(seq) FROM attributions WHERE run_id = r.run_id) WHERE 1=1")
-        args: list = []
-        for column, value in (("outcome", outcome), ("service", service), ("name", name)):
-            if value is not None:
-                sql += f" AND r.{column} = ?"
-                args.append(value)
-        sql += " ORDER BY r.start_time DESC LIMIT ? OFFSET ?"
-        args += [limit, offset]
-        keys = ("run_id", "name", "service", "outcome", "termination", "n_steps", "start_time", "end_time",
-                "agent", "step")
-        return [dict(zip(keys, row)) for row in self._reader().execute(sql, args).fetchall()]
-
-    # ---- attributions -------------------------------------------------------
-    def has_attribution(self, run_id: str) -> bool:
-        return self._reader().execute("SELECT 1 FROM attributions WHERE run_id = ?", (run_id,)).fetchone() is not None
-
-    def save_attribution(self, a: Attribution, service: str | None) -> Attribution:
-        with self.write_lock:
-            cur = self._writer.execute(
-                "INSERT INTO attributions (run_id, service, agent, step, reason, attributor, confidence, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at),
-            )
-        return a.model_copy(update={"seq": cur.lastrowid})
-
-    def attributions(self, *, after: int = 0, service: str | None = None, run_id: str | None = None,
-                     limit: int = 100) -> list[Attribution]:
-        sql = "SELECT seq, run_id, agent, step, reason, attributor, confidence, created_at FROM attributions WHERE seq > ?"
-        args: list = [after]
-        if service is not None:
-            sql += " AND service = ?"
-            args.append(service)
-        if run_id is not None:
-            sql += " AND run_id = ?"
-            args.append(run_id)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
-        keys = ("seq", "run_id", "agent", "step", "reason", "attributor", "confidence", "created_at")
-        return [Attribution(**dict(zip(keys, row))) for row in self._reader().execute(sql, args).fetchall()]
-
-    # ---- lessons --------------------------------------------------------------
-    def add_lesson(self, lesson: Lesson) -> None:
-        with self.write_lock:
-            self._writer.execute(
-                "INSERT INTO lessons (agent, text, run_id, step, created_at) VALUES (?,?,?,?,?)",
-                (lesson.agent, lesson.text, lesson.run_id, lesson.step, lesson.created_at),
-            )
-
-    def lessons(self, agent: str | None = None) -> list[Lesson]:
-        sql, args = "SELECT agent, text, run_id, step, created_at FROM lessons", []
-        if agent is not None:
-            sql += " WHERE agent = ?"
-            args.append(agent)
-        keys = ("agent", "text", "run_id", "step", "created_at")
-        return [Lesson(**dict(zip(keys, r))) for r in self._reader().execute(sql + " ORDER BY id", args).fetchall()]
-
-    def clear_lessons(self, agent: str | None = None) -> int:
-        with self.write_lock:
-            if agent is None:
-                return self._writer.execute("DELETE FROM lessons").rowcount
-            return self._writer.execute("DELETE FROM lessons WHERE agent = ?", (agent,)).rowcount
+        return PostgresStore(str(db))
+    return Store(db)
