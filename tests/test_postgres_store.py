@@ -1,0 +1,230 @@
+"""The collector on PostgreSQL: a real collector process against a throwaway cluster (scripts/postgres.sh).
+
+The session fixture installs PostgreSQL when it is missing (root and apt-get) and
+skips only when it cannot. Checks read the database itself: a span sent twice is
+stored once, a failed run is assembled, attributed and its verdict served by the
+feedback long-poll, lessons are stored and cleared, and every acknowledged span
+survives the collector being killed with SIGKILL mid-ingest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+import agenttrace
+from agenttrace.local_collector import LocalCollector
+from agenttrace.models import Outcome
+from tests.conftest import flush
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "postgres.sh"
+PROTOBUF = {"content-type": "application/x-protobuf"}
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """The URL of a PostgreSQL cluster started for the session (installed first if missing), removed after it."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.fail("psycopg is not installed: pip install -e '.[postgres]' (scripts/_venv.sh does)")
+    state = tempfile.mkdtemp(prefix="agenttrace-pg-")
+    env = {**os.environ, "AGENTTRACE_PG_DIR": state}
+    started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=1200)
+    if started.returncode == 3:
+        pytest.skip(f"PostgreSQL is not installed and cannot be installed here: {started.stderr.strip()}")
+    assert started.returncode == 0, f"scripts/postgres.sh start failed:\n{started.stderr}"
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def query(url: str, sql: str, *args) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+@pytest.fixture(scope="module")
+def pg_collector(pg_url, tmp_path_factory):
+    log = tmp_path_factory.mktemp("pg") / "collector.log"
+    with LocalCollector(pg_url, attributor="cpu", log_file=log, extra_args=("--settle", "0.2")) as c:
+        yield c
+
+
+@pytest.fixture
+def pg_traced(pg_collector):
+    handle = agenttrace.instrument(endpoint=pg_collector.endpoint, service_name="pg-tests", frameworks=[])
+    yield handle
+    agenttrace.uninstrument()
+
+
+def make_request(n_spans: int, service: str = "pg-tests") -> tuple[ExportTraceServiceRequest, bytes, set[bytes]]:
+    """One trace of ``n_spans`` spans (a root and its children) with random ids."""
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", service
+    ss = rs.scope_spans.add()
+    trace_id, root, ids = os.urandom(16), b"", set()
+    for i in range(n_spans):
+        span = ss.spans.add()
+        span.trace_id, span.span_id = trace_id, os.urandom(8)
+        span.parent_span_id = root
+        root = root or span.span_id
+        span.name = "invoke_agent planner" if i == 0 else "chat gpt-4o"
+        span.start_time_unix_nano = 1_700_000_000_000_000_000 + i
+        span.end_time_unix_nano = 1_700_000_000_000_000_000 + i + 1000
+        attr = span.attributes.add()
+        attr.key, attr.value.string_value = "gen_ai.output.messages", "x" * 200
+        ids.add(span.span_id)
+    return req, trace_id, ids
+
+
+def post(c: LocalCollector, req: ExportTraceServiceRequest, client: httpx.Client | None = None) -> httpx.Response:
+    return (client or httpx).post(f"{c.endpoint}/v1/traces", content=req.SerializeToString(), headers=PROTOBUF,
+                                  timeout=30)
+
+
+def load_team():
+    spec = importlib.util.spec_from_file_location("research_team_pg", ROOT / "examples" / "research_team.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_open_store_picks_postgres_for_a_url(pg_url, tmp_path):
+    from agenttrace_collector.store import Store, open_store
+    from agenttrace_collector.store_postgres import PostgresStore
+
+    pg = open_store(pg_url)
+    try:
+        assert isinstance(pg, PostgresStore)
+        assert isinstance(open_store(pg_url.replace("postgresql://", "postgres://", 1)), PostgresStore)
+    finally:
+        pg.close()
+    assert type(open_store(tmp_path / "a.db")) is Store
+
+
+def test_a_span_sent_twice_is_stored_once(pg_collector, pg_url):
+    req, trace_id, ids = make_request(20)
+    dup = ExportTraceServiceRequest()
+    dup.CopyFrom(req)
+    dup.resource_spans[0].scope_spans[0].spans.extend(req.resource_spans[0].scope_spans[0].spans[:5])  # in one request
+    assert post(pg_collector, req).status_code == 200
+    assert post(pg_collector, dup).status_code == 200
+    stored = query(pg_url, "SELECT span_id FROM spans WHERE trace_id = %s", trace_id)
+    assert sorted(r[0] for r in stored) == sorted(ids)  # acknowledged means committed: no waiting needed
+    [(root_ended,)] = query(pg_url, "SELECT root_ended FROM traces WHERE trace_id = %s", trace_id)
+    assert root_ended == 1
+
+
+def test_a_failed_run_is_assembled_attributed_and_its_verdict_served_by_feedback(pg_collector, pg_traced, pg_url):
+    verdicts: queue.Queue = queue.Queue()
+    agenttrace.on_feedback(verdicts.put)
+    team_mod = load_team()
+    run = team_mod.ResearchTeam(seed_error=True).solve()
+    flush()
+
+    traj, stored = pg_collector.wait_run(run.run_id, timeout=60, verdict=True)
+    assert [s.agent for s in traj.steps] == ["Planner", "Researcher", "Calculator", "Writer"]
+    assert traj.steps[2].tool_calls[0].result == "121"
+    assert traj.outcome is Outcome.FAILURE and traj.expected == "127" and traj.answer == "121"
+    verdict = stored[-1]
+    assert verdict.attributor == "cpu" and verdict.agent in traj.agents and verdict.seq
+
+    # The SDK's long-poll got it, and the feedback API serves it after the cursor before it (and not after it).
+    got = verdicts.get(timeout=30)
+    assert (got.run_id, got.seq) == (run.run_id, verdict.seq)
+    batch = httpx.get(f"{pg_collector.endpoint}/api/v1/feedback", params={"after": verdict.seq - 1}, timeout=10).json()
+    assert batch["attributions"][0]["run_id"] == run.run_id and batch["cursor"] >= verdict.seq
+    later = httpx.get(f"{pg_collector.endpoint}/api/v1/feedback", params={"after": batch["cursor"]}, timeout=10).json()
+    assert later == {"attributions": [], "cursor": batch["cursor"]}
+
+    failed = httpx.get(f"{pg_collector.endpoint}/api/v1/runs", params={"outcome": "failure"}, timeout=10).json()
+    summary = next(r for r in failed if r["run_id"] == run.run_id)
+    assert (summary["agent"], summary["step"]) == (verdict.agent, verdict.step)
+    [(outcome, n_steps)] = query(pg_url, "SELECT outcome, n_steps FROM runs WHERE run_id = %s", run.run_id)
+    assert (outcome, n_steps) == ("failure", 4)
+
+    ok = team_mod.ResearchTeam(seed_error=False).solve()
+    flush()
+    traj, none = pg_collector.wait_run(ok.run_id, timeout=30)
+    assert traj.outcome is Outcome.SUCCESS and none == []
+
+
+def test_lessons_are_stored_and_cleared(pg_collector, pg_traced, pg_url):
+    run = load_team().ResearchTeam(seed_error=True).solve()
+    flush()
+    _, stored = pg_collector.wait_run(run.run_id, timeout=60, verdict=True)
+    verdict = stored[-1]
+    assert verdict.is_decided
+    lessons = httpx.get(f"{pg_collector.endpoint}/api/v1/lessons", params={"agent": verdict.agent}, timeout=10).json()
+    mine = [lesson for lesson in lessons if lesson["run_id"] == run.run_id]
+    assert len(mine) == 1 and mine[0]["step"] == verdict.step
+    deleted = httpx.delete(f"{pg_collector.endpoint}/api/v1/lessons", params={"agent": verdict.agent}, timeout=10)
+    assert deleted.json()["deleted"] >= 1
+    assert httpx.get(f"{pg_collector.endpoint}/api/v1/lessons", params={"agent": verdict.agent}, timeout=10).json() == []
+    assert query(pg_url, "SELECT COUNT(*) FROM lessons WHERE agent = %s", verdict.agent) == [(0,)]
+
+
+def test_every_acknowledged_span_survives_kill_9_during_ingest(pg_url, tmp_path):
+    c = LocalCollector(pg_url, attributor="none", log_file=tmp_path / "crash.log").start()
+    acked: set[bytes] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    sent = threading.Semaphore(0)
+    payloads = [(req, ids) for req, _, ids in (make_request(50) for _ in range(8 * 40))]
+
+    def sender(k: int) -> None:
+        with httpx.Client(timeout=10) as client:
+            for req, ids in payloads[k::8]:
+                if stop.is_set():
+                    return
+                try:
+                    resp = post(c, req, client)
+                except httpx.HTTPError:
+                    return  # the collector is gone
+                if resp.status_code == 200:
+                    with lock:
+                        acked.update(ids)
+                    sent.release()
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(40):  # kill mid-stream, after a good number of acknowledged exports
+            assert sent.acquire(timeout=15), "the collector stopped acknowledging exports"
+        c.kill()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert len(acked) >= 40 * 50
+
+    again = LocalCollector(pg_url, attributor="none", log_file=tmp_path / "crash-again.log").start()
+    try:
+        have = {r[0] for r in query(pg_url, "SELECT span_id FROM spans")}
+        missing = acked - have
+        assert not missing, f"{len(missing)} of {len(acked)} acknowledged spans lost in the crash"
+        req, _, ids = make_request(5)
+        assert post(again, req).status_code == 200
+        assert ids <= {r[0] for r in query(pg_url, "SELECT span_id FROM spans")}
+    finally:
+        again.stop()
