@@ -11,6 +11,7 @@ min(Retry-After, 0.25 s); the count of retries is printed.
 
     .venv/bin/python bench/ingest.py                      # agenttrace + Phoenix (from .venv-bench or PATH)
     .venv/bin/python bench/ingest.py --skip-phoenix
+    .venv/bin/python bench/ingest.py --skip-phoenix --db "$(scripts/postgres.sh start)"   # PostgreSQL store
     nox -s bench_ingest                                   # the same in its own venv, Phoenix included
 """
 
@@ -187,7 +188,16 @@ def make_payloads(n_spans: int, batch_spans: int, seed: int = 7) -> tuple[list[b
 # ---- sending and counting -----------------------------------------------------------------------------------
 
 
-def count_rows(db: Path) -> int:
+def count_rows(db: Path | str) -> int:
+    if str(db).startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        try:
+            with psycopg.connect(str(db), autocommit=True) as conn:
+                return conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
+        except psycopg.errors.UndefinedTable:  # not created yet
+            return 0
+    db = Path(db)
     if not db.exists():
         return 0
     try:
@@ -200,7 +210,7 @@ def count_rows(db: Path) -> int:
         return 0
 
 
-def blast(url: str, payloads: list[bytes], senders: int, db: Path, expected: int, timeout_s: float) -> dict:
+def blast(url: str, payloads: list[bytes], senders: int, db: Path | str, expected: int, timeout_s: float) -> dict:
     """Sends every payload from ``senders`` threads; returns timings once ``expected`` spans are stored."""
     refused = [0] * senders
     failures: list[str] = []
@@ -249,7 +259,7 @@ def blast(url: str, payloads: list[bytes], senders: int, db: Path, expected: int
 
 
 def run_agenttrace(workdir: Path, payloads: list[bytes], n: int, warmup: bytes, args) -> dict:
-    db = workdir / "agenttrace.db"
+    db = args.db or workdir / "agenttrace.db"
     with LocalCollector(db, attributor="none", log_file=workdir / "agenttrace.log",
                         extra_args=tuple(args.collector_arg)) as c:
         # A warm-up export of other spans (imports, first-connection costs), then a fresh count.
@@ -330,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phoenix", default=None, help="the phoenix executable (default: next to python, "
                                                    ".venv-bench/bin/phoenix, or on PATH)")
     p.add_argument("--skip-phoenix", action="store_true")
+    p.add_argument("--db", default=None, help="the agenttrace collector's --db: a postgresql:// URL benchmarks the "
+                                             "PostgreSQL store (e.g. from scripts/postgres.sh start); default SQLite "
+                                             "in a temp dir")
     p.add_argument("--collector-arg", action="append", default=[], help="extra argument for the collector")
     p.add_argument("--keep", action="store_true", help="keep the databases and logs")
     args = p.parse_args(argv)
