@@ -39,7 +39,8 @@ def pg_url():
         import psycopg  # noqa: F401
     except ImportError:
         pytest.fail("psycopg is not installed: pip install -e '.[postgres]' (scripts/_venv.sh does)")
-    state = tempfile.mkdtemp(prefix="agenttrace-pg-")
+    # In /tmp: run as root, the server runs as "postgres", which must reach the directory (TMPDIR may be private).
+    state = tempfile.mkdtemp(prefix="agenttrace-pg-", dir="/tmp" if os.path.isdir("/tmp") else None)
     env = {**os.environ, "AGENTTRACE_PG_DIR": state}
     started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=1200)
     if started.returncode == 3:
