@@ -12,8 +12,6 @@ import pytest
 pytest.importorskip("autogen.opentelemetry")
 
 from autogen import ConversableAgent, GroupChat, GroupChatManager, UserProxyAgent, register_function  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import agenttrace  # noqa: E402
@@ -26,15 +24,9 @@ MEMORY = InMemorySpanExporter()
 
 
 @pytest.fixture
-def ag2(collector):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="ag2-tests", frameworks=["ag2"])
-    provider = trace.get_tracer_provider()
-    if not getattr(provider, "_agenttrace_test_memory", False):
-        provider.add_span_processor(SimpleSpanProcessor(MEMORY))
-        provider._agenttrace_test_memory = True
+def ag2(instrumented):
     MEMORY.clear()
-    yield handle
-    agenttrace.uninstrument()
+    return instrumented("ag2", exporter=MEMORY)
 
 
 def _cfg(llm):

@@ -15,8 +15,6 @@ from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent  # noqa: 
 from autogen_agentchat.conditions import MaxMessageTermination  # noqa: E402
 from autogen_agentchat.teams import MagenticOneGroupChat, RoundRobinGroupChat, SelectorGroupChat  # noqa: E402
 from autogen_ext.models.openai import OpenAIChatCompletionClient  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import agenttrace  # noqa: E402
@@ -32,15 +30,9 @@ MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "
 
 
 @pytest.fixture
-def ag(collector):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="autogen-tests", frameworks=["autogen"])
-    provider = trace.get_tracer_provider()
-    if not getattr(provider, "_agenttrace_test_memory", False):
-        provider.add_span_processor(SimpleSpanProcessor(MEMORY))
-        provider._agenttrace_test_memory = True
+def ag(instrumented):
     MEMORY.clear()
-    yield handle
-    agenttrace.uninstrument()
+    return instrumented("autogen", exporter=MEMORY)
 
 
 def _client(llm: ScriptedLLM) -> OpenAIChatCompletionClient:

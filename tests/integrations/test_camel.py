@@ -18,9 +18,6 @@ from camel.tasks import Task  # noqa: E402
 from camel.toolkits import FunctionTool  # noqa: E402
 from camel.types import ModelPlatformType  # noqa: E402
 from camel.utils import BaseTokenCounter  # noqa: E402
-from opentelemetry.sdk.trace import SpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import agenttrace  # noqa: E402
 from agenttrace.testing.scripted_llm import ScriptedLLM  # noqa: E402
@@ -110,26 +107,9 @@ def script(body: dict) -> dict | str:
     raise AssertionError(f"unexpected request: {system[:200]!r} / {last[:300]!r}")
 
 
-class _Tee(SpanProcessor):
-    def __init__(self, exporter):
-        self._inner = SimpleSpanProcessor(exporter)
-
-    def on_end(self, span):
-        self._inner.on_end(span)
-
-
 @pytest.fixture
-def memory():
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def traced(collector, memory):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="camel-tests", frameworks=["camel"])
-    assert "camel" in handle.integrations
-    handle.tracer_provider.add_span_processor(_Tee(memory))
-    yield handle
-    agenttrace.uninstrument()
+def traced(instrumented):
+    return instrumented("camel")
 
 
 @pytest.fixture

@@ -23,9 +23,6 @@ pytest.importorskip("crewai")
 from crewai import LLM, Agent, Crew, Process, Task  # noqa: E402
 from crewai.llms.providers.openai.completion import OpenAICompletion  # noqa: E402
 from crewai.tools import tool  # noqa: E402
-from opentelemetry.sdk.trace import SpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import agenttrace  # noqa: E402
 from agenttrace.testing.scripted_llm import ScriptedLLM  # noqa: E402
@@ -109,26 +106,9 @@ class NoFunctionCallingLLM(OpenAICompletion):
         return False
 
 
-class _Tee(SpanProcessor):
-    def __init__(self, exporter):
-        self._inner = SimpleSpanProcessor(exporter)
-
-    def on_end(self, span):
-        self._inner.on_end(span)
-
-
 @pytest.fixture
-def memory():
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def traced(collector, memory):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="crewai-tests", frameworks=["crewai"])
-    assert "crewai" in handle.integrations
-    handle.tracer_provider.add_span_processor(_Tee(memory))
-    yield handle
-    agenttrace.uninstrument()
+def traced(instrumented):
+    return instrumented("crewai")
 
 
 @pytest.fixture(scope="module")

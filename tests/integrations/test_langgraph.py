@@ -15,8 +15,6 @@ pytest.importorskip("langchain_openai")
 from langchain_core.messages import HumanMessage  # noqa: E402
 from langchain_core.tools import tool  # noqa: E402
 from langchain_openai import ChatOpenAI  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import agenttrace  # noqa: E402
@@ -30,16 +28,9 @@ MEMORY = InMemorySpanExporter()
 
 
 @pytest.fixture
-def lc(collector):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="langgraph-tests",
-                                   frameworks=["langchain"])
-    provider = trace.get_tracer_provider()
-    if not getattr(provider, "_agenttrace_test_memory", False):
-        provider.add_span_processor(SimpleSpanProcessor(MEMORY))
-        provider._agenttrace_test_memory = True
+def lc(instrumented):
     MEMORY.clear()
-    yield handle
-    agenttrace.uninstrument()
+    return instrumented("langchain", exporter=MEMORY)
 
 
 def _system(body) -> str:

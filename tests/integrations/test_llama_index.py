@@ -13,9 +13,6 @@ pytest.importorskip("llama_index.llms.openai_like")
 
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent  # noqa: E402
 from llama_index.llms.openai_like import OpenAILike  # noqa: E402
-from opentelemetry.sdk.trace import SpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import agenttrace  # noqa: E402
 from agenttrace.testing.scripted_llm import ScriptedLLM  # noqa: E402
@@ -54,27 +51,9 @@ def script(body: dict) -> dict | str:
     return f"The capital of country #{n} is capital-{n}."
 
 
-class _Tee(SpanProcessor):
-    def __init__(self, exporter):
-        self._inner = SimpleSpanProcessor(exporter)
-
-    def on_end(self, span):
-        self._inner.on_end(span)
-
-
 @pytest.fixture
-def memory():
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def traced(collector, memory):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="llama-index-tests",
-                                   frameworks=["llama_index"])
-    assert "llama_index" in handle.integrations
-    handle.tracer_provider.add_span_processor(_Tee(memory))
-    yield handle
-    agenttrace.uninstrument()
+def traced(instrumented):
+    return instrumented("llama_index")
 
 
 @pytest.fixture

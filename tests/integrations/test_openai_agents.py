@@ -12,8 +12,6 @@ pytest.importorskip("agents")
 from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner, function_tool  # noqa: E402
 from agents.tracing import set_trace_processors  # noqa: E402
 from openai import AsyncOpenAI  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import agenttrace  # noqa: E402
@@ -27,17 +25,10 @@ MEMORY = InMemorySpanExporter()
 
 
 @pytest.fixture
-def oa(collector):
+def oa(instrumented):
     set_trace_processors([])  # no export to OpenAI's backend from tests (no network)
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="openai-agents-tests",
-                                   frameworks=["openai_agents"])
-    provider = trace.get_tracer_provider()
-    if not getattr(provider, "_agenttrace_oa_memory", False):
-        provider.add_span_processor(SimpleSpanProcessor(MEMORY))
-        provider._agenttrace_oa_memory = True
     MEMORY.clear()
-    yield handle
-    agenttrace.uninstrument()
+    return instrumented("openai_agents", exporter=MEMORY)
 
 
 @function_tool

@@ -10,9 +10,6 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from opentelemetry.sdk.trace import SpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from pydantic_ai import Agent, ModelRetry, RunContext  # noqa: E402
 from pydantic_ai.models.openai import OpenAIChatModel  # noqa: E402
 from pydantic_ai.providers.openai import OpenAIProvider  # noqa: E402
@@ -43,27 +40,9 @@ def script(body: dict) -> dict | str:
     return {"tool_calls": [{"name": "broken_search", "arguments": {"query": f"country #{n}"}}]}
 
 
-class _Tee(SpanProcessor):
-    def __init__(self, exporter):
-        self._inner = SimpleSpanProcessor(exporter)
-
-    def on_end(self, span):
-        self._inner.on_end(span)
-
-
 @pytest.fixture
-def memory():
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def traced(collector, memory):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="pydantic-ai-tests",
-                                   frameworks=["pydantic_ai"])
-    assert "pydantic_ai" in handle.integrations
-    handle.tracer_provider.add_span_processor(_Tee(memory))
-    yield handle
-    agenttrace.uninstrument()
+def traced(instrumented):
+    return instrumented("pydantic_ai")
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ import pytest
 
 pytest.importorskip("smolagents")
 
-from opentelemetry.sdk.trace import SpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from smolagents import CodeAgent, OpenAIServerModel, ToolCallingAgent, tool  # noqa: E402
 
 import agenttrace  # noqa: E402
@@ -59,30 +56,9 @@ def script(body: dict) -> dict | str:
     return {"tool_calls": [{"name": "broken_search", "arguments": {"query": f"capital of {n}"}}]}
 
 
-class _Tee(SpanProcessor):
-    def __init__(self, exporter):
-        self._inner = SimpleSpanProcessor(exporter)
-
-    def on_start(self, span, parent_context=None):
-        pass
-
-    def on_end(self, span):
-        self._inner.on_end(span)
-
-
 @pytest.fixture
-def memory():
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def traced(collector, memory):
-    handle = agenttrace.instrument(endpoint=collector.endpoint, service_name="smolagents-tests",
-                                   frameworks=["smolagents"])
-    assert "smolagents" in handle.integrations
-    handle.tracer_provider.add_span_processor(_Tee(memory))
-    yield handle
-    agenttrace.uninstrument()
+def traced(instrumented):
+    return instrumented("smolagents")
 
 
 @pytest.fixture
