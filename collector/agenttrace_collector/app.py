@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import uvicorn
 from fastapi import FastAPI
@@ -43,7 +44,7 @@ class Collector:
             log.info("collector.grpc", address=f"{cfg.host}:{port}")
         server = uvicorn.Server(uvicorn.Config(self.app, host=cfg.host, port=cfg.http_port, log_level="warning",
                                                access_log=False, lifespan="off"))
-        log.info("collector.http", address=f"http://{cfg.host}:{cfg.http_port}", db=cfg.db,
+        log.info("collector.http", address=f"http://{cfg.host}:{cfg.http_port}", db=_masked(cfg.db),
                  attributor=cfg.attributor)
         try:
             await server.serve()
@@ -63,3 +64,8 @@ def run(config: CollectorConfig) -> None:
     """Serves until SIGINT/SIGTERM; queued spans are committed before exit."""
     collector = Collector(config)
     asyncio.run(collector.serve())
+
+
+def _masked(db: str) -> str:
+    """The database location for logs: a URL's password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", db)
