@@ -92,3 +92,62 @@ def test_model_round_trips_through_json():
     model = CpuAttributor().model
     again = StepModel.from_json(model.to_json())
     assert (abs(again.weights - model.weights) < 1e-5).all()
+
+
+def _numbers_run(writer_says: str) -> Trajectory:
+    # a generic pipeline; no agent name or task of the project's examples
+    return Trajectory(run_id="flow", task="A farm has 6 rows with 12 trees each. How many trees are there?",
+                      expected="72", answer=writer_says, steps=[
+        Step(index=0, agent="Lead", content="1. Analyst: extract the quantities.\n2. Programmer: multiply them."),
+        Step(index=1, agent="Analyst", content="rows = 6\ntrees per row = 12", input="Task: ..."),
+        Step(index=2, agent="Programmer", content="```python\ndef solve():\n    return 6 * 12\n```",
+             input="rows = 6\ntrees per row = 12"),
+        Step(index=3, agent="Reporter", content=f"The farm has {writer_says} trees.",
+             input="[code output]\n72"),
+    ])
+
+
+def test_information_flow_features():
+    col = {f: j for j, f in enumerate(FEATURES)}
+    x, ev = extract_features(_numbers_run("74"))
+    # the Reporter states a number that is in no earlier step and not in the input it was given
+    assert x[3, col["num_new"]] > 0 and x[3, col["num_unsupported_input"]] > 0 and x[3, col["num_new_to_final"]] == 1
+    assert ev[3].new_numbers == ("74",) and ev[3].unsupported == ("74",)
+    # copying the task's numbers introduces nothing
+    assert x[1, col["num_new"]] == 0 and x[2, col["num_new"]] == 0
+    x_ok, ev_ok = extract_features(_numbers_run("72"))
+    assert x_ok[3, col["num_unsupported_input"]] == 0 and ev_ok[3].unsupported == ()
+
+
+def test_restated_quantity_with_another_value_is_a_conflict():
+    traj = Trajectory(run_id="c", task="There are 5 shelves.", steps=[
+        Step(index=0, agent="Researcher", content="shelves = 6"),
+        Step(index=1, agent="Coder", content="shelves = 6, so 6 * 2"),
+    ])
+    col = {f: j for j, f in enumerate(FEATURES)}
+    x, ev = extract_features(traj)
+    assert x[0, col["num_conflict"]] == 1 and ev[0].conflict == ("shelve", "5", "6")
+    assert x[1, col["num_conflict"]] == 0  # the same value again is no conflict
+
+
+def test_role_types_are_generic():
+    from agenttrace.attribution.cpu import role_types
+
+    assert role_types("Team Leader")["role_planner"] and role_types("Orchestrator")["role_planner"]
+    assert role_types("Engineer")["role_coder"] and role_types("Python_Expert")["role_coder"]
+    assert role_types("Computer_terminal")["role_executor"]
+    assert role_types("Verification_Expert")["role_verifier"]
+    assert role_types("WebSurfer")["role_searcher"]
+    assert not any(role_types("Alice").values())
+
+
+def test_relative_features_are_centred_per_trajectory():
+    x, _ = extract_features(_numbers_run("74"))
+    for f in ("log_len_z", "novelty_z", "code_rel", "num_new_rel"):
+        assert abs(x[:, FEATURES.index(f)].sum()) < 1e-9
+
+
+def test_blames_the_step_whose_number_is_not_in_its_input():
+    a = CpuAttributor().attribute(_numbers_run("74"))
+    assert (a.agent, a.step) == ("Reporter", 3), a.reason
+    assert "74" in a.reason

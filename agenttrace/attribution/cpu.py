@@ -51,7 +51,34 @@ FEATURES = (
     "log_len", "err_here", "err_next", "err_next_other", "assume_here", "code_block", "done_here",
     "prompt_dump", "next_same_agent", "task_overlap", "novelty", "final_first_mention",
     "has_expected", "expected_seen_before", "after_first_error",
+    # information flow: numbers a step introduces, quantities it restates differently, what reaches the answer
+    "num_new", "num_new_rel", "num_new_to_final", "num_conflict", "num_unsupported_input",
+    # the first reported error and the step just before it
+    "is_first_error", "before_first_error", "err_unrecovered",
+    # relative within the trajectory (z-scored over its steps)
+    "log_len_z", "err_here_z", "novelty_z", "code_rel",
+    # generic role types read from the agent's name (not literal names)
+    "role_planner", "role_coder", "role_executor", "role_verifier", "role_searcher", "role_writer",
 )
+
+_NUM = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]*\w)")
+_ENUM = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)  # list numbering "1. ", "2) "
+# "name = 5", "name: 5", "name is 5" and "5 names"
+_NAMED_AFTER = re.compile(r"\b([a-z][a-z_]{2,})[ \t]*(?:=|:|\bis\b|\bwas\b|\bare\b)[ \t]*(-?\d+(?:\.\d+)?)\b")
+_NAMED_BEFORE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)[ \t]+([a-z][a-z_]{2,})")
+_NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
+              "that", "step", "line", "code", "output", "exitcode", "result", "answer", "value", "total",
+              "number", "count", "http", "https", "www", "am", "pm"}
+_NUM_CAP = 20000  # characters of each end of a step scanned for numbers
+ROLE_TYPES = {
+    "role_planner": ("plan", "orchestrat", "lead", "manager", "coordinat", "captain", "architect", "supervis", "boss"),
+    "role_coder": ("code", "coder", "engineer", "programm", "develop", "python", "software"),
+    "role_executor": ("terminal", "executor", "computer", "tool", "runner", "interpreter", "shell"),
+    "role_verifier": ("verif", "check", "critic", "review", "valid", "qa", "test", "judge"),
+    "role_searcher": ("search", "surfer", "research", "browser", "web", "retriev", "file", "extract", "analys",
+                      "data"),
+    "role_writer": ("writer", "report", "summar", "assistant", "answer", "editor"),
+}
 
 
 def _count_any(text: str, words: tuple[str, ...]) -> int:
@@ -84,6 +111,50 @@ def _is_human(agent: str, role: str) -> bool:
     return a in ("human", "user") or r == "human"
 
 
+def _numbers_text(text: str) -> str:
+    text = text if len(text) <= 2 * _NUM_CAP else text[:_NUM_CAP] + " " + text[-_NUM_CAP:]
+    return _ENUM.sub(" ", text)
+
+
+def _numbers(text: str) -> list[str]:
+    """Numbers of a text, normalised ("7.0" -> "7"), list numbering left out."""
+    out = []
+    for m in _NUM.finditer(text):
+        v = m.group(0)
+        if "." in v:
+            v = v.rstrip("0").rstrip(".") or "0"
+        out.append(v)
+    return out
+
+
+def _name_key(name: str) -> str | None:
+    words = [w for w in re.split(r"[ _]+", name) if w and w not in _NAME_STOP]
+    if not words:
+        return None
+    w = words[-1]
+    return w[:-1] if len(w) > 3 and w.endswith("s") else w
+
+
+def _named_values(text: str) -> dict[str, set[str]]:
+    """Quantities stated with a name: {name: {values}} ("shelves = 8", "8 shelves", "count: 8")."""
+    out: dict[str, set[str]] = {}
+    text = _window(text)
+    for m in _NAMED_AFTER.finditer(text):
+        key = _name_key(m.group(1))
+        if key:
+            out.setdefault(key, set()).update(_numbers(m.group(2)))
+    for m in _NAMED_BEFORE.finditer(text):
+        key = _name_key(m.group(2))
+        if key:
+            out.setdefault(key, set()).update(_numbers(m.group(1)))
+    return out
+
+
+def role_types(agent: str) -> dict[str, float]:
+    a = agent.lower()
+    return {k: float(any(w in a for w in words)) for k, words in ROLE_TYPES.items()}
+
+
 def _is_tool_agent(agent: str) -> bool:
     a = agent.lower()
     return "terminal" in a or a in ("tool", "executor", "computer", "code_executor")
@@ -95,6 +166,9 @@ class StepEvidence:
     err_here_word: str | None = None
     assume_word: str | None = None
     prompt_dump: bool = False
+    new_numbers: tuple[str, ...] = ()  # numbers this step is the first to state
+    conflict: tuple[str, str, str] | None = None  # (quantity, earlier value, this step's value)
+    unsupported: tuple[str, ...] = ()  # numbers absent from the input the agent was given
 
 
 def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tuple[np.ndarray, list[StepEvidence]]:
@@ -123,6 +197,12 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     final_tokens -= task_tokens
 
     err = [_count_any(t, ERROR_WORDS) for t in texts]
+    num_texts = [_numbers_text(t) for t in texts]
+    task_text = _numbers_text((trajectory.task or "").lower())
+    nums_seen: set[str] = set(_numbers(task_text))
+    named_seen = _named_values(task_text)
+    final_nums = set(_numbers(_numbers_text(final_text[-2000:]))) - nums_seen
+    last_err = max((i for i in range(n) if err[i] > 0 and not human[i]), default=-1)
     seen: set[str] = set()
     final_seen: set[str] = set()
     expected_seen = False
@@ -142,6 +222,23 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         head = text[:400]
         dump = any(m in head for m in PROMPT_DUMP_MARKS) or (len(text) > 3000 and text[:200].count("#") >= 2)
         has_expected = bool(expected) and expected in _norm(text[: 4 * _WINDOW])
+        nums = _numbers(num_texts[i])
+        new_nums = [v for v in dict.fromkeys(nums) if v not in nums_seen]
+        named = _named_values(num_texts[i])
+        conflict = None
+        for key, vals in named.items():
+            before = named_seen.get(key)
+            if before and not (vals & before):
+                conflict = (key, sorted(before)[0], sorted(vals)[0])
+                break
+        unsupported: list[str] = []
+        if steps[i].input and not human[i]:
+            inp = set(_numbers(_numbers_text(steps[i].input.lower())))
+            unsupported = [v for v in new_nums if v not in inp]
+        nums_seen.update(nums)
+        for key, vals in named.items():
+            named_seen.setdefault(key, set()).update(vals)
+        rt = role_types(agent)
         row = {
             "rel_pos": i / max(n - 1, 1),
             "is_first": float(i == 0),
@@ -171,6 +268,16 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "has_expected": float(has_expected),
             "expected_seen_before": float(expected_seen),
             "after_first_error": float(i > first_error),
+            "num_new": math.log1p(min(len(new_nums), 50)) if not human[i] else 0.0,
+            "num_new_rel": 0.0,  # filled in below
+            "num_new_to_final": float(any(v in final_nums for v in new_nums)) if not human[i] else 0.0,
+            "num_conflict": float(conflict is not None and not human[i]),
+            "num_unsupported_input": math.log1p(min(len(unsupported), 20)),
+            "is_first_error": float(i == first_error),
+            "before_first_error": float(i + 1 == first_error or (nxt_other is not None and nxt_other == first_error)),
+            "err_unrecovered": float(err[i] > 0 and not human[i] and i == last_err and i >= n - 3),
+            "log_len_z": 0.0, "err_here_z": 0.0, "novelty_z": 0.0, "code_rel": 0.0,  # filled in below
+            **rt,
         }
         expected_seen = expected_seen or has_expected
         x[i] = [row[f] for f in FEATURES]
@@ -180,9 +287,30 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
                 err_here_word=_first_hit(text, ERROR_WORDS) if err[i] else None,
                 assume_word=_first_hit(text[: 2 * _WINDOW], ASSUME_WORDS),
                 prompt_dump=dump,
+                new_numbers=tuple(new_nums[:3]),
+                conflict=conflict,
+                unsupported=tuple(unsupported[:3]),
             )
         )
+    _relative(x, "num_new", "num_new_rel", z=False)
+    _relative(x, "log_len", "log_len_z")
+    _relative(x, "err_here", "err_here_z")
+    _relative(x, "novelty", "novelty_z")
+    _relative(x, "code_block", "code_rel", z=False)
     return x, evidence
+
+
+_COL = {f: j for j, f in enumerate(FEATURES)}
+
+
+def _relative(x: np.ndarray, src: str, dst: str, z: bool = True) -> None:
+    """``dst`` = ``src`` relative to the trajectory: minus its mean over the steps (and over its std if ``z``)."""
+    col = x[:, _COL[src]]
+    d = col - col.mean()
+    if z:
+        sd = col.std()
+        d = d / sd if sd > 1e-9 else d * 0.0
+    x[:, _COL[dst]] = d
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -263,6 +391,24 @@ _REASONS = {
     "is_first": "it opens the run",
     "is_last": "it ends the run",
     "after_first_error": "it follows the first reported error",
+    "num_new": "it introduces numbers no earlier step stated ({new_numbers})",
+    "num_new_rel": "it introduces numbers no earlier step stated ({new_numbers})",
+    "num_new_to_final": "a number it introduces ({new_numbers}) is carried into the final answer",
+    "num_conflict": "it gives {conflict_name} as {conflict_new} where earlier it was {conflict_old}",
+    "num_unsupported_input": "it states {unsupported}, which is not in the input it was given",
+    "is_first_error": "it is where the first problem is reported ({err_here})",
+    "before_first_error": "the first problem of the run is reported right after it ({err_next})",
+    "err_unrecovered": "it reports a problem ({err_here}) that the run never recovers from",
+    "log_len_z": "it is a long, substantive turn",
+    "err_here_z": "it itself mentions a problem ({err_here})",
+    "novelty_z": "it introduces new information that later steps take for granted",
+    "code_rel": "it contains code that the rest of the run relies on",
+    "role_planner": "{agent} plans and directs the run",
+    "role_coder": "{agent} writes the code",
+    "role_executor": "{agent} executes the actions",
+    "role_verifier": "{agent} is the one meant to verify the result",
+    "role_searcher": "{agent} gathers the facts the run uses",
+    "role_writer": "{agent} writes the answer",
 }
 
 
@@ -310,6 +456,11 @@ class CpuAttributor(Attributor):
             "err_next": f"'{ev.err_next_word}'" if ev.err_next_word else "an error",
             "err_here": f"'{ev.err_here_word}'" if ev.err_here_word else "an error",
             "assume": ev.assume_word or "assume",
+            "new_numbers": ", ".join(ev.new_numbers) or "none",
+            "conflict_name": f"'{ev.conflict[0]}'" if ev.conflict else "",
+            "conflict_old": ev.conflict[1] if ev.conflict else "",
+            "conflict_new": ev.conflict[2] if ev.conflict else "",
+            "unsupported": ", ".join(ev.unsupported) or "",
         }
         clauses: list[str] = []
         for j in order:
@@ -318,7 +469,15 @@ class CpuAttributor(Attributor):
             name = FEATURES[j]
             if name in ("err_next", "err_next_other") and not ev.err_next_word:
                 continue
-            if name == "err_here" and not ev.err_here_word:
+            if name in ("err_here", "err_here_z", "is_first_error", "err_unrecovered") and not ev.err_here_word:
+                continue
+            if name == "before_first_error" and not ev.err_next_word:
+                continue
+            if name in ("num_new", "num_new_rel", "num_new_to_final") and not ev.new_numbers:
+                continue
+            if name == "num_conflict" and not ev.conflict:
+                continue
+            if name == "num_unsupported_input" and not ev.unsupported:
                 continue
             if name == "assume_here" and not ev.assume_word:
                 continue
