@@ -1,8 +1,8 @@
 """AG2 (classic autogen API) traced by agenttrace: a GroupChat whose terminal runs the coder's code.
 
-Runs against a scripted local LLM by default; set OPENAI_BASE_URL / OPENAI_API_KEY /
-AGENTTRACE_MODEL to use a real OpenAI-compatible endpoint. Spans go to the collector at
-AGENTTRACE_ENDPOINT (default http://127.0.0.1:4318).
+Runs offline by default (a scripted local LLM and a temporary collector); set OPENAI_BASE_URL /
+OPENAI_API_KEY / AGENTTRACE_MODEL for a real OpenAI-compatible endpoint and AGENTTRACE_ENDPOINT
+for your own collector.
 
     pip install agenttrace "ag2[openai]>=0.10,<1"
     python examples/ag2_example.py
@@ -10,10 +10,10 @@ AGENTTRACE_ENDPOINT (default http://127.0.0.1:4318).
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 import agenttrace
+from agenttrace.example_env import example_env
 
 TASK = "What is 17 * 23? Compute it with Python."
 
@@ -26,22 +26,11 @@ def _scripted(body):
 
 
 def main() -> None:
-    agenttrace.instrument(service_name="ag2-example", frameworks=["ag2"])
     from autogen import ConversableAgent, GroupChat, GroupChatManager, UserProxyAgent
 
-    scripted = None
-    base_url, api_key = os.environ.get("OPENAI_BASE_URL"), os.environ.get("OPENAI_API_KEY")
-    model = os.environ.get("AGENTTRACE_MODEL", "gpt-4o-mini")
-    if not base_url and not api_key:
-        from agenttrace.testing.scripted_llm import ScriptedLLM
-
-        scripted = ScriptedLLM(_scripted).start()
-        base_url, api_key, model = scripted.base_url, "test", "scripted-model"
-    entry = {"model": model, "api_key": api_key or "test"}
-    if base_url:
-        entry["base_url"] = base_url
-    cfg = {"config_list": [entry], "cache_seed": None}
-    try:
+    with example_env("ag2", _scripted) as env:
+        cfg = {"config_list": [{"model": env.model, "api_key": env.api_key, "base_url": env.base_url}],
+               "cache_seed": None}
         planner = ConversableAgent("planner", system_message="You are the planner. Plan briefly.", llm_config=cfg)
         coder = ConversableAgent("coder", system_message="You are the coder. Reply with one python code block.",
                                  llm_config=cfg)
@@ -52,11 +41,7 @@ def main() -> None:
         with agenttrace.run("ag2-example", task=TASK, expected="391") as run:
             terminal.initiate_chat(manager, message=TASK, max_turns=1)
             run.finish(chat.messages[-1]["content"])
-        print("run id:", run.run_id)
-    finally:
-        agenttrace.uninstrument()
-        if scripted is not None:
-            scripted.stop()
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

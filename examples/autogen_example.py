@@ -1,9 +1,8 @@
 """AutoGen AgentChat traced by agenttrace: a RoundRobin team (researcher with a tool, then writer).
 
-Runs against a scripted local LLM by default; set OPENAI_BASE_URL / OPENAI_API_KEY /
-AGENTTRACE_MODEL to use a real OpenAI-compatible endpoint. Spans go to the collector
-at AGENTTRACE_ENDPOINT (default http://127.0.0.1:4318); start one with
-``agenttrace collector`` (or ``python -m agenttrace_collector``) to see the trajectory.
+Runs offline by default (a scripted local LLM and a temporary collector); set OPENAI_BASE_URL /
+OPENAI_API_KEY / AGENTTRACE_MODEL for a real OpenAI-compatible endpoint and AGENTTRACE_ENDPOINT
+for your own collector.
 
     pip install agenttrace autogen-agentchat "autogen-ext[openai]"
     python examples/autogen_example.py
@@ -13,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import agenttrace
+from agenttrace.example_env import example_env
 
 TASK = "What is 17 + 25? Use the add tool, then let the writer state the answer."
 
@@ -42,18 +41,9 @@ async def main() -> None:
     from autogen_agentchat.teams import RoundRobinGroupChat
     from autogen_ext.models.openai import OpenAIChatCompletionClient
 
-    agenttrace.instrument(service_name="autogen-example", frameworks=["autogen"])
-    scripted = None
-    base_url, api_key = os.environ.get("OPENAI_BASE_URL"), os.environ.get("OPENAI_API_KEY")
-    model = os.environ.get("AGENTTRACE_MODEL", "gpt-4o-mini")
-    if not base_url and not api_key:
-        from agenttrace.testing.scripted_llm import ScriptedLLM
-
-        scripted = ScriptedLLM(_scripted).start()
-        base_url, api_key, model = scripted.base_url, "test", "scripted-model"
-    try:
+    with example_env("autogen", _scripted) as env:
         client = OpenAIChatCompletionClient(
-            model=model, base_url=base_url, api_key=api_key or "test",
+            model=env.model, base_url=env.base_url, api_key=env.api_key,
             model_info={"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
                         "structured_output": False},
         )
@@ -67,12 +57,8 @@ async def main() -> None:
             run.finish(answer)
         for m in result.messages:
             print(f"{m.source:>10}: {m.to_text() if hasattr(m, 'to_text') else json.dumps(str(m.content))}")
-        print("run id:", run.run_id)
         await client.close()
-    finally:
-        agenttrace.uninstrument()
-        if scripted is not None:
-            scripted.stop()
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,8 @@ collector is started in a temp dir; the rebuilt trajectory is printed. Set
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 
 from camel.agents import ChatAgent
 from camel.messages import BaseMessage
@@ -26,8 +23,7 @@ from camel.types import ModelPlatformType
 from camel.utils import BaseTokenCounter
 
 import agenttrace
-from agenttrace.local_collector import LocalCollector
-from agenttrace.testing.scripted_llm import ScriptedLLM
+from agenttrace.example_env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 
@@ -82,19 +78,11 @@ def scripted(body: dict) -> dict | str:
 
 
 def main() -> None:
-    with contextlib.ExitStack() as stack:
-        base_url = os.environ.get("OPENAI_BASE_URL") or stack.enter_context(ScriptedLLM(scripted)).base_url
-        endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
-        collector = None
-        if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
-            endpoint = collector.endpoint
-        agenttrace.instrument(endpoint=endpoint, service_name="camel-example", frameworks=["camel"])
-
+    with example_env("camel", scripted) as env:
         def model():
             return ModelFactory.create(model_platform=ModelPlatformType.OPENAI_COMPATIBLE_MODEL,
-                                       model_type=os.environ.get("AGENTTRACE_MODEL", "scripted-model"),
-                                       url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "test"),
+                                       model_type=env.model,
+                                       url=env.base_url, api_key=env.api_key,
                                        token_counter=CharCounter())
 
         workforce = Workforce("capital team", coordinator_agent=ChatAgent("Assign tasks well.", model=model()),
@@ -108,12 +96,7 @@ def main() -> None:
         question = "What is the capital of Kenya?"
         with agenttrace.run("capital-question", task=question, expected="Nairobi") as run:
             run.finish(str(workforce.process_task(Task(content=question, id="0")).result))
-        agenttrace.uninstrument()
-        if collector is not None:
-            trajectory, _ = collector.wait_run(run.run_id)
-            for step in trajectory.steps:
-                print(f"{step.index} {step.agent}: {step.render()[:160]!r}")
-            print("outcome:", trajectory.outcome.value)
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

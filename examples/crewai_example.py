@@ -11,10 +11,8 @@ manager's delegations show as ``-> Researcher`` / ``-> Writer``). Set
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")  # no network calls of CrewAI's own
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
@@ -23,8 +21,7 @@ from crewai import LLM, Agent, Crew, Process, Task  # noqa: E402
 from crewai.tools import tool  # noqa: E402
 
 import agenttrace  # noqa: E402
-from agenttrace.local_collector import LocalCollector  # noqa: E402
-from agenttrace.testing.scripted_llm import ScriptedLLM  # noqa: E402
+from agenttrace.example_env import example_env  # noqa: E402
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 
@@ -59,18 +56,10 @@ def scripted(body: dict) -> dict | str:
 
 
 def main() -> None:
-    with contextlib.ExitStack() as stack:
-        base_url = os.environ.get("OPENAI_BASE_URL") or stack.enter_context(ScriptedLLM(scripted)).base_url
-        endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
-        collector = None
-        if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
-            endpoint = collector.endpoint
-        agenttrace.instrument(endpoint=endpoint, service_name="crewai-example", frameworks=["crewai"])
-
+    with example_env("crewai", scripted) as env:
         def model() -> LLM:
-            return LLM(model="openai/" + os.environ.get("AGENTTRACE_MODEL", "scripted-model"), base_url=base_url,
-                       api_key=os.environ.get("OPENAI_API_KEY", "test"))
+            return LLM(model="openai/" + env.model, base_url=env.base_url,
+                       api_key=env.api_key)
 
         researcher = Agent(role="Researcher", goal="Find facts with your tools.", backstory="A careful researcher.",
                            llm=model(), tools=[lookup_capital], allow_delegation=False)
@@ -81,13 +70,7 @@ def main() -> None:
                     tasks=[Task(description=f"{question} Answer in one sentence.", expected_output="one sentence")])
         with agenttrace.run("capital-question", task=question, expected="Nairobi") as run:
             run.finish(str(crew.kickoff()))
-        agenttrace.uninstrument()
-        if collector is not None:
-            trajectory, _ = collector.wait_run(run.run_id)
-            for step in trajectory.steps:
-                target = f" -> {step.transfer_to}" if step.transfer_to else ""
-                print(f"{step.index} {step.agent}{target}: {step.render()[:140]!r}")
-            print("outcome:", trajectory.outcome.value)
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ collector is started in a temp dir; the rebuilt trajectory is printed. Set
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
@@ -22,8 +19,7 @@ from langgraph.prebuilt import create_react_agent
 from langgraph_supervisor import create_supervisor
 
 import agenttrace
-from agenttrace.local_collector import LocalCollector
-from agenttrace.testing.scripted_llm import ScriptedLLM
+from agenttrace.example_env import example_env
 
 TASK = "How many moons does Mars have?"
 FACTS = {"mars moons": "Mars has two moons, Phobos and Deimos."}
@@ -49,20 +45,10 @@ def scripted(body: dict) -> dict | str:
 
 
 def main() -> None:
-    with contextlib.ExitStack() as stack:
-        base_url = os.environ.get("OPENAI_BASE_URL")
-        if not base_url:
-            base_url = stack.enter_context(ScriptedLLM(scripted)).base_url
-        endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
-        collector = None
-        if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
-            endpoint = collector.endpoint
-        agenttrace.instrument(endpoint=endpoint, service_name="langgraph-example", frameworks=["langchain"])
-
+    with example_env("langchain", scripted) as env:
         def model() -> ChatOpenAI:
-            return ChatOpenAI(model=os.environ.get("AGENTTRACE_MODEL", "scripted-model"), base_url=base_url,
-                              api_key=os.environ.get("OPENAI_API_KEY", "test"))
+            return ChatOpenAI(model=env.model, base_url=env.base_url,
+                              api_key=env.api_key)
 
         researcher = create_react_agent(model(), [search], name="researcher",
                                         prompt="You are the researcher: look facts up with the search tool.")
@@ -72,12 +58,7 @@ def main() -> None:
         with agenttrace.run("mars-moons", task=TASK, expected="2") as run:
             out = team.invoke({"messages": [HumanMessage(TASK)]})
             run.finish(out["messages"][-1].content)
-        agenttrace.uninstrument()
-        if collector is not None:
-            trajectory, _ = collector.wait_run(run.run_id)
-            for step in trajectory.steps:
-                print(f"{step.index} {step.agent}: {step.render()[:200]}")
-            print("outcome:", trajectory.outcome.value)
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

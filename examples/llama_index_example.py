@@ -11,17 +11,13 @@ collector is started in a temp dir; the rebuilt trajectory is printed. Set
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import tempfile
 
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.llms.openai_like import OpenAILike
 
 import agenttrace
-from agenttrace.local_collector import LocalCollector
-from agenttrace.testing.scripted_llm import ScriptedLLM
+from agenttrace.example_env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 
@@ -41,17 +37,9 @@ def scripted(body: dict) -> dict | str:
 
 
 async def main() -> None:
-    with contextlib.ExitStack() as stack:
-        base_url = os.environ.get("OPENAI_BASE_URL") or stack.enter_context(ScriptedLLM(scripted)).base_url
-        endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
-        collector = None
-        if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
-            endpoint = collector.endpoint
-        agenttrace.instrument(endpoint=endpoint, service_name="llama-index-example", frameworks=["llama_index"])
-
-        llm = OpenAILike(model=os.environ.get("AGENTTRACE_MODEL", "scripted-model"), api_base=base_url,
-                         api_key=os.environ.get("OPENAI_API_KEY", "test"), is_chat_model=True,
+    with example_env("llama_index", scripted) as env:
+        llm = OpenAILike(model=env.model, api_base=env.base_url,
+                         api_key=env.api_key, is_chat_model=True,
                          is_function_calling_model=True)
         researcher = FunctionAgent(name="researcher", description="Looks facts up.", llm=llm,
                                    system_prompt="You are the researcher: look the fact up, then hand off to writer.",
@@ -61,12 +49,7 @@ async def main() -> None:
         workflow = AgentWorkflow(agents=[researcher, writer], root_agent="researcher")
         async with agenttrace.run("capital-question", task="What is the capital of Kenya?", expected="Nairobi") as run:
             run.finish(str(await workflow.run(user_msg="What is the capital of Kenya?")))
-        agenttrace.uninstrument()
-        if collector is not None:
-            trajectory, _ = collector.wait_run(run.run_id)
-            for step in trajectory.steps:
-                print(f"{step.index} {step.agent}: {step.render()[:160]!r}")
-            print("outcome:", trajectory.outcome.value)
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,13 @@ its processor next to whatever the app keeps.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
 
 from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
 from agents.tracing import set_trace_processors
 from openai import AsyncOpenAI
 
 import agenttrace
-from agenttrace.local_collector import LocalCollector
-from agenttrace.testing.scripted_llm import ScriptedLLM
+from agenttrace.example_env import example_env
 
 INVOICES = {"INV-42": "120 EUR, paid on 3 March"}
 
@@ -46,20 +42,10 @@ def scripted(body: dict) -> dict | str:
 
 
 async def main() -> None:
-    with contextlib.ExitStack() as stack:
-        base_url = os.environ.get("OPENAI_BASE_URL")
-        if not base_url:
-            base_url = stack.enter_context(ScriptedLLM(scripted)).base_url
-        endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
-        collector = None
-        if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
-            endpoint = collector.endpoint
-        set_trace_processors([])
-        agenttrace.instrument(endpoint=endpoint, service_name="openai-agents-example", frameworks=["openai_agents"])
-
-        client = AsyncOpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "test"))
-        model = OpenAIChatCompletionsModel(model=os.environ.get("AGENTTRACE_MODEL", "scripted-model"),
+    set_trace_processors([])  # no export to OpenAI's own tracing back end
+    with example_env("openai_agents", scripted) as env:
+        client = AsyncOpenAI(base_url=env.base_url, api_key=env.api_key)
+        model = OpenAIChatCompletionsModel(model=env.model,
                                            openai_client=client)
         billing = Agent(name="billing", model=model, tools=[lookup_invoice],
                         instructions="You are billing: look invoices up with lookup_invoice and report them.")
@@ -69,12 +55,7 @@ async def main() -> None:
         async with agenttrace.run("invoice-status", task=task) as run:
             result = await Runner.run(triage, task)
             run.succeed(result.final_output)
-        agenttrace.uninstrument()
-        if collector is not None:
-            trajectory, _ = collector.wait_run(run.run_id)
-            for step in trajectory.steps:
-                print(f"{step.index} {step.agent}: {step.render()[:200]}")
-            print("outcome:", trajectory.outcome.value)
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

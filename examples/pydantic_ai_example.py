@@ -10,18 +10,14 @@ collector is started in a temp dir; the rebuilt trajectory is printed. Set
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
 import agenttrace
-from agenttrace.local_collector import LocalCollector
-from agenttrace.testing.scripted_llm import ScriptedLLM
+from agenttrace.example_env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 
@@ -38,18 +34,10 @@ def scripted(body: dict) -> dict | str:
 
 
 def main() -> None:
-    with contextlib.ExitStack() as stack:
-        base_url = os.environ.get("OPENAI_BASE_URL") or stack.enter_context(ScriptedLLM(scripted)).base_url
-        endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
-        collector = None
-        if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
-            endpoint = collector.endpoint
-        agenttrace.instrument(endpoint=endpoint, service_name="pydantic-ai-example", frameworks=["pydantic_ai"])
-
-        model = OpenAIChatModel(os.environ.get("AGENTTRACE_MODEL", "scripted-model"),
-                                provider=OpenAIProvider(base_url=base_url,
-                                                        api_key=os.environ.get("OPENAI_API_KEY", "test")))
+    with example_env("pydantic_ai", scripted) as env:
+        model = OpenAIChatModel(env.model,
+                                provider=OpenAIProvider(base_url=env.base_url,
+                                                        api_key=env.api_key))
         researcher = Agent(model, name="researcher", system_prompt="You look facts up with your tools.")
 
         @researcher.tool_plain
@@ -67,12 +55,7 @@ def main() -> None:
 
         with agenttrace.run("capital-question", task="What is the capital of Kenya?", expected="Nairobi") as run:
             run.finish(coordinator.run_sync("What is the capital of Kenya?").output)
-        agenttrace.uninstrument()
-        if collector is not None:
-            trajectory, _ = collector.wait_run(run.run_id)
-            for step in trajectory.steps:
-                print(f"{step.index} {step.agent}: {step.render()[:160]!r}")
-            print("outcome:", trajectory.outcome.value)
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":

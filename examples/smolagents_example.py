@@ -10,17 +10,13 @@ collector is started in a temp dir; the rebuilt trajectory is printed. Set
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 
 from smolagents import CodeAgent, OpenAIServerModel, ToolCallingAgent, tool
 
 import agenttrace
-from agenttrace.local_collector import LocalCollector
-from agenttrace.testing.scripted_llm import ScriptedLLM
+from agenttrace.example_env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 
@@ -49,31 +45,16 @@ def scripted(body: dict) -> dict | str:
 
 
 def main() -> None:
-    with contextlib.ExitStack() as stack:
-        base_url = os.environ.get("OPENAI_BASE_URL")
-        if not base_url:
-            base_url = stack.enter_context(ScriptedLLM(scripted)).base_url
-        endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
-        collector = None
-        if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
-            endpoint = collector.endpoint
-        agenttrace.instrument(endpoint=endpoint, service_name="smolagents-example", frameworks=["smolagents"])
-
-        model = OpenAIServerModel(model_id=os.environ.get("AGENTTRACE_MODEL", "scripted-model"),
-                                  api_base=base_url, api_key=os.environ.get("OPENAI_API_KEY", "test"))
+    with example_env("smolagents", scripted) as env:
+        model = OpenAIServerModel(model_id=env.model,
+                                  api_base=env.base_url, api_key=env.api_key)
         researcher = ToolCallingAgent(tools=[lookup_capital], model=model, name="researcher",
                                       description="Finds facts about countries with its lookup tool.")
         manager = CodeAgent(tools=[], model=model, managed_agents=[researcher], name="manager",
                             instructions="You are the CodeAgent manager: delegate lookups to the researcher.")
         with agenttrace.run("capital-question", task="What is the capital of Kenya?", expected="Nairobi") as run:
             run.finish(str(manager.run("What is the capital of Kenya?")))
-        agenttrace.uninstrument()
-        if collector is not None:
-            trajectory, _ = collector.wait_run(run.run_id)
-            for step in trajectory.steps:
-                print(f"{step.index} {step.agent}: {step.render()[:200]}")
-            print("outcome:", trajectory.outcome.value)
+        env.show(run.run_id)
 
 
 if __name__ == "__main__":
