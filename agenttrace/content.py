@@ -1,4 +1,4 @@
-"""Message content on spans: the GenAI JSON message layout, capture switch, redaction, truncation."""
+"""Message content on spans: the GenAI JSON message layout, capture switch, truncation (redaction: redaction.py)."""
 
 from __future__ import annotations
 
@@ -19,20 +19,17 @@ class ContentPolicy:
     """What happens to message text before it is put on a span."""
 
     capture: bool = True
-    redact: Redactor | None = None
     max_chars: int = 32_000
 
     @classmethod
-    def from_env(cls, capture: bool | None, redact: Redactor | None, max_chars: int) -> ContentPolicy:
+    def from_env(cls, capture: bool | None, max_chars: int) -> ContentPolicy:
         if capture is None:
             raw = os.environ.get(CAPTURE_ENV)
             capture = True if raw is None else raw.strip().lower() not in {"false", "0", "no", "off", "no_content"}
-        return cls(capture=capture, redact=redact, max_chars=max_chars)
+        return cls(capture=capture, max_chars=max_chars)
 
     def text(self, value: str) -> tuple[str, bool]:
-        """Redacts then truncates one text; returns it and whether it was cut."""
-        if self.redact is not None:
-            value = self.redact(value)
+        """Truncates one text; returns it and whether it was cut."""
         if len(value) <= self.max_chars:
             return value, False
         cut = len(value) - self.max_chars
@@ -85,7 +82,7 @@ def _message(msg: Mapping[str, Any], default_role: str) -> dict[str, Any]:
                 "type": "tool_call",
                 "id": call.get("id"),
                 "name": fn.get("name"),
-                "arguments": _maybe_json(fn.get("arguments")),
+                "arguments": maybe_json(fn.get("arguments")),
             }
         )
     if role == "tool":
@@ -96,7 +93,8 @@ def _message(msg: Mapping[str, Any], default_role: str) -> dict[str, Any]:
     return out
 
 
-def _maybe_json(value: Any) -> Any:
+def maybe_json(value: Any) -> Any:
+    """A JSON text parsed, or the value as it is."""
     if isinstance(value, str):
         try:
             return json.loads(value)
@@ -106,7 +104,7 @@ def _maybe_json(value: Any) -> Any:
 
 
 def _shrink(value: Any, pol: ContentPolicy) -> tuple[Any, bool]:
-    """Redacts and truncates every string inside a JSON-like value, so the JSON stays valid."""
+    """Truncates every string inside a JSON-like value, so the JSON stays valid."""
     if isinstance(value, str):
         return pol.text(value)
     if isinstance(value, Mapping):

@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agenttrace import semconv
+from agenttrace.content import maybe_json
 from agenttrace.spans import record_error, set_messages, set_value, tracer
 
 Parent = Span | Context | None
@@ -167,7 +168,7 @@ def responses_items_to_messages(items: Iterable[Any] | str | None, default_role:
             out.append({"role": item.get("role") or default_role, "parts": parts})
         elif kind == "function_call":
             part = {"type": "tool_call", "id": item.get("call_id") or item.get("id"), "name": item.get("name"),
-                    "arguments": _json(item.get("arguments"))}
+                    "arguments": maybe_json(item.get("arguments"))}
             if out and out[-1]["role"] == "assistant" and out[-1].get("_calls"):
                 out[-1]["parts"].append(part)
             else:
@@ -194,17 +195,6 @@ def _as_dict(obj: Any) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - any pydantic failure: fall back to attributes
             pass
     return dict(getattr(obj, "__dict__", {}) or {})
-
-
-def _json(value: Any) -> Any:
-    import json
-
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 # ---- framework ids -> spans ---------------------------------------------------------
@@ -348,3 +338,14 @@ class Patches:
 
     def __bool__(self) -> bool:
         return bool(self._done)
+
+
+def all_subclasses(base: type) -> list[type]:
+    """``base`` and every class derived from it, as loaded now (to patch methods each subclass overrides)."""
+    seen, todo = [], [base]
+    while todo:
+        cls = todo.pop()
+        if cls not in seen:
+            seen.append(cls)
+            todo.extend(cls.__subclasses__())
+    return seen

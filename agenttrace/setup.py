@@ -17,6 +17,7 @@ from agenttrace import integration, propagation
 from agenttrace.feedback import close_feedback
 from agenttrace.content import ContentPolicy, Redactor, set_policy
 from agenttrace.logs import get_logger
+from agenttrace.redaction import RedactingExporter
 from agenttrace.processor import RunStampingProcessor, SwitchableProcessor
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
@@ -75,7 +76,8 @@ def instrument(
 
     ``frameworks`` names the integrations to enable (default: every installed one);
     an integration asked for by name that cannot run raises ``DidNotEnable``.
-    ``exporter`` replaces the OTLP exporter (tests, custom back ends).
+    ``redact(text) -> text`` runs over every string attribute of every exported span, whoever
+    wrote it (JSON texts stay valid). ``exporter`` replaces the OTLP exporter (tests, custom back ends).
     """
     global _active
     with _lock:
@@ -88,7 +90,7 @@ def instrument(
             _active = Instrumentation(base, name, None)
             return _active
 
-        set_policy(ContentPolicy.from_env(capture_content, redact, max_content_chars))
+        set_policy(ContentPolicy.from_env(capture_content, max_content_chars))
         provider = _provider(name)
         # An app's own provider keeps its service name; verdicts are filtered by the name spans carry.
         name = str(provider.resource.attributes.get(SERVICE_NAME) or name)
@@ -96,6 +98,8 @@ def instrument(
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=_traces_url(base))
+        if redact is not None:
+            exporter = RedactingExporter(exporter, redact)
         stamping = RunStampingProcessor()
         export = SwitchableProcessor(BatchSpanProcessor(exporter))
         provider.add_span_processor(stamping)

@@ -22,7 +22,7 @@ def tracer() -> trace.Tracer:
 
 
 def set_messages(span: Span, key: str, value: Any, default_role: str) -> None:
-    """Puts messages on a span as GenAI JSON, honouring the capture switch, redaction and truncation."""
+    """Puts messages on a span as GenAI JSON, honouring the capture switch and truncation."""
     captured = messages_attribute(value, default_role)
     if captured is None:
         return

@@ -172,6 +172,23 @@ def test_content_capture_switch_redaction_and_truncation(monkeypatch):
     assert span.attributes[sc.GEN_AI_AGENT_NAME] == "A"
 
 
+def test_redaction_covers_spans_written_by_other_instrumentors():
+    exporter = InMemorySpanExporter()
+    agenttrace.instrument(frameworks=[], exporter=exporter, redact=lambda t: t.replace("4111", "****"))
+    try:
+        foreign = trace.get_tracer("some.upstream.instrumentor")
+        with foreign.start_as_current_span("llm", attributes={
+                "input.value": "card 4111 please", "llm.input_messages.0.message.content": '{"card": "4111"}'}) as s:
+            s.add_event("gen_ai.user.message", {"content": "4111 again"})
+        agenttrace.setup.active().force_flush()
+    finally:
+        agenttrace.uninstrument()
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["input.value"] == "card **** please"
+    assert json.loads(span.attributes["llm.input_messages.0.message.content"]) == {"card": "****"}
+    assert span.events[0].attributes["content"] == "**** again"
+
+
 def test_instrument_is_idempotent_and_honours_otel_sdk_disabled(monkeypatch):
     exporter = InMemorySpanExporter()
     first = agenttrace.instrument(frameworks=[], exporter=exporter)

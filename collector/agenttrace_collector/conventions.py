@@ -146,31 +146,31 @@ def _openinference(span: SpanView) -> Normalized:
 
 def _flat_messages(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """OpenInference's flattened ``llm.input_messages.{i}.message.*`` keys back into messages."""
-    grouped: dict[int, dict[str, Any]] = {}
-    for key, value in a.items():
-        if not key.startswith(prefix):
-            continue
-        idx, _, rest = key[len(prefix):].partition(".")
-        if idx.isdigit():
-            grouped.setdefault(int(idx), {})[rest] = value
     out = []
-    for _, fields in sorted(grouped.items()):
-        calls: dict[int, dict[str, Any]] = {}
-        for key, value in fields.items():
-            m = re.match(r"message\.tool_calls\.(\d+)\.tool_call\.(.+)", key)
-            if m:
-                calls.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    for fields in _indexed(a, prefix):
+        calls = _indexed(fields, "message.tool_calls.", strip="tool_call.")
         content = fields.get("message.content")
         if content is None:
             texts = [v for k, v in sorted(fields.items()) if k.endswith("message_content.text")]
             content = "\n".join(texts) if texts else None
         tool_calls = [
             {"id": c.get("id"), "function": {"name": c.get("function.name"), "arguments": c.get("function.arguments")}}
-            for _, c in sorted(calls.items())
+            for c in calls
         ]
         out.append(_message(fields.get("message.role", "assistant"), content, tool_calls,
                             fields.get("message.tool_call_id")))
     return out
+
+
+def _indexed(a: dict[str, Any], prefix: str, strip: str = "") -> list[dict[str, Any]]:
+    """Flattened ``{prefix}{i}.{rest}`` keys grouped back by index ``i``, in index order, as ``{rest: value}``."""
+    grouped: dict[int, dict[str, Any]] = {}
+    for key, value in a.items():
+        if key.startswith(prefix):
+            idx, _, rest = key[len(prefix):].partition(".")
+            if idx.isdigit():
+                grouped.setdefault(int(idx), {})[rest.removeprefix(strip)] = value
+    return [fields for _, fields in sorted(grouped.items())]
 
 
 # ---- OpenLLMetry (Traceloop) --------------------------------------------------------
@@ -250,21 +250,11 @@ def _traceloop_tool_io(arguments: Any, result: Any) -> tuple[Any, Any]:
 
 
 def _indexed_messages(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    grouped: dict[int, dict[str, Any]] = {}
-    for key, value in a.items():
-        if key.startswith(prefix):
-            idx, _, rest = key[len(prefix):].partition(".")
-            if idx.isdigit():
-                grouped.setdefault(int(idx), {})[rest] = value
     out = []
-    for _, fields in sorted(grouped.items()):
-        calls: dict[int, dict[str, Any]] = {}
-        for key, value in fields.items():
-            m = re.match(r"tool_calls\.(\d+)\.(.+)", key)
-            if m:
-                calls.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    for fields in _indexed(a, prefix):
+        calls = _indexed(fields, "tool_calls.")
         tool_calls = [{"id": c.get("id"), "function": {"name": c.get("name"), "arguments": c.get("arguments")}}
-                      for _, c in sorted(calls.items())]
+                      for c in calls]
         out.append(_message(fields.get("role", "assistant"), fields.get("content"), tool_calls,
                             fields.get("tool_call_id")))
     return out

@@ -181,16 +181,6 @@ def _wrap_call_tool(original):
     return call_tool
 
 
-def _agent_classes(base: type) -> list[type]:
-    seen, todo = [], [base]
-    while todo:
-        cls = todo.pop()
-        if cls not in seen:
-            seen.append(cls)
-            todo.extend(cls.__subclasses__())
-    return seen
-
-
 class LlamaIndexIntegration(Integration):
     name = "llama_index"
     requires = ("llama-index-core>=0.12",)
@@ -204,7 +194,7 @@ class LlamaIndexIntegration(Integration):
             import llama_index.core.agent.workflow as workflows  # noqa: F401 - loads every agent class
         except ImportError as exc:  # pragma: no cover - requirements were checked
             raise DidNotEnable(f"llama_index: {exc}") from exc
-        for cls in _agent_classes(base_agent.BaseWorkflowAgent):
+        for cls in genai.all_subclasses(base_agent.BaseWorkflowAgent):
             self._patches.wrap(cls, "take_step", _wrap_take_step)
             self._patches.wrap(cls, "_call_tool", _wrap_call_tool)  # a single agent runs its own tools
         self._patches.wrap(function_agent.FunctionAgent, "_get_response", _wrap_get_response)

@@ -9,8 +9,8 @@ calling step. This integration only turns it on with agenttrace's provider and
 content switch, and restores the previous default on uninstall. Agents that
 set their own ``instrument=`` keep it.
 
-Not applied to PydanticAI's content: agenttrace's redaction and truncation
-(PydanticAI serialises messages itself); the capture switch is honoured.
+The capture switch is honoured, and the redaction hook runs at export like on
+every span; truncation is not applied (PydanticAI serialises messages itself).
 """
 
 from __future__ import annotations

@@ -188,16 +188,6 @@ def _wrap_tool_call(original):
     return call
 
 
-def _model_classes(base: type) -> list[type]:
-    seen, todo = [], [base]
-    while todo:
-        cls = todo.pop()
-        if cls not in seen:
-            seen.append(cls)
-            todo.extend(cls.__subclasses__())
-    return seen
-
-
 class SmolagentsIntegration(Integration):
     name = "smolagents"
     requires = ("smolagents>=1.0",)
@@ -213,7 +203,7 @@ class SmolagentsIntegration(Integration):
         self._patches.wrap(agents.MultiStepAgent, "run", _wrap_run)
         self._patches.wrap(agents.MultiStepAgent, "__call__", _wrap_agent_call)
         self._patches.wrap(tools.Tool, "__call__", _wrap_tool_call)
-        for cls in _model_classes(models.Model):
+        for cls in genai.all_subclasses(models.Model):
             self._patches.wrap(cls, "generate", _wrap_generate)
             self._patches.wrap(cls, "generate_stream", _wrap_generate_stream)
 

@@ -1,0 +1,70 @@
+"""The app's redaction hook, run over every exported span, whoever wrote its content.
+
+Integrations that let a framework write its own GenAI content (PydanticAI's and
+AG2's native instrumentation, upstream instrumentors) bypass agenttrace's
+content helpers, so redaction happens at the last moment before export: every
+string attribute of the span and of its events goes through the hook; JSON
+texts are redacted string by string, so they stay valid JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from agenttrace.content import Redactor, maybe_json
+
+
+def _value(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        if value[:1] in ("{", "["):
+            doc = maybe_json(value)
+            if not isinstance(doc, str):
+                return json.dumps(_tree(doc, redact), ensure_ascii=False)
+        return redact(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_value(v, redact) for v in value)
+    return value
+
+
+def _tree(doc: Any, redact: Redactor) -> Any:
+    if isinstance(doc, str):
+        return redact(doc)
+    if isinstance(doc, dict):
+        return {k: _tree(v, redact) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_tree(v, redact) for v in doc]
+    return doc
+
+
+def _attributes(attrs, redact: Redactor) -> dict[str, Any]:
+    return {k: _value(v, redact) for k, v in (attrs or {}).items()}
+
+
+def redacted(span: ReadableSpan, redact: Redactor) -> ReadableSpan:
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=_attributes(span.attributes, redact),
+        events=[Event(e.name, _attributes(e.attributes, redact), e.timestamp) for e in span.events],
+        links=span.links, kind=span.kind, status=span.status, start_time=span.start_time,
+        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class RedactingExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, redact: Redactor) -> None:
+        self.inner = inner
+        self.redact = redact
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([redacted(s, self.redact) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
