@@ -41,7 +41,7 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
 
 
 def _session(name: str, requirements: list[str], tests: list[str]):
-    @nox.session(name=name, python=False if nox.options.default_venv_backend == "none" else None)
+    @nox.session(name=name)
     def run(session: nox.Session) -> None:
         session.install("-e", ".[collector,test]", *requirements)
         session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
