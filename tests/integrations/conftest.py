@@ -35,3 +35,18 @@ def instrumented(collector, memory):
     for tee in tees:
         tee.enabled = False  # detached, not shut down: a module-level exporter serves the next test
     agenttrace.uninstrument()
+
+
+@pytest.fixture
+def owner(memory):
+    """``owner(span)`` -> the ``gen_ai.agent.name`` of the span's nearest ``invoke_agent`` ancestor in ``memory``."""
+
+    def find(span):
+        spans = {s.context.span_id: s for s in memory.get_finished_spans()}
+        while span.parent is not None and span.parent.span_id in spans:
+            span = spans[span.parent.span_id]
+            if span.attributes.get("gen_ai.operation.name") == "invoke_agent":
+                return span.attributes["gen_ai.agent.name"]
+        return None
+
+    return find

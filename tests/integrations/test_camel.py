@@ -160,7 +160,7 @@ def check_trajectory(traj, n: int) -> None:
     assert traj.outcome.value == "success", (traj.outcome, traj.answer)
 
 
-async def test_workforce_trajectory(traced, collector, llm, memory):
+async def test_workforce_trajectory(traced, collector, llm, memory, owner):
     run_id, answer = await solve(llm, 7)
     assert "capital-7" in answer
     flush()
@@ -168,13 +168,6 @@ async def test_workforce_trajectory(traced, collector, llm, memory):
     check_trajectory(traj, 7)
 
     spans = {s.context.span_id: s for s in memory.get_finished_spans()}
-
-    def owner(span):
-        while span.parent is not None and span.parent.span_id in spans:
-            span = spans[span.parent.span_id]
-            if span.attributes.get("gen_ai.operation.name") == "invoke_agent":
-                return span.attributes["gen_ai.agent.name"]
-        return None
 
     for s in spans.values():
         op = s.attributes.get("gen_ai.operation.name")

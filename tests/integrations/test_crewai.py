@@ -166,15 +166,7 @@ def check_sequential(traj, n: int) -> None:
     assert traj.outcome.value == "success", (traj.outcome, traj.failure_reason)
 
 
-def _owner(spans: dict, span) -> str | None:
-    while span.parent is not None and span.parent.span_id in spans:
-        span = spans[span.parent.span_id]
-        if span.attributes.get("gen_ai.operation.name") == "invoke_agent":
-            return span.attributes["gen_ai.agent.name"]
-    return None
-
-
-def test_sequential_crew(traced, collector, llm, memory):
+def test_sequential_crew(traced, collector, llm, memory, owner):
     run_id, answer = kickoff(sequential_crew(llm, 7), 7)
     assert answer == "The capital of country #7 is capital-7."
     flush()
@@ -186,10 +178,10 @@ def test_sequential_crew(traced, collector, llm, memory):
     assert ops.count("invoke_agent") == 2 and ops.count("chat") == 4 and ops.count("execute_tool") == 2
     for s in spans.values():
         if s.attributes.get("gen_ai.operation.name") == "chat":
-            assert _owner(spans, s) == s.attributes["gen_ai.agent.name"], s.name
+            assert owner(s) == s.attributes["gen_ai.agent.name"], s.name
     tools = {s.attributes["gen_ai.tool.name"]: s for s in spans.values()
              if s.attributes.get("gen_ai.operation.name") == "execute_tool"}
-    assert _owner(spans, tools["lookup"]) == RESEARCHER
+    assert owner(tools["lookup"]) == RESEARCHER
     assert tools["broken_search"].status.status_code.name == "ERROR"
     assert tools["lookup"].attributes.get("gen_ai.tool.call.id")  # the id of the model's call it answers
     run_span = next(s for s in spans.values() if s.attributes.get("agenttrace.span.kind") == "run")
@@ -197,7 +189,7 @@ def test_sequential_crew(traced, collector, llm, memory):
         assert s.context.trace_id == run_span.context.trace_id
 
 
-def test_hierarchical_crew_delegates(traced, collector, llm, memory):
+def test_hierarchical_crew_delegates(traced, collector, llm, memory, owner):
     run_id, answer = kickoff(hierarchical_crew(llm, 8), 8, "crewai-hierarchical")
     assert answer == "Final report: the capital of country #8 is capital-8."
     flush()
@@ -214,7 +206,7 @@ def test_hierarchical_crew_delegates(traced, collector, llm, memory):
     spans = {s.context.span_id: s for s in memory.get_finished_spans()}
     delegate = next(s for s in spans.values() if s.attributes.get("gen_ai.tool.name") == "delegate_work_to_coworker")
     assert delegate.attributes["agenttrace.transfer.target"] == RESEARCHER
-    assert _owner(spans, delegate) == MANAGER
+    assert owner(delegate) == MANAGER
     researcher = next(s for s in spans.values() if s.attributes.get("gen_ai.agent.name") == RESEARCHER
                       and s.attributes.get("gen_ai.operation.name") == "invoke_agent")
     assert researcher.parent.span_id == delegate.context.span_id  # the coworker runs inside the delegation

@@ -99,20 +99,13 @@ def check_trajectory(traj, n: int) -> None:
     assert traj.outcome.value == "success"
 
 
-async def test_delegation_tools_and_retry(traced, collector, llm, memory):
+async def test_delegation_tools_and_retry(traced, collector, llm, memory, owner):
     run_id, answer = await solve(llm, 7)
     assert answer == "The capital of country #7 is capital-7."
     flush()
     traj, _ = collector.wait_run(run_id)
     check_trajectory(traj, 7)
     spans = {s.context.span_id: s for s in memory.get_finished_spans()}
-
-    def owner(span):
-        while span.parent is not None and span.parent.span_id in spans:
-            span = spans[span.parent.span_id]
-            if span.attributes.get("gen_ai.operation.name") == "invoke_agent":
-                return span.attributes["gen_ai.agent.name"]
-        return None
 
     chats = [s for s in spans.values() if s.attributes.get("gen_ai.operation.name") == "chat"]
     assert sorted(owner(s) for s in chats) == ["coordinator"] * 2 + ["researcher"] * 3

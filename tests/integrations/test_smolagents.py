@@ -103,7 +103,7 @@ def check_trajectory(traj, n: int) -> None:
     assert traj.answer == f"capital-{n}"
 
 
-def test_delegation_tools_and_errors(traced, collector, llm, memory):
+def test_delegation_tools_and_errors(traced, collector, llm, memory, owner):
     run_id, answer = solve(llm, 7)
     assert answer == "capital-7"
     flush()
@@ -114,13 +114,6 @@ def test_delegation_tools_and_errors(traced, collector, llm, memory):
     agents = {s.attributes["gen_ai.agent.name"]: s for s in spans.values()
               if s.attributes.get("gen_ai.operation.name") == "invoke_agent"}
     assert set(agents) == {"manager", "researcher"}
-
-    def owner(span):
-        while span.parent is not None and span.parent.span_id in spans:
-            span = spans[span.parent.span_id]
-            if span.attributes.get("gen_ai.operation.name") == "invoke_agent":
-                return span.attributes["gen_ai.agent.name"]
-        return None
 
     chats = [s for s in spans.values() if s.attributes.get("gen_ai.operation.name") == "chat"]
     assert sorted(owner(s) for s in chats) == ["manager"] * 2 + ["researcher"] * 3
