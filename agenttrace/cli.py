@@ -143,10 +143,11 @@ def demo(keep) -> None:
 
 def _register() -> None:
     from agenttrace.cli_eval import attribute_command, eval_command
+    from agenttrace.cli_inject import inject_command
     from agenttrace.cli_lessons import lessons_group
     from agenttrace.cli_train import train_command
 
-    for command in (attribute_command, eval_command, lessons_group, train_command):
+    for command in (attribute_command, eval_command, inject_command, lessons_group, train_command):
         main.add_command(command)
 
 
