@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from agenttrace.cli import main
 from agenttrace.datasets import load_any, load_tracertraj, load_whowhen_dir
+from tests.conftest import flush
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inject"
 WHOWHEN = FIXTURES / "whowhen"
@@ -122,8 +123,6 @@ def test_no_collector_is_a_clear_error(tmp_path):
 def test_successful_runs_from_a_collector(collector, traced, tmp_path):
     import importlib.util
     import sys
-
-    from conftest import flush
 
     path = Path(__file__).resolve().parent.parent / "examples" / "research_team.py"
     spec = importlib.util.spec_from_file_location("research_team_inject_test", path)
