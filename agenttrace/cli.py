@@ -25,6 +25,9 @@ Start here:
   agenttrace runs show RUN_ID     one run's steps and its verdict
   agenttrace attribute FILE.json  attribute one Who&When/TracerTraj-shaped trajectory
   agenttrace eval PATH            score an attributor on labelled data
+  agenttrace lessons list         the lessons kept for each agent
+  agenttrace inject PATH --out F  make labelled failures from successful runs (fault injection)
+  agenttrace train PATH ...       fine-tune a tracer model (GRPO + LoRA)
 """)
 @click.version_option(package_name="agenttrace")
 def main() -> None:
