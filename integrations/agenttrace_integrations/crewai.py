@@ -36,7 +36,6 @@ synchronously needs no buffering and no extra dependency.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from datetime import datetime
 from typing import Any
@@ -45,6 +44,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from agenttrace import genai, semconv
+from agenttrace.content import maybe_json
 from agenttrace.integration import DidNotEnable, Integration
 
 _AGENT_STARTED = ("agent_execution_started", "lite_agent_execution_started")
@@ -59,15 +59,6 @@ def _ns(ts: Any) -> int | None:
 def _role(agent: Any, fallback: Any = None) -> str:
     role = getattr(agent, "role", None) or (agent.get("role") if isinstance(agent, dict) else None) or fallback
     return str(role).strip() if role else "agent"
-
-
-def _json_args(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _tool_calls(response: Any) -> list[dict[str, Any]] | None:
@@ -214,7 +205,7 @@ class _Tracer:
             if agent is not None:
                 with self._lock:
                     self._pending.setdefault(agent, []).extend(
-                        (c["function"]["name"], _json_args(c["function"]["arguments"]), c["id"]) for c in calls)
+                        (c["function"]["name"], maybe_json(c["function"]["arguments"]), c["id"]) for c in calls)
         else:
             output = {"role": "assistant", "content": _text(event.response)}
         usage = getattr(event, "usage", None) or {}  # usage, finish_reason, response_id: crewai 1.11+
@@ -240,7 +231,7 @@ class _Tracer:
             return pending.pop(match)[2] if match is not None else None
 
     def _tool_started(self, event: Any) -> None:
-        name, args = str(event.tool_name), _json_args(event.tool_args)
+        name, args = str(event.tool_name), maybe_json(event.tool_args)
         span = genai.start_tool(
             name, args, parent=self._parent(event), call_id=self._call_id(event, name, args),
             start_time=_ns(event.timestamp),
