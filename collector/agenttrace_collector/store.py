@@ -14,6 +14,7 @@ WAL lets run beside the writer.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 import threading
 import time
 from collections.abc import Sequence
@@ -95,7 +96,7 @@ def trace_marks(batch: Sequence[SpanRow]) -> list[tuple[bytes, str, int]]:
     return [(tid, service, root) for tid, (service, root) in sorted(traces.items())]
 
 
-class SqlStore:
+class SqlStore(ABC):
     """The queries both back ends share (``?`` placeholders). A subclass provides the connections:
 
     ``_read(sql, args)`` -> all rows, on a reader connection; ``_write(sql, args, returning=False)`` -> the
@@ -105,18 +106,18 @@ class SqlStore:
 
     write_lock: threading.Lock
 
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
-        raise NotImplementedError
+    @abstractmethod
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]: ...
 
-    def _write(self, sql: str, args: Sequence[Any] = (), *, returning: bool = False) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _write(self, sql: str, args: Sequence[Any] = (), *, returning: bool = False) -> Any: ...
 
+    @abstractmethod
     def write_spans(self, batch: Sequence[SpanRow]) -> None:
         """Commits spans (a span seen before is kept once) and marks their traces for assembly."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     # ---- spans ----------------------------------------------------------
     def count_spans(self) -> int:
