@@ -13,7 +13,6 @@ import itertools
 import json
 import sqlite3
 import threading
-import time
 
 import grpc
 import httpx
@@ -23,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agenttrace.local_collector import LocalCollector
+from tests.crash import ingest_until_killed
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json"}
@@ -103,39 +103,8 @@ def start(tmp_path, name: str, *args: str) -> LocalCollector:
 
 def test_every_acknowledged_span_survives_kill_9_during_ingest(tmp_path):
     c = start(tmp_path, "crash")
-    acked: set[bytes] = set()
-    lock = threading.Lock()
-    stop = threading.Event()
-    sent = threading.Semaphore(0)
-    payloads = [make_request(50) for _ in range(8 * 60)]
-
-    def sender(k: int) -> None:
-        with httpx.Client(timeout=10) as client:
-            for req, ids in payloads[k::8]:
-                if stop.is_set():
-                    return
-                try:
-                    resp = post(c, req.SerializeToString(), PROTOBUF, client)
-                except httpx.HTTPError:
-                    return  # the collector is gone
-                if resp.status_code == 200:
-                    with lock:
-                        acked.update(ids)
-                    sent.release()
-
-    threads = [threading.Thread(target=sender, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    try:
-        # Kill while the senders are mid-stream: after a good number of acknowledged exports.
-        for _ in range(40):
-            assert sent.acquire(timeout=15), "the collector stopped acknowledging exports"
-        c.kill()
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
+    payloads = [(req.SerializeToString(), ids) for req, ids in (make_request(50) for _ in range(8 * 60))]
+    acked = ingest_until_killed(c, payloads, lambda client, body: post(c, body, PROTOBUF, client).status_code)
     assert len(acked) >= 40 * 50
 
     conn = sqlite3.connect(c.db)

@@ -15,7 +15,6 @@ import queue
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 import agenttrace
 from agenttrace.local_collector import LocalCollector
+from tests.crash import ingest_until_killed
 from agenttrace.models import Outcome
 from tests.conftest import flush
 
@@ -185,38 +185,8 @@ def test_lessons_are_stored_and_cleared(pg_collector, pg_traced, pg_url):
 
 def test_every_acknowledged_span_survives_kill_9_during_ingest(pg_url, tmp_path):
     c = LocalCollector(pg_url, attributor="none", log_file=tmp_path / "crash.log").start()
-    acked: set[bytes] = set()
-    lock = threading.Lock()
-    stop = threading.Event()
-    sent = threading.Semaphore(0)
     payloads = [(req, ids) for req, _, ids in (make_request(50) for _ in range(8 * 40))]
-
-    def sender(k: int) -> None:
-        with httpx.Client(timeout=10) as client:
-            for req, ids in payloads[k::8]:
-                if stop.is_set():
-                    return
-                try:
-                    resp = post(c, req, client)
-                except httpx.HTTPError:
-                    return  # the collector is gone
-                if resp.status_code == 200:
-                    with lock:
-                        acked.update(ids)
-                    sent.release()
-
-    threads = [threading.Thread(target=sender, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    try:
-        for _ in range(40):  # kill mid-stream, after a good number of acknowledged exports
-            assert sent.acquire(timeout=15), "the collector stopped acknowledging exports"
-        c.kill()
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
+    acked = ingest_until_killed(c, payloads, lambda client, req: post(c, req, client).status_code)
     assert len(acked) >= 40 * 50
 
     again = LocalCollector(pg_url, attributor="none", log_file=tmp_path / "crash-again.log").start()
