@@ -151,3 +151,28 @@ def test_blames_the_step_whose_number_is_not_in_its_input():
     a = CpuAttributor().attribute(_numbers_run("74"))
     assert (a.agent, a.step) == ("Reporter", 3), a.reason
     assert "74" in a.reason
+
+
+def test_a_number_copied_from_the_input_is_relayed_not_introduced():
+    col = {f: j for j, f in enumerate(FEATURES)}
+    x, _ = extract_features(_numbers_run("72"))  # the Reporter repeats the code output it was given
+    assert x[3, col["num_new"]] > 0 and x[3, col["num_new_to_final"]] == 0
+
+
+def test_plan_coverage_and_earliest_anomaly_features():
+    task = "Count only the red boxes with at least 5 items each; exclude damaged boxes."
+    traj = Trajectory(run_id="p", task=task, steps=[
+        Step(index=0, agent="Planner", content="1. Researcher: list the boxes.\n2. Coder: count them."),
+        Step(index=1, agent="Researcher", content="I assume there are 12 boxes."),
+        Step(index=2, agent="Coder", content="Error: could not count."),
+    ])
+    col = {f: j for j, f in enumerate(FEATURES)}
+    x, ev = extract_features(traj)
+    assert 0 < x[0, col["task_drop"]] < 1 and "damaged" in ev[0].dropped
+    assert x[0, col["constraint_deficit"]] == 1  # the plan states none of the task's 'only', 'at least', 'each'
+    assert x[1:, col["task_drop"]].sum() == 0  # only plan-like steps are compared with the task
+    assert list(x[:, col["first_anomaly"]]) == [1, 0, 0]
+    full = traj.model_copy(update={"steps": [Step(index=0, agent="Planner", content=(
+        "1. Researcher: list only the red boxes with at least 5 items each.\n2. Coder: exclude damaged boxes."))]})
+    x2, _ = extract_features(full)
+    assert x2[0, col["task_drop"]] < x[0, col["task_drop"]] and x2[0, col["constraint_deficit"]] == 0

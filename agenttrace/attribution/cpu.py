@@ -59,6 +59,8 @@ FEATURES = (
     "log_len_z", "err_here_z", "novelty_z", "code_rel",
     # generic role types read from the agent's name (not literal names)
     "role_planner", "role_coder", "role_executor", "role_verifier", "role_searcher", "role_writer",
+    # what a plan-like step leaves out of the task, and the earliest anomalous step
+    "task_drop", "constraint_deficit", "first_anomaly",
 )
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]*\w)")
@@ -69,7 +71,14 @@ _NAMED_BEFORE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)[ \t]+([a-z][a-z_]{2,})"
 _NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
               "that", "step", "line", "code", "output", "exitcode", "result", "answer", "value", "total",
               "number", "count", "http", "https", "www", "am", "pm"}
-_NUM_CAP = 20000  # characters of each end of a step scanned for numbers
+_NUM_CAP = 20000
+# words and phrases that state a requirement; a plan that states fewer of them than the task may have dropped one
+_CONSTRAINT = re.compile(r"\b(?:only|at least|at most|exactly|not|no more than|no less than|each|every|must|should|"
+                         r"except|excluding|without|never|unless|within|minimum|maximum|less than|more than|"
+                         r"fewer than|between|before|after|required?|subtract|add|minus|plus|total|remaining)\b")
+_TASK_STOP = {"what", "which", "when", "where", "there", "their", "this", "that", "with", "from", "have", "does",
+              "many", "much", "into", "they", "them", "your", "will", "would", "could", "about", "been", "were",
+              "then", "than", "also", "some", "more", "most", "only", "each", "find", "give", "please", "answer"}  # characters of each end of a step scanned for numbers
 ROLE_TYPES = {
     "role_planner": ("plan", "orchestrat", "lead", "manager", "coordinat", "captain", "architect", "supervis", "boss"),
     "role_coder": ("code", "coder", "engineer", "programm", "develop", "python", "software"),
@@ -150,6 +159,16 @@ def _named_values(text: str) -> dict[str, set[str]]:
     return out
 
 
+def _salient(task: str) -> set[str]:
+    """The task's tokens a plan should carry: numbers and content words of four letters or more."""
+    return {t for t in _TOKEN.findall(task[: 2 * _WINDOW]) if (any(c.isdigit() for c in t) or len(t) >= 4)
+            and t not in _TASK_STOP}
+
+
+def _plan_like(text: str, role: str, agent: str) -> bool:
+    return len(_ENUM.findall(text[: 2 * _WINDOW])) >= 2 or "(->" in role or role_types(agent)["role_planner"] > 0
+
+
 def role_types(agent: str) -> dict[str, float]:
     a = agent.lower()
     return {k: float(any(w in a for w in words)) for k, words in ROLE_TYPES.items()}
@@ -169,6 +188,7 @@ class StepEvidence:
     new_numbers: tuple[str, ...] = ()  # numbers this step is the first to state
     conflict: tuple[str, str, str] | None = None  # (quantity, earlier value, this step's value)
     unsupported: tuple[str, ...] = ()  # numbers absent from the input the agent was given
+    dropped: tuple[str, ...] = ()  # task words a plan-like step leaves out
 
 
 def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tuple[np.ndarray, list[StepEvidence]]:
@@ -188,7 +208,11 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     actors = [i for i in range(n) if not human[i]]
     first_actor = actors[0] if actors else 0
     planner = agents[first_actor]
-    task_tokens = _tokens((trajectory.task or "").lower())
+    task_lower = (trajectory.task or "").lower()
+    task_tokens = _tokens(task_lower)
+    task_salient = _salient(task_lower)
+    task_constraints = len(_CONSTRAINT.findall(task_lower[: 2 * _WINDOW]))
+    anomaly_seen = False
     expected = _norm(trajectory.expected or "") if use_expected else ""
     if len(expected) > 200:
         expected = ""
@@ -232,9 +256,20 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
                 conflict = (key, sorted(before)[0], sorted(vals)[0])
                 break
         unsupported: list[str] = []
+        introduced = new_nums
         if steps[i].input and not human[i]:
             inp = set(_numbers(_numbers_text(steps[i].input.lower())))
             unsupported = [v for v in new_nums if v not in inp]
+            introduced = unsupported  # a number copied from the input is relayed, not introduced
+        plan = not human[i] and bool(task_salient) and _plan_like(text, role, agent)
+        dropped = sorted(task_salient - toks) if plan else []
+        deficit = 0.0
+        if plan and task_constraints:
+            deficit = max(0, task_constraints - len(_CONSTRAINT.findall(text[: 2 * _WINDOW]))) / task_constraints
+        assume_n = _count_any(text[: 2 * _WINDOW], ASSUME_WORDS)
+        anomalous = not human[i] and bool(conflict or unsupported or assume_n or err[i] or deficit > 0)
+        first_anomaly = anomalous and not anomaly_seen
+        anomaly_seen = anomaly_seen or anomalous
         nums_seen.update(nums)
         for key, vals in named.items():
             named_seen.setdefault(key, set()).update(vals)
@@ -257,7 +292,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "err_here": math.log1p(min(err[i], 20)),
             "err_next": math.log1p(min(err[nxt], 20)) if nxt is not None else 0.0,
             "err_next_other": math.log1p(min(err[nxt_other], 20)) if nxt_other is not None else 0.0,
-            "assume_here": math.log1p(min(_count_any(text[: 2 * _WINDOW], ASSUME_WORDS), 20)),
+            "assume_here": math.log1p(min(assume_n, 20)),
             "code_block": float("```" in text),
             "done_here": float(any(w in text for w in DONE_WORDS)),
             "prompt_dump": float(dump),
@@ -270,7 +305,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "after_first_error": float(i > first_error),
             "num_new": math.log1p(min(len(new_nums), 50)) if not human[i] else 0.0,
             "num_new_rel": 0.0,  # filled in below
-            "num_new_to_final": float(any(v in final_nums for v in new_nums)) if not human[i] else 0.0,
+            "num_new_to_final": float(any(v in final_nums for v in introduced)) if not human[i] else 0.0,
             "num_conflict": float(conflict is not None and not human[i]),
             "num_unsupported_input": math.log1p(min(len(unsupported), 20)),
             "is_first_error": float(i == first_error),
@@ -278,6 +313,9 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "err_unrecovered": float(err[i] > 0 and not human[i] and i == last_err and i >= n - 3),
             "log_len_z": 0.0, "err_here_z": 0.0, "novelty_z": 0.0, "code_rel": 0.0,  # filled in below
             **rt,
+            "task_drop": len(dropped) / len(task_salient) if plan else 0.0,
+            "constraint_deficit": deficit,
+            "first_anomaly": float(first_anomaly),
         }
         expected_seen = expected_seen or has_expected
         x[i] = [row[f] for f in FEATURES]
@@ -290,6 +328,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
                 new_numbers=tuple(new_nums[:3]),
                 conflict=conflict,
                 unsupported=tuple(unsupported[:3]),
+                dropped=tuple(dropped[:3]),
             )
         )
     _relative(x, "num_new", "num_new_rel", z=False)
@@ -409,6 +448,9 @@ _REASONS = {
     "role_verifier": "{agent} is the one meant to verify the result",
     "role_searcher": "{agent} gathers the facts the run uses",
     "role_writer": "{agent} writes the answer",
+    "task_drop": "it plans the work but leaves out parts of the task ({dropped})",
+    "constraint_deficit": "it plans the work but states fewer of the task's requirements than the task does",
+    "first_anomaly": "it is the earliest step showing a problem, and later steps build on it",
 }
 
 
@@ -461,6 +503,7 @@ class CpuAttributor(Attributor):
             "conflict_old": ev.conflict[1] if ev.conflict else "",
             "conflict_new": ev.conflict[2] if ev.conflict else "",
             "unsupported": ", ".join(ev.unsupported) or "",
+            "dropped": ", ".join(f"'{w}'" for w in ev.dropped) or "none",
         }
         clauses: list[str] = []
         for j in order:
@@ -478,6 +521,8 @@ class CpuAttributor(Attributor):
             if name == "num_conflict" and not ev.conflict:
                 continue
             if name == "num_unsupported_input" and not ev.unsupported:
+                continue
+            if name == "task_drop" and not ev.dropped:
                 continue
             if name == "assume_here" and not ev.assume_word:
                 continue
