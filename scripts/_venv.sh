@@ -7,5 +7,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 pip_install() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
 pip_install --upgrade pip
-pip_install "torch==2.13.0"
-pip_install -e ".[${AGENTTRACE_EXTRAS:-collector,gpu,train,test,postgres}]"
+EXTRAS="${AGENTTRACE_EXTRAS:-collector,gpu,train,test,postgres}"
+case ",$EXTRAS," in
+  *,gpu,*|*,train,*) pip_install "torch==2.13.0" ;;  # before anything that asks for torch
+esac
+pip_install -e ".[$EXTRAS]"
