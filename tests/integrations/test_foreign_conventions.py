@@ -130,13 +130,12 @@ def _undo_openllmetry_langchain() -> None:
                 setattr(cls, attr, cls.__dict__[attr].__wrapped__)
 
 
-async def test_openinference_openai_agents(plain, collector):
-    from agents.tracing import set_trace_processors
+async def _billing_desk_traced_by(inst, plain, collector):
+    """The handoff desk run once under another instrumentor (not agenttrace's); its rebuilt trajectory, checked."""
     from agents import Runner
-    from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+    from agents.tracing import set_trace_processors
 
     set_trace_processors([])
-    inst = OpenAIAgentsInstrumentor()
     inst.instrument(tracer_provider=plain.tracer_provider)
     try:
         with ScriptedLLM(handoff_script) as llm:
@@ -154,37 +153,24 @@ async def test_openinference_openai_agents(plain, collector):
     assert lookup.arguments == {"invoice_id": "INV-3"} and "120 EUR" in str(lookup.result)
     assert failed.error
     assert traj.steps[3].content == "Invoice INV-3 is paid; refund could not be issued."
+    return traj
+
+
+async def test_openinference_openai_agents(plain, collector):
+    from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+
+    traj = await _billing_desk_traced_by(OpenAIAgentsInstrumentor(), plain, collector)
     assert traj.outcome is Outcome.SUCCESS
 
 
 async def test_opentelemetry_openai_agents_v2(plain, collector, monkeypatch):
     """OpenTelemetry contrib's GenAI processor for the Agents SDK (opentelemetry-instrumentation-openai-agents-v2)."""
     pytest.importorskip("opentelemetry.instrumentation.openai_agents")
-    from agents import Runner
-    from agents.tracing import set_trace_processors
     from opentelemetry.instrumentation.openai_agents import OpenAIAgentsInstrumentor
 
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
-    set_trace_processors([])
-    inst = OpenAIAgentsInstrumentor()
-    inst.instrument(tracer_provider=plain.tracer_provider)
-    try:
-        with ScriptedLLM(handoff_script) as llm:
-            triage = build_handoff_agents(llm)
-            async with agenttrace.run("billing-desk", task="status of invoice #3") as run:
-                result = await Runner.run(triage, "status of invoice #3")
-                run.succeed(result.final_output)
-    finally:
-        inst.uninstrument()
-        set_trace_processors([])
-    flush()
-    traj, _ = collector.wait_run(run.run_id)
-    assert _steps(traj) == HANDOFF_STEPS
-    lookup, failed = traj.steps[1].tool_calls[0], traj.steps[2].tool_calls[0]
-    assert lookup.arguments == {"invoice_id": "INV-3"} and "120 EUR" in str(lookup.result)
-    assert failed.error
-    assert traj.steps[3].content == "Invoice INV-3 is paid; refund could not be issued."
+    await _billing_desk_traced_by(OpenAIAgentsInstrumentor(), plain, collector)
 
 
 def test_opentelemetry_openai_v2(plain, collector, monkeypatch):
