@@ -3,9 +3,13 @@
 Nothing is downloaded: the tokenizer is a byte-level BPE trained here on the prompt
 text, wrapped in PreTrainedTokenizerFast with a small chat template, and saved next
 to a random-weight Qwen3ForCausalLM, so the real ``from_pretrained`` loading runs.
+
+``AGENTTRACE_TEST_DEVICE=cuda`` runs the same tests on a GPU (``bench/device_check.sh`` does).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -17,6 +21,8 @@ from agenttrace.attribution import get_attributor  # noqa: E402
 from agenttrace.attribution.prompt import CLOSING, INSTRUCTIONS  # noqa: E402
 from agenttrace.attribution.tracer import TracerAttributor  # noqa: E402
 from agenttrace.models import Attribution, Outcome, Step, Trajectory  # noqa: E402
+
+DEVICE = os.environ.get("AGENTTRACE_TEST_DEVICE", "cpu")
 
 TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -54,7 +60,8 @@ def tiny_tracer(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def tracer(tiny_tracer) -> TracerAttributor:
-    return TracerAttributor(tiny_tracer, max_new_tokens=10, max_prompt_tokens=2048, batch_size=2)
+    return TracerAttributor(tiny_tracer, device=DEVICE, dtype="float32", max_new_tokens=10, max_prompt_tokens=2048,
+                            batch_size=2)
 
 
 def _run(k: int) -> Trajectory:
@@ -66,9 +73,9 @@ def _run(k: int) -> Trajectory:
 
 
 def test_real_loading_and_registry(tiny_tracer):
-    att = get_attributor("tracer", model=tiny_tracer, max_new_tokens=2)
+    att = get_attributor("tracer", model=tiny_tracer, device=DEVICE, max_new_tokens=2)
     assert isinstance(att, TracerAttributor)
-    assert att.device.type == "cpu" and att.tokenizer.chat_template
+    assert att.device.type == DEVICE and att.tokenizer.chat_template
     assert att.model.config.model_type == "qwen3"
 
 
@@ -100,7 +107,7 @@ def test_prefix_reuse_gives_the_same_tokens_as_without(tracer):
     assert tracer.stats["prefix_reused"] - reused_before == 3
     without = tracer.generate_tokens(prompts, reuse_prefix=False)
     one_by_one = [tracer.generate_tokens([p], reuse_prefix=False)[0] for p in prompts]
-    assert with_reuse == without == one_by_one
+    assert with_reuse == without == one_by_one == [_plain_generate(tracer, p) for p in prompts]
     assert len({tuple(t) for t in without}) > 1  # the outputs really depend on the prompt
     # and the reused cache is really what the model reads: spoil it and the output changes
     saved = tracer._prefix_cache
@@ -113,6 +120,16 @@ def test_prefix_reuse_gives_the_same_tokens_as_without(tracer):
         assert tracer.generate_tokens(prompts, reuse_prefix=True) != with_reuse
     finally:
         tracer._prefix_cache = saved
+
+
+def _plain_generate(tracer: TracerAttributor, prompt: list[int]) -> list[int]:
+    """``model.generate`` on one unpadded prompt, no cache handed in: the reference the tracer must match."""
+    ids = torch.tensor([prompt], device=tracer.device)
+    with torch.inference_mode():
+        out = tracer.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                    max_new_tokens=tracer.max_new_tokens, pad_token_id=tracer.pad_token_id)
+    new = out[0, ids.shape[1]:].tolist()
+    return new[:next((k for k, t in enumerate(new) if t in tracer.eos_token_ids), len(new))]
 
 
 def _forcing(tokenizer, text: str):
@@ -132,7 +149,7 @@ def _forcing(tokenizer, text: str):
 def test_forced_answer_is_parsed_into_the_attribution(tiny_tracer):
     tok = transformers.AutoTokenizer.from_pretrained(tiny_tracer)
     att = TracerAttributor(
-        tiny_tracer, tokenizer=tok, max_new_tokens=40, batch_size=3,
+        tiny_tracer, tokenizer=tok, device=DEVICE, max_new_tokens=40, batch_size=3,
         generate_kwargs={"prefix_allowed_tokens_fn": _forcing(tok, "<think>the coder erred</think><answer>Coder | 1</answer>")},
     )
     out = att.attribute_batch([_run(0), _run(1), _run(2)])
@@ -143,14 +160,14 @@ def test_forced_answer_is_parsed_into_the_attribution(tiny_tracer):
 
 def test_forced_answer_naming_an_unknown_agent_is_not_guessed(tiny_tracer):
     tok = transformers.AutoTokenizer.from_pretrained(tiny_tracer)
-    att = TracerAttributor(tiny_tracer, tokenizer=tok, max_new_tokens=40,
+    att = TracerAttributor(tiny_tracer, tokenizer=tok, device=DEVICE, max_new_tokens=40,
                            generate_kwargs={"prefix_allowed_tokens_fn": _forcing(tok, "<answer>Coder | 9</answer>")})
     a = att.attribute(_run(0))
     assert (a.agent, a.step) == (None, None) and "not a step of the run" in a.reason
 
 
 def test_prompt_budget_is_respected_with_the_template(tiny_tracer):
-    att = TracerAttributor(tiny_tracer, max_new_tokens=2, max_prompt_tokens=600)
+    att = TracerAttributor(tiny_tracer, device=DEVICE, max_new_tokens=2, max_prompt_tokens=600)
     long_run = Trajectory(run_id="long", task="t", steps=[
         Step(index=i, agent="Coder", content="error: boom " * 400) for i in range(3)])
     fitted, ids = att.build(long_run)
@@ -158,3 +175,25 @@ def test_prompt_budget_is_respected_with_the_template(tiny_tracer):
     text = att.tokenizer.decode(ids)
     for i in range(3):
         assert f"Step {i} - Coder (assistant):" in text
+
+
+def test_bf16_end_to_end_with_the_prefix_cache_in_bf16(tiny_tracer):
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_tracer)
+    att = TracerAttributor(tiny_tracer, tokenizer=tok, device=DEVICE, dtype="bfloat16", max_new_tokens=40, batch_size=2,
+                           generate_kwargs={"prefix_allowed_tokens_fn": _forcing(tok, "<answer>Executor | 3</answer>")})
+    assert att.model.dtype == torch.bfloat16
+    out = att.attribute_batch([_run(1), _run(0)])
+    assert [(a.run_id, a.agent, a.step) for a in out] == [("run-1", "Executor", 3), ("run-0", "Executor", 3)]
+    assert att.stats["prefix_reused"] == 2
+    assert {layer.keys.dtype for layer in att._prefix_cache.layers} == {torch.bfloat16}
+    assert {layer.keys.device.type for layer in att._prefix_cache.layers} == {att.device.type}
+
+
+def test_flash_attention_request_falls_back_to_sdpa_where_it_cannot_run(tiny_tracer):
+    import importlib.util
+
+    att = TracerAttributor(tiny_tracer, device=DEVICE, attn_implementation="flash_attention_2", max_new_tokens=2)
+    usable = DEVICE == "cuda" and importlib.util.find_spec("flash_attn") is not None
+    assert att.attn_implementation == ("flash_attention_2" if usable else "sdpa")
+    assert att.model.config._attn_implementation == att.attn_implementation
+    assert att.attribute(_run(0)).run_id == "run-0"

@@ -16,17 +16,20 @@ Batching: ``attribute_batch`` sorts the prompts by length (less padding), runs
 ``batch_size`` of them per greedy ``generate`` call and returns the verdicts in
 input order.
 
+Prefill and decode: a prompt's prefill is compute-bound on its own, so each
+prompt (but its last token) is prefilled alone - no padding to compute, logits
+for the last position only - and the caches are left-padded into one batch
+cache; ``generate`` then runs the last tokens and every decode step for the
+whole batch, where batching pays (the weights are read once per step for all
+rows). The attention mask hides the padding; generate derives position ids from
+its cumulative sum, so each row continues at its own length.
+
 Prefix reuse: the instruction block is identical for every prompt, so its KV
-cache is prefilled once (a ``DynamicCache``) and kept; each batch gets a deep copy
-repeated to the batch size. The batch is laid out as ``[prefix | pad... |
-suffix]`` with the attention mask zero on the pads; generate derives position ids
-from the mask's cumulative sum, so every suffix continues at position
-``len(prefix)`` exactly as without padding. A prompt whose tokens do not start
-with the cached prefix (a BPE merge across the boundary) is run without reuse.
-Reuse is on by default for ``sdpa`` and ``eager`` attention, off for
-``flash_attention_2`` (whose unpadding path is not verified with mid-sequence
-padding) unless ``reuse_prefix=True`` is passed. The tests check that outputs
-with reuse equal outputs without.
+cache is prefilled once (a ``DynamicCache``) and kept; each prompt that starts
+with those tokens prefills from a deep copy of it. A prompt that does not (a
+BPE merge across the boundary) is prefilled from scratch. ``reuse_prefix=False``
+turns reuse off. The tests check that outputs with reuse, without it and one
+prompt at a time are the same tokens.
 
 A malformed answer gives ``Attribution(agent=None, step=None,
 reason="unparseable tracer output: ...")`` - never a guess.
@@ -63,7 +66,7 @@ class TracerAttributor(Attributor):
         max_prompt_tokens: int = 32_768,
         with_ground_truth: bool = True,
         batch_size: int = 4,
-        reuse_prefix: bool | None = None,
+        reuse_prefix: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
         generate_kwargs: dict[str, Any] | None = None,
         instructions: str = INSTRUCTIONS,
@@ -88,7 +91,7 @@ class TracerAttributor(Attributor):
                 log.warning("tracer.flash_attention_unavailable", fallback="sdpa")
                 attn_implementation = "sdpa"
         self.attn_implementation = attn_implementation
-        self.reuse_prefix = reuse_prefix if reuse_prefix is not None else attn_implementation in ("sdpa", "eager")
+        self.reuse_prefix = reuse_prefix
         self.max_new_tokens = max_new_tokens
         self.max_prompt_tokens = max_prompt_tokens
         self.with_ground_truth = with_ground_truth
@@ -206,27 +209,31 @@ class TracerAttributor(Attributor):
                 for ids in self.generate_tokens(prompts, reuse_prefix=reuse_prefix)]
 
     def generate_tokens(self, prompts: Sequence[list[int]], *, reuse_prefix: bool | None = None) -> list[list[int]]:
-        """Greedy continuations (token ids, cut at the first end-of-sequence) of one batch of prompts."""
+        """Greedy continuations (token ids, cut at the first end-of-sequence) of one batch of prompts.
+
+        Each prompt but its last token is prefilled on its own (from a copy of the instruction prefix's
+        cache when it starts with it), the caches are left-padded into one batch, and ``generate`` runs the
+        last tokens and every decode step for the whole batch."""
         torch = self._torch
+        if min(len(p) for p in prompts) < 2:
+            raise AttributorError("a tracer prompt needs at least 2 tokens")
         reuse = self.reuse_prefix if reuse_prefix is None else reuse_prefix
         prefix = self.shared_prefix() if reuse else []
-        if reuse and prefix and all(len(p) > len(prefix) and p[:len(prefix)] == prefix for p in prompts):
-            rows, masks, cache = self._layout_with_prefix(prompts, prefix)
-            self.stats["prefix_reused"] += len(prompts)
-        else:
-            rows, masks, cache = self._layout_left_padded(prompts), None, None
-        input_ids = torch.tensor([r for r, _ in rows], dtype=torch.long, device=self.device)
-        attention_mask = torch.tensor([m for _, m in rows], dtype=torch.long, device=self.device)
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor([[self.pad_token_id] * (width - len(p)) + list(p) for p in prompts],
+                                 dtype=torch.long, device=self.device)
+        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
+                                      dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=self.max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
             pad_token_id=self.pad_token_id, eos_token_id=sorted(self.eos_token_ids) or None,
         )
         kwargs.update(self.generate_kwargs)
-        if cache is not None:
-            kwargs[_cache_kwarg(self.model)] = cache
         with torch.inference_mode():
+            kwargs[_cache_kwarg(self.model)] = self._left_padded_cache(
+                [self._prefill(p[:-1], prefix) for p in prompts], width - 1)
             out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        new = out[:, input_ids.shape[1]:].tolist()
+        new = out[:, width:].tolist()
         self.stats["prompts"] += len(prompts)
         self.stats["batches"] += 1
         self.stats["prompt_tokens"] += sum(len(p) for p in prompts)
@@ -237,36 +244,50 @@ class TracerAttributor(Attributor):
             result.append(ids[:cut])
         return result
 
-    def _layout_left_padded(self, prompts: Sequence[list[int]]) -> list[tuple[list[int], list[int]]]:
-        width = max(len(p) for p in prompts)
-        return [([self.pad_token_id] * (width - len(p)) + list(p), [0] * (width - len(p)) + [1] * len(p))
-                for p in prompts]
+    def _new_cache(self):
+        from transformers import DynamicCache
 
-    def _layout_with_prefix(self, prompts: Sequence[list[int]], prefix: list[int]):
+        return DynamicCache(config=self.model.config)
+
+    def _prefill(self, ids: list[int], prefix: list[int]):
+        """The KV cache of ``ids`` (batch of one), built on a copy of the prefix's cache when ``ids`` starts with it."""
         n = len(prefix)
-        width = max(len(p) for p in prompts) - n
-        rows = []
-        for p in prompts:
-            suffix = list(p[n:])
-            pad = width - len(suffix)
-            rows.append((prefix + [self.pad_token_id] * pad + suffix, [1] * n + [0] * pad + [1] * len(suffix)))
-        cache = copy.deepcopy(self._prefill(prefix))
-        if len(prompts) > 1:
-            cache.batch_repeat_interleave(len(prompts))
-        return rows, None, cache
+        if n and len(ids) >= n and ids[:n] == prefix:
+            cache = copy.deepcopy(self._prefix(prefix))
+            self.stats["prefix_reused"] += 1
+        else:
+            cache, n = self._new_cache(), 0
+        if len(ids) > n:
+            self._forward(ids[n:], cache)
+        return cache
 
-    def _prefill(self, prefix: list[int]):
+    def _prefix(self, prefix: list[int]):
         if self._prefix_cache is None:
-            torch = self._torch
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
-            ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
-            with torch.inference_mode():
-                out = self.model(input_ids=ids, use_cache=True, **{_cache_kwarg(self.model): cache})
-            self._prefix_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache
+            self._prefix_cache = self._forward(prefix, self._new_cache())
             log.info("tracer.prefix_prefilled", tokens=len(prefix))
         return self._prefix_cache
+
+    def _forward(self, ids: list[int], cache):
+        """Runs ``ids`` after what ``cache`` holds (positions continue from its length) and returns the cache."""
+        torch = self._torch
+        tensor = torch.tensor([ids], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=tensor, use_cache=True, logits_to_keep=1, **{_cache_kwarg(self.model): cache})
+        return getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache
+
+    def _left_padded_cache(self, caches: list, length: int):
+        """One batch cache of ``length`` positions from single-sequence caches, zeros on the left of shorter ones
+        (the attention mask hides them)."""
+        torch = self._torch
+        merged = self._new_cache()
+        for layer in range(len(caches[0].layers)):
+            keys, values = [], []
+            for cache in caches:
+                k, v = cache.layers[layer].keys, cache.layers[layer].values
+                pad = length - k.shape[-2]
+                keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
+                values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
+            merged.update(torch.cat(keys), torch.cat(values), layer)
+        return merged
 
 
 def _cache_kwarg(model: Any) -> str:
