@@ -101,6 +101,61 @@ def test_parallel_branches_are_ordered_by_time_and_tool_errors_do_not_fail_a_rec
     assert traj.outcome is Outcome.SUCCESS and traj.termination is Termination.COMPLETED
 
 
+def _coordinator_turn(tracer, tool_calls=(), handoffs=(), failed=()):
+    """An agent turn: one chat span (answering with ``tool_calls``), then a handoff span per target."""
+    with tracer.start_as_current_span("agenttrace.run r", attributes={
+            "agenttrace.span.kind": "run", "agenttrace.run.id": "h1"}):
+        with tracer.start_as_current_span("invoke_agent Coordinator", attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Coordinator"}):
+            parts = [{"type": "text", "content": "assigning"}] + [{"type": "tool_call", "id": f"c{i}", "name": name,
+                                                                   "arguments": {}} for i, name in enumerate(tool_calls)]
+            with tracer.start_as_current_span("chat m", attributes={
+                    "gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                    "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": parts}])}):
+                pass
+            for target in handoffs:
+                with tracer.start_as_current_span(f"handoff {target}", attributes={
+                        "agenttrace.transfer.target": target, "agenttrace.transfer.source": "Coordinator"}) as h:
+                    if target in failed:
+                        h.set_status(Status(StatusCode.ERROR, "worker gone"))
+
+
+def test_a_turn_with_several_handoff_spans_lists_every_target_on_its_step(emit):
+    tracer, trajectory = emit
+    _coordinator_turn(tracer, handoffs=["Researcher", "Writer: writes the answer", "Checker"], failed=["Checker"])
+    (step,) = trajectory().steps
+    assert (step.agent, step.content, step.transfer_to) == ("Coordinator", "assigning", "Researcher")
+    assert [(c.name, c.error) for c in step.tool_calls] == [
+        ("transfer_to_Researcher", None), ("transfer_to_Writer: writes the answer", None),
+        ("transfer_to_Checker", "worker gone")]
+    rendered = step.render()
+    assert "[transfer] -> Researcher" in rendered and "transfer_to_Checker() -> error: worker gone" in rendered
+
+
+def test_handoff_spans_that_match_handoff_tool_calls_add_no_calls_and_respell_the_target(emit):
+    tracer, trajectory = emit
+    _coordinator_turn(tracer, tool_calls=["transfer_to_billing_agent", "transfer_to_refunds_agent"],
+                      handoffs=["Billing agent", "Refunds agent"])
+    (step,) = trajectory().steps
+    assert [c.name for c in step.tool_calls] == ["transfer_to_billing_agent", "transfer_to_refunds_agent"]
+    assert step.transfer_to == "Billing agent"
+
+
+def test_a_single_handoff_span_is_the_steps_transfer_and_no_tool_call(emit):
+    tracer, trajectory = emit
+    _coordinator_turn(tracer, handoffs=["Researcher"])
+    (step,) = trajectory().steps
+    assert (step.transfer_to, step.tool_calls) == ("Researcher", [])
+
+
+def test_a_handoff_span_beside_a_different_handoff_tool_call_is_added_to_the_step(emit):
+    tracer, trajectory = emit
+    _coordinator_turn(tracer, tool_calls=["transfer_to_researcher"], handoffs=["Writer"])
+    (step,) = trajectory().steps
+    assert [c.name for c in step.tool_calls] == ["transfer_to_researcher", "transfer_to_Writer"]
+    assert step.transfer_to == "researcher"
+
+
 @pytest.mark.parametrize(("error", "label"), [
     ("MaxTurnsExceeded: Max turns (10) exceeded", Termination.TASK_LIMIT_EXCEEDED),
     ("This model's maximum context length is 8192 tokens", Termination.CONTEXT_LIMIT_EXCEEDED),

@@ -5,8 +5,13 @@ an agent span with no LLM call of its own (a scripted agent, a manual
 ``agent_step``) is one step with the agent's output. Tool calls are attached to
 the step that asked for them (matched by call id, else by name), with their
 results and errors; handoff-style tool calls and transfer attributes name the
-target agent. Steps are ordered by start time, so parallel branches interleave
-as they happened.
+target agent. A handoff span (``agenttrace.transfer.target``, the OpenAI Agents
+instrumentor's ``agent_handoff``) belongs to the agent turn it hangs under; when
+one step hands off more than once (a coordinator assigning several subtasks in
+one turn), ``transfer_to`` names the first target and every handoff is also a
+``transfer_to_{target}`` tool call on the step, as frameworks with handoff tools
+record it. Steps are ordered by start time, so parallel branches interleave as
+they happened.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ class _AgentScope:
     span: SpanView
     steps: list[_Draft] = field(default_factory=list)
     loose_tools: list[ToolCall] = field(default_factory=list)
-    transfer_to: str | None = None
+    transfer_to: str | None = None  # the agent span's own transfer attribute, or a loose delegating tool's target
+    handoffs: list[SpanView] = field(default_factory=list)  # handoff spans under this turn, in start order
 
 
 class _Builder:
@@ -78,7 +84,7 @@ class _Builder:
         elif n.kind is Kind.TOOL:
             self._tool(span, n, scope)
         elif n.kind is Kind.HANDOFF and scope is not None:
-            scope.transfer_to = n.transfer_to
+            scope.handoffs.append(span)
         for child in span.children:
             self._walk(child, scope)
 
@@ -102,10 +108,38 @@ class _Builder:
             self._emit(span.start, step, scope)
         last = scope.steps[-1].step
         last.tool_calls.extend(scope.loose_tools)
-        if scope.transfer_to and (not last.transfer_to or _same_agent(last.transfer_to, scope.transfer_to)):
-            # an explicit handoff (span / attribute) spells the target as the framework names it;
-            # a ``transfer_to_x`` tool name only gives its normalised form
-            last.transfer_to = scope.transfer_to
+        self._handoffs(last, scope)
+
+    def _handoffs(self, step: Step, scope: _AgentScope) -> None:
+        """The agent's explicit handoffs (attribute, handoff spans) onto its last step.
+
+        An explicit handoff spells the target as the framework names it; a ``transfer_to_x``
+        tool name only gives its normalised form, so a matching ``transfer_to`` is re-spelled.
+        A handoff span no handoff-style tool call on the step stands for becomes a
+        ``transfer_to_{target}`` tool call when the step hands off more than once, so that
+        every target is on the step (``transfer_to`` holds one).
+        """
+        explicit = [(scope.transfer_to, None)] if scope.transfer_to else []
+        explicit += [(self.norm[h.span_id].transfer_to, h) for h in scope.handoffs]
+        if not explicit:
+            return
+        shown = [t for c in step.tool_calls if (t := handoff_target(c.name, c.arguments))]
+        unshown: list[tuple[str, SpanView]] = []
+        for target, span in explicit:
+            match = next((i for i, t in enumerate(shown) if _same_agent(t, target)), None)
+            if match is not None:
+                shown.pop(match)
+            elif span is not None:
+                unshown.append((target, span))
+        first = explicit[0][0]
+        if not step.transfer_to:
+            step.transfer_to = first
+        else:
+            step.transfer_to = next((t for t, _ in explicit if _same_agent(t, step.transfer_to)), step.transfer_to)
+        handoff_calls = sum(1 for c in step.tool_calls if handoff_target(c.name, c.arguments))
+        if handoff_calls + len(unshown) > 1:
+            step.tool_calls.extend(ToolCall(name=f"transfer_to_{target}", error=span.error)
+                                   for target, span in unshown)
 
     def _llm(self, span: SpanView, n: Normalized, scope: _AgentScope | None) -> None:
         calls = [ToolCall(id=c.get("id"), name=c.get("name") or "?", arguments=c.get("arguments"))

@@ -13,8 +13,11 @@ Hooked on camel-ai's own API (there is no upstream OpenTelemetry instrumentor):
   The coordinator and task planner keep their role names ("Workforce Manager",
   "Task Planner" by default).
 * a ``WorkforceCallback`` added to every ``Workforce`` turns ``task_assigned``
-  into a handoff from the coordinator's last turn to the assigned worker, and
-  ``task_failed`` into an error event.
+  into a handoff span from the coordinator's last turn to the assigned worker
+  (one per assignment, with ``agenttrace.camel.task_id``), and ``task_failed``
+  into an error event. One coordinator turn usually assigns every subtask; the
+  collector then shows that step's ``transfer_to`` as the first worker and each
+  assignment as a ``transfer_to_{worker}`` tool call.
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ def _make_callback_class():
     from camel.societies.workforce.workforce_callback import WorkforceCallback
 
     class AgentTraceWorkforceCallback(WorkforceCallback):
-        """Task assignments as handoffs from the coordinator's deciding turn to the worker."""
+        """Task assignments as handoff spans under the coordinator's deciding turn, one per assigned task."""
 
         def __init__(self, workforce: Any) -> None:
             self._workforce = weakref.ref(workforce)

@@ -1,4 +1,4 @@
-"""CAMEL Workforce: task planner, coordinator and two workers, real camel-ai against ScriptedLLM."""
+"""CAMEL Workforce: task planner, coordinator and two (or three) workers, real camel-ai against ScriptedLLM."""
 
 from __future__ import annotations
 
@@ -148,8 +148,10 @@ def check_trajectory(traj, n: int) -> None:
     assert agents == ["Task Planner", "Workforce Manager", RESEARCHER, RESEARCHER, RESEARCHER, "Task Planner",
                       WRITER, "Task Planner"], [(s.agent, s.render()[:120]) for s in traj.steps]
     assert traj.steps[0].content.startswith("<tasks>") and '"quality_score": 95' in traj.steps[5].content
+    # one coordinator turn assigns both subtasks: each assignment is a handoff on that step
     manager = next(s for s in traj.steps if s.agent == "Workforce Manager")
-    assert manager.transfer_to in (RESEARCHER, WRITER)
+    assert manager.transfer_to == RESEARCHER
+    assert [c.name for c in manager.tool_calls] == [f"transfer_to_{RESEARCHER}", f"transfer_to_{WRITER}"]
     research = [s for s in traj.steps if s.agent == RESEARCHER]
     assert [c.name for c in research[0].tool_calls] == ["broken_search"]
     assert "search backend down" in (research[0].tool_calls[0].error or "")
@@ -180,6 +182,70 @@ async def test_workforce_trajectory(traced, collector, llm, memory, owner):
     handoffs = [s.attributes["agenttrace.transfer.target"] for s in spans.values()
                 if "agenttrace.transfer.target" in s.attributes]
     assert sorted(handoffs) == sorted([RESEARCHER, WRITER])
+
+
+STATISTICIAN = "Statistician"
+
+
+def three_way_script(body: dict) -> dict | str:
+    """The planner splits the question in three; one coordinator turn assigns each part to its own worker."""
+    msgs = body["messages"]
+    system = _text(msgs[0]["content"]) if msgs and msgs[0]["role"] == "system" else ""
+    last = _text(msgs[-1].get("content"))
+    n = re.search(r"country #(\d+)", " ".join(_text(m.get("content")) for m in msgs)).group(1)
+    if "task management assistant" in system and "decompose" in last:
+        return (f"<tasks>\n<task>Find the capital of country #{n}.</task>\n"
+                f"<task>Count the population of country #{n}.</task>\n"
+                f"<task>Write one sentence stating the capital and population of country #{n}.</task>\n</tasks>")
+    if "coordinating a group of workers" in system:
+        section = last.split("Here are the tasks to be assigned:")[-1]
+        tasks = re.findall(r"Task ID: (\S+)\s*\n?Content: (.*)", section)
+        nodes = {desc: node_id for node_id, desc in re.findall(r"<([0-9a-f-]{36})>:<([^>]*)>", section)}
+        worker = {"Find": next(i for d, i in nodes.items() if "finds capitals" in d),
+                  "Count": next(i for d, i in nodes.items() if "counts people" in d),
+                  "Write": nodes[WRITER]}
+        first = [t for t, c in tasks if not c.startswith("Write")]
+        return json.dumps({"assignments": [
+            {"task_id": t, "assignee_id": worker[c.split()[0]],
+             "dependencies": first if c.startswith("Write") else []} for t, c in tasks]})
+    if "You are the statistician" in system:
+        return json.dumps({"content": f"country #{n} has {n} million people", "failed": False})
+    return script(body)
+
+
+async def test_one_coordinator_turn_assigning_three_subtasks_hands_off_to_each_worker(traced, collector, memory):
+    with ScriptedLLM(three_way_script) as llm:
+        workforce = make_workforce(llm)
+        statistician = ChatAgent(
+            BaseMessage.make_assistant_message(role_name=STATISTICIAN, content="You are the statistician."),
+            model=ModelFactory.create(model_platform=ModelPlatformType.OPENAI_COMPATIBLE_MODEL,
+                                      model_type="scripted-model", url=llm.base_url, api_key="test",
+                                      token_counter=CharCounter()))
+        workforce.add_single_agent_worker("Statistician: counts people", worker=statistician)
+        async with agenttrace.run("camel-three-way", task="capital and population of country #3",
+                                  expected="capital-3") as run:
+            task = await workforce.process_task_async(
+                Task(content="What are the capital and population of country #3? Answer in one sentence.", id="0"))
+            run.finish(str(task.result))
+    flush()
+    traj, _ = collector.wait_run(run.run_id)
+
+    managers = [s for s in traj.steps if s.agent == "Workforce Manager"]
+    assert len(managers) == 1, [(s.agent, s.render()[:120]) for s in traj.steps]
+    (manager,) = managers
+    assert manager.transfer_to == RESEARCHER  # the first assignment
+    assert [(c.name, c.arguments) for c in manager.tool_calls] == [
+        (f"transfer_to_{RESEARCHER}", None), (f"transfer_to_{STATISTICIAN}", None), (f"transfer_to_{WRITER}", None)]
+    assert f"[transfer] -> {RESEARCHER}" in manager.render() and f"transfer_to_{STATISTICIAN}" in manager.render()
+    # each worker then ran its part, after the coordinator's turn
+    after = traj.steps[manager.index + 1:]
+    assert {RESEARCHER, STATISTICIAN, WRITER} <= {s.agent for s in after}
+    assert "capital-3" in str(task.result) and traj.outcome.value == "success", (traj.outcome, traj.answer)
+
+    handoffs = [s for s in memory.get_finished_spans() if "agenttrace.transfer.target" in s.attributes]
+    assert [h.attributes["agenttrace.transfer.target"] for h in sorted(handoffs, key=lambda h: h.start_time)] == [
+        RESEARCHER, STATISTICIAN, WRITER]
+    assert len({h.parent.span_id for h in handoffs}) == 1  # all under the coordinator's one turn
 
 
 async def test_twenty_parallel_workforces(traced, collector, llm):
