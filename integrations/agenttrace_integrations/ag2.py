@@ -10,9 +10,18 @@ emits a ``chat`` span per ``OpenAIWrapper.create`` with messages. It is good,
 so this integration builds on it and adds only:
 
 * instrumenting every ``ConversableAgent`` when it is built (upstream asks for
-  ``instrument_agent(agent)`` per instance) - group chat members, nested-chat
-  (CaptainAgent-style) inner agents and the GroupChat's speaker-selection agents
-  alike - and undoing it on ``uninstall``;
+  ``instrument_agent(agent)`` per instance) - group chat members and nested-chat
+  (CaptainAgent-style) inner agents alike - and undoing it on ``uninstall``;
+* one ``speaker_selection {manager}`` span per ``speaker_selection_method="auto"``
+  choice, in place of the internal two-agent chat AG2 runs for it
+  (``checking_agent`` / ``speaker_selection_agent``, retries included): that
+  chat's spans are not recorded, as its agents are no GroupChat speakers and
+  its LLM calls would read as their turns. The span carries the candidates,
+  the chosen speaker (``ag2.speaker_selection.selected``, as upstream's own
+  ``instrument_groupchat`` names it), the model's answers and the token usage.
+  It sets no ``agenttrace.transfer.target``: it is no step, so the collector
+  would give that handoff to an enclosing agent's step (the captain of a
+  nested group chat), and the next step's agent already says who was chosen;
 * no ``invoke_agent`` span for a ``GroupChatManager``'s own reply: the manager
   only relays, and a span enclosing every member's turn would be read as one
   extra, empty turn;
@@ -22,11 +31,11 @@ so this integration builds on it and adds only:
 * content capture following agenttrace's switch (``capture_messages``).
 
 How AG2 runs map onto steps: each GroupChat message is one step of the agent
-that spoke it (its ``name``). Code execution and function execution by a user
-proxy (Who&When's ``Computer_terminal``) are that proxy's own turn: its step's
-content is the execution output, and a function it executes is a tool call on
-its step (with arguments and result); the calling agent's step carries the
-tool-call request.
+that spoke it (its ``name``); choosing the next speaker, by any method, is no
+step. Code execution and function execution by a user proxy (Who&When's
+``Computer_terminal``) are that proxy's own turn: its step's content is the
+execution output, and a function it executes is a tool call on its step (with
+arguments and result); the calling agent's step carries the tool-call request.
 
 Not covered: AG2 1.x (the ``ag2`` package without ``autogen``), which replaced
 this API - it raises ``DidNotEnable``.
@@ -34,16 +43,21 @@ this API - it raises ``DidNotEnable``.
 
 from __future__ import annotations
 
+import contextvars
+import json
 import weakref
+from contextlib import contextmanager
 
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode, TracerProvider
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, Status, StatusCode, TracerProvider
 
 from agenttrace import genai, semconv
 from agenttrace.content import policy
 from agenttrace.integration import DidNotEnable, Integration
 
 _REPLY_METHODS = ("generate_reply", "a_generate_reply")
+_SELECTION_OP = "speaker_selection"
+_selection: contextvars.ContextVar[Span | None] = contextvars.ContextVar("agenttrace_ag2_selection", default=None)
 
 
 class AG2Integration(Integration):
@@ -57,7 +71,7 @@ class AG2Integration(Integration):
 
     def install(self, tracer_provider: TracerProvider) -> None:
         try:
-            from autogen import ConversableAgent, GroupChatManager
+            from autogen import ConversableAgent, GroupChat, GroupChatManager
             from autogen.oai.client import OpenAIWrapper
             from autogen.opentelemetry import instrument_agent, instrument_llm_wrapper
         except ImportError as exc:
@@ -84,6 +98,10 @@ class AG2Integration(Integration):
         self._patches.wrap(ConversableAgent, "__init__", make_init)
         self._patches.wrap(ConversableAgent, "execute_function", _wrap_execute_function)
         self._patches.wrap(ConversableAgent, "a_execute_function", _wrap_a_execute_function)
+        tracer = tracer_provider.get_tracer(__name__)
+        self._patches.wrap(GroupChat, "_auto_select_speaker", lambda original: _wrap_auto_select(original, tracer))
+        self._patches.wrap(GroupChat, "a_auto_select_speaker", lambda original: _wrap_a_auto_select(original, tracer))
+        self._patches.wrap(GroupChat, "_process_speaker_selection_result", _wrap_selection_result)
 
     def uninstall(self) -> None:
         self._patches.restore()
@@ -125,3 +143,73 @@ def _wrap_a_execute_function(original):
         return _mark_failed(await original(self, *args, **kwargs))
 
     return a_execute_function
+
+
+# ---- "auto" speaker selection: one span, its internal chat unrecorded ----------------------------
+@contextmanager
+def _selecting(tracer, groupchat, selector, agents):
+    candidates = [a.name for a in (agents if agents is not None else groupchat.agents)]
+    with tracer.start_as_current_span(f"{_SELECTION_OP} {selector.name}", attributes={
+        semconv.GEN_AI_OPERATION_NAME: _SELECTION_OP,
+        semconv.GEN_AI_AGENT_NAME: selector.name,
+        "ag2.speaker_selection.candidates": json.dumps(candidates),
+    }) as span:
+        # spans started under an unsampled parent are not recorded (agenttrace's provider keeps the SDK's
+        # ParentBased sampler): this drops the internal chat's spans, also on the executor thread AG2's
+        # async replies use (upstream carries the OpenTelemetry context there)
+        ids = span.get_span_context()
+        unsampled = NonRecordingSpan(SpanContext(ids.trace_id, ids.span_id, is_remote=False))
+        token = _selection.set(span)
+        try:
+            with trace.use_span(unsampled):
+                yield span
+        finally:
+            _selection.reset(token)
+
+
+def _wrap_auto_select(original, tracer):
+    def _auto_select_speaker(self, last_speaker, selector, messages, agents):
+        with _selecting(tracer, self, selector, agents) as span:
+            speaker = original(self, last_speaker, selector, messages, agents)
+            if speaker is not None:
+                span.set_attribute("ag2.speaker_selection.selected", speaker.name)
+            return speaker
+
+    return _auto_select_speaker
+
+
+def _wrap_a_auto_select(original, tracer):
+    async def a_auto_select_speaker(self, last_speaker, selector, messages, agents):
+        with _selecting(tracer, self, selector, agents) as span:
+            speaker = await original(self, last_speaker, selector, messages, agents)
+            if speaker is not None:
+                span.set_attribute("ag2.speaker_selection.selected", speaker.name)
+            return speaker
+
+    return a_auto_select_speaker
+
+
+def _wrap_selection_result(original):
+    def _process_speaker_selection_result(self, result, *args, **kwargs):
+        span = _selection.get()
+        if span is not None:
+            try:
+                _record_selection_chat(span, result)
+            except Exception:  # noqa: BLE001 - tracing must never break the group chat
+                pass
+        return original(self, result, *args, **kwargs)
+
+    return _process_speaker_selection_result
+
+
+def _record_selection_chat(span, result):
+    """The internal chat's ``ChatResult``: the model's answers and its token usage, onto the selection span."""
+    answers = [m.get("content") for m in result.chat_history if m.get("name") == "speaker_selection_agent"]
+    genai.agent_output(span, [{"role": "assistant", "content": a} for a in answers])
+    by_model = result.cost["usage_including_cached_inference"]  # {model: usage, "total_cost": float}
+    usage = {model: u for model, u in by_model.items() if isinstance(u, dict)}
+    if usage:
+        span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, ", ".join(usage))
+        span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, sum(u.get("prompt_tokens", 0) for u in usage.values()))
+        span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+                           sum(u.get("completion_tokens", 0) for u in usage.values()))

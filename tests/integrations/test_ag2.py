@@ -1,7 +1,8 @@
-"""AG2 (classic autogen API): GroupChat with a code-executing terminal, tools, nested chats, 20 parallel chats."""
+"""AG2 (classic autogen API): GroupChat (code terminal, "auto" speaker selection), tools, nested chats, 20 parallel chats."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,55 @@ def test_group_chat_turns_and_code_terminal(ag2, collector, tmp_path):
         assert parent.attributes.get("gen_ai.operation.name") == "invoke_agent"
         assert parent.attributes["gen_ai.agent.name"] == chat_span.attributes["gen_ai.agent.name"]
     assert not any(s.name == "invoke_agent chat_manager" for s in spans)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_auto_speaker_selection_is_one_span_not_steps(ag2, collector, mode):
+    """AG2 picks each speaker in an internal checking_agent / speaker_selection_agent chat: no steps, one span."""
+    picks = iter(["planner or coder?", "planner", "coder"])  # the first answer names two roles: AG2 asks again
+
+    def script(body):
+        system = _system(body)
+        if system.startswith("You are in a role play game"):
+            return next(picks)
+        if "You are the planner" in system:
+            return "Plan: the coder answers."
+        if "You are the coder" in system:
+            return "The answer is 4."
+        raise AssertionError(system)
+
+    with ScriptedLLM(script) as llm:
+        planner = ConversableAgent("planner", system_message="You are the planner.", llm_config=_cfg(llm))
+        coder = ConversableAgent("coder", system_message="You are the coder.", llm_config=_cfg(llm))
+        user = ConversableAgent("user", llm_config=False, human_input_mode="NEVER", default_auto_reply="")
+        chat = GroupChat([user, planner, coder], messages=[], max_round=3, speaker_selection_method="auto")
+        manager = GroupChatManager(chat, llm_config=_cfg(llm))
+        with agenttrace.run(f"ag2-auto-selection-{mode}", task="What is 2+2?") as run:
+            if mode == "sync":
+                user.initiate_chat(manager, message="What is 2+2?", max_turns=1)
+            else:
+                asyncio.run(user.a_initiate_chat(manager, message="What is 2+2?", max_turns=1))
+            run.succeed(chat.messages[-1]["content"])
+        selection_requests = [r for r in llm.requests if _system(r).startswith("You are in a role play game")]
+
+    assert [m["name"] for m in chat.messages] == ["user", "planner", "coder"]
+    assert len(selection_requests) == 3  # the LLM did choose: two attempts for planner, one for coder
+    traj, _ = collector.wait_run(run.run_id)
+    assert [(s.agent, s.content) for s in traj.steps] == [
+        ("planner", "Plan: the coder answers."), ("coder", "The answer is 4.")]
+    assert traj.outcome is Outcome.SUCCESS
+
+    spans = [s for s in (flush() or MEMORY.get_finished_spans()) if s.attributes.get("agenttrace.run.id") == run.run_id]
+    assert not [s.name for s in spans if "checking_agent" in s.name or "speaker_selection_agent" in s.name]
+    assert [s.attributes["gen_ai.agent.name"] for s in spans if s.attributes.get("gen_ai.operation.name") == "chat"] \
+        == ["planner", "coder"]
+    selections = sorted((s for s in spans if s.name == "speaker_selection chat_manager"), key=lambda s: s.start_time)
+    assert [s.attributes["ag2.speaker_selection.selected"] for s in selections] == ["planner", "coder"]
+    assert json.loads(selections[0].attributes["ag2.speaker_selection.candidates"]) == ["user", "planner", "coder"]
+    answers = json.loads(selections[0].attributes["gen_ai.output.messages"])
+    assert [p["content"] for m in answers for p in m["parts"]] == ["planner or coder?", "planner"]
+    assert selections[0].attributes["gen_ai.usage.input_tokens"] > 0
+    assert "agenttrace.transfer.target" not in selections[0].attributes
 
 
 def _lookup_pair(llm, fn):
@@ -178,10 +228,11 @@ def test_twenty_parallel_chats(ag2, collector):
 def test_uninstall_restores_ag2(collector):
     from autogen.oai.client import OpenAIWrapper
 
-    before = (ConversableAgent.__init__, OpenAIWrapper.create)
+    before = (ConversableAgent.__init__, OpenAIWrapper.create, GroupChat._auto_select_speaker)
     agenttrace.instrument(endpoint=collector.endpoint, frameworks=["ag2"])
     agent = ConversableAgent("a", llm_config=False)
     assert "generate_reply" in vars(agent)
     agenttrace.uninstrument()
-    assert (ConversableAgent.__init__, OpenAIWrapper.create) == before
+    assert (ConversableAgent.__init__, OpenAIWrapper.create, GroupChat._auto_select_speaker) == before
     assert "generate_reply" not in vars(agent)
+
