@@ -1,4 +1,4 @@
-"""LlamaIndex agent workflows (``AgentWorkflow`` with ``FunctionAgent``/``ReActAgent``s and handoffs) as GenAI spans.
+"""LlamaIndex agent workflows (``AgentWorkflow``: Function, ReAct and CodeAct agents, handoffs) as GenAI spans.
 
 Hooked on LlamaIndex's agent API rather than its instrumentation dispatcher or
 ``openinference-instrumentation-llama-index``: those report workflow steps and
@@ -7,29 +7,32 @@ each step (agent turn, tool call) as its own task, so "current span" parentage
 does not link a tool call to the turn that asked for it. Here:
 
 * ``BaseWorkflowAgent.take_step`` (each agent class's) -> ``invoke_agent {agent.name}``;
-* ``FunctionAgent._get_response`` / ``_get_streaming_response`` -> ``chat {model}``
-  with the input messages and the reply's tool calls as LlamaIndex parsed them;
+* each LLM call a turn makes -> ``chat {model}`` under it, for every agent class:
+  the agent's LLM class gets ``achat`` / ``astream_chat`` wrapped (once per class,
+  when an agent first uses it), which ``FunctionAgent`` reaches through
+  ``achat_with_tools`` and ``ReActAgent``/``CodeActAgent`` call directly; only
+  calls made inside a running ``take_step`` are recorded. The span carries the
+  messages as sent, the reply's text and tool calls as LlamaIndex parsed them (a
+  ReAct agent's action is text: its parsed call is the ``execute_tool`` span),
+  usage, finish reason and response model/id where the provider's raw response
+  has them; a streamed call's span ends with its stream;
 * ``AgentWorkflow._call_tool`` -> ``execute_tool {tool}``, parented to the turn
   whose reply asked for that call (matched on tool name and arguments within the
   trace) and carrying its call id; ``ToolOutput.is_error`` marks it failed; the
   ``handoff`` tool carries ``agenttrace.transfer.target`` = ``to_agent``.
-
-``ReActAgent``/``CodeActAgent`` turns get agent and tool spans but no chat span
-(they call the LLM directly); each turn is one LLM call, so the trajectory's
-steps are still one per turn, with the turn's text as content.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from contextvars import ContextVar, Token
 from typing import Any
 
 from opentelemetry import trace
 
 from agenttrace import genai, semconv
 from agenttrace.integration import DidNotEnable, Integration
-from agenttrace.spans import llm_call
 
 
 def _key(name: str, kwargs: Any) -> tuple[str, str, str]:
@@ -91,59 +94,148 @@ def _last_user(messages: Any) -> Any:
     return None
 
 
-def _model(agent: Any) -> str:
-    llm = getattr(agent, "llm", None)
+#: The agent name and ``invoke_agent`` span of the turn running in this task: set while ``take_step`` runs,
+#: cleared inside a recorded LLM call so the provider's own nested calls (``super().achat``) add no span.
+_turn: ContextVar[tuple[str, trace.Span] | None] = ContextVar("agenttrace_llama_index_turn", default=None)
+
+#: ``llama_index.llms.<package>`` -> ``gen_ai.provider.name``; other packages are named as they are.
+_PROVIDERS = {"openai_like": "openai", "azure_openai": "azure.ai.openai", "bedrock_converse": "aws.bedrock",
+              "bedrock": "aws.bedrock", "mistralai": "mistral_ai", "vertex": "gcp.vertex_ai",
+              "gemini": "gcp.gemini", "google_genai": "gcp.gen_ai"}
+
+
+def _model(llm: Any) -> str:
     return str(getattr(llm, "model", None) or getattr(getattr(llm, "metadata", None), "model_name", None) or "unknown")
 
 
-def _record_reply(agent: Any, call, response: Any) -> None:
+def _provider(llm: Any) -> str:
+    parts = type(llm).__module__.split(".")
+    package = parts[2] if parts[:2] == ["llama_index", "llms"] and len(parts) > 2 else "llama_index"
+    return _PROVIDERS.get(package, package)
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+def _facts(response: Any) -> dict[str, Any]:
+    """Usage, finish reason, model and id of one ``ChatResponse`` (or stream chunk), from its OpenAI-shaped
+    ``raw`` where it has one, else from LlamaIndex's token counts in ``additional_kwargs``."""
+    raw = getattr(response, "raw", None)
+    usage = _get(raw, "usage")
+    extra = getattr(response, "additional_kwargs", None) or {}
+    choices = _get(raw, "choices") or ()
+    facts = {
+        "input_tokens": _get(usage, "prompt_tokens") or _get(usage, "input_tokens") or extra.get("prompt_tokens"),
+        "output_tokens": (_get(usage, "completion_tokens") or _get(usage, "output_tokens")
+                          or extra.get("completion_tokens")),
+        "finish_reason": (_get(choices[0], "finish_reason") if choices else None) or _get(raw, "stop_reason"),
+        "model": _get(raw, "model"),
+        "response_id": _get(raw, "id"),
+    }
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def _record_reply(llm: Any, span: trace.Span, response: Any, facts: dict[str, Any]) -> None:
     message = getattr(response, "message", None)
     out: dict[str, Any] = {"role": "assistant", "content": getattr(message, "content", None)}
     try:
-        selections = agent.llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) or []
-    except Exception:  # noqa: BLE001 - an unparsable reply: its text is still recorded
+        selections = llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) or []
+    except Exception:  # noqa: BLE001 - no function calling, or an unparsable reply: its text is still recorded
         selections = []
     if selections:
         out["tool_calls"] = [{"id": s.tool_id, "function": {"name": s.tool_name, "arguments": s.tool_kwargs}}
                              for s in selections]
-    raw = getattr(response, "raw", None)
-    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
-    get = (lambda k: usage.get(k)) if isinstance(usage, dict) else (lambda k: getattr(usage, k, None))
-    call.response(out, input_tokens=get("prompt_tokens") if usage else None,
-                  output_tokens=get("completion_tokens") if usage else None)
+    genai.chat_response(span, out, **facts)
 
 
-def _wrap_get_response(original):
-    async def get_response(self, current_llm_input, tools, *args, **kwargs):
-        with llm_call(_model(self), [_message(m) for m in current_llm_input]) as call:
-            response = await original(self, current_llm_input, tools, *args, **kwargs)
-            _record_reply(self, call, response)
-            return response
-
-    return get_response
-
-
-def _wrap_get_streaming_response(original):
-    async def get_streaming_response(self, ctx, current_llm_input, tools, *args, **kwargs):
-        with llm_call(_model(self), [_message(m) for m in current_llm_input]) as call:
-            response = await original(self, ctx, current_llm_input, tools, *args, **kwargs)
-            _record_reply(self, call, response)
-            return response
-
-    return get_streaming_response
+def _start_chat(llm: Any, messages: Any) -> tuple[trace.Span, Token] | None:
+    """A ``chat`` span under the running agent turn, or None outside a turn (or inside a recorded call)."""
+    turn = _turn.get()
+    if turn is None:
+        return None
+    agent, parent = turn
+    span = genai.start_chat(_model(llm), [_message(m) for m in messages or ()], parent=parent,
+                            provider=_provider(llm), agent=agent)
+    return span, _turn.set(None)
 
 
-def _wrap_take_step(original):
+def _wrap_achat(original):
+    async def achat(self, messages, *args, **kwargs):
+        started = _start_chat(self, messages)
+        if started is None:
+            return await original(self, messages, *args, **kwargs)
+        span, token = started
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                response = await original(self, messages, *args, **kwargs)
+        except BaseException as exc:
+            genai.end(span, exc)
+            raise
+        finally:
+            _turn.reset(token)
+        _record_reply(self, span, response, _facts(response))
+        genai.end(span)
+        return response
+
+    return achat
+
+
+def _wrap_astream_chat(original):
+    async def astream_chat(self, messages, *args, **kwargs):
+        started = _start_chat(self, messages)
+        if started is None:
+            return await original(self, messages, *args, **kwargs)
+        span, token = started
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                stream = await original(self, messages, *args, **kwargs)
+        except BaseException as exc:
+            genai.end(span, exc)
+            raise
+        finally:
+            _turn.reset(token)
+        return _recorded_stream(self, span, stream)
+
+    return astream_chat
+
+
+async def _recorded_stream(llm: Any, span: trace.Span, stream: Any):
+    """The stream as it was, its last chunk (the whole reply so far) recorded when it ends or is left."""
+    last, facts, error = None, {}, None
+    try:
+        async for chunk in stream:
+            last = chunk
+            facts.update(_facts(chunk))  # finish reason and usage come on the last chunks only
+            yield chunk
+    except GeneratorExit:  # the caller stopped reading: the reply so far is recorded
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if last is not None:
+            _record_reply(llm, span, last, facts)
+        genai.end(span, error)
+
+
+def _wrap_take_step(original, watch_llm):
     async def take_step(self, ctx, llm_input, tools, memory, *args, **kwargs):
         name = str(getattr(self, "name", None) or "agent")
         span = genai.start_agent(name, parent=genai.current_context(), input=_last_user(llm_input),
                                  description=getattr(self, "description", None), framework="llama_index")
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            watch_llm(llm)
+        token = _turn.set((name, span))
         try:
             with trace.use_span(span, end_on_exit=False):
                 output = await original(self, ctx, llm_input, tools, memory, *args, **kwargs)
         except BaseException as exc:
             genai.end(span, exc)
             raise
+        finally:
+            _turn.reset(token)
         response = getattr(output, "response", None)
         if response is not None and getattr(response, "content", None):
             genai.agent_output(span, response.content)
@@ -187,19 +279,32 @@ class LlamaIndexIntegration(Integration):
 
     def __init__(self) -> None:
         self._patches = genai.Patches()
+        self._lock = threading.Lock()
+        self._llm_classes: set[type] = set()
 
     def install(self, tracer_provider: trace.TracerProvider) -> None:
         try:
-            from llama_index.core.agent.workflow import base_agent, function_agent, multi_agent_workflow
+            from llama_index.core.agent.workflow import base_agent, multi_agent_workflow
             import llama_index.core.agent.workflow as workflows  # noqa: F401 - loads every agent class
         except ImportError as exc:  # pragma: no cover - requirements were checked
             raise DidNotEnable(f"llama_index: {exc}") from exc
         for cls in genai.all_subclasses(base_agent.BaseWorkflowAgent):
-            self._patches.wrap(cls, "take_step", _wrap_take_step)
+            self._patches.wrap(cls, "take_step", lambda original: _wrap_take_step(original, self._watch_llm))
             self._patches.wrap(cls, "_call_tool", _wrap_call_tool)  # a single agent runs its own tools
-        self._patches.wrap(function_agent.FunctionAgent, "_get_response", _wrap_get_response)
-        self._patches.wrap(function_agent.FunctionAgent, "_get_streaming_response", _wrap_get_streaming_response)
         self._patches.wrap(multi_agent_workflow.AgentWorkflow, "_call_tool", _wrap_call_tool)
 
+    def _watch_llm(self, llm: Any) -> None:
+        """Wraps the chat methods of ``llm``'s class, once: LLM classes are many and may load after install."""
+        cls = type(llm)
+        if cls in self._llm_classes:
+            return
+        with self._lock:
+            if cls not in self._llm_classes:
+                self._patches.wrap(cls, "achat", _wrap_achat, inherited=True)
+                self._patches.wrap(cls, "astream_chat", _wrap_astream_chat, inherited=True)
+                self._llm_classes.add(cls)
+
     def uninstall(self) -> None:
-        self._patches.restore()
+        with self._lock:
+            self._patches.restore()
+            self._llm_classes.clear()

@@ -1,4 +1,4 @@
-"""LlamaIndex AgentWorkflow: three FunctionAgents with handoffs, real llama-index against ScriptedLLM."""
+"""LlamaIndex AgentWorkflow: FunctionAgents with handoffs, ReAct and CodeAct agents, against ScriptedLLM."""
 
 from __future__ import annotations
 
@@ -22,6 +22,22 @@ pytestmark = pytest.mark.framework("llama_index")
 
 def flush() -> None:
     assert agenttrace.setup.active().force_flush(), "spans were not exported"
+
+
+def messages(span, key: str) -> list[dict]:
+    return json.loads(span.attributes[key])
+
+
+def text_of(message: dict) -> str:
+    return "".join(p.get("content") or "" for p in message["parts"] if p["type"] == "text")
+
+
+def chat_spans(memory) -> tuple[dict, list]:
+    """All finished spans by id, and the ``chat`` spans among them in start order."""
+    spans = {s.context.span_id: s for s in memory.get_finished_spans()}
+    chats = sorted((s for s in spans.values() if s.attributes.get("gen_ai.operation.name") == "chat"),
+                   key=lambda s: s.start_time)
+    return spans, chats
 
 
 def lookup(country: str) -> str:
@@ -111,6 +127,13 @@ async def test_handoffs_tools_and_errors(traced, collector, llm, memory, owner):
     assert sorted(owner(s) for s in by_op["chat"]) == ["planner", "researcher", "researcher", "researcher", "writer"]
     assert sorted((s.attributes["gen_ai.tool.name"], owner(s)) for s in by_op["execute_tool"]) == [
         ("broken_search", "researcher"), ("handoff", "planner"), ("handoff", "researcher"), ("lookup", "researcher")]
+    [lookup_span] = [s for s in by_op["execute_tool"] if s.attributes["gen_ai.tool.name"] == "lookup"]
+    asked = [p for c in by_op["chat"] for m in messages(c, "gen_ai.output.messages") for p in m["parts"]
+             if p["type"] == "tool_call" and p["name"] == "lookup"]
+    assert asked == [{"type": "tool_call", "id": lookup_span.attributes["gen_ai.tool.call.id"], "name": "lookup",
+                      "arguments": {"country": "7"}}]
+    assert {tuple(c.attributes["gen_ai.response.finish_reasons"]) for c in by_op["chat"]} == {("tool_calls",),
+                                                                                            ("stop",)}
 
 
 async def test_twenty_parallel_workflows(traced, collector, llm):
@@ -136,22 +159,94 @@ def react_script(body: dict) -> str | dict:
     return f'Thought: I need to look it up.\nAction: lookup\nAction Input: {{"country": "{n}"}}'
 
 
-async def test_react_agent_turns(traced, collector):
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "plain"])
+async def test_react_agent_turns_have_chat_spans(traced, collector, memory, streaming):
     from llama_index.core.agent.workflow import ReActAgent
 
     with ScriptedLLM(react_script) as server:
         model = OpenAILike(model="scripted-model", api_base=server.base_url, api_key="test", is_chat_model=True,
                            is_function_calling_model=True)
         researcher = ReActAgent(name="researcher", description="Finds capitals.", llm=model, tools=[lookup],
-                                can_handoff_to=["writer"])
-        writer = FunctionAgent(name="writer", description="Writes.", system_prompt="ROLE:WRITER", llm=model)
+                                can_handoff_to=["writer"], streaming=streaming)
+        writer = FunctionAgent(name="writer", description="Writes.", system_prompt="ROLE:WRITER", llm=model,
+                               streaming=streaming)
         workflow = AgentWorkflow(agents=[researcher, writer], root_agent="researcher")
         async with agenttrace.run("llama-index-react", task="capital of country #9", expected="capital-9") as run:
             run.finish(str(await workflow.run(user_msg="What is the capital of country #9?")))
     flush()
+
     traj, _ = collector.wait_run(run.run_id)
     assert [s.agent for s in traj.steps] == ["researcher", "researcher", "writer"], [
         (s.agent, s.render()[:100]) for s in traj.steps]
-    assert [(c.name, c.result) for c in traj.steps[0].tool_calls] == [("lookup", "capital-9")]
-    assert traj.steps[1].transfer_to == "writer"
+    look, hand, write = traj.steps
+    assert look.content.startswith("Thought: I need to look it up.\nAction: lookup")
+    assert [(c.name, c.arguments, c.result) for c in look.tool_calls] == [("lookup", {"country": "9"}, "capital-9")]
+    assert hand.content.startswith("Thought: I found it and hand off.") and hand.transfer_to == "writer"
+    assert write.content == "The capital of country #9 is capital-9." and not write.tool_calls
     assert traj.outcome.value == "success"
+
+    spans, chats = chat_spans(memory)
+    parents = [spans[s.parent.span_id] for s in chats]
+    assert [(p.name, p.attributes["gen_ai.operation.name"]) for p in parents] == [
+        ("invoke_agent researcher", "invoke_agent"), ("invoke_agent researcher", "invoke_agent"),
+        ("invoke_agent writer", "invoke_agent")]
+    assert len({p.context.span_id for p in parents}) == 3  # one chat per agent turn
+    assert len(chats) == len(server.requests) == 3
+    for chat in chats:
+        assert chat.name == "chat scripted-model"
+        assert chat.attributes["gen_ai.request.model"] == "scripted-model"
+        assert chat.attributes["gen_ai.usage.input_tokens"] > 0 and chat.attributes["gen_ai.usage.output_tokens"] > 0
+    assert [tuple(c.attributes["gen_ai.response.finish_reasons"]) for c in chats] == [("stop",)] * 3
+
+    first, second = chats[0], chats[1]
+    sent = messages(first, "gen_ai.input.messages")
+    assert sent[0]["role"] == "system" and "lookup" in text_of(sent[0])  # the ReAct header with the tools
+    assert sent[-1]["role"] == "user" and text_of(sent[-1]) == "What is the capital of country #9?"
+    said = messages(first, "gen_ai.output.messages")
+    assert [m["role"] for m in said] == ["assistant"]
+    assert text_of(said[0]) == 'Thought: I need to look it up.\nAction: lookup\nAction Input: {"country": "9"}'
+    assert "Observation: capital-9" in json.dumps(messages(second, "gen_ai.input.messages"))
+    assert text_of(messages(second, "gen_ai.output.messages")[0]).startswith("Thought: I found it and hand off.")
+
+
+def codeact_script(body: dict) -> str:
+    text = json.dumps(body["messages"])
+    if "Result of executing the code given" in text:
+        return "The capital of country #5 is capital-5."
+    return "I will look it up.\n<execute>\nprint(lookup('5'))\n</execute>"
+
+
+async def test_codeact_agent_turns_have_chat_spans(traced, collector, memory):
+    from llama_index.core.agent.workflow import CodeActAgent
+
+    executed: list[str] = []
+
+    async def run_code(code: str) -> dict:
+        executed.append(code)
+        return {"output": lookup("5")}
+
+    with ScriptedLLM(codeact_script) as server:
+        model = OpenAILike(model="scripted-model", api_base=server.base_url, api_key="test", is_chat_model=True,
+                           is_function_calling_model=True)
+        coder = CodeActAgent(name="coder", description="Runs code.", code_execute_fn=run_code, tools=[lookup],
+                             llm=model)
+        async with agenttrace.run("llama-index-codeact", task="capital of country #5", expected="capital-5") as run:
+            run.finish(str(await AgentWorkflow(agents=[coder], root_agent="coder").run(
+                user_msg="What is the capital of country #5?")))
+    flush()
+    assert executed == ["print(lookup('5'))"]
+
+    traj, _ = collector.wait_run(run.run_id)
+    assert [s.agent for s in traj.steps] == ["coder", "coder"]
+    code, answer = traj.steps
+    assert code.content.startswith("I will look it up.")
+    assert [(c.name, c.arguments) for c in code.tool_calls] == [("execute", {"code": "print(lookup('5'))"})]
+    assert "capital-5" in code.tool_calls[0].result
+    assert answer.content == "The capital of country #5 is capital-5."
+    assert traj.outcome.value == "success"
+
+    spans, chats = chat_spans(memory)
+    assert [spans[s.parent.span_id].name for s in chats] == ["invoke_agent coder", "invoke_agent coder"]
+    assert [s.attributes["gen_ai.agent.name"] for s in chats] == ["coder", "coder"]
+    assert text_of(messages(chats[1], "gen_ai.output.messages")[0]) == "The capital of country #5 is capital-5."
+    assert "Result of executing the code given" in json.dumps(messages(chats[1], "gen_ai.input.messages"))
