@@ -8,7 +8,8 @@ A *reply* is a string (assistant text), or a dict with ``content`` and/or
 a list of replies served in order, or a callable ``request_body -> reply`` for
 routing by agent (e.g. on the system prompt) when runs interleave.
 
-Endpoints: ``POST /v1/chat/completions`` (plain and ``stream``),
+Endpoints: ``POST /v1/chat/completions`` (plain and ``stream``; a stream ends with the
+finish reason, then a usage-only chunk, as OpenAI's with ``include_usage``),
 ``POST /v1/responses`` (the OpenAI Responses API, non-streaming and streaming),
 ``GET /v1/models``.
 """
@@ -116,9 +117,12 @@ def _chat_chunks(llm: ScriptedLLM, body: dict[str, Any], reply: dict[str, Any]) 
             {"index": i, **call} for i, call in enumerate(full["choices"][0]["message"]["tool_calls"])
         ]
     finish = full["choices"][0]["finish_reason"]
+    # as OpenAI streams with stream_options.include_usage: the finish reason, then usage alone (no choices);
+    # usage is sent whether or not it was asked for
     return [
         base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
-        base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": full["usage"]},
+        base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+        base | {"choices": [], "usage": full["usage"]},
     ]
 
 

@@ -7,7 +7,8 @@ What AutoGen itself emits (checked on 0.7.5), through the global tracer provider
   ``name``; parentage follows the runtime's message envelopes, so turns stay in
   the trace of the ``agenttrace.run`` that started the team, also when many
   teams run concurrently.
-* ``execute_tool {name}`` with the call id, but without arguments or result.
+* ``execute_tool {name}`` with the call id, but without arguments or result
+  (also from ``run_json_stream``, the streaming tool path).
 * runtime ``autogen publish/process/...`` spans (kept; the collector reads them
   as structure only).
 
@@ -16,13 +17,22 @@ What this integration adds:
 * a ``chat {model}`` span for every ``create``/``create_stream`` of the
   OpenAI(-compatible) model client, with input messages (AutoGen ``LLMMessage``
   objects converted to GenAI messages), the output (text or tool calls), usage
-  and finish reason; it nests under the agent turn that made the call;
+  and finish reason (AutoGen's normalised one, e.g. ``function_calls``); a
+  stream's span covers it to the ``CreateResult`` that ends it; it nests under the
+  agent turn that made the call;
 * the turn's input (the messages delivered to the agent) and output (its chat
   message) on AutoGen's own ``invoke_agent`` span, so agents without an LLM call
   (a ``CodeExecutorAgent`` - Magentic-One's ComputerTerminal - or a
   ``UserProxyAgent``) are steps with content;
-* arguments and result on the tool span (the native span is kept and ended after
-  the result is known; errors keep the native error status);
+* arguments and result on the tool span, for ``BaseTool.run_json`` and for
+  ``BaseStreamTool.run_json_stream`` (stream tools: ``AgentTool``, ``TeamTool``, your
+  own; the result is the return value that ends the stream). AssistantAgent runs
+  every tool through its ``StaticStreamWorkbench.call_tool_stream``, with or
+  without ``model_client_stream``: plain tools reach ``run_json``, stream tools
+  ``run_json_stream``. The native span is kept and ended once the result is known;
+  a failing tool's span gets the error status and ``error.type`` (the workbench
+  then hands the model an error result). Tools behind other workbenches that call
+  ``trace_tool_span`` themselves (``McpWorkbench``) keep AutoGen's span as it is;
 * turns of the group chat *managers* that think with an LLM: the
   ``MagenticOneOrchestrator`` (task ledger, progress ledger, final answer) and
   the ``SelectorGroupChatManager``'s speaker selection, as ``invoke_agent`` spans
@@ -35,6 +45,7 @@ from __future__ import annotations
 import contextvars
 import json
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from opentelemetry import trace
@@ -46,15 +57,39 @@ from agenttrace.integration import DidNotEnable, Integration
 _FRAMEWORK = "autogen"
 
 
-class _ToolHolder:
+class _ToolCall:
+    """One ``run_json`` / ``run_json_stream`` call: its arguments, and the tool span AutoGen opens for them.
+
+    The span is claimed when it starts (a tool span opened inside the tool's own body is a nested one)
+    and ended by the call's wrapper once the result, or the error, is known.
+    """
+
     __slots__ = ("args", "span")
 
     def __init__(self, args: Any) -> None:
-        self.args = args
-        self.span = None
+        self.args = dict(args) if args is not None else None
+        self.span: Any = None
+
+    @contextmanager
+    def bound(self):
+        token = _tool_call.set(self)
+        try:
+            yield
+        finally:
+            _tool_call.reset(token)
+
+    def finish(self, tool: Any, result: Any, error: BaseException | None) -> None:
+        span, self.span = self.span, None
+        if span is None:
+            return
+        try:
+            if error is None:
+                genai.tool_result(span, tool.return_value_as_string(result))
+        finally:
+            genai.end(span, error)
 
 
-_tool_holder: contextvars.ContextVar[_ToolHolder | None] = contextvars.ContextVar(
+_tool_call: contextvars.ContextVar[_ToolCall | None] = contextvars.ContextVar(
     "agenttrace_autogen_tool", default=None)
 
 
@@ -75,6 +110,7 @@ class AutoGenIntegration(Integration):
         try:
             p.set(tools_base, "trace_tool_span", _tool_span)
             p.wrap(tools_base.BaseTool, "run_json", _wrap_run_json)
+            p.wrap(tools_base.BaseStreamTool, "run_json_stream", _wrap_run_json_stream)
             p.wrap(container_mod.ChatAgentContainer, "_log_message", _wrap_container_log)
             self._patch_model_clients()
             self._patch_managers()
@@ -115,45 +151,82 @@ class AutoGenIntegration(Integration):
 @contextmanager
 def _tool_span(tool_name: str, *, tracer: Any = None, parent: Any = None, tool_description: str | None = None,
                tool_call_id: str | None = None):
-    """Replaces ``autogen_core.tools._base.trace_tool_span``: same span, plus arguments; ended by run_json."""
-    holder = _tool_holder.get()
-    if holder is not None and holder.span is not None:  # a nested tool run inside this one
-        holder = None
-    span = genai.start_tool(tool_name, holder.args if holder else None, parent=parent, call_id=tool_call_id,
+    """Replaces ``autogen_core.tools._base.trace_tool_span``: same span, plus arguments.
+
+    Inside a ``run_json(_stream)`` call the call ends the span with the result; any other use ends it here.
+    """
+    call = _tool_call.get()
+    if call is not None and call.span is not None:  # the call has its span: this one is nested in the tool
+        call = None
+    span = genai.start_tool(tool_name, call.args if call else None, parent=parent, call_id=tool_call_id,
                             description=tool_description)
     span.set_attribute(semconv.GEN_AI_SYSTEM, _FRAMEWORK)
+    if call is not None:
+        call.span = span
     try:
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
             yield span
     except BaseException as exc:
-        genai.end(span, exc)
+        if call is None:
+            genai.end(span, exc)
         raise
-    if holder is not None:
-        holder.span = span  # run_json adds the result and ends it
-    else:
+    if call is None:
         genai.end(span)
 
 
 def _wrap_run_json(original):
     async def run_json(self, args, cancellation_token, call_id=None):
-        holder = _ToolHolder(dict(args) if args is not None else None)
-        token = _tool_holder.set(holder)
+        call = _ToolCall(args)
         try:
-            result = await original(self, args, cancellation_token, call_id=call_id)
+            with call.bound():
+                result = await original(self, args, cancellation_token, call_id=call_id)
         except BaseException as exc:
-            if holder.span is not None:
-                genai.end(holder.span, exc)
+            call.finish(self, None, exc)
             raise
-        finally:
-            _tool_holder.reset(token)
-        if holder.span is not None:
-            try:
-                genai.tool_result(holder.span, self.return_value_as_string(result))
-            finally:
-                genai.end(holder.span)
+        call.finish(self, result, None)
         return result
 
     return run_json
+
+
+def _wrap_run_json_stream(original):
+    """``BaseStreamTool.run_json_stream`` (AgentTool, TeamTool, ...), which AssistantAgent's workbench uses for
+    stream tools: the span gets the arguments, and the last item streamed (the return value) as the result."""
+    def run_json_stream(self, args, cancellation_token, call_id=None):
+        def start():
+            call = _ToolCall(args)
+            return original(self, args, cancellation_token, call_id=call_id), call.bound, partial(call.finish, self)
+
+        return _relay(start)
+
+    return run_json_stream
+
+
+async def _relay(start):
+    """An async generator around another, for wrapping streaming methods.
+
+    ``start()`` runs at the first item (when the wrapped generator itself would start) and returns
+    ``(gen, step, finish)``: what ``gen`` yields is passed on, each step of it run inside ``step()``; then
+    ``finish(last item, None)``, or ``finish(None, exc)`` when it fails or is closed early.
+    """
+    gen, step, finish = start()
+    last = None
+    try:
+        while True:
+            with step():
+                try:
+                    item = await gen.__anext__()
+                except StopAsyncIteration:
+                    break
+            last = item
+            yield item
+    except BaseException as exc:
+        try:
+            await gen.aclose()
+        finally:
+            finish(None, exc)
+        raise
+    finish(last, None)
 
 
 # ---- agent turns ------------------------------------------------------------------------
@@ -356,29 +429,21 @@ def _wrap_create(original):
 
 def _wrap_create_stream(original):
     def create_stream(self, *args, **kwargs):
-        async def stream():
+        def start():
             span = _start_chat(self, args, kwargs)
-            last = None
-            try:
-                gen = original(self, *args, **kwargs)
-                while True:
-                    with trace.use_span(span, end_on_exit=False, record_exception=False,
-                                        set_status_on_exception=False):
-                        try:
-                            item = await gen.__anext__()
-                        except StopAsyncIteration:
-                            break
-                    last = item
-                    yield item
-            except BaseException as exc:
-                genai.end(span, exc)
-                raise
-            try:
-                if last is not None and not isinstance(last, str):
-                    _record_result(span, last)
-            finally:
-                genai.end(span)
 
-        return stream()
+            def step():
+                return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+
+            def finish(last, exc):
+                try:
+                    if exc is None and last is not None and not isinstance(last, str):
+                        _record_result(span, last)  # the CreateResult that ends the stream
+                finally:
+                    genai.end(span, exc)
+
+            return original(self, *args, **kwargs), step, finish
+
+        return _relay(start)
 
     return create_stream

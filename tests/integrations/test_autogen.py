@@ -1,4 +1,6 @@
-"""AutoGen AgentChat: RoundRobin, Selector and Magentic-One teams, OpenAIChatCompletionClient against ScriptedLLM."""
+"""AutoGen AgentChat: RoundRobin, Selector and Magentic-One teams, OpenAIChatCompletionClient against ScriptedLLM.
+
+Plain (``run``) and streaming (``run_stream`` with ``model_client_stream=True``, stream tools) runs."""
 
 from __future__ import annotations
 
@@ -12,10 +14,17 @@ pytest.importorskip("autogen_agentchat")
 pytest.importorskip("autogen_ext.models.openai")
 
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent  # noqa: E402
+from autogen_agentchat.base import TaskResult  # noqa: E402
 from autogen_agentchat.conditions import MaxMessageTermination  # noqa: E402
+from autogen_agentchat.messages import ModelClientStreamingChunkEvent, TextMessage  # noqa: E402
 from autogen_agentchat.teams import MagenticOneGroupChat, RoundRobinGroupChat, SelectorGroupChat  # noqa: E402
+from autogen_agentchat.tools import AgentTool  # noqa: E402
+from autogen_core import CancellationToken  # noqa: E402
+from autogen_core.tools import BaseStreamTool  # noqa: E402
 from autogen_ext.models.openai import OpenAIChatCompletionClient  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.trace import StatusCode  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 import agenttrace  # noqa: E402
 from agenttrace.models import Outcome  # noqa: E402
@@ -82,12 +91,26 @@ def team_script(body):
     raise AssertionError(f"unexpected request: {system[:80]}")
 
 
-def _agents(llm):
+def _agents(llm, *, stream: bool = False):
     client = _client(llm)
     researcher = AssistantAgent("researcher", client, tools=[add], system_message="You are the researcher.",
-                                reflect_on_tool_use=True, description="Computes with tools.")
-    writer = AssistantAgent("writer", client, system_message="You are the writer.", description="Writes answers.")
+                                reflect_on_tool_use=True, description="Computes with tools.",
+                                model_client_stream=stream)
+    writer = AssistantAgent("writer", client, system_message="You are the writer.", description="Writes answers.",
+                            model_client_stream=stream)
     return client, researcher, writer
+
+
+async def _run_stream(runner, task: str) -> tuple[TaskResult, int]:
+    """Consumes ``runner.run_stream(task=...)``: the final TaskResult and how many token chunks came before it."""
+    chunks, result = 0, None
+    async for event in runner.run_stream(task=task):
+        if isinstance(event, ModelClientStreamingChunkEvent):
+            chunks += 1
+        elif isinstance(event, TaskResult):
+            result = event
+    assert result is not None
+    return result, chunks
 
 
 def _spans():
@@ -132,6 +155,137 @@ async def test_round_robin_steps_tools_and_nesting(ag, collector):
     writer_turn = next(s for s in spans if s.name == "invoke_agent writer")
     assert "FINAL TASK-1" in writer_turn.attributes["gen_ai.output.messages"]
     assert "TASK-1" in writer_turn.attributes["gen_ai.input.messages"]
+
+
+async def test_streaming_team_run_records_tools_chats_and_turns(ag, collector):
+    with ScriptedLLM(team_script) as llm:
+        _, researcher, writer = _agents(llm, stream=True)
+        team = RoundRobinGroupChat([researcher, writer], termination_condition=MaxMessageTermination(3))
+        async with agenttrace.run("autogen-round-robin-stream", task="add TASK-3 and 2") as run:
+            result, chunks = await _run_stream(team, "add TASK-3 and 2")
+            run.succeed(result.messages[-1].content)
+
+    assert [r.get("stream") for r in llm.requests] == [True, True, True] and chunks >= 2  # really streamed
+    traj, _ = collector.wait_run(run.run_id)
+    assert [s.agent for s in traj.steps] == ["researcher", "researcher", "writer"]
+    call = traj.steps[0].tool_calls[0]
+    assert call.name == "add" and call.arguments == {"a": 3, "b": 2} and str(call.result) == "5" and call.error is None
+    assert "the sum for TASK-3 is 5" in traj.steps[1].content
+    assert traj.steps[2].content == "FINAL TASK-3" and traj.outcome is Outcome.SUCCESS
+
+    spans = [s for s in _spans() if s.attributes.get("agenttrace.run.id") == run.run_id]
+    tool = next(s for s in spans if s.attributes.get("gen_ai.operation.name") == "execute_tool")
+    assert json.loads(tool.attributes["gen_ai.tool.call.arguments"]) == {"a": 3, "b": 2}
+    assert tool.attributes["gen_ai.tool.call.result"] == "5" and tool.attributes["gen_ai.tool.call.id"] == call.id
+    chats = [s for s in spans if s.attributes.get("gen_ai.operation.name") == "chat"]  # one per create_stream
+    assert len(chats) == 3
+    assert '"add"' in chats[0].attributes["gen_ai.output.messages"]
+    assert chats[0].attributes["gen_ai.response.finish_reasons"] == ("function_calls",)  # AutoGen's word for it
+    assert "the sum for TASK-3 is 5" in chats[1].attributes["gen_ai.output.messages"]
+    assert "FINAL TASK-3" in chats[2].attributes["gen_ai.output.messages"]
+    assert all(c.attributes["gen_ai.usage.input_tokens"] > 0 and "TASK-3" in c.attributes["gen_ai.input.messages"]
+               for c in chats)
+    writer_turn = next(s for s in spans if s.name == "invoke_agent writer")
+    assert "FINAL TASK-3" in writer_turn.attributes["gen_ai.output.messages"]
+
+
+class CityArgs(BaseModel):
+    city: str
+
+
+class StreamingLookup(BaseStreamTool[CityArgs, TextMessage, str]):
+    """A stream tool: reports progress as it goes, then returns the population (or fails on an unknown city)."""
+
+    def __init__(self) -> None:
+        super().__init__(CityArgs, str, "streaming_lookup", "Looks up the population of a city, step by step.")
+
+    async def run(self, args: CityArgs, cancellation_token: CancellationToken) -> str:
+        raise AssertionError("AssistantAgent runs stream tools through run_json_stream")
+
+    async def run_stream(self, args: CityArgs, cancellation_token: CancellationToken):
+        yield TextMessage(content=f"searching the census for {args.city}", source="streaming_lookup")
+        if args.city != "Paris":
+            raise ValueError(f"unknown city {args.city!r}")
+        yield "2.1 million"
+
+
+async def test_stream_tool_error_then_result_on_the_tool_spans(ag, collector):
+    def script(body):
+        results = _tool_results(body)
+        if not results:
+            return {"tool_calls": [{"name": "streaming_lookup", "arguments": {"city": "Pariss"}}]}
+        if len(results) == 1:
+            return {"tool_calls": [{"name": "streaming_lookup", "arguments": {"city": "Paris"}}]}
+        return "Paris has 2.1 million people"
+
+    with ScriptedLLM(script) as llm:
+        agent = AssistantAgent("lookup", _client(llm), tools=[StreamingLookup()], system_message="You look things up.",
+                               max_tool_iterations=3, model_client_stream=True)
+        async with agenttrace.run("autogen-stream-tool") as run:
+            result, _ = await _run_stream(agent, "population of Paris?")
+            run.succeed(result.messages[-1].content)
+
+    progress = [m.content for m in result.messages if isinstance(m, TextMessage) and m.source == "streaming_lookup"]
+    assert progress == ["searching the census for Pariss", "searching the census for Paris"]  # the tool did stream
+    traj, _ = collector.wait_run(run.run_id)
+    assert [s.agent for s in traj.steps] == ["lookup", "lookup", "lookup"]
+    failed, ok = traj.steps[0].tool_calls[0], traj.steps[1].tool_calls[0]
+    assert failed.arguments == {"city": "Pariss"} and "unknown city" in (failed.error or "")
+    assert ok.arguments == {"city": "Paris"} and ok.result == "2.1 million" and ok.error is None
+    assert traj.steps[2].content == "Paris has 2.1 million people" and traj.outcome is Outcome.SUCCESS
+
+    spans = [s for s in _spans() if s.attributes.get("agenttrace.run.id") == run.run_id
+             and s.attributes.get("gen_ai.operation.name") == "execute_tool"]
+    assert [s.name for s in spans] == ["execute_tool streaming_lookup"] * 2  # AutoGen's own spans, one each
+    bad, good = sorted(spans, key=lambda s: s.start_time)
+    assert json.loads(bad.attributes["gen_ai.tool.call.arguments"]) == {"city": "Pariss"}
+    assert bad.status.status_code is StatusCode.ERROR and "unknown city" in bad.status.description
+    assert bad.attributes["error.type"] == "ValueError" and "gen_ai.tool.call.result" not in bad.attributes
+    assert json.loads(good.attributes["gen_ai.tool.call.arguments"]) == {"city": "Paris"}
+    assert good.attributes["gen_ai.tool.call.result"] == "2.1 million"
+    assert good.status.status_code is StatusCode.UNSET
+
+
+async def test_agent_tool_streams_the_inner_agent_under_its_tool_span(ag, collector):
+    def script(body):
+        if "You are the calculator" in _system(body):
+            if not _tool_results(body):
+                return {"tool_calls": [{"name": "add", "arguments": {"a": 4, "b": 2}}]}
+            return "calculator says 6"
+        if not _tool_results(body):
+            return {"tool_calls": [{"name": "calculator", "arguments": {"task": "add 4 and 2"}}]}
+        return "the calculator found 6"
+
+    with ScriptedLLM(script) as llm:
+        calculator = AssistantAgent("calculator", _client(llm), tools=[add], system_message="You are the calculator.",
+                                    description="Adds numbers.", reflect_on_tool_use=True, model_client_stream=True)
+        boss = AssistantAgent("boss", _client(llm), tools=[AgentTool(calculator)], system_message="You delegate.",
+                              reflect_on_tool_use=True, model_client_stream=True)
+        async with agenttrace.run("autogen-agent-tool") as run:
+            result, _ = await _run_stream(boss, "what is 4+2?")
+            run.succeed(result.messages[-1].content)
+
+    assert result.messages[-1].content == "the calculator found 6"
+    spans = [s for s in _spans() if s.attributes.get("agenttrace.run.id") == run.run_id]
+    by_id = {s.context.span_id: s for s in MEMORY.get_finished_spans()}
+    outer = next(s for s in spans if s.name == "execute_tool calculator")
+    inner = next(s for s in spans if s.name == "execute_tool add")
+    assert json.loads(outer.attributes["gen_ai.tool.call.arguments"]) == {"task": "add 4 and 2"}
+    assert outer.attributes["gen_ai.tool.call.result"] == "calculator: calculator says 6"
+    assert json.loads(inner.attributes["gen_ai.tool.call.arguments"]) == {"a": 4, "b": 2}  # not the outer's
+    assert inner.attributes["gen_ai.tool.call.result"] == "6"
+    assert _ancestor_agents(inner, by_id)[0] == "calculator"
+    parent = inner
+    while parent.parent is not None and parent.parent.span_id in by_id and parent is not outer:
+        parent = by_id[parent.parent.span_id]
+    assert parent is outer  # the inner agent's work nests under the tool call that ran it
+
+    traj, _ = collector.wait_run(run.run_id)
+    delegated = next(c for s in traj.steps for c in s.tool_calls if c.name == "calculator")
+    assert delegated.arguments == {"task": "add 4 and 2"} and delegated.result == "calculator: calculator says 6"
+    added = next(c for s in traj.steps for c in s.tool_calls if c.name == "add")
+    assert added.arguments == {"a": 4, "b": 2} and str(added.result) == "6"
+    assert traj.steps[-1].agent == "boss" and traj.steps[-1].content == "the calculator found 6"
 
 
 async def test_tool_error_is_recorded_and_run_recovers(ag, collector):
@@ -262,8 +416,12 @@ def test_uninstall_restores_autogen(collector):
     import autogen_core.tools._base as tools_base
     from autogen_ext.models.openai._openai_client import BaseOpenAIChatCompletionClient
 
-    before = (tools_base.trace_tool_span, tools_base.BaseTool.run_json, BaseOpenAIChatCompletionClient.create)
+    def patched():
+        return (tools_base.trace_tool_span, tools_base.BaseTool.run_json, tools_base.BaseStreamTool.run_json_stream,
+                BaseOpenAIChatCompletionClient.create, BaseOpenAIChatCompletionClient.create_stream)
+
+    before = patched()
     agenttrace.instrument(endpoint=collector.endpoint, frameworks=["autogen"])
-    assert tools_base.BaseTool.run_json is not before[1]
+    assert all(now is not then for now, then in zip(patched(), before))
     agenttrace.uninstrument()
-    assert (tools_base.trace_tool_span, tools_base.BaseTool.run_json, BaseOpenAIChatCompletionClient.create) == before
+    assert patched() == before
