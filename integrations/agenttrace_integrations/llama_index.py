@@ -160,44 +160,32 @@ def _start_chat(llm: Any, messages: Any) -> tuple[trace.Span, Token] | None:
     return span, _turn.set(None)
 
 
-def _wrap_achat(original):
-    async def achat(self, messages, *args, **kwargs):
+def _wrapped_llm_call(original, finish):
+    """``achat``/``astream_chat`` as a ``chat`` span inside an agent turn; ``finish(llm, span, result)`` records
+    the result and ends the span (a stream ends it when it is consumed)."""
+
+    async def call(self, messages, *args, **kwargs):
         started = _start_chat(self, messages)
         if started is None:
             return await original(self, messages, *args, **kwargs)
         span, token = started
         try:
             with trace.use_span(span, end_on_exit=False):
-                response = await original(self, messages, *args, **kwargs)
+                result = await original(self, messages, *args, **kwargs)
         except BaseException as exc:
             genai.end(span, exc)
             raise
         finally:
             _turn.reset(token)
-        _record_reply(self, span, response, _facts(response))
-        genai.end(span)
-        return response
+        return finish(self, span, result)
 
-    return achat
+    return call
 
 
-def _wrap_astream_chat(original):
-    async def astream_chat(self, messages, *args, **kwargs):
-        started = _start_chat(self, messages)
-        if started is None:
-            return await original(self, messages, *args, **kwargs)
-        span, token = started
-        try:
-            with trace.use_span(span, end_on_exit=False):
-                stream = await original(self, messages, *args, **kwargs)
-        except BaseException as exc:
-            genai.end(span, exc)
-            raise
-        finally:
-            _turn.reset(token)
-        return _recorded_stream(self, span, stream)
-
-    return astream_chat
+def _recorded_reply(llm: Any, span: trace.Span, response: Any) -> Any:
+    _record_reply(llm, span, response, _facts(response))
+    genai.end(span)
+    return response
 
 
 async def _recorded_stream(llm: Any, span: trace.Span, stream: Any):
@@ -300,8 +288,9 @@ class LlamaIndexIntegration(Integration):
             return
         with self._lock:
             if cls not in self._llm_classes:
-                self._patches.wrap(cls, "achat", _wrap_achat, inherited=True)
-                self._patches.wrap(cls, "astream_chat", _wrap_astream_chat, inherited=True)
+                self._patches.wrap(cls, "achat", lambda f: _wrapped_llm_call(f, _recorded_reply), inherited=True)
+                self._patches.wrap(cls, "astream_chat", lambda f: _wrapped_llm_call(f, _recorded_stream),
+                                   inherited=True)
                 self._llm_classes.add(cls)
 
     def uninstall(self) -> None:
