@@ -282,13 +282,17 @@ class _Session:
         return fit_prompt(system=system, preamble=preamble, steps=steps, closing=closing,
                           max_tokens=self.o.max_prompt_tokens, count=self.o._count)
 
+    def _verdict(self, t: Trajectory, method: str, parse, text: str) -> Attribution:
+        """The answer read by ``parse``: decided, or undecided with the reason when it is malformed."""
+        r = parse(text, t.agents, {s.index for s in t.steps})
+        if not r.parsed:
+            return self.o._undecided(t, f"unparseable {method} output: {r.error}: {text[-300:]!r}")
+        return self.o._decided(t, r.agent, r.step, r.reason)
+
     async def agentracer(self, t: Trajectory) -> Attribution:
         p = build_prompt(t, with_ground_truth=self.o.with_ground_truth, max_tokens=self.o.max_prompt_tokens)
         text = await self.chat(p.messages())
-        r = parse_tracer_output(text, t.agents, {s.index for s in t.steps})
-        if not r.parsed:
-            return self.o._undecided(t, f"unparseable agentracer output: {r.error}: {text[-300:]!r}")
-        return self.o._decided(t, r.agent, r.step, r.reason)
+        return self._verdict(t, "agentracer", parse_tracer_output, text)
 
     async def all_at_once(self, t: Trajectory) -> Attribution:
         pre = _ww_preamble(t, self.o.with_ground_truth,
@@ -296,10 +300,7 @@ class _Session:
                            "Here's the conversation:")
         p = self._fit(t, WW_SYSTEM, pre, t.steps, ALL_AT_ONCE_QUESTION)
         text = await self.chat(p.messages())
-        r = parse_all_at_once(text, t.agents, {s.index for s in t.steps})
-        if not r.parsed:
-            return self.o._undecided(t, f"unparseable all_at_once output: {r.error}: {text[-300:]!r}")
-        return self.o._decided(t, r.agent, r.step, r.reason)
+        return self._verdict(t, "all_at_once", parse_all_at_once, text)
 
     async def step_by_step(self, t: Trajectory) -> Attribution:
         pre = _ww_preamble(t, self.o.with_ground_truth,
