@@ -126,7 +126,9 @@ def tool_result(span: Span, result: Any) -> None:
 
 
 def start_handoff(source: str | None, target: str, *, parent: Parent = None, start_time: int | None = None) -> Span:
-    """A handoff from ``source`` to ``target`` (read by the collector as the step's ``transfer_to``)."""
+    """A handoff from ``source`` to ``target``, under the turn that hands off. The collector reads the first
+    handoff of a turn as the step's ``transfer_to``; a turn with several gets a ``transfer_to_{target}``
+    tool call for each."""
     return _start(f"handoff {target}", SpanKind.INTERNAL, parent, {
         semconv.TRANSFER_TARGET: target, "agenttrace.transfer.source": source,
     }, start_time)
