@@ -15,7 +15,8 @@ Output is fixed at --new-tokens (default 64) via min_new_tokens = max_new_tokens
 
 (a) plain ``model.generate`` one trajectory at a time, (b) ``TracerAttributor.generate_batches``
 (length-sorted batches of --batch-size: each prompt prefilled alone from the instruction prefix's
-cache, prefilled once, then one batched decode; also run without prefix reuse), (c) the roofline:
+cache, prefilled once, then one batched decode in a static cache; unless --no-ablations also without
+prefix reuse and with a dynamic decode cache), (c) the roofline:
 prefill FLOPs (2 * params * tokens + causal attention 2 * layers * heads * head_dim * L^2) at the
 GPU's peak dense bf16 FLOP/s, plus decode bytes (the weights once per decode step for the whole
 batch + each sequence's KV cache per token) at its peak memory bandwidth. Ratios are
@@ -121,6 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lengths", default=LENGTHS_FILE, help="saved prompt lengths, used when --data has no files")
     ap.add_argument("--save-lengths", metavar="PATH", help="write the --data prompt lengths to PATH and exit")
     ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--no-ablations", action="store_true", help="only the default tracer path for (b)")
     args = ap.parse_args(argv)
     if args.save_lengths:
         lengths, _ = whowhen_lengths(args.data, 10**9)
@@ -206,20 +208,23 @@ def main(argv=None) -> int:
             sync()
             results["plain"] = time.perf_counter() - t0
 
-    for key, reuse in (("tracer", True), ("tracer_no_reuse", False)):
+    variants = {f"(b) tracer batched, bs={args.batch_size}": {}}
+    if not args.no_ablations:
+        variants["    same, no prefix reuse"] = {"reuse_prefix": False}
+        variants["    same, dynamic decode cache"] = {"decode_cache": "dynamic"}
+    for label, options in variants.items():
         att = TracerAttributor(model, tokenizer=_IdTokenizer(), device=str(device), max_new_tokens=args.new_tokens,
-                               batch_size=args.batch_size, generate_kwargs=fixed, reuse_prefix=reuse)
+                               batch_size=args.batch_size, generate_kwargs=fixed, **options)
         att._prefix_ids = prefix  # the instruction block's tokens (the bench's prompts are token ids, not text)
         with Progress(console=con) as prog:
-            task = prog.add_task(f"(b) TracerAttributor batched (bs={args.batch_size}, prefix reuse "
-                                 f"{'on' if reuse else 'off'})", total=len(prompts))
+            task = prog.add_task(label.strip(), total=len(prompts))
             sync()
             t0 = time.perf_counter()
             outs = att.generate_batches(prompts, progress=lambda k: prog.advance(task, k))
             sync()
-            results[key] = time.perf_counter() - t0
+            results[label] = time.perf_counter() - t0
         assert all(len(o) == args.new_tokens for o in outs)
-        assert att.stats["prefix_reused"] == (len(prompts) if reuse else 0)
+        assert att.stats["prefix_reused"] == (len(prompts) if att.reuse_prefix else 0)
 
     name = torch.cuda.get_device_name(0) if gpu else "cpu"
     peak = next((v for k, v in PEAKS.items() if k in name.upper()), None)
@@ -231,16 +236,15 @@ def main(argv=None) -> int:
     rows = []
     if "plain" in results:
         rows.append(("(a) plain generate, bs=1", results["plain"], roof1))
-    rows.append((f"(b) tracer batched, bs={args.batch_size}", results["tracer"], roofb))
-    rows.append(("    same, no prefix reuse", results["tracer_no_reuse"], roofb))
+    rows += [(label, results[label], roofb) for label in variants]
     con.print(f"{'path':34} {'s/traj':>9} {'traj/hour':>10} {'roofline s/traj':>16} {'measured/roofline':>18}")
     for label, secs, roof in rows:
         ratio = f"{secs / roof:.2f}x" if roof else "n/a"
         rs = f"{roof / n:.3f}" if roof else "n/a"
         con.print(f"{label:34} {secs / n:9.3f} {3600 * n / secs:10.1f} {rs:>16} {ratio:>18}")
     if "plain" in results:
-        con.print(f"speed-up of (b) over (a): {results['plain'] / results['tracer']:.2f}x "
-                  f"(without prefix reuse {results['plain'] / results['tracer_no_reuse']:.2f}x)")
+        for label in variants:
+            con.print(f"speed-up over (a): {results['plain'] / results[label]:.2f}x  {label.strip()}")
     ref = PEAKS["H200"]
     params_8b = _qwen3_params(QWEN3_8B)
     for bs in (1, args.batch_size):

@@ -107,7 +107,9 @@ def test_prefix_reuse_gives_the_same_tokens_as_without(tracer):
     assert tracer.stats["prefix_reused"] - reused_before == 3
     without = tracer.generate_tokens(prompts, reuse_prefix=False)
     one_by_one = [tracer.generate_tokens([p], reuse_prefix=False)[0] for p in prompts]
-    assert with_reuse == without == one_by_one == [_plain_generate(tracer, p) for p in prompts]
+    dynamic = TracerAttributor(tracer.model, tokenizer=tracer.tokenizer, device=DEVICE, decode_cache="dynamic",
+                               max_new_tokens=tracer.max_new_tokens).generate_tokens(prompts)
+    assert with_reuse == without == one_by_one == dynamic == [_plain_generate(tracer, p) for p in prompts]
     assert len({tuple(t) for t in without}) > 1  # the outputs really depend on the prompt
     # and the reused cache is really what the model reads: spoil it and the output changes
     saved = tracer._prefix_cache

@@ -22,7 +22,12 @@ for the last position only - and the caches are left-padded into one batch
 cache; ``generate`` then runs the last tokens and every decode step for the
 whole batch, where batching pays (the weights are read once per step for all
 rows). The attention mask hides the padding; generate derives position ids from
-its cumulative sum, so each row continues at its own length.
+its cumulative sum, so each row continues at its own length. The batch cache is
+a ``StaticCache`` sized for the prompt plus ``max_new_tokens`` (decode writes in
+place; ``decode_cache="dynamic"`` uses a ``DynamicCache``, which copies itself
+on every step). generate's automatic ``torch.compile`` for static caches is off
+(``disable_compile``): batch shapes differ, and each would compile anew; pass
+``generate_kwargs={"disable_compile": False}`` to try it.
 
 Prefix reuse: the instruction block is identical for every prompt, so its KV
 cache is prefilled once (a ``DynamicCache``) and kept; each prompt that starts
@@ -67,6 +72,7 @@ class TracerAttributor(Attributor):
         with_ground_truth: bool = True,
         batch_size: int = 4,
         reuse_prefix: bool = True,
+        decode_cache: str = "static",
         chat_template_kwargs: dict[str, Any] | None = None,
         generate_kwargs: dict[str, Any] | None = None,
         instructions: str = INSTRUCTIONS,
@@ -92,6 +98,9 @@ class TracerAttributor(Attributor):
                 attn_implementation = "sdpa"
         self.attn_implementation = attn_implementation
         self.reuse_prefix = reuse_prefix
+        if decode_cache not in ("static", "dynamic"):
+            raise AttributorError(f"decode_cache must be 'static' or 'dynamic', not {decode_cache!r}")
+        self.decode_cache = decode_cache
         self.max_new_tokens = max_new_tokens
         self.max_prompt_tokens = max_prompt_tokens
         self.with_ground_truth = with_ground_truth
@@ -227,11 +236,12 @@ class TracerAttributor(Attributor):
         kwargs: dict[str, Any] = dict(
             max_new_tokens=self.max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
             pad_token_id=self.pad_token_id, eos_token_id=sorted(self.eos_token_ids) or None,
+            disable_compile=True,  # a static cache would make generate compile the model for every batch shape
         )
         kwargs.update(self.generate_kwargs)
         with torch.inference_mode():
             kwargs[_cache_kwarg(self.model)] = self._left_padded_cache(
-                [self._prefill(p[:-1], prefix) for p in prompts], width - 1)
+                [self._prefill(p[:-1], prefix) for p in prompts], width - 1, room=kwargs["max_new_tokens"])
             out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         new = out[:, width:].tolist()
         self.stats["prompts"] += len(prompts)
@@ -274,11 +284,17 @@ class TracerAttributor(Attributor):
         out = self.model(input_ids=tensor, use_cache=True, logits_to_keep=1, **{_cache_kwarg(self.model): cache})
         return getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache
 
-    def _left_padded_cache(self, caches: list, length: int):
+    def _left_padded_cache(self, caches: list, length: int, *, room: int):
         """One batch cache of ``length`` positions from single-sequence caches, zeros on the left of shorter ones
-        (the attention mask hides them)."""
+        (the attention mask hides them). A static cache has ``room`` more positions for the decode steps, written
+        in place; a dynamic one grows by concatenation (a copy of the whole cache per step)."""
         torch = self._torch
-        merged = self._new_cache()
+        if self.decode_cache == "static":
+            from transformers import StaticCache
+
+            merged = StaticCache(config=self.model.config, max_cache_len=length + room)
+        else:
+            merged = self._new_cache()
         for layer in range(len(caches[0].layers)):
             keys, values = [], []
             for cache in caches:
