@@ -14,10 +14,10 @@ export PYTHONPATH="/tmp/site:$PWD:$PWD/collector:$PWD/integrations" PYTHONUNBUFF
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
   | tee -a "$OUT/gpu.txt"
-AGENTTRACE_TEST_DEVICE=cuda timeout 200 python3 -m pytest -q -p no:cacheprovider -o addopts="" \
+AGENTTRACE_TEST_DEVICE=cuda timeout 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" \
   tests/test_tracer_attributor.py tests/test_train.py 2>&1 | tee "$OUT/tests.log"
 tests=${PIPESTATUS[0]}
-timeout 280 python3 bench/attribution.py "$@" 2>&1 | tee "$OUT/bench.log"
+timeout 330 python3 bench/attribution.py "$@" 2>&1 | tee "$OUT/bench.log"
 bench=${PIPESTATUS[0]}
 echo "tests exit $tests, bench exit $bench" | tee -a "$OUT/gpu.txt"
 [ "$tests" = 0 ] && [ "$bench" = 0 ]
