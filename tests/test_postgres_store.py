@@ -15,6 +15,8 @@ import queue
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -24,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 import agenttrace
 from agenttrace.local_collector import LocalCollector
 from tests.crash import ingest_until_killed
-from agenttrace.models import Outcome
+from agenttrace.models import Attribution, Outcome
 from tests.conftest import flush
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,3 +201,96 @@ def test_every_acknowledged_span_survives_kill_9_during_ingest(pg_url, tmp_path)
         assert ids <= {r[0] for r in query(pg_url, "SELECT span_id FROM spans")}
     finally:
         again.stop()
+
+
+HOLD = 0x686f6c64  # "hold": the test's own advisory lock, on which a verdict insert waits after taking its seq
+
+
+def advisory_waiters(url: str) -> int:
+    return query(url, "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")[0][0]
+
+
+def until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_verdict_that_commits_after_a_later_one_is_not_skipped_by_the_feedback_cursor(pg_url):
+    """Two collectors on one database save verdicts at once: A takes seq n and is held before its commit (by a
+    trigger waiting on a lock the test holds), B takes n+1. A feedback reader between the two commits must not
+    move its cursor past A's verdict."""
+    from agenttrace_collector.store_postgres import PostgresStore
+
+    import psycopg
+
+    service = f"race-{os.urandom(4).hex()}"
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)  # two collectors' stores (the first creates the tables)
+    holder = psycopg.connect(pg_url, autocommit=True)
+    holder.execute("CREATE OR REPLACE FUNCTION hold_verdict() RETURNS trigger LANGUAGE plpgsql AS "
+                   f"$$ BEGIN PERFORM pg_advisory_xact_lock({HOLD}); RETURN NULL; END $$")
+    holder.execute("CREATE TRIGGER hold_verdict AFTER INSERT ON attributions FOR EACH ROW "
+                   "WHEN (NEW.reason = 'hold') EXECUTE FUNCTION hold_verdict()")
+    holder.execute("SELECT pg_advisory_lock(%s)", (HOLD,))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(a.save_attribution, Attribution(run_id=f"{service}-a", agent="x", step=0, reason="hold",
+                                                               attributor="test"), service)
+            until(lambda: advisory_waiters(pg_url) == 1)  # A has its seq and waits before committing
+            fast = pool.submit(b.save_attribution, Attribution(run_id=f"{service}-b", agent="x", step=0,
+                                                               attributor="test"), service)
+            until(lambda: fast.done() or advisory_waiters(pg_url) == 2)
+
+            seen = a.attributions(after=0, service=service)  # what the feedback long-poll reads
+            cursor = max([0] + [v.seq for v in seen])
+            holder.execute("SELECT pg_advisory_unlock(%s)", (HOLD,))
+            saved = [slow.result(timeout=10), fast.result(timeout=10)]
+        seen += a.attributions(after=cursor, service=service)
+        assert sorted(v.run_id for v in seen) == [f"{service}-a", f"{service}-b"]
+        assert [v.seq for v in seen] == sorted(v.seq for v in saved)
+    finally:
+        holder.execute("DROP TRIGGER hold_verdict ON attributions")
+        holder.close()
+        a.close()
+        b.close()
+
+
+def test_two_collectors_on_one_database_deliver_each_verdict_once(pg_url, tmp_path):
+    """Two collector processes share the database; failed runs are sent to both in turn, and both pipelines
+    compete for every trace. A feedback client reading one of them gets each run's verdict exactly once."""
+    from agenttrace.feedback import FeedbackClient
+
+    team = load_team().ResearchTeam(seed_error=True)
+    args = dict(attributor="cpu", extra_args=("--settle", "0.2"))
+    with LocalCollector(pg_url, log_file=tmp_path / "c1.log", **args) as c1, \
+            LocalCollector(pg_url, log_file=tmp_path / "c2.log", **args) as c2:
+        delivered: queue.Queue = queue.Queue()
+        reader = FeedbackClient(c2.endpoint, None, own_runs_only=False, poll_wait=1.0)
+        reader.subscribe(lambda a: delivered.put(a.run_id))
+        runs: list[str] = []
+        try:
+            for c in (c1, c2, c1, c2):
+                agenttrace.instrument(endpoint=c.endpoint, service_name="pg-two-collectors", frameworks=[])
+                try:
+                    runs += [team.solve().run_id for _ in range(10)]
+                    flush()
+                finally:
+                    agenttrace.uninstrument()
+            got: list[str] = []  # every verdict the client got, this module's earlier ones too
+            deadline = time.monotonic() + 60
+            while not set(runs) <= set(got) and time.monotonic() < deadline:
+                try:
+                    got.append(delivered.get(timeout=1))
+                except queue.Empty:
+                    pass
+            time.sleep(1.5)  # a duplicate would arrive within a long-poll or two
+            while not delivered.empty():
+                got.append(delivered.get())
+        finally:
+            reader.close()
+    assert sorted(r for r in got if r in runs) == sorted(runs)
+    per_run = query(pg_url, "SELECT run_id, COUNT(*) FROM attributions WHERE run_id = ANY(%s) GROUP BY run_id", runs)
+    assert sorted(per_run) == sorted((run_id, 1) for run_id in runs)
+    lessons = query(pg_url, "SELECT run_id, COUNT(*) FROM lessons WHERE run_id = ANY(%s) GROUP BY run_id", runs)
+    assert all(n == 1 for _, n in lessons)

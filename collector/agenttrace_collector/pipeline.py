@@ -1,7 +1,9 @@
 """After ingest: assemble due traces into trajectories, judge them, attribute the failed ones.
 
 Runs on its own thread, woken by each commit and by a timer. Stages talk in
-plain data: spans -> Trajectory -> judged Trajectory -> Attribution.
+plain data: spans -> Trajectory -> judged Trajectory -> Attribution. A trace is
+processed under ``store.claim_trace``, so that of several collectors on one
+PostgreSQL database only one assembles and attributes it at a time.
 """
 
 from __future__ import annotations
@@ -57,13 +59,17 @@ class Pipeline:
     def process_due(self) -> int:
         done = 0
         while not self._stop.is_set():
-            due = self.store.due_traces(self.settle_s, self.idle_timeout_s)
-            if not due:
+            claimed = 0
+            for trace_id, root_ended, seen in self.store.due_traces(self.settle_s, self.idle_timeout_s):
+                with self.store.claim_trace(trace_id) as mine:
+                    if not mine:
+                        continue  # another collector on this database has it (PostgreSQL)
+                    self.process_trace(trace_id, root_ended)
+                    self.store.mark_assembled(trace_id, seen)
+                    claimed += 1
+            if not claimed:  # none due, or all taken by others: wait for the next wake or tick
                 return done
-            for trace_id, root_ended, seen in due:
-                self.process_trace(trace_id, root_ended)
-                self.store.mark_assembled(trace_id, seen)
-                done += 1
+            done += claimed
         return done
 
     def process_trace(self, trace_id: bytes, root_ended: bool) -> None:
@@ -87,6 +93,10 @@ class Pipeline:
                                   reason=f"attributor failed: {exc}", attributor=self.attributor.name)
         self.store_lesson(verdict, trajectory)  # before the verdict, so whoever sees the verdict finds its lesson
         saved = self.store.save_attribution(verdict, trajectory.service)
+        if saved is None:  # another collector's came first (a claim lost with its connection): it stands,
+            # and the run may keep two lessons
+            log.info("run.already_attributed", run_id=verdict.run_id)
+            return
         log.info("run.attributed", run_id=saved.run_id, agent=saved.agent, step=saved.step,
                  attributor=saved.attributor, seconds=round(time.perf_counter() - started, 4))
         with self.verdicts:

@@ -8,7 +8,11 @@ schema and the bulk span insert. ``Store`` is SQLite (WAL), the default;
 
 SQLite: one writer connection, used only by the ingest writer thread and the
 pipeline under ``write_lock``; readers get their own connection per thread, which
-WAL lets run beside the writer.
+WAL lets run beside the writer. The feedback cursor (``attributions.seq``) is safe
+here as it is: SQLite has one write transaction at a time per database file, and a
+verdict's seq is assigned inside it, so verdicts commit in seq order. A SQLite file
+is for one collector (``claim_trace`` claims nothing); several collectors share a
+PostgreSQL database instead (``store_postgres``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import sqlite3
 from abc import ABC, abstractmethod
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +105,9 @@ class SqlStore(ABC):
     """The queries both back ends share (``?`` placeholders). A subclass provides the connections:
 
     ``_read(sql, args)`` -> all rows, on a reader connection; ``_write(sql, args, returning=False)`` -> the
-    row count (or the first column of the first returned row), committed before it returns, under
-    ``write_lock``; and ``write_spans``, ``close``.
+    row count (or the first column of the first returned row, None if none), committed before it returns,
+    under ``write_lock``; and ``write_spans``, ``close``. PostgreSQL also overrides ``claim_trace`` and
+    ``_insert_verdict``, for several collectors on one database.
     """
 
     write_lock: threading.Lock
@@ -136,6 +142,14 @@ class SqlStore(ABC):
             (now - settle_s, now - idle_timeout_s, limit),
         )
         return [(tid, bool(root), seen) for tid, root, seen in rows]
+
+    @contextmanager
+    def claim_trace(self, trace_id: bytes) -> Iterator[bool]:
+        """``with store.claim_trace(tid) as mine:`` - True when this collector may process the trace now.
+
+        One collector per SQLite file, so always True here.
+        """
+        yield True
 
     def mark_assembled(self, trace_id: bytes, seen_before: float) -> None:
         """Marks a trace done unless spans arrived after ``seen_before`` (then it is assembled again)."""
@@ -179,14 +193,17 @@ class SqlStore(ABC):
     def has_attribution(self, run_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM attributions WHERE run_id = ? LIMIT 1", (run_id,)))
 
-    def save_attribution(self, a: Attribution, service: str | None) -> Attribution:
-        seq = self._write(
+    def save_attribution(self, a: Attribution, service: str | None) -> Attribution | None:
+        """Stores the run's verdict with its feedback seq; None (nothing stored) if the run has one already."""
+        seq = self._insert_verdict(
             "INSERT INTO attributions (run_id, service, agent, step, reason, attributor, confidence, created_at) "
-            "VALUES (?,?,?,?,?,?,?,?) RETURNING seq",
-            (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at),
-            returning=True,
+            "SELECT ?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) RETURNING seq",
+            (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at, a.run_id),
         )
-        return a.model_copy(update={"seq": seq})
+        return None if seq is None else a.model_copy(update={"seq": seq})
+
+    def _insert_verdict(self, sql: str, args: Sequence[Any]) -> int | None:
+        return self._write(sql, args, returning=True)
 
     def attributions(self, *, after: int = 0, service: str | None = None, run_id: str | None = None,
                      limit: int = 100) -> list[Attribution]:
@@ -258,7 +275,10 @@ class Store(SqlStore):
     def _write(self, sql: str, args: Sequence[Any] = (), *, returning: bool = False) -> Any:
         with self.write_lock:  # autocommit: the statement is committed when it has run
             cur = self._writer.execute(sql, args)
-            return cur.fetchone()[0] if returning else cur.rowcount
+            if not returning:
+                return cur.rowcount
+            row = cur.fetchone()
+            return row[0] if row else None
 
     def close(self) -> None:
         with self.write_lock:

@@ -9,9 +9,27 @@ default) before the method returns, and a request is acknowledged only after
 that. Spans go in by binary ``COPY`` into a temporary staging table, then one
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: a span sent twice is stored once.
 
-The feedback cursor (``attributions.seq``, a BIGSERIAL) relies on verdicts being
-committed in ``seq`` order, which one collector per database guarantees (its
-pipeline thread is the only writer of verdicts).
+Several collectors may share one database:
+
+- The feedback cursor (``attributions.seq``, a BIGSERIAL) needs verdicts to
+  become visible in ``seq`` order: otherwise a reader that sees seq 6 moves its
+  cursor past a seq 5 still uncommitted elsewhere, and never gets it. So a
+  verdict is inserted in a transaction that first takes one advisory lock
+  (``pg_advisory_xact_lock(VERDICT_LOCK)``), and ``nextval`` runs under it: the
+  next verdict's seq is taken only after the previous one has committed (the lock
+  is released after the commit is visible). Verdicts are rare, so serialising them
+  costs nothing worth measuring; the alternative, a reader that stops before the
+  oldest open transaction's seq (xid8 bookkeeping), is more code for no gain here.
+  The insert also skips a run that has a verdict already: one verdict per run.
+- Every collector's pipeline polls the same due traces. ``claim_trace`` takes a
+  session advisory lock on the trace (``pg_try_advisory_lock(CLAIMS, key)``, on
+  a connection of its own) for as long as it is being assembled and attributed;
+  another collector skips it, so one attributor call is made per run. A collector
+  that dies drops its session and so its claims; the trace is still unassembled
+  and another collector takes it. The key is 32 bits of the trace id: two traces
+  that share it are processed one after the other, not together. Should a claim's
+  connection break mid-way, a second collector may attribute the run as well: its
+  verdict is not stored (one per run), its lesson is.
 """
 
 from __future__ import annotations
@@ -19,7 +37,8 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -87,6 +106,10 @@ CREATE TABLE IF NOT EXISTS lessons (
 
 # Taken while creating the schema, so that collectors starting together on one database don't race.
 SCHEMA_LOCK = 0x61677472  # "agtr"
+# Held by each verdict insert until it commits, so that verdicts commit in seq order (see the module docstring).
+VERDICT_LOCK = 0x61677476  # "agtv"
+# The first key of a trace's claim; the second is the trace id's first 4 bytes.
+CLAIMS = 0x61677463  # "agtc"
 
 # Rows of the staging table are dropped at each commit of the writer connection.
 STAGING = "CREATE TEMP TABLE IF NOT EXISTS spans_in (LIKE spans) ON COMMIT DELETE ROWS"
@@ -122,6 +145,8 @@ class PostgresStore(SqlStore):
         self.write_lock = threading.Lock()
         self._idle: list[psycopg.Connection] = []
         self._idle_lock = threading.Lock()
+        self._claims: psycopg.Connection | None = None  # opened by the first claim_trace
+        self._claims_lock = threading.Lock()
         with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             for statement in SCHEMA.split(";"):
@@ -143,6 +168,9 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         with self.write_lock:
             self._writer.close()
+        with self._claims_lock:
+            if self._claims is not None:
+                self._claims.close()
         with self._idle_lock:
             idle, self._idle = self._idle, []
         for conn in idle:
@@ -166,7 +194,40 @@ class PostgresStore(SqlStore):
     def _write(self, sql: str, args: Sequence[Any] = (), *, returning: bool = False) -> Any:
         with self.write_lock:  # autocommit: the statement is committed when it has run
             cur = self._writer_conn().execute(_pg(sql), _args(args))
-            return cur.fetchone()[0] if returning else cur.rowcount
+            if not returning:
+                return cur.rowcount
+            row = cur.fetchone()
+            return row[0] if row else None
+
+    def _insert_verdict(self, sql: str, args: Sequence[Any]) -> int | None:
+        """The verdict insert, its seq taken under ``VERDICT_LOCK`` and committed before the lock is let go."""
+        with self.write_lock:
+            conn = self._writer_conn()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (VERDICT_LOCK,))
+                row = conn.execute(_pg(sql), _args(args)).fetchone()
+            return row[0] if row else None
+
+    @contextmanager
+    def claim_trace(self, trace_id: bytes) -> Iterator[bool]:
+        """True when no other collector is processing the trace and it is still unassembled; held until the end."""
+        key = (CLAIMS, int.from_bytes(trace_id[:4], "big", signed=True))
+        with self._claims_lock:
+            if self._claims is None or self._claims.closed or self._claims.broken:
+                self._claims = psycopg.connect(self.url, autocommit=True)
+            conn = self._claims
+            mine = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
+            if mine and not conn.execute("SELECT 1 FROM traces WHERE trace_id = %s AND assembled_at IS NULL",
+                                         (trace_id,)).fetchone():
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)  # another collector did it meanwhile
+                mine = False
+        try:
+            yield mine
+        finally:
+            if mine:
+                with self._claims_lock:
+                    if not conn.broken:  # a broken connection's session, and its locks, are gone already
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
     def write_spans(self, batch: Sequence[SpanRow]) -> None:
         """Commits spans (a span seen before is kept once) and marks their traces for assembly."""
