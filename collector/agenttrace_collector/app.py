@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from agenttrace.attribution import get_attributor
 from agenttrace.logs import get_logger
@@ -18,6 +21,7 @@ from agenttrace_collector.receiver import grpc_server, http_router
 from agenttrace_collector.store import open_store
 
 log = get_logger("agenttrace.collector")
+UI_DIR = Path(__file__).parent / "ui"
 
 
 class Collector:
@@ -33,6 +37,8 @@ class Collector:
                            description="OTLP trace receiver, run trajectories and failure attributions.")
         self.app.include_router(http_router(self.writer, config.max_body_bytes))
         self.app.include_router(api_router(self.store, self.writer, config.attributor))
+        self.app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
+        self.app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
         self.grpc = None
 
     async def serve(self) -> None:
@@ -45,7 +51,7 @@ class Collector:
         server = uvicorn.Server(uvicorn.Config(self.app, host=cfg.host, port=cfg.http_port, log_level="warning",
                                                access_log=False, lifespan="off"))
         log.info("collector.http", address=f"http://{cfg.host}:{cfg.http_port}", db=_masked(cfg.db),
-                 attributor=cfg.attributor)
+                 attributor=cfg.attributor, ui=f"http://{cfg.host}:{cfg.http_port}/ui/")
         try:
             await server.serve()
         finally:
