@@ -117,8 +117,20 @@ class LabelledTrajectory(BaseModel):
     label: Label | None = None
 
 
+class Candidate(BaseModel):
+    """One (agent, step) an attributor considered, with its probability of being the decisive error."""
+
+    agent: str
+    step: int
+    probability: float
+
+
 class Attribution(BaseModel):
-    """The verdict on a failed run: which agent, at which step, and why."""
+    """The verdict on a failed run: which agent, at which step, and why.
+
+    ``candidates`` are the attributor's top choices, best first (the verdict's own agent and step lead);
+    ``uncertain`` is set when its calibrated confidence is below the attributor's threshold.
+    """
 
     run_id: str
     agent: str | None
@@ -126,6 +138,8 @@ class Attribution(BaseModel):
     reason: str = ""
     attributor: str
     confidence: float | None = None
+    candidates: list[Candidate] = Field(default_factory=list)
+    uncertain: bool = False
     seq: int | None = None
     created_at: float = Field(default_factory=time.time)
 
