@@ -115,6 +115,7 @@ class LabelledTrajectory(BaseModel):
     subset: str
     trajectory: Trajectory
     label: Label | None = None
+    tags: dict[str, str] = Field(default_factory=dict)  # e.g. framework, topology, error kind, error position
 
 
 class Candidate(BaseModel):
