@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,11 +16,13 @@ from agenttrace.models import Outcome, Step, Trajectory
 from agenttrace.testing.scripted_llm import ScriptedLLM
 
 
+AGENTS = ["Planner", "Coder", "Executor", "Verifier"]
+
+
 def _run(n: int = 8, run_id: str = "r1") -> Trajectory:
-    agents = ["Planner", "Coder", "Executor", "Verifier"]
     return Trajectory(
         run_id=run_id, task="What is 6*7?", expected="42", outcome=Outcome.FAILURE,
-        steps=[Step(index=i, agent=agents[i % 4], content=f"content of step {i}") for i in range(n)],
+        steps=[Step(index=i, agent=AGENTS[i % 4], content=f"content of step {i}") for i in range(n)],
     )
 
 
@@ -121,6 +124,99 @@ def test_registry_and_env_defaults(monkeypatch):
         OpenAIAttributor(base_url="http://x/v1", model="m", method="guess")
 
 
+# ---------------------------------------------------------------- Abduct-Act-Predict
+
+def _a2p(*hypotheses: tuple, reasoning: str = "Step by step, what if each step had been right?") -> str:
+    """An A2P answer: reasoning, then the hypotheses (step, agent, prediction, probability) as the JSON object."""
+    items = [{"step": step, "agent": agent, "abduction": f"cause at {step}", "action": f"fix {step}",
+              "prediction": prediction, "probability": p} for step, agent, prediction, p in hypotheses]
+    return f"{reasoning}\n```json\n{json.dumps({'hypotheses': items})}\n```"
+
+
+def test_a2p_sends_the_whole_run_once_with_the_abduct_act_predict_scaffold():
+    with ScriptedLLM([_a2p((5, "Coder", "success", 0.8))]) as llm:
+        a = _att(llm, method="a2p").attribute(_run())
+    assert len(llm.requests) == 1  # the paper's single pass, not one call per step
+    system, user = llm.requests[0]["messages"][0]["content"], _user(llm.requests[0])
+    for part in ("Abduct", "minimal correction", "Predict", "earliest step whose correction", '"hypotheses"'):
+        assert part in system
+    assert "Task:\nWhat is 6*7?" in user and "Ground truth (expected answer):\n42" in user
+    assert all(f"Step {i} - {agent} (assistant):\ncontent of step {i}" in user
+               for i, agent in enumerate(AGENTS * 2))
+    assert (a.agent, a.step, a.attributor) == ("Coder", 5, "openai")
+    assert a.reason == "cause: cause at 5; minimal correction: fix 5; predicted: the corrected run succeeds (p=0.80)"
+
+
+def test_a2p_blames_the_earliest_step_whose_correction_saves_the_run():
+    # listed out of order; step 6 is the likeliest fix, but fixing step 3 already saves the run
+    reply = _a2p((6, "Executor", "success", 0.9), (2, "Executor", "failure", 0.1), (3, "Verifier", "success", 0.6))
+    with ScriptedLLM([reply, reply]) as llm:
+        a = _att(llm, method="a2p").attribute(_run())
+        strict = _att(llm, method="a2p", uncertain_below=0.6).attribute(_run())
+    assert (a.agent, a.step) == ("Verifier", 3)
+    # P(step k is the earliest fix) = p_k * prod(1 - p_j), j the examined steps before k
+    assert a.confidence == pytest.approx(0.6 * 0.9)
+    assert [(c.agent, c.step) for c in a.candidates] == [("Verifier", 3), ("Executor", 6), ("Executor", 2)]
+    assert [c.probability for c in a.candidates] == pytest.approx([0.54, 0.9 * 0.9 * 0.4, 0.1])
+    assert not a.uncertain and strict.uncertain  # 0.54 is below a 0.6 threshold
+
+
+def test_a2p_reads_tolerantly_and_gives_no_candidates_without_probabilities():
+    decoy = json.dumps({"hypotheses": [{"step": 0, "agent": "Planner", "abduction": "a", "action": "b",
+                                        "prediction": "success"}]})
+    reply = (f"<think>a first draft: {decoy}</think>Final analysis.\n"
+             '{"hypotheses": [{"step": "Step 1", "agent": "coder", "abduction": "misread the task", '
+             '"action": "multiply 6 by 7", "prediction": "Success - the answer becomes 42"}]}')
+    with ScriptedLLM([reply]) as llm:
+        a = _att(llm, method="a2p").attribute(_run())
+    assert (a.agent, a.step) == ("Coder", 1)  # the answer outside <think>, names matched as elsewhere
+    assert (a.confidence, a.candidates, a.uncertain) == (None, [], False)
+
+
+def test_a2p_undecided_when_no_correction_saves_the_run():
+    with ScriptedLLM([_a2p((4, "Planner", "failure", 0.2), (1, "Coder", "failure", 0.3))]) as llm:
+        a = _att(llm, method="a2p").attribute(_run())
+    assert (a.agent, a.step, a.candidates) == (None, None, [])
+    assert a.reason == "a2p: no correction of the steps examined (1, 4) is predicted to make the run succeed"
+
+
+@pytest.mark.parametrize("reply,why", [
+    ("The coder got it wrong at step 5.", 'no JSON object with a "hypotheses" list'),
+    ('{"hypotheses": []}', '"hypotheses" is not a non-empty list'),
+    ('{"hypotheses": [{"step": 5, "agent": "Coder", "abduction": "x", "prediction": "success"}]}',
+     "hypothesis 1 has no 'action'"),
+    (_a2p((5, "Coder", "maybe", None)), "hypothesis 1: prediction 'maybe' is neither success nor failure"),
+    (_a2p((5, "Coder", "success", 1.5)), "hypothesis 1: probability 1.5 is not between 0 and 1"),
+    (_a2p((2, "Executor", "failure", 0.1), (5, "Nobody", "success", 0.9)),
+     "hypothesis 2: agent 'Nobody' is not one of the run's agents"),
+    (_a2p((5, "Coder", "success", 0.9), (5, "Coder", "failure", 0.1)), "step 5 has two hypotheses"),
+    (_a2p((12, "Coder", "success", 0.9)), "hypothesis 1: step 12 is not a step of the run"),
+])
+def test_a2p_malformed_answer_is_undecided_and_says_why(reply, why):
+    with ScriptedLLM([reply]) as llm:
+        a = _att(llm, method="a2p").attribute(_run())
+    assert (a.agent, a.step) == (None, None)
+    assert a.reason.startswith(f"unparseable a2p output: {why}")
+
+
+def test_a2p_is_chosen_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from agenttrace.cli_eval import attribute_command
+
+    path = tmp_path / "run.json"
+    path.write_text(_run().model_dump_json())
+    with ScriptedLLM([_a2p((3, "Verifier", "success", 0.7))]) as llm:
+        result = CliRunner().invoke(attribute_command, [
+            str(path), "--attributor", "openai", "-o", "method=a2p", "-o", f"base_url={llm.base_url}",
+            "-o", "model=m", "--json"])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.output)
+    assert (verdict["agent"], verdict["step"], verdict["confidence"]) == ("Verifier", 3, 0.7)
+    assert verdict["candidates"] == [{"agent": "Verifier", "step": 3, "probability": 0.7}]
+    assert "Abduct" in llm.requests[0]["messages"][0]["content"]
+
+
 # ---------------------------------------------------------------- accounting
 
 def test_token_and_cost_accounting_sums_usage():
@@ -140,44 +236,27 @@ def test_token_and_cost_accounting_sums_usage():
 
 # ---------------------------------------------------------------- concurrency
 
-class _SlowLLM(ScriptedLLM):
-    """ScriptedLLM that holds each request open a while and counts how many are in flight at once."""
-
-    def __init__(self, script, delay: float) -> None:
-        super().__init__(script)
-        self.delay = delay
-        self.in_flight = 0
-        self.peak = 0
-        self._count_lock = threading.Lock()
-
-    def next_reply(self, body):
-        with self._count_lock:
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-        try:
-            time.sleep(self.delay)
-            return super().next_reply(body)
-        finally:
-            with self._count_lock:
-                self.in_flight -= 1
+def _tracer_by_task(body) -> str:
+    """A tracer's answer for the run the prompt is about: run k's decisive step is k % 8."""
+    k = int(re.search(r"Which step broke run (\d+)\?", _user(body)).group(1))
+    return f"<think>run {k} went wrong at step {k % 8}</think><answer>{AGENTS[k % 4]} | {k % 8}</answer>"
 
 
-def _by_run(body) -> str:
-    run = next(line for line in _user(body).splitlines() if line.startswith("Step 0 - "))
-    return "<answer>Planner | 0</answer>" if run else ""
-
-
-def test_batch_runs_concurrently_under_the_limit():
-    runs = [_run(4, run_id=f"r{k}") for k in range(8)]
-    with _SlowLLM(_by_run, delay=0.2) as llm:
-        att = _att(llm, max_concurrency=3)
+def test_vllm_path_batching_comes_from_concurrent_requests():
+    """A tracer checkpoint behind `vllm serve CKPT --served-model-name tracer`: vLLM batches the requests that are
+    in flight together, so attribute_batch's concurrency is the batch. Stand-in: the scripted server, 0.3 s a reply."""
+    n, limit, delay = 24, 8, 0.3
+    runs = [_run(8, run_id=f"r{k}").model_copy(update={"task": f"Which step broke run {k}?"}) for k in range(n)]
+    with ScriptedLLM(_tracer_by_task, model="tracer", delay_s=delay) as llm:
+        att = _att(llm, model="tracer", max_concurrency=limit, max_tokens=1024)
         t0 = time.perf_counter()
         out = att.attribute_batch(runs)
         elapsed = time.perf_counter() - t0
-    assert [a.run_id for a in out] == [f"r{k}" for k in range(8)]
-    assert all((a.agent, a.step) == ("Planner", 0) for a in out)
-    assert llm.peak == 3  # concurrent, but never more than the limit
-    assert elapsed < 8 * 0.2 * 0.75  # well under the serial time (1.6 s); 3 waves of 0.2 s
+    assert [(a.run_id, a.agent, a.step) for a in out] == [(f"r{k}", AGENTS[k % 4], k % 8) for k in range(n)]
+    assert llm.peak_in_flight == limit  # requests overlapped, never more than the limit
+    assert {(b["model"], b["max_tokens"]) for b in llm.requests} == {("tracer", 1024)}
+    assert att.stats.requests == n
+    assert elapsed < n * delay / 3  # serial would take n * delay = 7.2 s; 3 waves of 8 take about 0.9 s
 
 
 def test_attribute_works_inside_a_running_event_loop():

@@ -13,6 +13,14 @@ Methods (``method=``):
 * ``"binary_search"`` - Who&When: show the current range of steps and ask which
   half holds the decisive error (``upper half`` = the first half, ``lower half`` =
   the second); about log2(n) calls, the last remaining step is the verdict.
+* ``"a2p"`` - Abduct-Act-Predict (arXiv 2509.10401): one call with the whole run, as the
+  paper's single-pass scaffold; for every step that could hold the decisive error the
+  model abduces its hidden cause, states a minimal correction and predicts whether the
+  corrected run succeeds, ending with ``{"hypotheses": [...]}`` (``prompt.A2P_INSTRUCTIONS``).
+  The verdict is the earliest step whose correction is predicted to succeed
+  (``parse.earliest_fix``); with probabilities it carries ``confidence``, the top
+  ``candidates`` and ``uncertain`` (confidence below ``uncertain_below``, 0.5 by default,
+  not calibrated). No correction predicted to succeed gives an undecided verdict.
 
 An answer that cannot be read gives ``Attribution(agent=None, step=None,
 reason="unparseable ...")``, never a guess.
@@ -47,14 +55,14 @@ from typing import Any
 import httpx
 
 from agenttrace.attribution.base import Attributor, AttributorError
-from agenttrace.attribution.parse import parse_all_at_once, parse_half, parse_tracer_output, parse_yes_no
-from agenttrace.attribution.prompt import build_prompt, fit_prompt, token_counter
+from agenttrace.attribution.parse import parse_a2p, parse_all_at_once, parse_half, parse_tracer_output, parse_yes_no
+from agenttrace.attribution.prompt import A2P_CLOSING, A2P_INSTRUCTIONS, build_prompt, fit_prompt, token_counter
 from agenttrace.logs import get_logger
-from agenttrace.models import Attribution, Step, Trajectory
+from agenttrace.models import Attribution, Candidate, Step, Trajectory
 
 log = get_logger(__name__)
 
-METHODS = ("agentracer", "all_at_once", "step_by_step", "binary_search")
+METHODS = ("agentracer", "all_at_once", "step_by_step", "binary_search", "a2p")
 RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 
 WW_SYSTEM = "You are a helpful assistant skilled in analyzing conversations."
@@ -129,11 +137,14 @@ class OpenAIAttributor(Attributor):
         price_per_1m_output: float = 0.0,
         extra_body: dict[str, Any] | None = None,
         on_error: str = "raise",
+        uncertain_below: float = 0.5,
     ) -> None:
         if method not in METHODS:
             raise AttributorError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
         if on_error not in ("raise", "record"):
             raise AttributorError("on_error must be 'raise' or 'record'")
+        if not 0.0 <= uncertain_below <= 1.0:
+            raise AttributorError(f"uncertain_below must be between 0 and 1, not {uncertain_below!r}")
         base_url = base_url or os.environ.get("AGENTTRACE_OPENAI_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
             raise AttributorError("no base_url: pass one or set AGENTTRACE_OPENAI_BASE_URL / OPENAI_BASE_URL")
@@ -155,6 +166,7 @@ class OpenAIAttributor(Attributor):
         self.max_prompt_tokens = max_prompt_tokens
         self.extra_body = dict(extra_body or {})
         self.on_error = on_error
+        self.uncertain_below = uncertain_below
         self.stats = UsageStats(price_per_1m_input=price_per_1m_input, price_per_1m_output=price_per_1m_output)
         self._lock = threading.Lock()
         self._count = token_counter()
@@ -201,8 +213,11 @@ class OpenAIAttributor(Attributor):
     def _undecided(self, t: Trajectory, reason: str) -> Attribution:
         return Attribution(run_id=t.run_id, agent=None, step=None, reason=reason, attributor=self.name)
 
-    def _decided(self, t: Trajectory, agent: str, step: int, reason: str) -> Attribution:
-        return Attribution(run_id=t.run_id, agent=agent, step=step, reason=reason, attributor=self.name)
+    def _decided(self, t: Trajectory, agent: str, step: int, reason: str, *, confidence: float | None = None,
+                 candidates: Sequence[Candidate] = ()) -> Attribution:
+        return Attribution(run_id=t.run_id, agent=agent, step=step, reason=reason, attributor=self.name,
+                           confidence=confidence, candidates=list(candidates),
+                           uncertain=confidence is not None and confidence < self.uncertain_below)
 
     def _account(self, usage: dict[str, Any] | None, *, retries: int = 0, failed: bool = False) -> None:
         with self._lock:
@@ -283,16 +298,24 @@ class _Session:
                           max_tokens=self.o.max_prompt_tokens, count=self.o._count)
 
     def _verdict(self, t: Trajectory, method: str, parse, text: str) -> Attribution:
-        """The answer read by ``parse``: decided, or undecided with the reason when it is malformed."""
+        """The answer read by ``parse``: decided, or undecided with the reason when it is malformed or names no step."""
         r = parse(text, t.agents, {s.index for s in t.steps})
         if not r.parsed:
             return self.o._undecided(t, f"unparseable {method} output: {r.error}: {text[-300:]!r}")
-        return self.o._decided(t, r.agent, r.step, r.reason)
+        if r.step is None:
+            return self.o._undecided(t, f"{method}: {r.reason}")
+        return self.o._decided(t, r.agent, r.step, r.reason, confidence=r.confidence, candidates=r.candidates)
 
     async def agentracer(self, t: Trajectory) -> Attribution:
         p = build_prompt(t, with_ground_truth=self.o.with_ground_truth, max_tokens=self.o.max_prompt_tokens)
         text = await self.chat(p.messages())
         return self._verdict(t, "agentracer", parse_tracer_output, text)
+
+    async def a2p(self, t: Trajectory) -> Attribution:
+        p = build_prompt(t, with_ground_truth=self.o.with_ground_truth, max_tokens=self.o.max_prompt_tokens,
+                         instructions=A2P_INSTRUCTIONS, closing=A2P_CLOSING)
+        text = await self.chat(p.messages())
+        return self._verdict(t, "a2p", parse_a2p, text)
 
     async def all_at_once(self, t: Trajectory) -> Attribution:
         pre = _ww_preamble(t, self.o.with_ground_truth,

@@ -10,6 +10,11 @@ Two formats:
   ``Coder at step 3``.
 * Who&When all-at-once: ``Agent Name: X`` / ``Step Number: Y`` /
   ``Reason for Mistake: Z`` (``parse_all_at_once``), markdown bold tolerated.
+* Abduct-Act-Predict: free reasoning ending with a JSON object
+  ``{"hypotheses": [{"step", "agent", "abduction", "action", "prediction", "probability"}]}``
+  (``parse_a2p``); the last such object outside ``<think>`` counts. The verdict is the
+  earliest step whose correction is predicted to succeed (see ``earliest_fix``); a
+  well-formed answer in which no correction succeeds is parsed but names no step.
 
 Agent names are matched to the trajectory's agents: exactly, then
 case-insensitively, then ignoring non-alphanumerics (``web_surfer`` ->
@@ -22,9 +27,13 @@ saying why. ``ParsedAnswer.require()`` raises ``ParseError`` instead.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from agenttrace.models import Candidate
 
 
 class ParseError(ValueError):
@@ -39,6 +48,8 @@ class ParsedAnswer:
     reason: str = ""
     error: str | None = None
     raw: str = ""
+    confidence: float | None = None
+    candidates: tuple[Candidate, ...] = ()
 
     def require(self) -> ParsedAnswer:
         if not self.parsed:
@@ -225,4 +236,154 @@ def parse_half(text: str) -> str | None:
     halves = {"upper" if f in ("upper", "first") else "lower" for f in found}
     if len(halves) == 1:
         return halves.pop()
+    return None
+
+
+# ---------------------------------------------------------------- Abduct-Act-Predict
+
+TOP_CANDIDATES = 5
+_SUCCESS = frozenset({"success", "successful", "succeeds", "succeed", "yes", "true"})
+_FAILURE = frozenset({"failure", "fails", "fail", "failed", "no", "false"})
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One step examined by A2P: the cause abduced, the minimal correction, the predicted outcome."""
+
+    agent: str
+    step: int
+    abduction: str
+    action: str
+    succeeds: bool
+    probability: float | None  # the model's chance that the corrected run succeeds, when it gave one
+
+
+def parse_a2p(
+    text: str, agents: Sequence[str] | None = None, steps: Collection[int] | None = None
+) -> ParsedAnswer:
+    """An A2P answer read into hypotheses, and the earliest-fixing rule applied to them."""
+    raw = text or ""
+    try:
+        hypotheses = read_hypotheses(raw, agents, steps)
+    except ParseError as exc:
+        return _fail(raw, str(exc))
+    return earliest_fix(hypotheses, raw)
+
+
+def read_hypotheses(
+    text: str, agents: Sequence[str] | None = None, steps: Collection[int] | None = None
+) -> list[Hypothesis]:
+    """The hypotheses of the last ``{"hypotheses": [...]}`` object outside ``<think>``; ParseError says what is wrong."""
+    answer = _last_json_object(_THINK_BLOCK.sub(" ", text), "hypotheses")
+    if answer is None:
+        raise ParseError('no JSON object with a "hypotheses" list')
+    items = answer["hypotheses"]
+    if not isinstance(items, list) or not items:
+        raise ParseError('"hypotheses" is not a non-empty list')
+    hypotheses = [_hypothesis(f"hypothesis {n}", item, agents, steps) for n, item in enumerate(items, 1)]
+    seen: set[int] = set()
+    for h in hypotheses:
+        if h.step in seen:
+            raise ParseError(f"step {h.step} has two hypotheses")
+        seen.add(h.step)
+    return hypotheses
+
+
+def earliest_fix(hypotheses: Sequence[Hypothesis], raw: str = "") -> ParsedAnswer:
+    """A2P's rule: the decisive error is the earliest step whose correction is predicted to make the run succeed.
+
+    When every hypothesis carries a probability p, step k is the earliest fix with probability
+    ``p_k * prod(1 - p_j for the examined steps j < k)`` (the predictions taken as independent). That is the
+    verdict's confidence, and it ranks the candidates: the verdict first, then the others by probability.
+    A well-formed answer in which no correction succeeds is parsed, names no step, and says so in ``reason``.
+    """
+    ordered = sorted(hypotheses, key=lambda h: h.step)
+    fixes = [h for h in ordered if h.succeeds]
+    if not fixes:
+        examined = ", ".join(str(h.step) for h in ordered)
+        return ParsedAnswer(True, reason=f"no correction of the steps examined ({examined}) is predicted to make "
+                                         "the run succeed", raw=raw)
+    chosen = fixes[0]
+    reason = f"cause: {chosen.abduction}; minimal correction: {chosen.action}; predicted: the corrected run succeeds"
+    if chosen.probability is not None:
+        reason += f" (p={chosen.probability:.2f})"
+    chances = _earliest_fix_chances(ordered)
+    if chances is None:
+        return ParsedAnswer(True, chosen.agent, chosen.step, reason=reason, raw=raw)
+    others = sorted((h for h in ordered if h is not chosen and chances[h.step] > 0), key=lambda h: -chances[h.step])
+    candidates = tuple(Candidate(agent=h.agent, step=h.step, probability=chances[h.step])
+                       for h in [chosen, *others][:TOP_CANDIDATES])
+    return ParsedAnswer(True, chosen.agent, chosen.step, reason=reason, raw=raw,
+                        confidence=chances[chosen.step], candidates=candidates)
+
+
+def _earliest_fix_chances(ordered: Sequence[Hypothesis]) -> dict[int, float] | None:
+    if any(h.probability is None for h in ordered):
+        return None
+    chances: dict[int, float] = {}
+    no_earlier_fix = 1.0
+    for h in ordered:
+        chances[h.step] = h.probability * no_earlier_fix
+        no_earlier_fix *= 1.0 - h.probability
+    return chances
+
+
+def _hypothesis(where: str, item: Any, agents: Sequence[str] | None, steps: Collection[int] | None) -> Hypothesis:
+    if not isinstance(item, dict):
+        raise ParseError(f"{where} is not an object")
+    for key in ("abduction", "action"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            raise ParseError(f"{where} has no {key!r}")
+    step = item.get("step")
+    if isinstance(step, str) and (number := _as_step(step)) is not None:
+        step = number  # "Step 3"
+    checked = _validated(json.dumps(item), str(item.get("agent") or ""), step, agents, steps)
+    if not checked.parsed:
+        raise ParseError(f"{where}: {checked.error}")
+    probability = _probability(item.get("probability"), where)
+    return Hypothesis(checked.agent, checked.step, item["abduction"].strip(), item["action"].strip(),
+                      _prediction(item.get("prediction"), probability, where), probability)
+
+
+def _probability(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, str) and value.strip().endswith("%"):
+            p = float(value.strip()[:-1]) / 100
+        else:
+            p = float(value)
+    except ValueError:
+        raise ParseError(f"{where}: probability {value!r} is not a number") from None
+    if not 0.0 <= p <= 1.0:
+        raise ParseError(f"{where}: probability {value!r} is not between 0 and 1")
+    return p
+
+
+def _prediction(value: Any, probability: float | None, where: str) -> bool:
+    """The predicted outcome: ``success``/``failure`` (or yes/no, true/false); from the probability when absent."""
+    if isinstance(value, bool):
+        return value
+    word = re.match(r"\W*([a-z]+)", str(value).lower()) if value is not None else None
+    if word and word.group(1) in _SUCCESS:
+        return True
+    if word and word.group(1) in _FAILURE:
+        return False
+    if value is None and probability is not None:
+        return probability >= 0.5
+    raise ParseError(f"{where}: prediction {value!r} is neither success nor failure")
+
+
+def _last_json_object(text: str, key: str) -> dict[str, Any] | None:
+    """The last JSON object in ``text`` that has ``key`` (objects nested in it are skipped)."""
+    decoder = json.JSONDecoder()
+    for m in reversed(list(re.finditer(r"\{", text))):
+        try:
+            obj, _ = decoder.raw_decode(text, m.start())
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and key in obj:
+            return obj
     return None

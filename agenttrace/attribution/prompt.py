@@ -75,6 +75,32 @@ using the agent name and the step number exactly as they appear in the run, for 
 
 CLOSING = "Which agent, at which step, made the decisive error? Think, then answer as <answer>agent | step</answer>."
 
+# Abduct-Act-Predict (A2P, arXiv 2509.10401): one pass over the whole run, counterfactual reasoning per
+# candidate step; the caller applies the earliest-fixing rule to the hypotheses (``parse.parse_a2p``).
+A2P_INSTRUCTIONS = """You are a failure attribution expert for multi-agent systems. You are given the task a team of \
+LLM agents tried to solve and the full record of their run, step by step. The run FAILED.
+
+Find the decisive error by counterfactual reasoning. For every step that could hold it, in the order of the run:
+1. Abduct: infer the hidden cause behind the agent's action at that step (for example a misread input, a \
+wrong assumption, a constraint of the task it dropped, a tool result it ignored).
+2. Act: state the minimal correction of that step alone - the smallest change to that agent's action that \
+removes the cause, leaving every earlier step as it was.
+3. Predict: simulate the rest of the run after the corrected step (later steps may change in response) and \
+predict whether the run would then succeed.
+The decisive error is the earliest step whose correction turns the failure into a success. Also list the \
+steps you examined and ruled out (their correction would not save the run).
+
+Each step is shown as "Step <number> - <agent> (<role>):" followed by what the agent said and the tools it called.
+
+Reason first, then end with one JSON object:
+{"hypotheses": [{"step": <step number>, "agent": "<agent name>", "abduction": "<hidden cause>", \
+"action": "<minimal correction>", "prediction": "success" or "failure", \
+"probability": <0 to 1, how likely the corrected run succeeds>}]}
+using the step numbers and agent names exactly as they appear in the run."""
+
+A2P_CLOSING = ("Abduct, act and predict for the steps that could hold the decisive error, then end with the JSON "
+               "object of hypotheses.")
+
 MARKER = "[... {n} chars omitted ...]"
 
 _STRONG = re.compile(

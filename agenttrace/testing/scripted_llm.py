@@ -8,6 +8,10 @@ A *reply* is a string (assistant text), or a dict with ``content`` and/or
 a list of replies served in order, or a callable ``request_body -> reply`` for
 routing by agent (e.g. on the system prompt) when runs interleave.
 
+``delay_s`` holds every answer that long (a slow model); ``in_flight`` counts the
+requests being answered now and ``peak_in_flight`` the most at once, so tests can
+see whether a client's requests overlapped.
+
 Endpoints: ``POST /v1/chat/completions`` (plain and ``stream``; a stream ends with the
 finish reason, then a usage-only chunk, as OpenAI's with ``include_usage``),
 ``POST /v1/responses`` (the OpenAI Responses API, non-streaming and streaming),
@@ -33,10 +37,14 @@ class ScriptExhausted(RuntimeError):
 
 
 class ScriptedLLM:
-    def __init__(self, script: Script, *, model: str = "scripted-model", host: str = "127.0.0.1") -> None:
+    def __init__(self, script: Script, *, model: str = "scripted-model", host: str = "127.0.0.1",
+                 delay_s: float = 0.0) -> None:
         self._script = script
         self._queue = list(script) if not callable(script) else None
         self.model = model
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -66,6 +74,17 @@ class ScriptedLLM:
 
     # ------------------------------------------------------------------
     def next_reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay_s)
+            return self._take_reply(body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _take_reply(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self.requests.append(body)
             if self._queue is None:
