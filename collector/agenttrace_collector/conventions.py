@@ -282,8 +282,8 @@ def _message(role: str, content: Any, tool_calls: Any = None, tool_call_id: str 
         if not isinstance(call, dict):
             continue
         fn = call.get("function") or call
-        if fn.get("name"):
-            parts.append({"type": "tool_call", "id": call.get("id"), "name": fn.get("name"),
+        if isinstance(fn, dict) and fn.get("name"):
+            parts.append({"type": "tool_call", "id": _scalar_text(call.get("id")), "name": _scalar_text(fn["name"]),
                           "arguments": _maybe_json(fn.get("arguments"))})
     return {"role": role, "parts": parts}
 
@@ -322,10 +322,44 @@ def last_user_text(messages: list[dict[str, Any]]) -> str | None:
 
 
 def _json_list(value: Any) -> list[dict[str, Any]]:
+    """Messages from a JSON attribute, each cleaned to the shape the readers below expect."""
     doc = _maybe_json(value)
     if isinstance(doc, dict):
-        return [doc]
-    return [m for m in doc if isinstance(m, dict)] if isinstance(doc, list) else []
+        doc = [doc]
+    return [_clean_message(m) for m in doc if isinstance(m, dict)] if isinstance(doc, list) else []
+
+
+def _clean_message(msg: dict[str, Any]) -> dict[str, Any]:
+    """A sender's message with only well-formed parts and tool calls: objects, with text names.
+
+    Senders write what they like into these attributes (``{"parts": [1]}``, a tool call whose name is a
+    number); what cannot be read is dropped here, one part at a time, so the rest of the message stays.
+    """
+    out = dict(msg)
+    if "parts" in msg:
+        out["parts"] = [_named(p) for p in msg["parts"] if isinstance(p, dict)] if isinstance(msg["parts"], list) else []
+    if "tool_calls" in msg:
+        calls = msg["tool_calls"] if isinstance(msg["tool_calls"], list) else []
+        out["tool_calls"] = [_named(_function_named(c)) for c in calls if isinstance(c, dict)]
+    if not isinstance(out.get("role"), (str, type(None))):
+        out["role"] = str(out["role"])
+    return out
+
+
+def _function_named(call: dict[str, Any]) -> dict[str, Any]:
+    """A pre-parts tool call whose ``function`` is an object with a text name, or which has no ``function``."""
+    fn = call.get("function")
+    rest = {k: v for k, v in call.items() if k != "function"}
+    return rest | ({"function": _named(fn)} if isinstance(fn, dict) else {})
+
+
+def _named(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with its ``name``, ``id`` and ``type`` as text (or None)."""
+    return {**obj, **{k: _scalar_text(obj[k]) for k in ("name", "id", "type") if k in obj}}
+
+
+def _scalar_text(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else _text(value)
 
 
 def _maybe_json(value: Any) -> Any:
@@ -369,5 +403,5 @@ def handoff_target(tool_name: str | None, arguments: Any) -> str | None:
     if tool_name.strip().lower().replace(" ", "_") in (
             "transfer_to_agent", "handoff", "delegate_work_to_coworker", "ask_question_to_coworker") \
             and isinstance(arguments, dict):
-        return arguments.get("agent_name") or arguments.get("coworker") or arguments.get("agent")
+        return _scalar_text(arguments.get("agent_name") or arguments.get("coworker") or arguments.get("agent"))
     return None

@@ -1,7 +1,9 @@
 """The ingest writer: one thread commits queued span batches in group transactions.
 
 A request is acknowledged only after the transaction holding its spans has
-committed. The queue is bounded in spans: when it is full, ``submit`` raises
+committed. When a group transaction fails, each request of the group is
+committed alone, so one sender's spans that the store refuses fail only that
+sender's request (``Rejected``, answered with a 4xx), never its neighbours'. The queue is bounded in spans: when it is full, ``submit`` raises
 ``Overloaded`` at once and the receiver answers with back-pressure (HTTP 503 /
 gRPC UNAVAILABLE with a retry delay) instead of buffering without limit.
 """
@@ -24,6 +26,13 @@ class Overloaded(Exception):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"collector is at capacity; retry in {retry_after_s:g}s")
         self.retry_after_s = retry_after_s
+
+
+class Rejected(Exception):
+    """The store refused a request's spans for what they hold (a value out of its range, say)."""
+
+
+DATA_ERRORS = ("DataError", "IntegrityError")  # sqlite3's and psycopg's names for "this row cannot be stored"
 
 
 class IngestWriter:
@@ -79,19 +88,28 @@ class IngestWriter:
             self._commit(group, size)
 
     def _commit(self, group: list[tuple[list[SpanRow], Future]], size: int) -> None:
+        try:
+            self._write(group)
+        finally:
+            with self._lock:
+                self._pending -= size
+
+    def _write(self, group: list[tuple[list[SpanRow], Future]]) -> None:
         batch = [row for rows, _ in group for row in rows]
         try:
             self.store.write_spans(batch)
         except Exception as exc:
-            log.exception("ingest.commit_failed", spans=size)
-            for _, fut in group:
-                fut.set_exception(exc)
-        else:
-            self.committed_spans += size
-            for rows, fut in group:
-                fut.set_result(len(rows))
-            if self.on_commit is not None:
-                self.on_commit()
-        finally:
-            with self._lock:
-                self._pending -= size
+            if len(group) > 1:  # find the request at fault: the others' spans are committed without it
+                log.warning("ingest.group_commit_failed", requests=len(group), error=f"{type(exc).__name__}: {exc}")
+                for item in group:
+                    self._write([item])
+                return
+            refused = isinstance(exc, (OverflowError, ValueError)) or type(exc).__name__ in DATA_ERRORS
+            log.warning("ingest.commit_failed", spans=len(batch), refused=refused, error=f"{type(exc).__name__}: {exc}")
+            group[0][1].set_exception(Rejected(f"the store refused these spans: {exc}") if refused else exc)
+            return
+        self.committed_spans += len(batch)
+        for rows, fut in group:
+            fut.set_result(len(rows))
+        if self.on_commit is not None:
+            self.on_commit()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -90,9 +91,6 @@ class UnsupportedMediaType(ValueError):
         super().__init__(f"content-type {kind or '(none)'!r} is not supported; send {PROTOBUF} or {JSON}")
 
 
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
-
-
 def _parse_json(body: bytes) -> ExportTraceServiceRequest:
     try:
         doc = json.loads(body.decode("utf-8"))
@@ -100,34 +98,50 @@ def _parse_json(body: bytes) -> ExportTraceServiceRequest:
         raise BadRequest(f"JSON body is not valid UTF-8: {exc}") from None
     except ValueError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("JSON body is nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadRequest("JSON body must be an object with 'resourceSpans'")
     # OTLP/JSON spells ids in hex where protobuf's JSON mapping expects base64. Values of the wrong
-    # shape are left for ParseDict to reject with a message.
-    for rs in _dicts(doc.get("resourceSpans")):
-        for ss in _dicts(rs.get("scopeSpans")):
+    # shape are left for ParseDict to reject with a message. Field names may be lowerCamelCase (the
+    # spec) or the proto's snake_case (ParseDict reads both); the pre-1.0 ``instrumentationLibrarySpans``
+    # layout is read as ``scopeSpans``.
+    for rs in _dicts(_field(doc, "resourceSpans")):
+        legacy = rs.pop("instrumentationLibrarySpans", None) or rs.pop("instrumentation_library_spans", None)
+        if legacy is not None and _field(rs, "scopeSpans") is None:
+            rs["scopeSpans"] = legacy
+            for ss in _dicts(legacy):
+                if "instrumentationLibrary" in ss:
+                    ss["scope"] = ss.pop("instrumentationLibrary")
+        for ss in _dicts(_field(rs, "scopeSpans")):
             for span in _dicts(ss.get("spans")):
                 _hex_ids_to_base64(span)
                 for link in _dicts(span.get("links")):
                     _hex_ids_to_base64(link)
     try:
         return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, AttributeError) as exc:
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         raise BadRequest(f"JSON body is not a valid OTLP trace export: {exc}") from None
+
+
+def _field(obj: dict, camel: str):
+    """A field under its OTLP/JSON (lowerCamelCase) or proto (snake_case) name."""
+    if camel in obj:
+        return obj[camel]
+    return obj.get(re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), camel))
 
 
 def _dicts(value) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-_ID_HEX_DIGITS = {"traceId": 32, "spanId": 16, "parentSpanId": 16}
+_ID_HEX_DIGITS = {"traceId": 32, "spanId": 16, "parentSpanId": 16, "trace_id": 32, "span_id": 16, "parent_span_id": 16}
 
 
 def _hex_ids_to_base64(obj: dict) -> None:
-    for key in _ID_FIELDS:
+    for key, digits in _ID_HEX_DIGITS.items():
         value = obj.get(key)
         if isinstance(value, str) and value:
-            digits = _ID_HEX_DIGITS[key]
             try:
                 if len(value) != digits:
                     raise ValueError
@@ -136,8 +150,15 @@ def _hex_ids_to_base64(obj: dict) -> None:
                 raise BadRequest(f"{key} {value!r} is not {digits} hex digits") from None
 
 
+MAX_NANOS = 2**63 - 1  # the stores' signed 64-bit integers; later times are clamped (year 2262)
+_NO_TRACE, _NO_SPAN = bytes(16), bytes(8)
+
+
 def rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
-    """One row per span; spans with malformed ids are rejected with the whole request."""
+    """One row per span; spans with malformed ids are rejected with the whole request.
+
+    All-zero ids are invalid (OTLP spec) and rejected; times beyond what the store holds are clamped.
+    """
     out: list[SpanRow] = []
     append = out.append
     for rs in request.resource_spans:
@@ -150,11 +171,16 @@ def rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
             for span in ss.spans:
                 tid, sid = span.trace_id, span.span_id
                 if len(tid) != 16 or len(sid) != 8:
-                    raise BadRequest(f"span {span.name!r} has an invalid trace_id/span_id length")
+                    raise BadRequest(f"span {span.name[:100]!r} has an invalid trace_id/span_id length "
+                                     "(16 and 8 bytes; in OTLP/JSON 32 and 16 hex digits)")
+                if tid == _NO_TRACE or sid == _NO_SPAN:
+                    raise BadRequest(f"span {span.name[:100]!r} has an all-zero trace_id or span_id, which OTLP "
+                                     "defines as invalid")
                 if span.parent_span_id and len(span.parent_span_id) != 8:
-                    raise BadRequest(f"span {span.name!r} has an invalid parent_span_id length")
-                append(SpanRow(tid, sid, span.parent_span_id, span.name, service, span.start_time_unix_nano,
-                               span.end_time_unix_nano, span.status.code, span.SerializeToString()))
+                    raise BadRequest(f"span {span.name[:100]!r} has an invalid parent_span_id length")
+                append(SpanRow(tid, sid, span.parent_span_id, span.name, service,
+                               min(span.start_time_unix_nano, MAX_NANOS), min(span.end_time_unix_nano, MAX_NANOS),
+                               span.status.code, span.SerializeToString()))
     return out
 
 

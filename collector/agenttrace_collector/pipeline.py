@@ -4,12 +4,19 @@ Runs on its own thread, woken by each commit and by a timer. Stages talk in
 plain data: spans -> Trajectory -> judged Trajectory -> Attribution. A trace is
 processed under ``store.claim_trace``, so that of several collectors on one
 PostgreSQL database only one assembles and attributes it at a time.
+
+A trace whose spans make decoding, assembly or judging raise is quarantined
+with its error (``store.quarantine``): logged once, counted, listed by the API
+and CLI, retried when new spans arrive or when released (after an upgrade),
+and never in the way of other traces. Store errors are not the trace's fault:
+they leave it due, and the pipeline tries again on the next tick.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import traceback
 
 from agenttrace.attribution import Attributor
 from agenttrace.lessons import lesson_for
@@ -35,6 +42,9 @@ class Pipeline:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agenttrace-pipeline", daemon=True)
+        self.quarantined = 0  # traces quarantined since start
+        self.consecutive_failures = 0  # ticks in a row that failed (the store is unreachable, say)
+        self.last_tick = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -47,14 +57,27 @@ class Pipeline:
         self._wake.set()
         self._thread.join(timeout=10)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.tick_s)
             self._wake.clear()
             try:
                 self.process_due()
-            except Exception:
-                log.exception("pipeline.failed")
+            except Exception as exc:
+                self.consecutive_failures += 1
+                if self.consecutive_failures == 1:
+                    log.exception("pipeline.failed")
+                elif self.consecutive_failures % 100 == 0:  # once a while, not a traceback per tick
+                    log.warning("pipeline.still_failing", ticks=self.consecutive_failures, error=_describe(exc))
+            else:
+                if self.consecutive_failures:
+                    log.info("pipeline.recovered", after_ticks=self.consecutive_failures)
+                self.consecutive_failures = 0
+            self.last_tick = time.monotonic()
 
     def process_due(self) -> int:
         done = 0
@@ -64,26 +87,39 @@ class Pipeline:
                 with self.store.claim_trace(trace_id) as mine:
                     if not mine:
                         continue  # another collector on this database has it (PostgreSQL)
-                    self.process_trace(trace_id, root_ended)
-                    self.store.mark_assembled(trace_id, seen)
+                    if self.process_trace(trace_id, root_ended, seen):
+                        self.store.mark_assembled(trace_id, seen)
                     claimed += 1
             if not claimed:  # none due, or all taken by others: wait for the next wake or tick
                 return done
             done += claimed
         return done
 
-    def process_trace(self, trace_id: bytes, root_ended: bool) -> None:
-        spans = [decode(data, service) for data, service in self.store.trace_spans(trace_id)]
-        if not spans:
-            return
-        trajectory = judge(assemble(spans), find_run_span(spans), spans, root_ended)
+    def process_trace(self, trace_id: bytes, root_ended: bool, seen: float) -> bool:
+        """Assembles, judges, saves and attributes one trace; False when it was quarantined instead."""
+        rows = self.store.trace_spans(trace_id)
+        stage = "decode"
+        try:
+            spans = [decode(data, service) for data, service in rows]
+            if not spans:
+                return True
+            stage = "assemble"
+            trajectory = assemble(spans)
+            stage = "judge"
+            trajectory = judge(trajectory, find_run_span(spans), spans, root_ended)
+        except Exception as exc:  # the trace's own data: set it aside, go on with the others
+            error = f"{stage}: {_describe(exc)}"
+            self.store.quarantine(trace_id, seen, error)
+            self.quarantined += 1
+            log.warning("trace.quarantined", trace_id=trace_id.hex(), spans=len(rows), error=error)
+            return False
         self.store.save_run(trajectory, trace_id)
         log.info("run.assembled", run_id=trajectory.run_id, steps=len(trajectory.steps),
                  outcome=trajectory.outcome.value, termination=trajectory.termination.value)
         if trajectory.outcome is not Outcome.FAILURE or self.attributor is None:
-            return
+            return True
         if self.store.has_attribution(trajectory.run_id):
-            return  # late spans re-assemble a run; its verdict stands
+            return True  # late spans re-assemble a run; its verdict stands
         started = time.perf_counter()
         try:
             verdict = self.attributor.attribute(trajectory)
@@ -96,11 +132,12 @@ class Pipeline:
         if saved is None:  # another collector's came first (a claim lost with its connection): it stands,
             # and the run may keep two lessons
             log.info("run.already_attributed", run_id=verdict.run_id)
-            return
+            return True
         log.info("run.attributed", run_id=saved.run_id, agent=saved.agent, step=saved.step,
                  attributor=saved.attributor, seconds=round(time.perf_counter() - started, 4))
         with self.verdicts:
             self.verdicts.notify_all()
+        return True
 
     def store_lesson(self, verdict: Attribution, trajectory) -> None:
         """Keeps a lesson for the blamed agent of a decided verdict, so the next run can use it."""
@@ -111,3 +148,10 @@ class Pipeline:
                 log.info("lesson.stored", run_id=verdict.run_id, agent=lesson.agent, step=lesson.step)
         except Exception:
             log.exception("lesson.failed", run_id=verdict.run_id)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a log or the quarantine list: the exception and where it was raised (no traceback)."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {str(exc)[:500]}{where}"

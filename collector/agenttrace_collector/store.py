@@ -17,6 +17,7 @@ PostgreSQL database instead (``store_postgres``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from abc import ABC, abstractmethod
 import threading
@@ -48,7 +49,9 @@ CREATE TABLE IF NOT EXISTS traces (
     first_seen REAL NOT NULL,
     last_seen REAL NOT NULL,
     root_ended INTEGER NOT NULL DEFAULT 0,
-    assembled_at REAL
+    assembled_at REAL,
+    error TEXT,
+    failed_at REAL
 );
 CREATE INDEX IF NOT EXISTS traces_pending ON traces (assembled_at, last_seen);
 CREATE TABLE IF NOT EXISTS runs (
@@ -74,9 +77,12 @@ CREATE TABLE IF NOT EXISTS attributions (
     reason TEXT NOT NULL,
     attributor TEXT NOT NULL,
     confidence REAL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    candidates TEXT,
+    uncertain INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS attributions_by_run ON attributions (run_id);
+CREATE INDEX IF NOT EXISTS traces_quarantined ON traces (failed_at) WHERE error IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lessons (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     agent TEXT NOT NULL,
@@ -86,6 +92,11 @@ CREATE TABLE IF NOT EXISTS lessons (
     created_at REAL NOT NULL
 );
 """
+
+
+# Columns added after the first release, for databases created by an earlier build: (table, column, type).
+UPGRADES = [("traces", "error", "TEXT"), ("traces", "failed_at", "DOUBLE PRECISION"),
+            ("attributions", "candidates", "TEXT"), ("attributions", "uncertain", "INTEGER NOT NULL DEFAULT 0")]
 
 
 def trace_marks(batch: Sequence[SpanRow]) -> list[tuple[bytes, str, int]]:
@@ -153,8 +164,43 @@ class SqlStore(ABC):
 
     def mark_assembled(self, trace_id: bytes, seen_before: float) -> None:
         """Marks a trace done unless spans arrived after ``seen_before`` (then it is assembled again)."""
-        self._write("UPDATE traces SET assembled_at = ? WHERE trace_id = ? AND last_seen <= ?",
-                    (time.time(), trace_id, seen_before))
+        self._write("UPDATE traces SET assembled_at = ?, error = NULL, failed_at = NULL "
+                    "WHERE trace_id = ? AND last_seen <= ?", (time.time(), trace_id, seen_before))
+
+    # ---- quarantine: traces the pipeline could not process ---------------------------
+    def quarantine(self, trace_id: bytes, seen_before: float, error: str) -> None:
+        """Sets a trace aside with the error it raised, so it is not tried again until released or new spans come."""
+        now = time.time()
+        self._write("UPDATE traces SET assembled_at = ?, error = ?, failed_at = ? WHERE trace_id = ? AND last_seen <= ?",
+                    (now, error, now, trace_id, seen_before))
+
+    def quarantined(self, limit: int = 100) -> list[dict]:
+        """Quarantined traces, most recent failure first: trace id (hex), service, error, when it failed."""
+        rows = self._read("SELECT trace_id, service, error, failed_at FROM traces WHERE error IS NOT NULL "
+                          "ORDER BY failed_at DESC LIMIT ?", (limit,))
+        return [{"trace_id": bytes(t).hex(), "service": svc, "error": err, "failed_at": at} for t, svc, err, at in rows]
+
+    def count_quarantined(self) -> int:
+        return self._read("SELECT COUNT(*) FROM traces WHERE error IS NOT NULL")[0][0]
+
+    def release_quarantined(self, trace_id: bytes | None = None) -> int:
+        """Queues quarantined traces (one, or all) for assembly again, e.g. after an upgrade; returns how many."""
+        if trace_id is None:
+            return self._write("UPDATE traces SET assembled_at = NULL WHERE error IS NOT NULL")
+        return self._write("UPDATE traces SET assembled_at = NULL WHERE error IS NOT NULL AND trace_id = ?",
+                           (trace_id,))
+
+    def pipeline_backlog(self, settle_s: float, idle_timeout_s: float) -> tuple[int, float | None]:
+        """(traces due for assembly now, seconds the oldest of them has been due) - the pipeline's lag."""
+        now = time.time()
+        count, oldest_root, oldest_idle = self._read(
+            "SELECT COUNT(*), MIN(CASE WHEN root_ended = 1 THEN last_seen END), "
+            "MIN(CASE WHEN root_ended = 0 THEN last_seen END) FROM traces WHERE assembled_at IS NULL AND "
+            "((root_ended = 1 AND last_seen <= ?) OR last_seen <= ?)",
+            (now - settle_s, now - idle_timeout_s))[0]
+        due_since = [t + settle_s for t in (oldest_root,) if t is not None]
+        due_since += [t + idle_timeout_s for t in (oldest_idle,) if t is not None]
+        return count, (now - min(due_since)) if due_since else None
 
     # ---- runs -------------------------------------------------------------
     def save_run(self, trajectory: Trajectory, trace_id: bytes) -> None:
@@ -172,16 +218,28 @@ class SqlStore(ABC):
         rows = self._read("SELECT trajectory FROM runs WHERE run_id = ?", (run_id,))
         return Trajectory.model_validate_json(rows[0][0]) if rows else None
 
+    def run_ids_starting_with(self, prefix: str, limit: int = 10, *, only_service: str | None = None) -> list[str]:
+        """The run ids that begin with ``prefix`` (at most ``limit``; of ``only_service``), for unique-prefix lookups."""
+        scoped = " AND service = ?" if only_service is not None else ""
+        rows = self._read(f"SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ?{scoped} ORDER BY run_id LIMIT ?",
+                          (len(prefix), prefix, *([only_service] if scoped else []), limit))
+        return [r[0] for r in rows]
+
     def list_runs(self, *, outcome: str | None = None, service: str | None = None, name: str | None = None,
-                  limit: int = 50, offset: int = 0) -> list[dict]:
+                  limit: int = 50, offset: int = 0, only_service: str | None = None) -> list[dict]:
+        """Runs, newest first; ``service`` and ``name`` match substrings, ``only_service`` (a token's scope) exactly."""
         sql = ("SELECT r.run_id, r.name, r.service, r.outcome, r.termination, r.n_steps, r.start_time, r.end_time, "
                "a.agent, a.step FROM runs r LEFT JOIN attributions a ON a.seq = "
                "(SELECT MAX(seq) FROM attributions WHERE run_id = r.run_id) WHERE 1=1")
         args: list = []
-        for column, value in (("outcome", outcome), ("service", service), ("name", name)):
+        for column, value in (("outcome", outcome), ("service", only_service)):
             if value is not None:
                 sql += f" AND r.{column} = ?"
                 args.append(value)
+        for column, part in (("service", service), ("name", name)):
+            if part:  # a substring, any case: LIKE with its wildcards escaped, lower-cased for PostgreSQL
+                sql += f" AND LOWER(r.{column}) LIKE LOWER(?) ESCAPE '\\'"
+                args.append("%" + part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         # NULLS LAST: SQLite's default for DESC, spelled out for PostgreSQL (whose default is NULLS FIRST).
         sql += " ORDER BY r.start_time DESC NULLS LAST LIMIT ? OFFSET ?"
         args += [limit, offset]
@@ -195,10 +253,13 @@ class SqlStore(ABC):
 
     def save_attribution(self, a: Attribution, service: str | None) -> Attribution | None:
         """Stores the run's verdict with its feedback seq; None (nothing stored) if the run has one already."""
+        candidates = json.dumps([c.model_dump() for c in a.candidates]) if a.candidates else None
         seq = self._insert_verdict(
-            "INSERT INTO attributions (run_id, service, agent, step, reason, attributor, confidence, created_at) "
-            "SELECT ?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) RETURNING seq",
-            (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at, a.run_id),
+            "INSERT INTO attributions (run_id, service, agent, step, reason, attributor, confidence, created_at, "
+            "candidates, uncertain) "
+            "SELECT ?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) RETURNING seq",
+            (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at, candidates,
+             int(a.uncertain), a.run_id),
         )
         return None if seq is None else a.model_copy(update={"seq": seq})
 
@@ -207,7 +268,8 @@ class SqlStore(ABC):
 
     def attributions(self, *, after: int = 0, service: str | None = None, run_id: str | None = None,
                      limit: int = 100) -> list[Attribution]:
-        sql = "SELECT seq, run_id, agent, step, reason, attributor, confidence, created_at FROM attributions WHERE seq > ?"
+        sql = ("SELECT seq, run_id, agent, step, reason, attributor, confidence, created_at, candidates, uncertain "
+               "FROM attributions WHERE seq > ?")
         args: list = [after]
         if service is not None:
             sql += " AND service = ?"
@@ -218,18 +280,23 @@ class SqlStore(ABC):
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
         keys = ("seq", "run_id", "agent", "step", "reason", "attributor", "confidence", "created_at")
-        return [Attribution(**dict(zip(keys, row))) for row in self._read(sql, args)]
+        return [Attribution(**dict(zip(keys, row)), candidates=json.loads(row[8]) if row[8] else [],
+                            uncertain=bool(row[9])) for row in self._read(sql, args)]
 
     # ---- lessons --------------------------------------------------------------
     def add_lesson(self, lesson: Lesson) -> None:
         self._write("INSERT INTO lessons (agent, text, run_id, step, created_at) VALUES (?,?,?,?,?)",
                     (lesson.agent, lesson.text, lesson.run_id, lesson.step, lesson.created_at))
 
-    def lessons(self, agent: str | None = None) -> list[Lesson]:
-        sql, args = "SELECT agent, text, run_id, step, created_at FROM lessons", []
+    def lessons(self, agent: str | None = None, *, only_service: str | None = None) -> list[Lesson]:
+        """Lessons, oldest first: all, one agent's, and/or those from runs of ``only_service``."""
+        sql, args = "SELECT agent, text, run_id, step, created_at FROM lessons WHERE 1=1", []
         if agent is not None:
-            sql += " WHERE agent = ?"
+            sql += " AND agent = ?"
             args.append(agent)
+        if only_service is not None:
+            sql += " AND run_id IN (SELECT run_id FROM runs WHERE service = ?)"
+            args.append(only_service)
         keys = ("agent", "text", "run_id", "step", "created_at")
         return [Lesson(**dict(zip(keys, r))) for r in self._read(sql + " ORDER BY id", args)]
 
@@ -252,6 +319,7 @@ class Store(SqlStore):
         # checkpoints (about 40 MB of WAL between them) roughly double the commit rate.
         self._writer.execute("PRAGMA cache_size=-65536")
         self._writer.execute("PRAGMA wal_autocheckpoint=10000")
+        self._upgrade()
         self._writer.executescript(SCHEMA)
         self._local = threading.local()
 
@@ -262,6 +330,13 @@ class Store(SqlStore):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
+
+    def _upgrade(self) -> None:
+        """Adds the columns an earlier build's database lacks (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+        for table, column, kind in UPGRADES:
+            have = {row[1] for row in self._writer.execute(f"PRAGMA table_info({table})")}
+            if have and column not in have:
+                self._writer.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -44,7 +44,7 @@ from typing import Any
 import psycopg
 
 from agenttrace_collector.otlp import SpanRow
-from agenttrace_collector.store import SqlStore, trace_marks
+from agenttrace_collector.store import UPGRADES, SqlStore, trace_marks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -65,7 +65,9 @@ CREATE TABLE IF NOT EXISTS traces (
     first_seen DOUBLE PRECISION NOT NULL,
     last_seen DOUBLE PRECISION NOT NULL,
     root_ended INTEGER NOT NULL DEFAULT 0,
-    assembled_at DOUBLE PRECISION
+    assembled_at DOUBLE PRECISION,
+    error TEXT,
+    failed_at DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS traces_pending ON traces (assembled_at, last_seen);
 CREATE TABLE IF NOT EXISTS runs (
@@ -91,9 +93,12 @@ CREATE TABLE IF NOT EXISTS attributions (
     reason TEXT NOT NULL,
     attributor TEXT NOT NULL,
     confidence DOUBLE PRECISION,
-    created_at DOUBLE PRECISION NOT NULL
+    created_at DOUBLE PRECISION NOT NULL,
+    candidates TEXT,
+    uncertain INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS attributions_by_run ON attributions (run_id);
+CREATE INDEX IF NOT EXISTS traces_quarantined ON traces (failed_at) WHERE error IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lessons (
     id BIGSERIAL PRIMARY KEY,
     agent TEXT NOT NULL,
@@ -149,6 +154,8 @@ class PostgresStore(SqlStore):
         self._claims_lock = threading.Lock()
         with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            for table, column, kind in UPGRADES:  # a database created by an earlier build
+                conn.execute(f"ALTER TABLE IF EXISTS {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
             for statement in SCHEMA.split(";"):
                 conn.execute(statement)
         self._writer = self._connect_writer()
