@@ -306,16 +306,16 @@ class _Session:
             return self.o._undecided(t, f"{method}: {r.reason}")
         return self.o._decided(t, r.agent, r.step, r.reason, confidence=r.confidence, candidates=r.candidates)
 
+    async def _whole_run(self, t: Trajectory, method: str, parse, **prompt: str) -> Attribution:
+        """One call with the whole run in the AgenTracer layout (``prompt.build_prompt``), read by ``parse``."""
+        p = build_prompt(t, with_ground_truth=self.o.with_ground_truth, max_tokens=self.o.max_prompt_tokens, **prompt)
+        return self._verdict(t, method, parse, await self.chat(p.messages()))
+
     async def agentracer(self, t: Trajectory) -> Attribution:
-        p = build_prompt(t, with_ground_truth=self.o.with_ground_truth, max_tokens=self.o.max_prompt_tokens)
-        text = await self.chat(p.messages())
-        return self._verdict(t, "agentracer", parse_tracer_output, text)
+        return await self._whole_run(t, "agentracer", parse_tracer_output)
 
     async def a2p(self, t: Trajectory) -> Attribution:
-        p = build_prompt(t, with_ground_truth=self.o.with_ground_truth, max_tokens=self.o.max_prompt_tokens,
-                         instructions=A2P_INSTRUCTIONS, closing=A2P_CLOSING)
-        text = await self.chat(p.messages())
-        return self._verdict(t, "a2p", parse_a2p, text)
+        return await self._whole_run(t, "a2p", parse_a2p, instructions=A2P_INSTRUCTIONS, closing=A2P_CLOSING)
 
     async def all_at_once(self, t: Trajectory) -> Attribution:
         pre = _ww_preamble(t, self.o.with_ground_truth,
