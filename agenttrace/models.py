@@ -126,11 +126,23 @@ class Candidate(BaseModel):
     probability: float
 
 
+class Opinion(BaseModel):
+    """What one attributor of a cascade said about a run, kept beside the verdict that decided it."""
+
+    attributor: str
+    agent: str | None
+    step: int | None
+    confidence: float | None = None
+    uncertain: bool = False
+    reason: str = ""
+
+
 class Attribution(BaseModel):
     """The verdict on a failed run: which agent, at which step, and why.
 
     ``candidates`` are the attributor's top choices, best first (the verdict's own agent and step lead);
-    ``uncertain`` is set when its calibrated confidence is below the attributor's threshold.
+    ``uncertain`` is set when its calibrated confidence is below the attributor's threshold. ``attributor``
+    names the one that decided; ``opinions`` keeps what other attributors of a cascade said.
     """
 
     run_id: str
@@ -141,6 +153,7 @@ class Attribution(BaseModel):
     confidence: float | None = None
     candidates: list[Candidate] = Field(default_factory=list)
     uncertain: bool = False
+    opinions: list[Opinion] = Field(default_factory=list)
     seq: int | None = None
     created_at: float = Field(default_factory=time.time)
 
