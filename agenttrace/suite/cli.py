@@ -1,0 +1,42 @@
+"""``agenttrace suite generate``: one framework's labelled runs, written as JSONL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from agenttrace.suite.topologies import TOPOLOGIES
+
+DEFAULT_SEED = 20250901
+
+
+@click.group("suite", help="A labelled suite of real framework runs with one planted error each.")
+def suite_group() -> None:
+    pass
+
+
+@suite_group.command("generate", help="Run N episodes through FRAMEWORK (each also replayed without its error) and "
+                                      "write the confirmed ones, one LabelledTrajectory per line.")
+@click.option("--framework", required=True, help="A framework with a suite driver, e.g. langgraph, openai_agents.")
+@click.option("--n", "n", default=80, show_default=True, type=click.IntRange(min=1), help="Episodes to run.")
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, help="Base seed; the same seed gives the same suite.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default="build/suite/<framework>.jsonl", help="Output JSONL file.")
+@click.option("--topology", "topologies", multiple=True, type=click.Choice(sorted(TOPOLOGIES)),
+              help="Only these team shapes (repeatable); all by default.")
+def generate_command(framework, n, seed, out, topologies) -> None:
+    from agenttrace.suite import drivers
+    from agenttrace.suite.generate import generate, write_jsonl
+
+    if framework not in drivers.DRIVERS:
+        raise click.BadParameter(f"no suite driver for {framework!r}; known: {', '.join(sorted(drivers.DRIVERS))}",
+                                 param_hint="--framework")
+    try:
+        result = generate(framework, n, seed, topologies=tuple(topologies) or tuple(TOPOLOGIES))
+    except ImportError as exc:
+        raise click.ClickException(f"{framework} is not installed here ({exc}); run `nox -s suite-<env>`") from None
+    path = out or Path("build/suite") / f"{framework}.jsonl"
+    write_jsonl(result.items, path)
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items())) or "none"
+    click.echo(f"{framework}: {len(result.items)} of {n} confirmed -> {path} ({result.seconds:.0f} s; dropped: {dropped})")

@@ -1,0 +1,116 @@
+"""Generating one framework's part of the suite: run each episode twice (with and without its planted error)
+through the real framework, instrumented by agenttrace and exported to a real collector, and keep the
+collector-rebuilt faulty trajectory when replay confirms the label (the faulty run fails, the clean one
+succeeds, and the planted turn is found in the rebuilt steps). Items that do not confirm are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import agenttrace
+from agenttrace.local_collector import LocalCollector
+from agenttrace.logs import get_logger
+from agenttrace.models import LabelledTrajectory, Outcome
+from agenttrace.suite import drivers
+from agenttrace.suite.episodes import Episode, make_episode, position
+from agenttrace.suite.labels import labelled_step, record
+from agenttrace.suite.plan import Script
+from agenttrace.suite.script import model_script
+from agenttrace.suite.topologies import TOPOLOGIES
+from agenttrace.testing.scripted_llm import ScriptedLLM
+
+log = get_logger("agenttrace.suite")
+
+
+@dataclass
+class Result:
+    framework: str
+    items: list[LabelledTrajectory] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)   # reason -> count
+    seconds: float = 0.0
+
+
+async def _run(driver, episode: Episode, script: Script) -> str:
+    """One real run; returns its run id (an exception in the framework is recorded as the run's failure)."""
+    tools = episode.world.copy(flaky=set(script.flaky), down=set(script.down)).tools()
+    with ScriptedLLM(model_script(episode.agents, script.turns, driver.handoff_call)) as llm:
+        run = agenttrace.run(f"suite-{episode.topology}", task=episode.task.text, expected=episode.expected)
+        try:
+            async with run:
+                run.finish(await driver.run(episode, tools, llm.base_url))
+        except Exception as exc:  # noqa: BLE001 - the framework's failure is data: the collector records it
+            log.info("suite.run_raised", seed=episode.seed, error=f"{type(exc).__name__}: {exc}"[:300])
+    return run.run_id
+
+
+def generate(framework: str, n: int, seed: int, *, topologies: tuple[str, ...] = tuple(TOPOLOGIES),
+             workdir: Path | None = None) -> Result:
+    """``n`` episodes of ``framework`` (fewer items come back when some do not confirm)."""
+    driver = drivers.load(framework)
+    result = Result(framework)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_dir = workdir or Path(tmp)
+        with LocalCollector(db_dir / f"suite-{framework}.db", attributor="none", extra_args=("--settle", "0.1"),
+                            log_file=db_dir / f"collector-{framework}.log") as collector:
+            agenttrace.instrument(endpoint=collector.endpoint, service_name=f"suite-{framework}",
+                                  frameworks=[driver.integration])
+            try:
+                runs = asyncio.run(_run_all(driver, framework, n, seed, topologies, result))
+                agenttrace.setup.active().force_flush()
+                for episode, faulty_id, clean_id in runs:
+                    _confirm(framework, episode, collector.wait_run(faulty_id)[0], collector.wait_run(clean_id)[0],
+                             result)
+            finally:
+                agenttrace.uninstrument()
+    result.seconds = time.monotonic() - started
+    log.info("suite.generated", framework=framework, kept=len(result.items), dropped=dict(result.dropped),
+             seconds=round(result.seconds, 1))
+    return result
+
+
+async def _run_all(driver, framework: str, n: int, seed: int, topologies: tuple[str, ...], result: Result):
+    runs = []
+    for index in range(n):
+        episode = make_episode(framework, seed, index, topologies)
+        if episode is None:
+            result.dropped["no_fitting_site"] += 1
+            continue
+        runs.append((episode, await _run(driver, episode, episode.faulty), await _run(driver, episode, episode.clean)))
+        if (index + 1) % 10 == 0 or index + 1 == n:
+            log.info("suite.progress", framework=framework, done=index + 1, of=n)
+    return runs
+
+
+def _confirm(framework: str, episode: Episode, faulty, clean, result: Result) -> None:
+    script = episode.faulty
+    if faulty.outcome is not Outcome.FAILURE:
+        reason = "faulty_run_did_not_fail"
+    elif clean.outcome is not Outcome.SUCCESS:
+        reason = "clean_replay_did_not_succeed"
+    elif (step := labelled_step(script.turns, script.label_turn, faulty)) is None:
+        reason = "planted_turn_not_in_trajectory"
+    else:
+        tags = {"topology": episode.topology, "error_kind": episode.kind.value,
+                "position": position(step, len(faulty.steps)), "repaired": "yes" if script.repaired else "no",
+                "seed": episode.seed, "world": episode.task.family.name}
+        result.items.append(record(f"suite-{episode.seed}", framework, faulty, script.label_agent, step, script.reason,
+                                   tags))
+        return
+    result.dropped[reason] += 1
+    log.warning("suite.dropped", seed=episode.seed, reason=reason, kind=episode.kind.value,
+                topology=episode.topology, faulty=faulty.outcome.value, clean=clean.outcome.value,
+                clean_failure=clean.failure_reason)
+
+
+def write_jsonl(items: list[LabelledTrajectory], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for item in items:
+            out.write(item.model_dump_json() + "\n")
