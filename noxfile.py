@@ -35,7 +35,7 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
          "openinference-instrumentation-openai-agents>=1.0", "opentelemetry-instrumentation-langchain>=0.60",
          "opentelemetry-instrumentation-openai-v2>=2.0b0", "opentelemetry-instrumentation-openai-agents-v2>=0.1",
          "opentelemetry-util-genai<1.2"],
-        ["test_langgraph.py", "test_openai_agents.py", "test_foreign_conventions.py"],
+        ["test_langgraph.py", "test_openai_agents.py", "test_foreign_conventions.py", "test_suite_runs.py"],
     ),
 }
 
@@ -55,6 +55,26 @@ nox.options.sessions = list(ENVIRONMENTS)
 
 for _name, (_requirements, _tests) in ENVIRONMENTS.items():
     globals()[f"session_{_name}"] = _session(_name, _requirements, _tests)
+
+
+# environment -> frameworks with a suite driver (agenttrace/suite/drivers/) that it can run
+SUITE_FRAMEWORKS = {"langgraph_openai_agents": ["langgraph", "openai_agents"]}
+
+
+def _suite_session(env: str, frameworks: list[str]):
+    @nox.session(name=f"suite-{env}")
+    def run(session: nox.Session) -> None:
+        """Regenerates build/suite/<framework>.jsonl (labelled runs with planted errors); posargs go to the generator."""
+        session.install("-e", ".[collector]", *ENVIRONMENTS[env][0])
+        for framework in frameworks:
+            session.run("agenttrace", "suite", "generate", "--framework", framework, *session.posargs)
+
+    return run
+
+
+# not in nox.options.sessions: the suite is made on purpose (`nox -s suite-<env>`), not by CI
+for _env, _frameworks in SUITE_FRAMEWORKS.items():
+    globals()[f"suite_{_env}"] = _suite_session(_env, _frameworks)
 
 
 @nox.session(name="bench_overhead")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import importlib
 
-# suite framework -> driver module; nox environment -> the frameworks it can run
+# suite framework -> driver module (noxfile.py's SUITE_FRAMEWORKS says which environment runs which)
 DRIVERS = {"langgraph": "langgraph", "openai_agents": "openai_agents"}
-ENVIRONMENTS = {"langgraph_openai_agents": ("langgraph", "openai_agents")}
 
 
 def load(framework: str):

@@ -1,0 +1,49 @@
+"""The suite generator on each framework installed here: a handful of real runs with planted errors of several
+kinds, every label confirmed by replay and pointing at the planted agent's turn in the rebuilt trajectory."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("agenttrace_collector")
+
+from agenttrace.suite import drivers  # noqa: E402
+from agenttrace.suite.episodes import make_episode  # noqa: E402
+from agenttrace.suite.generate import generate  # noqa: E402
+from agenttrace.suite.labels import align  # noqa: E402
+from agenttrace.suite.taxonomy import ENVIRONMENT  # noqa: E402
+
+SEED = 11
+N = 6  # six consecutive episodes: six different error kinds
+
+
+def _installed(framework: str) -> bool:
+    try:
+        drivers.load(framework)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("framework", sorted(drivers.DRIVERS))
+def test_planted_errors_are_confirmed_and_labelled_at_the_planted_turn(framework, tmp_path):
+    if not _installed(framework):
+        pytest.skip(f"{framework} is not installed in this environment")
+    result = generate(framework, N, SEED, workdir=tmp_path)
+
+    assert not result.dropped, result.dropped
+    assert len(result.items) == N
+    assert len({item.tags["error_kind"] for item in result.items}) == N
+    for item in result.items:
+        index = int(item.tags["seed"].rsplit(":", 1)[1])
+        episode = make_episode(framework, SEED, index)
+        planted = episode.faulty.turns[episode.faulty.label_turn]
+        step = item.trajectory.steps[item.label.step]
+        assert item.trajectory.outcome.value == "failure" and item.subset == framework
+        assert align(episode.faulty.turns, item.trajectory.steps)[episode.faulty.label_turn] == item.label.step
+        assert step.agent == planted.agent and planted.text in step.content
+        assert [c.name for c in step.tool_calls][:len(planted.calls)] == [c.name for c in planted.calls]
+        if item.label.agent == ENVIRONMENT:
+            assert step.tool_calls[0].error, "an environment fault is the failed tool call"
+        else:
+            assert item.label.agent == planted.agent
