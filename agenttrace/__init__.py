@@ -6,7 +6,7 @@ from agenttrace.feedback import feedback, on_feedback
 from agenttrace.integration import DidNotEnable, Integration
 from agenttrace.models import Attribution, Lesson, Outcome, Step, Termination, ToolCall, Trajectory
 from agenttrace.run import Run, run
-from agenttrace.setup import Instrumentation, instrument, uninstrument
+from agenttrace.setup import Instrumentation, flush, instrument, uninstrument
 from agenttrace.spans import agent_step, llm_call, tool_call
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Trajectory",
     "agent_step",
     "feedback",
+    "flush",
     "instrument",
     "llm_call",
     "on_feedback",

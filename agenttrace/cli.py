@@ -9,7 +9,10 @@ import click
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from agenttrace.extras import MissingExtra, require
+from agenttrace.logs import configure as configure_logging
 from agenttrace.setup import DEFAULT_ENDPOINT
 
 console = Console()
@@ -31,7 +34,7 @@ Start here:
 """)
 @click.version_option(package_name="agenttrace")
 def main() -> None:
-    pass
+    configure_logging()
 
 
 @main.command(help="Run the collector: receives OTLP traces, rebuilds runs, attributes failed ones.")
@@ -54,6 +57,9 @@ def main() -> None:
               help="Spans queued for commit before new exports get back-pressure (HTTP 503 / gRPC UNAVAILABLE).")
 def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout, max_body_bytes,
               max_pending_spans) -> None:
+    require_extra("collector", "agenttrace collector")
+    if db and db.startswith(("postgresql://", "postgres://")):
+        require_extra("postgres", "a PostgreSQL --db")
     from agenttrace_collector.app import run
     from agenttrace_collector.config import CollectorConfig
 
@@ -66,6 +72,14 @@ def collector(db, host, port, grpc_port, attributor, attributor_option, settle, 
     if db:
         cfg.db = db
     run(cfg)
+
+
+def require_extra(extra: str, what: str) -> None:
+    """A command's optional dependencies, or an error naming the ``pip install`` that brings them."""
+    try:
+        require(extra, what)
+    except MissingExtra as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _options(pairs: tuple[str, ...]) -> dict:
@@ -94,32 +108,33 @@ def _get(endpoint: str, path: str, **params):
         resp = httpx.get(f"{endpoint}{path}", params={k: v for k, v in params.items() if v is not None}, timeout=10)
     except httpx.ConnectError:
         raise click.ClickException(f"no collector at {endpoint}; start one with `agenttrace collector`") from None
-    if resp.status_code == 404:
-        raise click.ClickException(resp.json().get("detail", "not found"))
+    if resp.is_client_error:  # unknown or ambiguous run id, bad filter: the collector says why
+        raise click.ClickException(str(resp.json().get("detail", resp.reason_phrase)))
     resp.raise_for_status()
     return resp.json()
 
 
 @runs.command("list", help="List runs, newest first.")
 @click.option("--outcome", type=click.Choice(["success", "failure", "unknown"]), help="Only runs with this outcome.")
-@click.option("--service", help="Only runs of this service.")
+@click.option("--service", help="Only runs whose service contains this text (any case).")
+@click.option("--name", help="Only runs whose name contains this text (any case).")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
-def runs_list(endpoint, outcome, service, limit, as_json) -> None:
-    rows = _get(endpoint, "/api/v1/runs", outcome=outcome, service=service, limit=limit)
+def runs_list(endpoint, outcome, service, name, limit, as_json) -> None:
+    rows = _get(endpoint, "/api/v1/runs", outcome=outcome, service=service, name=name, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table("run", "name", "service", "outcome", "ended as", "steps", "blamed")
     for r in rows:
         blamed = f"{r['agent']} @ step {r['step']}" if r.get("agent") is not None else ""
-        table.add_row(r["run_id"][:12], r["name"] or "", r["service"] or "", r["outcome"], r["termination"],
-                      str(r["n_steps"]), blamed)
+        table.add_row(r["run_id"][:12], Text(r["name"] or ""), Text(r["service"] or ""), r["outcome"],
+                      r["termination"], str(r["n_steps"]), Text(blamed))
     console.print(table)
 
 
-@runs.command("show", help="Show one run's steps and verdict.")
+@runs.command("show", help="Show one run's steps and verdict. RUN_ID may be a unique prefix (as `runs list` shows).")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the trajectory JSON.")
 @click.pass_obj
@@ -139,6 +154,7 @@ def runs_show(endpoint, run_id, as_json) -> None:
                    "the feedback, and a second run that uses it.")
 @click.option("--keep", is_flag=True, help="Keep the demo database and print its path.")
 def demo(keep) -> None:
+    require_extra("collector", "agenttrace demo")
     from agenttrace.demo import main as run_demo
 
     sys.exit(run_demo(console, keep=keep))

@@ -8,6 +8,7 @@ import time
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agenttrace.attribution.base import AttributorError, available, get_attributor
 from agenttrace.datasets import DatasetError, iter_paths, load_any
@@ -81,14 +82,16 @@ def attribute_command(file, attributor, attributor_option, without_ground_truth,
         verdicts.append(verdict)
         if as_json:
             continue
-        console.print(f"[bold]{item.id}[/bold]  ({len(item.trajectory.steps)} steps, attributor {attributor})")
-        console.print(f"  agent: [bold]{a.agent}[/bold]   step: [bold]{a.step}[/bold]   "
-                      f"confidence: {a.confidence if a.confidence is not None else '-'}")
-        console.print(f"  reason: {a.reason}", highlight=False)
+        console.print(Text.assemble((item.id, "bold"),
+                                    f"  ({len(item.trajectory.steps)} steps, attributor {attributor})"))
+        console.print(Text.assemble("  agent: ", (str(a.agent), "bold"), "   step: ", (str(a.step), "bold"),
+                                    f"   confidence: {a.confidence if a.confidence is not None else '-'}"))
+        console.print(f"  reason: {a.reason}", markup=False, highlight=False)
         if item.label:
             ok = "right" if verdict["score"]["agent_exact"] and verdict["score"]["step_exact"] else (
                 "agent right, step wrong" if verdict["score"]["agent_exact"] else "wrong")
-            console.print(f"  label: agent {item.label.agent}, step {item.label.step} -> {ok}", highlight=False)
+            console.print(f"  label: agent {item.label.agent}, step {item.label.step} -> {ok}", markup=False,
+                          highlight=False)
     if as_json:
         click.echo(json.dumps(verdicts[0] if len(verdicts) == 1 else verdicts, indent=2, ensure_ascii=False))
 
@@ -102,7 +105,7 @@ def print_tables(console: Console, boards: dict, attributor: str) -> None:
     if len(subsets) > 1:
         subsets.append("all")
     for subset in subsets:
-        table = Table(title=f"{subset} - attributor {attributor}", title_justify="left")
+        table = Table(title=Text(f"{subset} - attributor {attributor}"), title_justify="left")
         table.add_column("mode")
         table.add_column("n", justify="right")
         table.add_column("agent acc\nWho&When", justify="right")
@@ -189,7 +192,7 @@ def eval_command(paths, attributor, attributor_option, with_g, both, out, limit,
                                "scores": {m: b.summary() for m, b in result.boards.items()}}, indent=2))
         return
     console.print(f"computed {result.computed} new prediction(s), reused {result.skipped} from {out}; "
-                  f"{done}/{total} done", highlight=False)
+                  f"{done}/{total} done", markup=False, highlight=False)
     if done < total:
         console.print(f"[yellow]partial: {total - done} item(s) left; rerun the same command to resume[/yellow]")
     print_tables(console, result.boards, attributor)

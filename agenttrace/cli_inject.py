@@ -153,7 +153,7 @@ def inject_command(paths, endpoint, outcome, service, limit, kinds, seed, per_tr
     by_kind = Counter(s.kind for s in samples)
     console.print(f"wrote {written} unconfirmed sample{'s' if written != 1 else ''} from {len(trajectories)} "
                   f"successful trajector{'ies' if len(trajectories) != 1 else 'y'} to {out or out_dir}"
-                  + (f" (skipped {skipped} failed or labelled)" if skipped else ""), soft_wrap=True)
+                  + (f" (skipped {skipped} failed or labelled)" if skipped else ""), soft_wrap=True, markup=False)
     console.print("kinds: " + ", ".join(f"{k} {n}" for k, n in by_kind.most_common()), soft_wrap=True)
 
 

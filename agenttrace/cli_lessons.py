@@ -9,6 +9,7 @@ import click
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agenttrace.setup import DEFAULT_ENDPOINT
 
@@ -48,8 +49,8 @@ def lessons_list(endpoint, agent, as_json) -> None:
     table = Table("agent", "run", "step", "when", "lesson")
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
-        table.add_row(r["agent"], (r.get("run_id") or "")[:12], "" if r.get("step") is None else str(r["step"]),
-                      when, r["text"])
+        table.add_row(Text(r["agent"]), (r.get("run_id") or "")[:12], "" if r.get("step") is None else str(r["step"]),
+                      when, Text(r["text"]))
     console.print(table)
 
 

@@ -25,10 +25,11 @@ import click
 def train_command(paths, model, output_dir, max_steps, learning_rate, batch_size, num_generations, grad_accum,
                   max_prompt_tokens, max_completion_length, lora_r, lora_alpha, beta, without_ground_truth,
                   no_gradient_checkpointing) -> None:
-    try:
-        from agenttrace.train import load_items, train
-    except ImportError as exc:  # pragma: no cover
-        raise click.ClickException(f"{exc}; install trl, peft and datasets") from None
+    from agenttrace.cli import require_extra
+
+    require_extra("train", "agenttrace train")
+    from agenttrace.train import load_items, train
+
     items = load_items(paths)
     if not items:
         raise click.ClickException("no labelled trajectories in " + ", ".join(paths))

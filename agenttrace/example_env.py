@@ -47,7 +47,8 @@ def example_env(framework: str, script: Script) -> Iterator[ExampleEnv]:
         endpoint = os.environ.get("AGENTTRACE_ENDPOINT")
         collector = None
         if not endpoint:
-            collector = stack.enter_context(LocalCollector(os.path.join(tempfile.mkdtemp(), "agenttrace.db")))
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="agenttrace-example-"))
+            collector = stack.enter_context(LocalCollector(os.path.join(workdir, "agenttrace.db")))
             endpoint = collector.endpoint
         agenttrace.instrument(endpoint=endpoint, service_name=f"{framework}-example", frameworks=[framework])
         stack.callback(agenttrace.uninstrument)

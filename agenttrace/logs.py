@@ -1,4 +1,11 @@
-"""Structured logging for agenttrace: structlog, to stderr, human-readable on a TTY and JSON otherwise."""
+"""Structured logging for agenttrace: structlog events carried by the standard ``logging`` module.
+
+Inside an app, agenttrace is a library: it emits records on the ``agenttrace.*`` loggers, with each
+event's fields as record attributes (``extra``), and configures neither structlog nor the root logger;
+the app's logging set-up decides where they go (with none, Python prints only warnings and errors).
+agenttrace's own processes (the CLI, the collector) call ``configure()``: one stderr handler on the
+``agenttrace`` logger, human-readable on a TTY and JSON lines otherwise.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +15,52 @@ import sys
 
 import structlog
 
-_configured = False
+_HANDLER_NAME = "agenttrace"
 
 
-def configure(level: str | None = None, json: bool | None = None) -> None:
-    global _configured
-    level = (level or os.environ.get("AGENTTRACE_LOG_LEVEL", "info")).upper()
-    if json is None:
-        json = os.environ.get("AGENTTRACE_LOG_FORMAT", "").lower() == "json" or not sys.stderr.isatty()
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-    _configured = True
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    if not _configured:
-        configure()
-    return structlog.get_logger(name)
+    """A structlog logger writing to ``logging.getLogger(name)``; ``name`` starts with ``agenttrace``."""
+    return structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=[structlog.stdlib.filter_by_level, structlog.contextvars.merge_contextvars,
+                    structlog.stdlib.render_to_log_kwargs],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+
+
+def configure(level: str | None = None, json: bool | None = None) -> None:
+    """Sends agenttrace's records to stderr (for agenttrace's own processes, not for apps that import it).
+
+    ``level`` defaults to ``AGENTTRACE_LOG_LEVEL`` (info); JSON when ``json`` is true,
+    ``AGENTTRACE_LOG_FORMAT=json``, or stderr is not a terminal.
+    """
+    level = (level or os.environ.get("AGENTTRACE_LOG_LEVEL", "info")).upper()
+    if json is None:
+        json = os.environ.get("AGENTTRACE_LOG_FORMAT", "").lower() == "json" or not sys.stderr.isatty()
+    render = ([structlog.processors.format_exc_info, structlog.processors.JSONRenderer()] if json
+              else [structlog.dev.ConsoleRenderer(colors=False)])
+    handler = _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.stdlib.ExtraAdder(), structlog.processors.TimeStamper(fmt="iso")],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
+    ))
+    logger = logging.getLogger("agenttrace")
+    for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -21,6 +22,7 @@ from agenttrace.redaction import RedactingExporter
 from agenttrace.processor import RunStampingProcessor, SwitchableProcessor
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+EXIT_FLUSH_TIMEOUT_S = 10.0  # an exiting script waits at most this long for its last spans
 log = get_logger("agenttrace.setup")
 
 
@@ -109,10 +111,27 @@ def instrument(
         active = Instrumentation(base, name, provider, _processors=[stamping, export])
         _enable_integrations(active, frameworks)
         _active = active
+        atexit.register(_flush_at_exit)
         log.info("instrument.on", endpoint=base, service=name, integrations=sorted(active.integrations))
         for skipped, why in active.skipped.items():
             log.debug("integration.skipped", integration=skipped, reason=why)
         return active
+
+
+def flush(timeout: float = 30.0) -> bool:
+    """Sends every span ended so far, waiting at most ``timeout`` seconds; True when all were sent.
+
+    A short script calls it before waiting for a verdict; it also runs when the interpreter exits.
+    """
+    inst = _active
+    if inst is None or not inst.enabled:
+        return True
+    return inst.force_flush(int(timeout * 1000))
+
+
+def _flush_at_exit() -> None:
+    if not flush(timeout=EXIT_FLUSH_TIMEOUT_S):
+        log.warning("flush.incomplete", endpoint=_active.endpoint, timeout_s=EXIT_FLUSH_TIMEOUT_S)
 
 
 def uninstrument() -> None:
@@ -131,6 +150,7 @@ def uninstrument() -> None:
             proc.shutdown()
         propagation.uninstall()
         close_feedback()
+        atexit.unregister(_flush_at_exit)
         _active = None
 
 

@@ -12,6 +12,8 @@ from agenttrace.models import Attribution, Lesson, Trajectory
 from agenttrace_collector.ingest import IngestWriter
 from agenttrace_collector.store import Store
 
+MAX_CANDIDATES = 10  # run ids listed when a prefix is ambiguous
+
 
 class RunSummary(BaseModel):
     run_id: str
@@ -54,20 +56,31 @@ def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) 
                   limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict]:
         return store.list_runs(outcome=outcome, service=service, name=name, limit=limit, offset=offset)
 
-    @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], summary="One run: trajectory and verdicts")
-    def get_run(run_id: str) -> RunDetail:
+    def find_run(run_id: str) -> tuple[str, Trajectory]:
+        """The run with this id, or with this unique id prefix; 404 if none, 409 listing them if several."""
         traj = store.get_run(run_id)
-        if traj is None:
+        if traj is not None:
+            return run_id, traj
+        matches = store.run_ids_starting_with(run_id, limit=MAX_CANDIDATES + 1)
+        if not matches:
             raise HTTPException(404, f"no run {run_id!r} (it may still be assembling)")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:MAX_CANDIDATES]) + (", ..." if len(matches) > MAX_CANDIDATES else "")
+            raise HTTPException(409, f"run id prefix {run_id!r} is ambiguous: it matches {shown}")
+        return matches[0], store.get_run(matches[0])
+
+    @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"],
+                summary="One run (by id or unique id prefix): trajectory and verdicts")
+    def get_run(run_id: str) -> RunDetail:
+        run_id, traj = find_run(run_id)
         return RunDetail(trajectory=traj, attributions=store.attributions(run_id=run_id))
 
-    @router.get("/runs/{run_id}/whowhen", tags=["runs"], summary="The run in Who&When / TracerTraj JSON shape")
+    @router.get("/runs/{run_id}/whowhen", tags=["runs"],
+                summary="The run (by id or unique id prefix) in Who&When / TracerTraj JSON shape")
     def get_run_whowhen(run_id: str) -> dict:
         from agenttrace.datasets import to_whowhen
 
-        traj = store.get_run(run_id)
-        if traj is None:
-            raise HTTPException(404, f"no run {run_id!r}")
+        run_id, traj = find_run(run_id)
         verdicts = store.attributions(run_id=run_id)
         return to_whowhen(traj, None) | ({"attribution": verdicts[-1].model_dump()} if verdicts else {})
 
