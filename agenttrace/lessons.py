@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agenttrace.attribution.flow import action_text
 from agenttrace.models import Attribution, Lesson, Trajectory
 
 
@@ -11,7 +12,8 @@ def lesson_for(verdict: Attribution, trajectory: Trajectory | None = None) -> Le
         return None
     did = ""
     if trajectory is not None and 0 <= verdict.step < len(trajectory.steps):
-        did = f' You wrote: "{trajectory.steps[verdict.step].render()[:300]}".'
+        own = " ".join(action_text(trajectory.steps[verdict.step]).split())[:300]  # not its tool results
+        did = f' You wrote: "{own}".' if own else ""
     task = f" on the task {trajectory.task[:200]!r}" if trajectory is not None and trajectory.task else ""
     text = (f"In an earlier run{task}, your step {verdict.step} was the decisive error.{did} "
             f"Why: {verdict.reason.strip()} Next time, check every input you rely on against its source "

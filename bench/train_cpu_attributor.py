@@ -1,23 +1,25 @@
 """Rebuilds agenttrace/attribution/cpu_model.json, the weights of the ``cpu`` attributor.
 
-    .venv/bin/python bench/train_cpu_attributor.py [--data /work/shared/data] [--out agenttrace/attribution/cpu_model.json]
+    .venv/bin/python bench/train_cpu_attributor.py [--data /work/shared/data] [--suite build/suite]
 
 The model is a conditional logit over the steps of a trajectory (see agenttrace/attribution/cpu.py):
-loss = -log p(labelled step) - 0.5 * log p(labelled agent), L2-regularised, fitted with Adam in numpy.
-It is trained on every labelled source found under --data (Who&When Hand-Crafted, Algorithm-Generated,
-TracerTraj *.jsonl), each source weighted equally, plus fault-injected synthetic trajectories, and each
-real trajectory is seen twice: with the ground truth and without it.
+loss = -log p(labelled step) - 0.5 * log p(labelled agent), L2-regularised, fitted with Adam in numpy
+(vectorised over all steps of all trajectories). Every labelled group is weighted equally: each dev source
+under --data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj *.jsonl) and each framework of the
+labelled suite under --suite (build/suite/<framework>.jsonl, when present), plus fault-injected synthetic
+pipelines at a small weight. Each trajectory is seen twice: with the ground truth and without it.
 
-Before fitting the final model it reports honest generalisation numbers:
-* leave-one-source-out: train on the other sources (+ synthetic), test on the held-out one;
-* 5-fold cross-validation inside each source (train folds of all sources + synthetic).
-Both are stored under "meta" in the JSON so the numbers travel with the weights.
+The softmax temperature is calibrated on held-out groups only (cross-fitting: each training group is
+scored by a model fitted without it), and the model says ``uncertain`` below THRESHOLD. Honest numbers
+(leave-one-group-out against every trivial baseline) come from bench/generalisation.py, which uses the
+functions here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import sys
@@ -28,82 +30,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agenttrace.attribution.cpu import FEATURES, MODEL_PATH, CpuAttributor, StepModel, extract_features  # noqa: E402
+from agenttrace.attribution.cpu import FEATURES, MODEL_PATH, StepModel, extract_features  # noqa: E402
 from agenttrace.datasets import load_any  # noqa: E402
-from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, Trajectory  # noqa: E402
-from agenttrace.scoring import Scoreboard  # noqa: E402
+from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory  # noqa: E402
 
-SYNTHETIC_WEIGHT = 0.5  # the synthetic set weighs as much as half a real source
-PIPELINE_WEIGHT = 0.1  # the fault-injected pipelines (a second synthetic set); 0.1 had the best leave-one-source-out reward of {0.1, 0.2, 0.5}
-
-
-# ---------------------------------------------------------------- synthetic fault injection
-
-_BENIGN = [
-    "Let me look at the task again and outline a plan: first gather the data, then compute, then verify.",
-    "I checked the source and it lists the values we need. Here is a summary of what I found so far.",
-    "The output looks consistent with the requirements. Moving on to the next part of the plan.",
-    "Please run the following code and report the output.\n```python\nprint(sum(range(10)))\n```",
-    "exitcode: 0 (execution succeeded)\nCode output: 45",
-    "I agree with the approach. Let us double-check the numbers against the original page.",
-    "Here are the search results: several pages match the query; the first one is the official site.",
-    "Updated the plan: the remaining step is to confirm the final value and report it.",
-]
-_FAULTS = [
-    "I could not access the file, so I will assume the value is {v} and continue with simulated data.",
-    "Rather than verifying, I will use a placeholder dataset where the count is {v}.",
-    "I clicked on an unrelated link and read the number {v} from it; that should be the answer.",
-    "```python\nresult = compute(data)  # uses the wrong column\nprint({v})\n```",
-    "Probably the answer is {v}; I believe that is right without verifying the source.",
-]
-_AFTER = [
-    "Traceback (most recent call last):\n  File \"x.py\", line 3\nKeyError: 'column'\nexitcode: 1",
-    "Error: the page returned 404 not found.",
-    "Code output: {v}",
-    "Based on the previous result of {v}, the verification is complete.",
-]
-
-
-def synthetic(n_items: int, seed: int = 0) -> list[LabelledTrajectory]:
-    rng = random.Random(seed)
-    out = []
-    for k in range(n_items):
-        hand = rng.random() < 0.4
-        agents = ["Orchestrator", "WebSurfer", "FileSurfer", "Assistant"] if hand else [
-            rng.choice(["Planner_Expert", "Team Leader"]), rng.choice(["Data_Expert", "Engineer", "Search_Expert"]),
-            "Computer_terminal", rng.choice(["Verification_Expert", "Architect"])]
-        n = rng.randint(5, 30 if hand else 14)
-        wrong = str(rng.randint(10, 999))
-        fault = rng.randint(1, n - 2)
-        steps = []
-        if hand:
-            steps.append(Step(index=0, agent="human", role="human", content="Find the value asked for in the task."))
-        while len(steps) < n:
-            i = len(steps)
-            if i == fault:
-                agent = rng.choice(agents[1:2] if not hand else agents[1:])
-                content = rng.choice(_FAULTS).format(v=wrong)
-            elif i == fault + 1:
-                agent = agents[2] if not hand else rng.choice(agents)
-                content = rng.choice(_AFTER).format(v=wrong)
-            elif i > fault + 1 and rng.random() < 0.4:
-                agent = rng.choice(agents)
-                content = f"Continuing with {wrong} as established. " + rng.choice(_BENIGN)
-            else:
-                agent = rng.choice(agents)
-                content = rng.choice(_BENIGN)
-                if rng.random() < 0.1:
-                    content += " (a harmless warning was printed, no error)"
-            role = f"{agent} (thought)" if hand and agent == "Orchestrator" and rng.random() < 0.5 else agent
-            steps.append(Step(index=i, agent=agent, role=role, content=content))
-        steps.append(Step(index=len(steps), agent=agents[0], role=agents[0], content=f"FINAL ANSWER: {wrong}"))
-        fault_agent = steps[fault].agent
-        traj = Trajectory(run_id=f"synthetic/{k}", task="Find the value asked for in the task.",
-                          expected=str(rng.randint(1000, 9999)), outcome=Outcome.FAILURE, steps=steps)
-        out.append(LabelledTrajectory(id=traj.run_id, subset="synthetic", trajectory=traj,
-                                      label=Label(agent=fault_agent, step=fault, reason="injected fault")))
-    return out
-
+PIPELINE_WEIGHT = 1.0  # the fault-injected pipelines weigh as much as each real group
+THRESHOLD = 0.5  # a verdict whose calibrated step probability is below this is "uncertain": more likely wrong than right
+L2 = 0.02
 
 # ---------------------------------------------------------------- fault-injected pipelines
 # Diverse *successful* synthetic team runs (planner -> fact gatherer -> coder -> [executor] -> [verifier] ->
@@ -188,19 +121,22 @@ def pipelines(n_items: int, seed: int = 0) -> list[LabelledTrajectory]:
         who = {r: rng.choice(_NAMES[r]) for r in roles}
         style = rng.choice(_GATHER_STYLES)
         with_input = rng.random() < 0.5
+        calculator = rng.random() < 0.5  # the coder calls a calculator tool instead of writing code
         fault_role = rng.choice([r for r in roles if r != "executor"])
         kinds = {"planner": ["dropped_constraint"], "gatherer": ["wrong_number"],
                  "coder": ["off_by_one", "wrong_return", "off_by_one"], "verifier": ["wrong_number"],
                  "writer": ["wrong_number"]}[fault_role]
+        if calculator and fault_role == "coder":
+            kinds = ["wrong_argument"]
         kind = rng.choice(kinds)
         steps: list[Step] = []
         transcript = f"Task: {task}"
         fault_at = None
-        state: dict = {}
 
-        def emit(role: str, content: str) -> None:
+        def emit(role: str, content: str, calls: tuple[ToolCall, ...] = ()) -> None:
             nonlocal transcript, fault_at
-            step = Step(index=len(steps), agent=who[role], content=content, input=transcript if with_input else None)
+            step = Step(index=len(steps), agent=who[role], content=content, input=transcript if with_input else None,
+                        tool_calls=list(calls))
             if role == fault_role and fault_at is None:
                 pert = perturb_step(step, kind, rng)
                 if pert is None:
@@ -218,10 +154,19 @@ def pipelines(n_items: int, seed: int = 0) -> list[LabelledTrajectory]:
             keep_op = any(w in steps[-1].content for w in ("subtract", "add"))
             emit("gatherer", _gather([a, b, c], names, style))
             vals = _read_values(steps[-1].content, names)
-            emit("coder", _code(vals, names, op, keep_op))
-            result = _execute(steps[-1].content)
-            state["result"] = result
-            if "executor" in roles:
+            if calculator:
+                expression = f"{vals[0]} * {vals[1]}" + (f" {op} {vals[2]}" if keep_op else "")
+                emit("coder", "I will compute it with the calculator.",
+                     (ToolCall(id="call-1", name="calculator", arguments={"expression": expression}),))
+                call = steps[-1].tool_calls[0]
+                call.result = str(eval(str(call.arguments["expression"]), {"__builtins__": {}}))  # noqa: S307 - digits and * + -
+                result = call.result
+                transcript += f"\n\n[calculator]\n{result}"
+                emit("coder", f"The calculator returned {result}.")
+            else:
+                emit("coder", _code(vals, names, op, keep_op))
+                result = _execute(steps[-1].content)
+            if "executor" in roles and not calculator:
                 emit("executor", f"exitcode: 0 (execution succeeded)\nCode output: {result}")
                 result = (re.findall(r"-?\d+", steps[-1].content.split("Code output:")[-1]) or [result])[-1]
             elif with_input:
@@ -246,89 +191,10 @@ def pipelines(n_items: int, seed: int = 0) -> list[LabelledTrajectory]:
     return out
 
 
-# ---------------------------------------------------------------- fitting
+# ---------------------------------------------------------------- data
 
-def featurise(items: list[LabelledTrajectory], both_views: bool = True):
-    rows = []
-    for it in items:
-        if it.label is None or it.label.step >= len(it.trajectory.steps):
-            continue
-        agents = [s.agent for s in it.trajectory.steps]
-        if it.label.agent not in agents:
-            continue
-        views = (True, False) if both_views else (True,)
-        for use_g in views:
-            x, _ = extract_features(it.trajectory, use_expected=use_g)
-            mask = np.array([a == it.label.agent for a in agents], dtype=float)
-            rows.append((x, it.label.step, mask, it.subset))
-    return rows
-
-
-def fit(rows, l2: float = 0.02, iters: int = 400, lr: float = 0.05, seed: int = 0) -> StepModel:
-    allx = np.concatenate([r[0] for r in rows])
-    mean = allx.mean(axis=0)
-    scale = allx.std(axis=0)
-    scale[scale < 1e-6] = 1.0
-    zs = [(r[0] - mean) / scale for r in rows]
-    by_subset: dict[str, int] = {}
-    for r in rows:
-        by_subset[r[3]] = by_subset.get(r[3], 0) + 1
-    share = {"synthetic": SYNTHETIC_WEIGHT, "synthetic_pipeline": PIPELINE_WEIGHT}
-    weights = np.array([share.get(r[3], 1.0) / by_subset[r[3]] for r in rows])
-    weights /= weights.sum()
-    w = np.zeros(len(FEATURES))
-    m = np.zeros_like(w)
-    v = np.zeros_like(w)
-    for t in range(1, iters + 1):
-        grad = 2 * l2 * w
-        for z, (x, step, mask, _), wt in zip(zs, rows, weights):
-            s = z @ w
-            s -= s.max()
-            p = np.exp(s)
-            p /= p.sum()
-            g_step = p.copy()
-            g_step[step] -= 1.0
-            pa = p * mask
-            q = pa / max(pa.sum(), 1e-12)
-            g_agent = p - q
-            grad += wt * (z.T @ (g_step + 0.5 * g_agent))
-        m = 0.9 * m + 0.1 * grad
-        v = 0.999 * v + 0.001 * grad**2
-        w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    return StepModel(w, mean, scale)
-
-
-def evaluate(model: StepModel, items: list[LabelledTrajectory]) -> dict:
-    out = {}
-    for use_g in (True, False):
-        board = Scoreboard()
-        att = CpuAttributor(model=model)
-        for it in items:
-            traj = it.trajectory if use_g else it.trajectory.model_copy(update={"expected": None})
-            a = att.attribute(traj)
-            board.add_prediction(it.subset, a.agent, a.step, it.label)
-        out["with_G" if use_g else "without_G"] = board.summary()
-    return out
-
-
-def _fmt(summary: dict) -> str:
-    return (f"n={summary['n']:3d} agent WW {summary['agent_acc_whowhen']:.3f} exact {summary['agent_acc_exact']:.3f} | "
-            f"step WW {summary['step_acc_whowhen']:.3f} exact {summary['step_acc_exact']:.3f} | "
-            f"reward {summary['mean_reward']:.3f}")
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="/work/shared/data", help="folder with whowhen/ and tracertraj/")
-    ap.add_argument("--out", default=str(MODEL_PATH))
-    ap.add_argument("--synthetic", type=int, default=300, help="fault-injected synthetic trajectories")
-    ap.add_argument("--pipelines", type=int, default=300, help="fault-injected synthetic team pipelines")
-    ap.add_argument("--l2", type=float, nargs="+", default=[0.02],
-                    help="L2 strengths; with several, the one with the best leave-one-source-out reward is kept")
-    ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation report")
-    args = ap.parse_args()
-
-    data = Path(args.data)
+def load_dev(data: Path) -> dict[str, list[LabelledTrajectory]]:
+    """The dev sources under ``data``, by subset name."""
     sources: dict[str, list[LabelledTrajectory]] = {}
     for sub in ("whowhen/Hand-Crafted", "whowhen/Algorithm-Generated"):
         if (data / sub).is_dir():
@@ -337,70 +203,152 @@ def main() -> None:
     for f in sorted((data / "tracertraj").glob("*.jsonl")):
         items = load_any(f)
         sources[items[0].subset if items else f.stem] = items
-    synth = synthetic(args.synthetic) + pipelines(args.pipelines, seed=7)
-    print("sources:", {k: len(v) for k, v in sources.items()}, "synthetic:", len(synth))
-    meta: dict = {"sources": {k: len(v) for k, v in sources.items()}, "synthetic": args.synthetic,
-                  "synthetic_pipelines": len(synth) - args.synthetic}
-    l2 = args.l2[0]
-    if len(args.l2) > 1:
-        cache = {held: featurise([it for k, v in sources.items() if k != held for it in v] + synth) for held in sources}
-        best = None
-        print("choosing L2 by leave-one-source-out mean reward (without G, averaged over sources):")
-        for cand in args.l2:
-            rewards = [evaluate(fit(cache[held], l2=cand), sources[held])["without_G"][held]["mean_reward"]
-                       for held in sources]
-            r = sum(rewards) / len(rewards)
-            print(f"  l2={cand:<8g} reward {r:.3f}  " + " ".join(f"{x:.3f}" for x in rewards))
-            if best is None or r > best[0]:
-                best = (r, cand)
-        l2 = best[1]
-        print("  chosen l2 =", l2)
-    meta["l2"] = l2
+    return sources
 
-    if not args.no_cv:
-        loso = {}
-        print("\nleave-one-source-out (train on the others + synthetic, test on the held-out source):")
-        for held in sources:
-            train = [it for k, v in sources.items() if k != held for it in v] + synth
-            model = fit(featurise(train), l2=l2)
-            res = evaluate(model, sources[held])
-            loso[held] = {g: res[g][held] for g in res}
-            for g in res:
-                print(f"  {held:20s} {g:9s} {_fmt(res[g][held])}")
-        meta["leave_one_source_out"] = loso
 
-        print("\n5-fold CV within each source (train folds of every source + synthetic):")
-        rng = random.Random(1)
-        folds = {k: [i % 5 for i in range(len(v))] for k, v in sources.items()}
-        for k in folds:
-            rng.shuffle(folds[k])
-        preds: dict = {"with_G": Scoreboard(), "without_G": Scoreboard()}
-        for f in range(5):
-            train = [it for k, v in sources.items() for it, fo in zip(v, folds[k]) if fo != f] + synth
-            test = [it for k, v in sources.items() for it, fo in zip(v, folds[k]) if fo == f]
-            model = fit(featurise(train), l2=l2)
-            att = CpuAttributor(model=model)
-            for it in test:
-                for g, traj in (("with_G", it.trajectory),
-                                ("without_G", it.trajectory.model_copy(update={"expected": None}))):
-                    a = att.attribute(traj)
-                    preds[g].add_prediction(it.subset, a.agent, a.step, it.label)
-        kfold = {g: b.summary() for g, b in preds.items()}
-        for g, summ in kfold.items():
-            for k, s in summ.items():
-                print(f"  {k:20s} {g:9s} {_fmt(s)}")
-        meta["five_fold"] = kfold
+def load_suite(folder: Path) -> list[LabelledTrajectory]:
+    """The labelled suite of real framework runs: every build/suite/<framework>.jsonl line."""
+    items = []
+    for f in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                items.append(LabelledTrajectory.model_validate_json(line))
+    return items
 
-    train = [it for v in sources.values() for it in v] + synth
-    model = fit(featurise(train), l2=l2)
-    model.meta = meta
-    fitted = evaluate(model, [it for v in sources.values() for it in v])
-    print("\nfinal model, scored on its own training data (optimistic):")
-    for g, summ in fitted.items():
-        for k, s in summ.items():
-            print(f"  {k:20s} {g:9s} {_fmt(s)}")
+
+def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
+    """Items whose label names a step and agent of their trajectory."""
+    return [it for it in items if it.label is not None and 0 <= it.label.step < len(it.trajectory.steps)
+            and it.trajectory.steps[it.label.step].agent == it.label.agent]
+
+
+# ---------------------------------------------------------------- fitting
+
+class Rows:
+    """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
+
+    def __init__(self, groups: dict[str, list[LabelledTrajectory]], both_views: bool = True):
+        xs, starts, targets, masks, group = [], [], [], [], []
+        offset = 0
+        for name, items in groups.items():
+            for it in usable(items):
+                for use_g in (True, False) if both_views else (True,):
+                    x, _ = extract_features(it.trajectory, use_expected=use_g)
+                    xs.append(x)
+                    starts.append(offset)
+                    targets.append(offset + it.label.step)
+                    masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
+                    group.append(name)
+                    offset += len(x)
+        self.x = np.concatenate(xs) if xs else np.zeros((0, len(FEATURES)))
+        self.starts = np.array(starts, dtype=int)
+        self.targets = np.array(targets, dtype=int)
+        self.agent_mask = np.concatenate([np.array(m, dtype=float) for m in masks]) if masks else np.zeros(0)
+        self.group = group
+        self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
+    s = s - np.maximum.reduceat(s, rows.starts)[rows.seg]
+    e = np.exp(s)
+    return e / np.add.reduceat(e, rows.starts)[rows.seg]
+
+
+def fit(rows: Rows, l2: float = L2, iters: int = 400, lr: float = 0.05) -> StepModel:
+    mean = rows.x.mean(axis=0)
+    scale = rows.x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    z = (rows.x - mean) / scale
+    size: dict[str, int] = {}
+    for g in rows.group:
+        size[g] = size.get(g, 0) + 1
+    wt = np.array([(PIPELINE_WEIGHT if g == "synthetic_pipeline" else 1.0) / size[g] for g in rows.group])
+    wt /= wt.sum()
+    w = np.zeros(len(FEATURES))
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    onehot = np.zeros(len(z))
+    onehot[rows.targets] = 1.0
+    for t in range(1, iters + 1):
+        p = _segment_softmax(z @ w, rows)
+        pa = p * rows.agent_mask
+        q = pa / np.maximum(np.add.reduceat(pa, rows.starts)[rows.seg], 1e-12)
+        g = (p - onehot) + 0.5 * (p - q)
+        grad = z.T @ (g * wt[rows.seg]) + 2 * l2 * w
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad**2
+        w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return StepModel(w, mean, scale, threshold=THRESHOLD)
+
+
+def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
+    """The temperature minimising the negative log-likelihood of the labelled steps."""
+    best = (math.inf, 1.0)
+    for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 61)):
+        p = _segment_softmax(scores / t, rows)
+        nll = -np.log(np.maximum(p[rows.targets], 1e-12)).mean()
+        best = min(best, (nll, float(t)))
+    return best[1]
+
+
+def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledTrajectory], l2: float = L2) -> StepModel:
+    """The model fitted on ``groups`` + ``synthetic``, its temperature calibrated by cross-fitting over the
+    groups (each scored by a model fitted without it; 3 folds inside the group when there is only one)."""
+    model = fit(Rows({**groups, "synthetic_pipeline": synthetic}), l2=l2)
+    folds: list[tuple[dict, dict]] = []
+    if len(groups) > 1:
+        folds = [({k: v for k, v in groups.items() if k != held}, {held: groups[held]}) for held in groups]
+    else:
+        (name, items), = groups.items()
+        folds = [({name: [it for i, it in enumerate(items) if i % 3 != f]}, {name: items[f::3]}) for f in range(3)]
+    scores, held_rows = [], []
+    for train_groups, test_groups in folds:
+        held = Rows(test_groups)
+        if not len(held):
+            continue
+        inner = fit(Rows({**train_groups, "synthetic_pipeline": synthetic}), l2=l2)
+        scores.append(inner.scores(held.x))
+        held_rows.append(held)
+    if held_rows:
+        model.temperature = _best_temperature(np.concatenate(scores), _stack(held_rows))
+    return model
+
+
+def _stack(parts: list[Rows]) -> Rows:
+    out = Rows({})
+    offsets = np.cumsum([0] + [len(p.x) for p in parts[:-1]])
+    out.x = np.concatenate([p.x for p in parts])
+    out.starts = np.concatenate([p.starts + o for p, o in zip(parts, offsets)])
+    out.targets = np.concatenate([p.targets + o for p, o in zip(parts, offsets)])
+    out.agent_mask = np.concatenate([p.agent_mask for p in parts])
+    out.group = [g for p in parts for g in p.group]
+    out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="/work/shared/data", help="folder with whowhen/ and tracertraj/")
+    ap.add_argument("--suite", default=str(ROOT / "build" / "suite"), help="folder of <framework>.jsonl")
+    ap.add_argument("--out", default=str(MODEL_PATH))
+    ap.add_argument("--pipelines", type=int, default=300, help="fault-injected synthetic team pipelines")
+    args = ap.parse_args()
+
+    groups = load_dev(Path(args.data))
+    suite = load_suite(Path(args.suite))
+    for it in suite:
+        groups.setdefault(f"suite/{it.subset}", []).append(it)
+    synth = pipelines(args.pipelines, seed=7)
+    print("groups:", {k: len(v) for k, v in groups.items()}, "synthetic pipelines:", len(synth))
+    model = train(groups, synth)
+    model.meta = {"groups": {k: len(v) for k, v in groups.items()}, "synthetic_pipelines": len(synth), "l2": L2,
+                  "generalisation": "see bench/generalisation.md (leave-one-group-out, with baselines)"}
     Path(args.out).write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
-    print("\nweights:", {f: round(float(w), 3) for f, w in zip(FEATURES, model.weights)})
+    print("temperature:", round(model.temperature, 3))
+    print("weights:", {f: round(float(w), 3) for f, w in zip(FEATURES, model.weights)})
     print("wrote", args.out)
 
 

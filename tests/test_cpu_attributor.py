@@ -10,6 +10,7 @@ import whowhen_fixtures as fx  # noqa: E402
 
 from agenttrace.attribution import get_attributor  # noqa: E402
 from agenttrace.attribution.cpu import FEATURES, CpuAttributor, StepModel, extract_features  # noqa: E402
+from agenttrace.attribution.flow import read_flow  # noqa: E402
 from agenttrace.datasets import from_whowhen  # noqa: E402
 from agenttrace.models import Step, ToolCall, Trajectory  # noqa: E402
 
@@ -36,13 +37,14 @@ def test_blames_an_agent_of_the_trajectory_with_a_real_reason():
         assert len(a.reason.split()) > 15
 
 
-def test_finds_the_obvious_seeded_error():
+def test_the_seeded_error_is_among_the_candidates():
     att = CpuAttributor()
     for data in (fx.hand_crafted(0), fx.hand_crafted(5), fx.algorithm_generated(0), fx.algorithm_generated(9)):
         item = from_whowhen(data)
         a = att.attribute(item.trajectory)
-        assert (a.agent, a.step) == (item.label.agent, item.label.step), a.reason
-        assert "assum" in a.reason or "placeholder" in a.reason or "instead" in a.reason or "problem" in a.reason
+        assert len(a.candidates) == 3 and (a.candidates[0].agent, a.candidates[0].step) == (a.agent, a.step)
+        assert any((c.agent, c.step) == (item.label.agent, item.label.step) for c in a.candidates), a.reason
+        assert a.uncertain == (a.confidence < att.model.threshold)
 
 
 def test_the_human_request_is_never_blamed():
@@ -92,87 +94,85 @@ def test_model_round_trips_through_json():
     model = CpuAttributor().model
     again = StepModel.from_json(model.to_json())
     assert (abs(again.weights - model.weights) < 1e-5).all()
+    assert abs(again.temperature - model.temperature) < 1e-3 and again.threshold == model.threshold
 
 
-def _numbers_run(writer_says: str) -> Trajectory:
-    # a generic pipeline; no agent name or task of the project's examples
-    return Trajectory(run_id="flow", task="A farm has 6 rows with 12 trees each. How many trees are there?",
-                      expected="72", answer=writer_says, steps=[
-        Step(index=0, agent="Lead", content="1. Analyst: extract the quantities.\n2. Programmer: multiply them."),
-        Step(index=1, agent="Analyst", content="rows = 6\ntrees per row = 12", input="Task: ..."),
-        Step(index=2, agent="Programmer", content="```python\ndef solve():\n    return 6 * 12\n```",
-             input="rows = 6\ntrees per row = 12"),
-        Step(index=3, agent="Reporter", content=f"The farm has {writer_says} trees.",
-             input="[code output]\n72"),
+def _col(name: str) -> int:
+    return FEATURES.index(name)
+
+
+def test_a_number_from_a_tool_result_is_not_introduced_by_the_caller():
+    traj = Trajectory(run_id="t", task="What are the two highest scores?", answer="93 and 47", steps=[
+        Step(index=0, agent="researcher", content="", tool_calls=[
+            ToolCall(name="scores", arguments={"top": "two"}, result="93, 47")]),
+        Step(index=1, agent="researcher", content="The top scores are 93 and 47."),
+        Step(index=2, agent="writer", content="93 and 47"),
     ])
+    x, flows = extract_features(traj)
+    assert [f.introduced for f in flows] == [[], [], []]
+    assert flows[0].returned_to_answer == [("scores", "93"), ("scores", "47")]
+    assert x[1, _col("num_introduced")] == 0 and x[0, _col("returned_to_answer")] == 1
 
 
-def test_information_flow_features():
-    col = {f: j for j, f in enumerate(FEATURES)}
-    x, ev = extract_features(_numbers_run("74"))
-    # the Reporter states a number that is in no earlier step and not in the input it was given
-    assert x[3, col["num_new"]] > 0 and x[3, col["num_unsupported_input"]] > 0 and x[3, col["num_new_to_final"]] == 1
-    assert ev[3].new_numbers == ("74",) and ev[3].unsupported == ("74",)
-    # copying the task's numbers introduces nothing
-    assert x[1, col["num_new"]] == 0 and x[2, col["num_new"]] == 0
-    x_ok, ev_ok = extract_features(_numbers_run("72"))
-    assert x_ok[3, col["num_unsupported_input"]] == 0 and ev_ok[3].unsupported == ()
-
-
-def test_restated_quantity_with_another_value_is_a_conflict():
-    traj = Trajectory(run_id="c", task="There are 5 shelves.", steps=[
-        Step(index=0, agent="Researcher", content="shelves = 6"),
-        Step(index=1, agent="Coder", content="shelves = 6, so 6 * 2"),
+def test_a_number_no_input_carries_is_introduced_and_followed_to_the_answer():
+    traj = Trajectory(run_id="t", task="A farm has 6 rows with 12 trees each. How many trees are there?",
+                      answer="74", steps=[
+        Step(index=0, agent="Analyst", content="rows = 6, trees per row = 12"),
+        Step(index=1, agent="Programmer", content="6 * 12", tool_calls=[
+            ToolCall(name="calculator", arguments={"expression": "6 * 12"}, result="72")]),
+        Step(index=2, agent="Reporter", content="The farm has 74 trees."),
     ])
-    col = {f: j for j, f in enumerate(FEATURES)}
-    x, ev = extract_features(traj)
-    assert x[0, col["num_conflict"]] == 1 and ev[0].conflict == ("shelve", "5", "6")
-    assert x[1, col["num_conflict"]] == 0  # the same value again is no conflict
+    x, flows = extract_features(traj)
+    assert flows[2].introduced == ["74"] and flows[2].introduced_to_answer == ["74"]
+    assert flows[0].introduced == [] and flows[1].introduced == []
+    assert x[2, _col("introduced_to_answer")] == 1
 
 
-def test_role_types_are_generic():
-    from agenttrace.attribution.cpu import role_types
-
-    assert role_types("Team Leader")["role_planner"] and role_types("Orchestrator")["role_planner"]
-    assert role_types("Engineer")["role_coder"] and role_types("Python_Expert")["role_coder"]
-    assert role_types("Computer_terminal")["role_executor"]
-    assert role_types("Verification_Expert")["role_verifier"]
-    assert role_types("WebSurfer")["role_searcher"]
-    assert not any(role_types("Alice").values())
-
-
-def test_relative_features_are_centred_per_trajectory():
-    x, _ = extract_features(_numbers_run("74"))
-    for f in ("log_len_z", "novelty_z", "code_rel", "num_new_rel"):
-        assert abs(x[:, FEATURES.index(f)].sum()) < 1e-9
+def test_a_tool_argument_nothing_supports_and_what_its_call_returned():
+    traj = Trajectory(run_id="t", task="How tall is the Eiffel Tower as it stands today?", answer="300 m", steps=[
+        Step(index=0, agent="searcher", content="Looking it up.", tool_calls=[
+            ToolCall(name="web_search", arguments={"query": "Eiffel Tower height", "as_of_year": 1889},
+                     result="In 1889 the tower was 300 m tall.")]),
+        Step(index=1, agent="writer", content="300 m"),
+    ])
+    _, flows = extract_features(traj)
+    (arg,) = flows[0].ungrounded
+    assert (arg.tool, arg.argument, arg.number, arg.returned) == ("web_search", "as_of_year", "1889", "300")
+    assert flows[1].introduced == []  # the writer relays what the tool returned
 
 
-def test_blames_the_step_whose_number_is_not_in_its_input():
-    a = CpuAttributor().attribute(_numbers_run("74"))
-    assert (a.agent, a.step) == ("Reporter", 3), a.reason
-    assert "74" in a.reason
+def test_a_failed_call_is_repaired_when_the_agent_later_gets_it_to_work():
+    def run(second_ok: bool) -> Trajectory:
+        return Trajectory(run_id="r", task="add 2 and 3", steps=[
+            Step(index=0, agent="worker", content="", tool_calls=[ToolCall(name="calc", arguments={"a": 2}, error="missing b")]),
+            Step(index=1, agent="worker", content="Retrying with both numbers.", tool_calls=[
+                ToolCall(name="calc", arguments={"a": 2, "b": 3}, result="5" if second_ok else None,
+                         error=None if second_ok else "missing b")]),
+        ])
+    assert read_flow(run(True))[0].repaired and not read_flow(run(False))[0].repaired
 
 
-def test_a_number_copied_from_the_input_is_relayed_not_introduced():
-    col = {f: j for j, f in enumerate(FEATURES)}
-    x, _ = extract_features(_numbers_run("72"))  # the Reporter repeats the code output it was given
-    assert x[3, col["num_new"]] > 0 and x[3, col["num_new_to_final"]] == 0
+def test_going_on_silently_after_a_failed_call_is_ignoring_it():
+    traj = Trajectory(run_id="i", task="book a table", steps=[
+        Step(index=0, agent="booker", content="", tool_calls=[ToolCall(name="reserve", arguments={"n": 2}, error="timeout")]),
+        Step(index=1, agent="booker", content="Your table is booked."),
+    ])
+    flows = read_flow(traj)
+    assert flows[1].ignored_error_at == 0 and flows[0].failed_tool == ("reserve", "timeout")
 
 
-def test_plan_coverage_and_earliest_anomaly_features():
+def test_a_plan_that_leaves_out_part_of_the_task():
     task = "Count only the red boxes with at least 5 items each; exclude damaged boxes."
     traj = Trajectory(run_id="p", task=task, steps=[
         Step(index=0, agent="Planner", content="1. Researcher: list the boxes.\n2. Coder: count them."),
-        Step(index=1, agent="Researcher", content="I assume there are 12 boxes."),
-        Step(index=2, agent="Coder", content="Error: could not count."),
     ])
-    col = {f: j for j, f in enumerate(FEATURES)}
-    x, ev = extract_features(traj)
-    assert 0 < x[0, col["task_drop"]] < 1 and "damaged" in ev[0].dropped
-    assert x[0, col["constraint_deficit"]] == 1  # the plan states none of the task's 'only', 'at least', 'each'
-    assert x[1:, col["task_drop"]].sum() == 0  # only plan-like steps are compared with the task
-    assert list(x[:, col["first_anomaly"]]) == [1, 0, 0]
-    full = traj.model_copy(update={"steps": [Step(index=0, agent="Planner", content=(
-        "1. Researcher: list only the red boxes with at least 5 items each.\n2. Coder: exclude damaged boxes."))]})
-    x2, _ = extract_features(full)
-    assert x2[0, col["task_drop"]] < x[0, col["task_drop"]] and x2[0, col["constraint_deficit"]] == 0
+    flows = read_flow(traj)
+    assert flows[0].plan_like and "damaged" in flows[0].dropped and flows[0].constraint_deficit == 1
+
+
+def test_features_read_no_agent_names():
+    item = from_whowhen(fx.algorithm_generated(0))
+    renamed = item.trajectory.model_copy(update={"steps": [
+        s.model_copy(update={"agent": f"agent{sorted(item.trajectory.agents).index(s.agent)}"})
+        for s in item.trajectory.steps]})
+    assert (extract_features(item.trajectory)[0] == extract_features(renamed)[0]).all()

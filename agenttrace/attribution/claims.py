@@ -1,0 +1,408 @@
+"""The claims a reason sentence makes about a trajectory, and the checker that verifies each one.
+
+A reason is built from structured claims (:class:`Claim` subclasses): each renders one clause in the run's
+own terms and says, in :meth:`Claim.holds`, how it is verified against the trajectory. The checks read the
+whole texts directly (no windows, no learned state), so they are an independent second reading of what
+the attributor's features saw: ``check_claims`` returns the claims that are false, and an attributor keeps
+only claims that pass. ``render_reason`` is the one way a reason sentence is made from its claims, so a
+reason and its claims can always be compared.
+
+Definitions shared with the features (in :mod:`agenttrace.attribution.flow`): a step's *actions* are its own
+text, tool-call names and arguments and its handoff; its *inputs* are the task, everything earlier steps
+said or got back, the input it was handed and what its own tool calls returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from agenttrace.attribution.flow import (
+    ERROR_WORDS,
+    action_text,
+    argument_values,
+    final_answer,
+    is_human,
+    norm_number,
+    result_text,
+    value_text,
+)
+from agenttrace.models import Trajectory
+
+_ANY_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
+_WORD = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
+
+
+def _numbers_in(text: str) -> set[str]:
+    return {norm_number(m.group(0)) for m in _ANY_NUMBER.finditer(text)}
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+class View:
+    """The trajectory's texts, read once: actions, results and the inputs each step had."""
+
+    def __init__(self, trajectory: Trajectory):
+        self.trajectory = trajectory
+        self.steps = trajectory.steps
+        self.actions = [action_text(s) for s in self.steps]
+        self.results = [result_text(s) for s in self.steps]
+        self.answer = final_answer(trajectory)
+
+    @cached_property
+    def _numbers_before(self) -> list[set[str]]:
+        """Per step: every number in the task, in any earlier step and in the input it was handed."""
+        seen = _numbers_in(self.trajectory.task or "")
+        out = []
+        for pos, step in enumerate(self.steps):
+            out.append(seen | _numbers_in(step.input or ""))
+            seen = out[-1] | _numbers_in(self.actions[pos]) | _numbers_in(self.results[pos])
+        return out
+
+    def number_before_calls(self, pos: int, value: str) -> bool:
+        """Whether ``value`` was in the step's inputs before its own tool calls returned."""
+        return norm_number(value) in self._numbers_before[pos]
+
+    def number_given(self, pos: int, value: str) -> bool:
+        """Whether ``value`` is in any input of the step, its own tool results included."""
+        return self.number_before_calls(pos, value) or norm_number(value) in _numbers_in(self.results[pos])
+
+    def in_step(self, pos: int) -> bool:
+        return 0 <= pos < len(self.steps)
+
+    def inputs_text(self, pos: int) -> str:
+        parts = [self.trajectory.task or "", self.steps[pos].input or "", self.results[pos]]
+        for j in range(pos):
+            parts += [self.actions[j], self.results[j], self.steps[j].input or ""]
+        return "\n".join(parts)
+
+    def problem_word_at(self, pos: int) -> str | None:
+        text = (self.actions[pos] + "\n" + self.results[pos]).lower()
+        if any(c.error for c in self.steps[pos].tool_calls):
+            return "error"
+        return next((w for w in ERROR_WORDS if w in text), None)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement about step ``pos`` (a position in ``trajectory.steps``)."""
+
+    pos: int
+
+    def clause(self, view: View) -> str:
+        raise NotImplementedError
+
+    def holds(self, view: View) -> bool:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Says(Claim):
+    """The step's own text contains ``text`` (whitespace-normalised)."""
+
+    text: str
+
+    def clause(self, view: View) -> str:
+        return f'it says "{self.text}"'
+
+    def holds(self, view: View) -> bool:
+        return view.in_step(self.pos) and bool(self.text) and _clean(self.text) in _clean(view.actions[self.pos])
+
+
+@dataclass(frozen=True)
+class Assumes(Says):
+    """The step's own text contains ``text``, which holds the assumption word ``word``."""
+
+    word: str = ""
+
+    def clause(self, view: View) -> str:
+        return f'it rests on an assumption: "{self.text}"'
+
+    def holds(self, view: View) -> bool:
+        return super().holds(view) and self.word in self.text.lower()
+
+
+@dataclass(frozen=True)
+class IntroducesNumber(Claim):
+    """The step's actions state ``value``, and no input of the step carries it."""
+
+    value: str
+
+    def clause(self, view: View) -> str:
+        return f"it states {self.value}, which is in neither the task nor anything it was given"
+
+    def holds(self, view: View) -> bool:
+        return (view.in_step(self.pos) and norm_number(self.value) in _numbers_in(view.actions[self.pos])
+                and not view.number_given(self.pos, self.value))
+
+
+@dataclass(frozen=True)
+class ReachesAnswer(Claim):
+    """``value`` is in the run's final answer."""
+
+    value: str
+
+    def clause(self, view: View) -> str:
+        return f"the {self.value} reaches the final answer"
+
+    def holds(self, view: View) -> bool:
+        return norm_number(self.value) in _numbers_in(view.answer)
+
+
+@dataclass(frozen=True)
+class CallsWithUngivenArgument(Claim):
+    """The step calls ``tool`` with ``argument`` = ``value``, and ``number`` of that value was in no input it had
+    before the call (the task, earlier steps, the input it was handed)."""
+
+    tool: str
+    argument: str
+    value: str
+    number: str
+
+    def clause(self, view: View) -> str:
+        arg = f"{self.argument}={self.value}" if self.argument else self.value
+        return f"it called {self.tool} with {arg}, whose {self.number} is in neither the task nor anything it was given"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos):
+            return False
+        calls = [c for c in view.steps[self.pos].tool_calls if c.name == self.tool]
+        if not any((self.argument, self.value[:80]) in [(a, v[:80]) for a, v in argument_values(c.arguments)]
+                   for c in calls):
+            return False
+        return (norm_number(self.number) in _numbers_in(self.value)
+                and not view.number_before_calls(self.pos, self.number))
+
+
+@dataclass(frozen=True)
+class ToolReturnReachesAnswer(Claim):
+    """A ``tool`` call of the step returned ``value``, which no earlier input had, and it is in the final answer."""
+
+    tool: str
+    value: str
+
+    def clause(self, view: View) -> str:
+        return f"the {self.value} that {self.tool} returned reaches the final answer"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos):
+            return False
+        v = norm_number(self.value)
+        returned = any(c.name == self.tool and v in _numbers_in(value_text(c.result))
+                       for c in view.steps[self.pos].tool_calls)
+        return returned and v in _numbers_in(view.answer)
+
+
+@dataclass(frozen=True)
+class RestatesDifferently(Claim):
+    """The step gives quantity ``name`` as ``new``; an input gave it as ``old``, and the step does not say ``old``."""
+
+    name: str
+    old: str
+    new: str
+
+    def clause(self, view: View) -> str:
+        return f"it gives {self.name} as {self.new} where its input gave {self.old}"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos):
+            return False
+        mine = view.actions[self.pos].lower()
+        given = view.inputs_text(self.pos).lower()
+        return (self.name in mine and norm_number(self.new) in _numbers_in(mine)
+                and norm_number(self.old) not in _numbers_in(mine)
+                and self.name in given and norm_number(self.old) in _numbers_in(given))
+
+
+@dataclass(frozen=True)
+class LeavesOut(Claim):
+    """The task has each of ``words``; the step's plan mentions none of them."""
+
+    words: tuple[str, ...]
+
+    def clause(self, view: View) -> str:
+        listed = ", ".join(f"'{w}'" for w in self.words)
+        return f"it plans the work without the task's {listed}"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos) or not self.words:
+            return False
+        task = set(_WORD.findall((view.trajectory.task or "").lower()))
+        mine = set(_WORD.findall(view.actions[self.pos].lower()))
+        return all(w in task and w not in mine for w in self.words)
+
+
+@dataclass(frozen=True)
+class ReportsProblem(Claim):
+    """The step's own text contains ``word`` (an error word)."""
+
+    word: str
+
+    def clause(self, view: View) -> str:
+        return f"it reports a problem ('{self.word}')"
+
+    def holds(self, view: View) -> bool:
+        return view.in_step(self.pos) and self.word in ERROR_WORDS and self.word in view.actions[self.pos].lower()
+
+
+@dataclass(frozen=True)
+class ToolFailed(Claim):
+    """A ``tool`` call of the step ended in an error whose text contains ``error``."""
+
+    tool: str
+    error: str
+
+    def clause(self, view: View) -> str:
+        return f"its {self.tool} call failed ('{self.error}')" if self.tool else f"it failed ('{self.error}')"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos):
+            return False
+        step = view.steps[self.pos]
+        if not self.tool:
+            return bool(step.error) and self.error in step.error
+        return any(c.name == self.tool and c.error and self.error in c.error for c in step.tool_calls)
+
+
+@dataclass(frozen=True)
+class IgnoresFailure(Claim):
+    """A ``tool`` call of the same agent failed at ``earlier``, the agent's next step is this one, and it
+    reports no problem."""
+
+    earlier: int
+    tool: str
+
+    def clause(self, view: View) -> str:
+        return (f"it goes on without a word about the failure of {self.tool} at step "
+                f"{view.steps[self.earlier].index}")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and view.in_step(self.earlier) and self.earlier < self.pos):
+            return False
+        agent = view.steps[self.pos].agent
+        between = [s for s in view.steps[self.earlier + 1:self.pos] if s.agent == agent]
+        failed = any(c.name == self.tool and c.error for c in view.steps[self.earlier].tool_calls) or (
+            not self.tool and bool(view.steps[self.earlier].error))
+        mine = view.actions[self.pos].lower()
+        return (view.steps[self.earlier].agent == agent and not between and failed
+                and not any(w in mine for w in ERROR_WORDS))
+
+
+@dataclass(frozen=True)
+class NextReportsProblem(Claim):
+    """The step right after this one reports ``word`` (in its text or its tool results)."""
+
+    word: str
+
+    def clause(self, view: View) -> str:
+        nxt = view.steps[self.pos + 1]
+        return f"the next step ({nxt.agent}, step {nxt.index}) reports a problem ('{self.word}')"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos + 1) or self.word not in ERROR_WORDS:
+            return False
+        text = (view.actions[self.pos + 1] + "\n" + view.results[self.pos + 1]).lower()
+        return self.word in text
+
+
+@dataclass(frozen=True)
+class FirstProblem(Claim):
+    """The step shows ``word`` and no earlier agent step shows any problem."""
+
+    word: str
+
+    def clause(self, view: View) -> str:
+        return f"it is the first step of the run where a problem shows ('{self.word}')"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos):
+            return False
+        here = (view.actions[self.pos] + "\n" + view.results[self.pos]).lower()
+        if self.word not in here:
+            return False
+        return all(is_human(view.steps[j]) or view.problem_word_at(j) is None for j in range(self.pos))
+
+
+@dataclass(frozen=True)
+class Repeats(Claim):
+    """The step's actions are word for word those of an ``earlier`` step of the same agent."""
+
+    earlier: int
+
+    def clause(self, view: View) -> str:
+        return f"it repeats its own step {view.steps[self.earlier].index} word for word"
+
+    def holds(self, view: View) -> bool:
+        return (view.in_step(self.pos) and 0 <= self.earlier < self.pos
+                and view.steps[self.earlier].agent == view.steps[self.pos].agent
+                and bool(view.actions[self.pos].strip()) and view.actions[self.earlier] == view.actions[self.pos])
+
+
+@dataclass(frozen=True)
+class FirstTurn(Claim):
+    """No earlier step belongs to this step's agent."""
+
+    def clause(self, view: View) -> str:
+        return f"it is {view.steps[self.pos].agent}'s first turn, and what follows builds on it"
+
+    def holds(self, view: View) -> bool:
+        return view.in_step(self.pos) and all(s.agent != view.steps[self.pos].agent for s in view.steps[:self.pos])
+
+
+@dataclass(frozen=True)
+class FirstAction(Claim):
+    """Every earlier step is a human/user turn."""
+
+    def clause(self, view: View) -> str:
+        return "it is the first action taken on the task"
+
+    def holds(self, view: View) -> bool:
+        return (view.in_step(self.pos) and not is_human(view.steps[self.pos])
+                and all(is_human(s) for s in view.steps[:self.pos]))
+
+
+@dataclass(frozen=True)
+class HandsOff(Claim):
+    """The step hands the work to ``target``."""
+
+    target: str
+
+    def clause(self, view: View) -> str:
+        return f"it hands the work to {self.target}"
+
+    def holds(self, view: View) -> bool:
+        return view.in_step(self.pos) and view.steps[self.pos].transfer_to == self.target
+
+
+@dataclass(frozen=True)
+class LosesExpected(Claim):
+    """The expected answer is in step ``earlier``'s text and not in the final answer."""
+
+    earlier: int
+
+    def clause(self, view: View) -> str:
+        return (f"the correct answer ({view.trajectory.expected}) was already in step "
+                f"{view.steps[self.earlier].index} and did not reach the final answer")
+
+    def holds(self, view: View) -> bool:
+        exp = _clean(view.trajectory.expected or "").lower()
+        return (bool(exp) and view.in_step(self.earlier) and self.earlier <= self.pos
+                and exp in _clean(view.actions[self.earlier] + " " + view.results[self.earlier]).lower()
+                and exp not in _clean(view.answer).lower())
+
+
+def check_claims(trajectory: Trajectory, claims: list[Claim], view: View | None = None) -> list[Claim]:
+    """The claims that do not hold of the trajectory (an empty list when every one is true)."""
+    view = view or View(trajectory)
+    return [c for c in claims if not c.holds(view)]
+
+
+def render_reason(view: View, pos: int, claims: list[Claim], head: str) -> str:
+    """The reason sentence: ``head``, then one clause per claim; the one way reasons are written."""
+    clauses = [c.clause(view) for c in claims]
+    step = view.steps[pos]
+    body = "; ".join(clauses) if clauses else "no single piece of evidence stands out; it scores highest overall"
+    return f"Step {step.index} by {step.agent} {head}: {body}."

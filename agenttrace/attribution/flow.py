@@ -1,0 +1,300 @@
+"""What each step of a trajectory *does* and what it *receives*, and where values come from.
+
+An agent's own text, its tool-call arguments and its handoff choices are its **actions**; tool results,
+other agents' messages, the task, the user's turns and the input it was handed are its **inputs**. A
+value (a number, an argument) is *introduced* by a step when it is in the step's actions and in none of
+its inputs: a number that first shows up in a tool result is the tool's, not the caller's. Values are
+followed to the run's final answer, tool arguments are compared with everything the caller was given,
+and an error counts as *repaired* when the same agent later gets past it (the failing tool succeeds, or
+the agent goes on without reporting a problem).
+
+Work is linear in the trajectory's size: each text is scanned once, and only a bounded window of each
+end of a very long text is read for values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agenttrace.models import Step, Trajectory
+
+WINDOW = 20000  # characters of each end of a text read for values and words
+
+ERROR_WORDS = (
+    "error", "exception", "traceback", "failed", "failure", "unable", "cannot", "can't", "could not",
+    "not found", "invalid", "incorrect", "unfortunately", "timed out", "timeout", "no such",
+    "does not exist", "not available", "denied", "blocked", "exitcode: 1",
+)
+ASSUME_WORDS = (
+    "assume", "assuming", "assumption", "hypothetical", "placeholder", "simulate", "simulated", "mock",
+    "let's say", "dummy", "sample data", "approximately", "estimate", "probably", "i believe",
+    "without verifying", "instead",
+)
+DONE_WORDS = ("terminate", "final answer", "the answer is", "in conclusion", "task is complete", "successfully")
+
+_NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
+_ENUM = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)  # list numbering "1. ", "2) "
+_TOKEN = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
+_NAMED_AFTER = re.compile(r"\b([a-z][a-z_]{2,})[ \t]*(?:=|:|\bis\b|\bwas\b|\bare\b)[ \t]*(-?\d+(?:\.\d+)?)\b")
+_NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
+              "that", "step", "line", "code", "output", "exitcode", "result", "answer", "value", "total",
+              "number", "count", "http", "https", "www", "am", "pm", "id", "index", "port", "version"}
+# words that state a requirement; a plan that states fewer of them than the task may have dropped one
+_CONSTRAINT = re.compile(r"\b(?:only|at least|at most|exactly|not|no more than|no less than|each|every|must|should|"
+                         r"except|excluding|without|never|unless|within|minimum|maximum|less than|more than|"
+                         r"fewer than|between|before|after|required?|subtract|add|minus|plus|total|remaining)\b")
+_TASK_STOP = {"what", "which", "when", "where", "there", "their", "this", "that", "with", "from", "have", "does",
+              "many", "much", "into", "they", "them", "your", "will", "would", "could", "about", "been", "were",
+              "then", "than", "also", "some", "more", "most", "only", "each", "find", "give", "please", "answer"}
+_HUMAN = {"human", "user", "customer", "simulated_user", "client"}
+
+
+def window(text: str, size: int = WINDOW) -> str:
+    return text if len(text) <= 2 * size else text[:size] + "\n" + text[-size:]
+
+
+def norm_number(surface: str) -> str:
+    """``"1,000.50"`` -> ``"1000.5"``; ``"7.0"`` -> ``"7"``."""
+    v = surface.replace(",", "")
+    if "." in v:
+        v = v.rstrip("0").rstrip(".") or "0"
+    return v
+
+
+def numbers(text: str) -> dict[str, str]:
+    """The numbers of a text, list numbering left out: normalised value -> first surface form."""
+    out: dict[str, str] = {}
+    for m in _NUM.finditer(_ENUM.sub(" ", window(text))):
+        out.setdefault(norm_number(m.group(0)), m.group(0))
+    return out
+
+
+def tokens(text: str) -> set[str]:
+    return set(_TOKEN.findall(window(text.lower(), 6000)))
+
+
+def first_word(text: str, words: tuple[str, ...]) -> str | None:
+    """The word of ``words`` that occurs first in ``text`` (lower-cased), or None."""
+    best: tuple[int, str] | None = None
+    for w in words:
+        pos = text.find(w)
+        if pos >= 0 and (best is None or pos < best[0]):
+            best = (pos, w)
+    return None if best is None else best[1]
+
+
+def count_words(text: str, words: tuple[str, ...]) -> int:
+    return sum(text.count(w) for w in words)
+
+
+def value_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def is_human(step: Step) -> bool:
+    """A user's turn: by the speaker's name or a "human" role (AG2 records agents with role "user", so that role
+    alone says nothing)."""
+    return step.agent.lower() in _HUMAN or (step.role or "").lower() == "human"
+
+
+def action_text(step: Step) -> str:
+    """What the step's agent itself produced: its text, its tool calls' names and arguments, its handoff."""
+    parts = [step.content] if step.content else []
+    parts += [f"{c.name}({value_text(c.arguments)})" for c in step.tool_calls]
+    if step.transfer_to:
+        parts.append(f"transfer to {step.transfer_to}")
+    return "\n".join(parts)
+
+
+def result_text(step: Step) -> str:
+    """What the environment answered to the step's tool calls (results and errors)."""
+    parts = []
+    for c in step.tool_calls:
+        if c.error:
+            parts.append(c.error)
+        if c.result is not None:
+            parts.append(value_text(c.result))
+    if step.error and not step.tool_calls:
+        parts.append(step.error)
+    return "\n".join(parts)
+
+
+def final_answer(trajectory: Trajectory) -> str:
+    """The run's answer: the recorded one, else the last non-human step's own text."""
+    if trajectory.answer:
+        return trajectory.answer
+    last = next((s for s in reversed(trajectory.steps) if not is_human(s)), None)
+    return action_text(last) if last is not None else ""
+
+
+def argument_values(arguments: Any) -> list[tuple[str, str]]:
+    """(argument name, value as text) of a tool call's scalar arguments; a bare argument is named ''."""
+    if isinstance(arguments, dict):
+        return [(str(k), value_text(v)) for k, v in arguments.items()
+                if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+    if isinstance(arguments, (str, int, float)) and not isinstance(arguments, bool):
+        return [("", value_text(arguments))]
+    return []
+
+
+@dataclass
+class UngroundedArgument:
+    tool: str
+    argument: str
+    value: str  # the value as the call gives it
+    number: str  # a number of that value no input of the step carries
+    returned: str | None = None  # a number that call returned which reaches the final answer
+
+
+@dataclass
+class StepFlow:
+    """What one step does with what it receives."""
+
+    human: bool = False
+    introduced: list[str] = field(default_factory=list)  # surface forms of numbers its actions introduce
+    introduced_to_answer: list[str] = field(default_factory=list)
+    returned_to_answer: list[tuple[str, str]] = field(default_factory=list)  # (tool, number) from its results
+    ungrounded: list[UngroundedArgument] = field(default_factory=list)
+    conflict: tuple[str, str, str] | None = None  # (quantity, earlier value, this step's value)
+    dropped: list[str] = field(default_factory=list)  # task words a plan-like step leaves out
+    constraint_deficit: float = 0.0
+    plan_like: bool = False
+    problem_word: str | None = None  # a problem its own text reports
+    failed_tool: tuple[str, str] | None = None  # (tool, error text) of a call of its that failed
+    result_problem: str | None = None  # a problem word in what its tools returned
+    ignored_error_at: int | None = None  # an earlier failed call of this agent it goes on from without a word
+    repaired: bool = False  # its problem is got past later by the same agent
+    repeats: int | None = None  # position of an earlier step of the same agent with the same actions
+    assume_word: str | None = None
+    has_code: bool = False
+    done: bool = False
+    answer_tokens_first: float = 0.0  # share of the answer's distinctive tokens this step is first to state
+
+    @property
+    def has_problem(self) -> bool:
+        return bool(self.problem_word or self.failed_tool or self.result_problem)
+
+
+def _named_values(text: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m in _NAMED_AFTER.finditer(window(text, 6000)):
+        words = [w for w in re.split(r"[ _]+", m.group(1)) if w and w not in _NAME_STOP]
+        if words:
+            out.setdefault(words[-1], set()).add(norm_number(m.group(2)))
+    return out
+
+
+def salient_task_words(task: str) -> set[str]:
+    """The task's words a plan should carry: numbers and content words of four letters or more."""
+    return {t for t in _TOKEN.findall(window(task.lower(), 6000))
+            if (any(c.isdigit() for c in t) or len(t) >= 4) and t not in _TASK_STOP}
+
+
+def read_flow(trajectory: Trajectory) -> list[StepFlow]:
+    """One :class:`StepFlow` per step of the trajectory."""
+    steps = trajectory.steps
+    task = trajectory.task or ""
+    seen_numbers = set(numbers(task))  # every number any input so far has carried
+    named_seen = _named_values(task.lower())
+    answer = final_answer(trajectory)
+    answer_numbers = set(numbers(answer))
+    task_words = tokens(task)
+    answer_tokens = {t for t in tokens(answer[-2000:]) if any(c.isdigit() for c in t) or len(t) > 6} - task_words
+    answer_seen: set[str] = set()
+    salient = salient_task_words(task)
+    task_constraints = len(_CONSTRAINT.findall(window(task.lower(), 6000)))
+    last_actions: dict[str, tuple[int, str]] = {}  # agent -> (position, actions) of its latest step
+    pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
+    flows: list[StepFlow] = []
+    for pos, step in enumerate(steps):
+        f = StepFlow(human=is_human(step))
+        actions = action_text(step)
+        low = window(actions.lower())
+        results = result_text(step)
+        given = set(numbers(step.input or "")) | set(numbers(results))
+        own = numbers(actions)
+        if not f.human:
+            f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given]
+            f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
+            inputs = seen_numbers | set(numbers(step.input or ""))  # what it had before calling its tools
+            for call in step.tool_calls:
+                returned = numbers(value_text(call.result))  # in the order the result gives them
+                reaching = [surface for v, surface in returned.items()
+                            if v in answer_numbers and v not in seen_numbers and v not in own]
+                f.returned_to_answer += [(call.name, r) for r in reaching]
+                for arg, text in argument_values(call.arguments):
+                    missing = [surface for v, surface in numbers(text).items() if v not in inputs]
+                    if missing:
+                        f.ungrounded.append(UngroundedArgument(call.name, arg, text[:80], missing[0],
+                                                               reaching[0] if reaching else None))
+        named = _named_values(low)
+        for key, vals in named.items():
+            before = named_seen.get(key)
+            if before and not (vals & before) and not f.human and f.conflict is None:
+                f.conflict = (key, sorted(before)[0], sorted(vals)[0])
+        for key, vals in named.items():
+            named_seen.setdefault(key, set()).update(vals)
+        step_tokens = tokens(actions)
+        f.plan_like = not f.human and (len(_ENUM.findall(window(actions, 6000))) >= 2 or bool(step.transfer_to)
+                                       or "->" in (step.role or ""))
+        if f.plan_like and salient:
+            f.dropped = sorted(salient - step_tokens)
+            if task_constraints:
+                stated = len(_CONSTRAINT.findall(window(low, 6000)))
+                f.constraint_deficit = max(0, task_constraints - stated) / task_constraints
+        new_answer = (answer_tokens & step_tokens) - answer_seen
+        answer_seen |= new_answer
+        f.answer_tokens_first = len(new_answer) / (len(answer_tokens) + 1)
+        if not f.human:
+            f.problem_word = first_word(low, ERROR_WORDS)
+            failed = next((c for c in step.tool_calls if c.error), None)
+            if failed is not None:
+                f.failed_tool = (failed.name, failed.error[:120])
+            elif step.error and not step.tool_calls:
+                f.failed_tool = ("", step.error[:120])
+            f.result_problem = first_word(window(results.lower()), ERROR_WORDS)
+            f.assume_word = first_word(window(actions.lower(), 6000), ASSUME_WORDS)
+            f.has_code = "```" in actions or "def " in actions
+            f.done = any(w in low for w in DONE_WORDS)
+            earlier = last_actions.get(step.agent)
+            if earlier is not None and actions.strip() and earlier[1] == actions:
+                f.repeats = earlier[0]
+            failed_before = pending_failure.get(step.agent)
+            if failed_before is not None and f.problem_word is None:
+                f.ignored_error_at = failed_before
+            last_actions[step.agent] = (pos, actions)
+            if f.failed_tool:
+                pending_failure[step.agent] = pos
+            else:
+                pending_failure.pop(step.agent, None)
+        seen_numbers |= set(own) | given | set(numbers(results))
+        flows.append(f)
+    _mark_repaired(steps, flows)
+    return flows
+
+
+def _mark_repaired(steps: list[Step], flows: list[StepFlow]) -> None:
+    """A step's problem is repaired when the same agent later calls the failing tool without an error,
+    or (a problem in its own words) acts again without reporting one."""
+    for pos, f in enumerate(flows):
+        if not f.has_problem:
+            continue
+        agent = steps[pos].agent
+        tool = f.failed_tool[0] if f.failed_tool else None
+        for later in range(pos + 1, len(steps)):
+            s, g = steps[later], flows[later]
+            if s.agent != agent:
+                continue
+            if tool and any(c.name == tool and not c.error for c in s.tool_calls):
+                f.repaired = True
+                break
+            if not tool and not g.has_problem:
+                f.repaired = True
+                break

@@ -1,0 +1,160 @@
+"""How the ``cpu`` attributor does on systems it was never fitted on, beside every trivial baseline.
+
+    .venv/bin/python bench/generalisation.py [--data /work/shared/data] [--suite build/suite] [--out bench/generalisation.md]
+
+Splits (the model is refitted, temperature included, on the training side of each; nothing is tuned on
+the held-out side):
+* leave-one-source-out on the dev data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj code-dev);
+* leave-one-framework-out and leave-one-topology-out on the labelled suite (build/suite), when present.
+Suite items are in the training side of the dev splits and the dev data in the training side of the suite
+splits. Baselines: constant agent (the most frequent labelled agent of the training side, and the
+oracle one of the held-out side), the most frequent agent of the run, the first agent step, the last step,
+the most frequent labelled step (training side, and oracle), the first step showing an error. A baseline
+that names only an agent is given that agent's first step.
+
+Columns: exact agent and step accuracy; Who&When's substring rule (dev data only: true step 1 matches a
+predicted 12); AgenTracer's reward; expected calibration error of the verdict's probability against an
+exact step hit (10 bins); median and p99 milliseconds per trajectory (one core). The cpu rows are without
+the ground truth answer (the harder case); "cpu+G" is with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from train_cpu_attributor import load_dev, load_suite, pipelines, train, usable  # noqa: E402
+
+from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
+from agenttrace.attribution.flow import ERROR_WORDS, is_human  # noqa: E402
+from agenttrace.models import LabelledTrajectory, Trajectory  # noqa: E402
+from agenttrace.scoring import SubsetScore, score  # noqa: E402
+
+Prediction = tuple[str | None, int | None]
+
+
+def _first_of(traj: Trajectory, agent: str) -> Prediction:
+    return agent, next((s.index for s in traj.steps if s.agent == agent), None)
+
+
+def _actors(traj: Trajectory):
+    return [s for s in traj.steps if not is_human(s)] or traj.steps
+
+
+def baselines(train_items: list[LabelledTrajectory], held: list[LabelledTrajectory]) -> dict[str, Callable]:
+    const = Counter(it.label.agent for it in train_items).most_common(1)[0][0]
+    oracle = Counter(it.label.agent for it in held).most_common(1)[0][0]
+    step = Counter(it.label.step for it in train_items).most_common(1)[0][0]
+    oracle_step = Counter(it.label.step for it in held).most_common(1)[0][0]
+
+    def at(traj: Trajectory, i: int) -> Prediction:
+        i = min(i, len(traj.steps) - 1)
+        return traj.steps[i].agent, traj.steps[i].index
+
+    def first_error(traj: Trajectory) -> Prediction:
+        for s in traj.steps:
+            if not is_human(s) and (any(c.error for c in s.tool_calls) or any(w in s.render().lower() for w in ERROR_WORDS)):
+                return s.agent, s.index
+        return at(traj, len(traj.steps) - 1)
+
+    return {
+        "constant agent (train)": lambda t: _first_of(t, const),
+        "constant agent (oracle)": lambda t: _first_of(t, oracle),
+        "most frequent agent of run": lambda t: _first_of(t, Counter(s.agent for s in _actors(t)).most_common(1)[0][0]),
+        "first agent step": lambda t: (_actors(t)[0].agent, _actors(t)[0].index),
+        "last step": lambda t: at(t, len(t.steps) - 1),
+        "most frequent step (train)": lambda t: at(t, step),
+        "most frequent step (oracle)": lambda t: at(t, oracle_step),
+        "first error step": first_error,
+    }
+
+
+def ece(conf: list[float], hit: list[bool], bins: int = 10) -> float:
+    c, h = np.array(conf), np.array(hit, dtype=float)
+    idx = np.minimum((c * bins).astype(int), bins - 1)
+    return float(sum(abs(c[idx == b].mean() - h[idx == b].mean()) * (idx == b).sum() for b in range(bins) if (idx == b).any()) / len(c))
+
+
+def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whowhen: bool,
+        conf: list[float] | None = None, ms: list[float] | None = None) -> str:
+    total = SubsetScore()
+    for (agent, step), it in zip(preds, held):
+        total.add(score(agent, step, it.label))
+    s = total.summary()
+    ww = f"{s['agent_acc_whowhen']:.3f} / {s['step_acc_whowhen']:.3f}" if whowhen else "-"
+    cal = f"{ece(conf, [p[1] == it.label.step for p, it in zip(preds, held)]):.3f}" if conf else "-"
+    t = (f"{statistics.median(ms):.1f} / {np.percentile(ms, 99):.1f}") if ms else "-"
+    return (f"| {name} | {s['n']} | **{s['agent_acc_exact']:.3f}** | **{s['step_acc_exact']:.3f}** | {ww} | "
+            f"{s['mean_reward']:.3f} | {cal} | {t} |")
+
+
+def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool) -> list[str]:
+    held = usable(held)
+    model = train(train_groups, synth)
+    att = CpuAttributor(model=model)
+    out = []
+    for label, use_g in (("cpu", False), ("cpu+G", True)):
+        preds, conf, ms = [], [], []
+        for it in held:
+            traj = it.trajectory if use_g else it.trajectory.model_copy(update={"expected": None})
+            t0 = time.perf_counter()
+            a = att.attribute(traj)
+            ms.append(1000 * (time.perf_counter() - t0))
+            preds.append((a.agent, a.step))
+            conf.append(a.confidence or 0.0)
+        out.append(row(f"{title}: {held_name} - {label} (T={model.temperature:.2f})", preds, held, whowhen, conf, ms))
+    train_items = usable([it for v in train_groups.values() for it in v])
+    for name, fn in baselines(train_items, held).items():
+        out.append(row(f"{title}: {held_name} - {name}", [fn(it.trajectory) for it in held], held, whowhen))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="/work/shared/data")
+    ap.add_argument("--suite", default=str(ROOT / "build" / "suite"))
+    ap.add_argument("--pipelines", type=int, default=300)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "generalisation.md"))
+    args = ap.parse_args()
+    dev = load_dev(Path(args.data))
+    suite = usable(load_suite(Path(args.suite)))
+    synth = pipelines(args.pipelines, seed=7)
+    by_framework: dict[str, list] = {}
+    by_topology: dict[str, list] = {}
+    for it in suite:
+        by_framework.setdefault(it.tags.get("framework", it.subset), []).append(it)
+        by_topology.setdefault(it.tags.get("topology", "?"), []).append(it)
+    lines = ["| held out - predictor | n | agent exact | step exact | agent / step WW substring | reward | ECE | ms median / p99 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for held in dev:
+        train_groups = {k: v for k, v in dev.items() if k != held}
+        train_groups.update({f"suite/{k}": v for k, v in by_framework.items()})
+        lines += split_rows("source", held, train_groups, dev[held], synth, whowhen=True)
+    for title, parts in (("framework", by_framework), ("topology", by_topology)):
+        if len(parts) < 2:
+            continue
+        for held in parts:
+            train_groups = {**dev, **{f"suite/{k}": v for k, v in parts.items() if k != held}}
+            lines += split_rows(title, held, train_groups, parts[held], synth, whowhen=False)
+    if not suite:
+        lines.append("\n(no labelled suite under --suite: leave-one-framework-out and leave-one-topology-out not run)")
+    text = "\n".join(lines)
+    print(text)
+    Path(args.out).write_text("# cpu attributor: generalisation (bench/generalisation.py)\n\n"
+                              + (__doc__ or "").split("Splits", 1)[1].join(["Splits", ""]) + "\n" + text + "\n",
+                              encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Every claim in a cpu reason is true of its trajectory, and the checker catches claims that are not."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import whowhen_fixtures as fx  # noqa: E402
+
+from agenttrace.attribution import claims as cl  # noqa: E402
+from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
+from agenttrace.datasets import from_whowhen  # noqa: E402
+from agenttrace.faults import applicable_kinds, perturb_step  # noqa: E402
+from agenttrace.lessons import lesson_for  # noqa: E402
+from agenttrace.models import Step, ToolCall, Trajectory  # noqa: E402
+
+
+def _tool_run(seed: int) -> Trajectory:
+    """A small successful run with tool calls: a planner, a searcher whose tool returns the facts, a writer."""
+    a, b = 10 + seed, 3 + seed % 7
+    return Trajectory(run_id=f"tool-{seed}", task=f"Order {a} boxes of {b} pens each. How many pens in total?",
+                      answer=str(a * b), steps=[
+        Step(index=0, agent="planner", content=f"1. searcher: look up the price list.\n2. writer: multiply {a} by {b}.",
+             transfer_to="searcher"),
+        Step(index=1, agent="searcher", content="Checking the catalogue.", tool_calls=[
+            ToolCall(id="c1", name="catalogue", arguments={"boxes": a, "per_box": b}, result=f"{a * b} pens, {a + 5} euro")]),
+        Step(index=2, agent="searcher", content=f"The catalogue says {a * b} pens.", input=f"{a * b} pens"),
+        Step(index=3, agent="writer", content=f"In total {a * b} pens."),
+        Step(index=4, agent="user", role="user", content="Thanks."),
+    ])
+
+
+def fixture_set() -> list[Trajectory]:
+    """Who&When/TracerTraj-shaped runs and tool runs, each with one fault injected by agenttrace.faults."""
+    out = [from_whowhen(make(seed)).trajectory for seed in range(6)
+           for make in (fx.hand_crafted, fx.algorithm_generated, fx.tracertraj_row)]
+    rng = random.Random(3)
+    for seed in range(12):
+        run = _tool_run(seed)
+        for pos, step in enumerate(run.steps):
+            for kind in applicable_kinds(step):
+                changed = perturb_step(step, kind, rng)
+                if changed:
+                    steps = list(run.steps)
+                    steps[pos] = changed[0]
+                    answer = steps[3].content.split()[-2] if pos == 3 else run.answer
+                    out.append(run.model_copy(update={"steps": steps, "answer": answer,
+                                                      "run_id": f"{run.run_id}-{pos}-{kind}"}))
+    return out
+
+
+def test_every_claim_of_every_reason_holds_and_the_reason_is_made_of_them():
+    att = CpuAttributor()
+    runs = fixture_set()
+    assert len(runs) > 60
+    said = 0
+    for traj in runs:
+        for use_g in (True, False):
+            verdict, claims = CpuAttributor(use_expected=use_g, model=att.model).explain(traj)
+            view = cl.View(traj)
+            assert cl.check_claims(traj, claims, view) == [], (traj.run_id, verdict.reason)
+            pos = next(i for i, s in enumerate(traj.steps) if s.index == verdict.step)
+            assert verdict.reason.startswith(f"Step {verdict.step} by {verdict.agent} ")
+            assert verdict.reason.endswith(cl.render_reason(view, pos, claims, "x").split(": ", 1)[1])
+            said += len(claims)
+    assert said > len(runs)  # reasons do make claims
+
+
+def test_the_checker_rejects_false_claims():
+    run = _tool_run(0)  # the catalogue returns "30 pens, 15 euro"; the searcher relays 30
+    view = cl.View(run)
+    assert cl.IntroducesNumber(2, "30").holds(view) is False  # it came from the tool result
+    assert cl.IntroducesNumber(1, "30").holds(view) is False  # not in the step's own text at all
+    assert cl.Says(2, "The catalogue says 30 pens.").holds(view)
+    assert not cl.Says(1, "30 pens").holds(view)  # the tool said it, not the agent
+    assert cl.ReachesAnswer(3, "30").holds(view) and not cl.ReachesAnswer(3, "15").holds(view)
+    assert cl.ToolReturnReachesAnswer(1, "catalogue", "30").holds(view)
+    assert not cl.CallsWithUngivenArgument(1, "catalogue", "boxes", "10", "10").holds(view)  # 10 is in the task
+    assert cl.FirstTurn(1).holds(view) and not cl.FirstTurn(2).holds(view)
+    assert cl.HandsOff(0, "searcher").holds(view) and not cl.HandsOff(1, "searcher").holds(view)
+    assert not cl.ReportsProblem(3, "error").holds(view)
+    assert not cl.NextReportsProblem(0, "error").holds(view)
+    assert not cl.LeavesOut(0, ("10",)).holds(view) and cl.LeavesOut(0, ("boxes",)).holds(view)  # it says 10, not boxes
+    assert cl.check_claims(run, [cl.IntroducesNumber(2, "30"), cl.FirstAction(0)]) == [cl.IntroducesNumber(2, "30")]
+
+
+def test_the_issue_example_is_said_in_the_runs_own_terms():
+    traj = Trajectory(run_id="eiffel", task="How tall is the Eiffel Tower as it stands today?", answer="300 m", steps=[
+        Step(index=0, agent="searcher", content="Looking it up.", tool_calls=[
+            ToolCall(name="web_search", arguments={"query": "Eiffel Tower height", "as_of_year": 1889},
+                     result="In 1889 the tower was 300 m tall.")]),
+        Step(index=1, agent="writer", content="The tower is 300 m tall."),
+    ])
+    view = cl.View(traj)
+    claims = [cl.CallsWithUngivenArgument(0, "web_search", "as_of_year", "1889", "1889"),
+              cl.ToolReturnReachesAnswer(0, "web_search", "300")]
+    assert cl.check_claims(traj, claims) == []
+    assert cl.render_reason(view, 0, claims, "is to blame") == (
+        "Step 0 by searcher is to blame: it called web_search with as_of_year=1889, whose 1889 is in neither the "
+        "task nor anything it was given; the 300 that web_search returned reaches the final answer.")
+    assert not cl.IntroducesNumber(1, "300").holds(view)  # the writer relays the tool's number
+
+
+def test_lessons_quote_only_what_the_agent_itself_wrote():
+    run = _tool_run(1)
+    verdict, _ = CpuAttributor().explain(run)
+    lesson = lesson_for(verdict.model_copy(update={"agent": "searcher", "step": 1}), run)
+    assert 'You wrote: "Checking the catalogue.' in lesson.text
+    assert "euro" not in lesson.text  # the tool's result is not something the agent wrote
