@@ -400,9 +400,9 @@ def main(n_tasks: int = 30, rounds: int = 3, seed: int = 0, attributor_name: str
 def _through_collector(tasks: list[Task], rounds: int, *, seed: int, attributor_name: str, llm) -> list[dict]:
     from agenttrace.local_collector import LocalCollector
 
-    workdir = tempfile.mkdtemp(prefix="agenttrace-self-improvement-")
-    with LocalCollector(os.path.join(workdir, "agenttrace.db"), attributor=attributor_name,
-                        extra_args=("--settle", "0.2"), log_file=Path(workdir) / "collector.log") as collector:
+    with (tempfile.TemporaryDirectory(prefix="agenttrace-self-improvement-") as workdir,
+          LocalCollector(os.path.join(workdir, "agenttrace.db"), attributor=attributor_name,
+                         extra_args=("--settle", "0.2"), log_file=Path(workdir) / "collector.log") as collector):
         agenttrace.instrument(endpoint=collector.endpoint, service_name="self-improvement", frameworks=[])
         try:
             inbox = VerdictInbox()
