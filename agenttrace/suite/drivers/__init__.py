@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 
 # suite framework -> driver module (noxfile.py's SUITE_FRAMEWORKS says which environment runs which)
-DRIVERS = {"langgraph": "langgraph", "openai_agents": "openai_agents"}
+DRIVERS = {"langgraph": "langgraph", "openai_agents": "openai_agents", "autogen": "autogen",
+           "llama_index": "llama_index"}
 
 
 def load(framework: str):
