@@ -105,7 +105,8 @@ def _plant(seed: str, topology: Topology, names: dict[str, str], world: World, t
     by_fit = sorted(range(len(sites)), key=lambda n: (position(sites[n].turn, n_turns) != target,
                                                       random.Random(f"{seed}:{n}").random()))
     for n in by_fit:
-        earlier = [r for r, turn in fixable if turn < sites[n].turn]
+        this_lookup = max((turn for _, turn in fixable if turn <= sites[n].turn), default=-1)
+        earlier = [r for r, turn in fixable if turn < this_lookup]  # a repair in an earlier lookup
         repair = Fault(ErrorKind.WRONG_TOOL_ARGUMENT, earlier[-1]) if want_repair and earlier else None
         faulty = _play(seed, topology, names, world, task, Fault(kind, n), repair)
         clean = _play(seed, topology, names, world, task, Fault(kind, n), repair, clean=True)

@@ -12,7 +12,7 @@ import importlib
 
 # suite framework -> driver module (noxfile.py's SUITE_FRAMEWORKS says which environment runs which)
 DRIVERS = {"langgraph": "langgraph", "openai_agents": "openai_agents", "autogen": "autogen",
-           "llama_index": "llama_index"}
+           "llama_index": "llama_index", "pydantic_ai": "pydantic_ai"}
 
 
 def load(framework: str):
