@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -13,7 +14,7 @@ from rich.text import Text
 
 from agenttrace.extras import MissingExtra, require
 from agenttrace.logs import configure as configure_logging
-from agenttrace.setup import DEFAULT_ENDPOINT
+from agenttrace.setup import DEFAULT_ENDPOINT, auth_headers
 
 console = Console()
 
@@ -55,23 +56,39 @@ def main() -> None:
               help="Largest OTLP request body accepted (after decompression); larger ones get HTTP 413.")
 @click.option("--max-pending-spans", default=200_000, show_default=True, type=click.IntRange(min=1),
               help="Spans queued for commit before new exports get back-pressure (HTTP 503 / gRPC UNAVAILABLE).")
+@click.option("--token-file", type=click.Path(dir_okay=False), envvar="AGENTTRACE_TOKEN_FILE",
+              help="TOML file of [[tokens]] (token or sha256, scope admin|service|read, service): every request then "
+                   "needs 'Authorization: Bearer <token>'. AGENTTRACE_ADMIN_TOKEN adds one admin token.")
+@click.option("--insecure", is_flag=True,
+              help="Serve without tokens on a non-loopback --host (refused otherwise): only on a trusted network.")
+@click.option("--allowed-host", multiple=True, metavar="NAME",
+              help="A Host header name to answer besides localhost, 127.0.0.1, [::1] and --host (repeatable; '*' "
+                   "for any). Other names get 421, which stops DNS rebinding.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM certificate: HTTPS and gRPC over TLS.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key of --tls-cert.")
 def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout, max_body_bytes,
-              max_pending_spans) -> None:
+              max_pending_spans, token_file, insecure, allowed_host, tls_cert, tls_key) -> None:
     require_extra("collector", "agenttrace collector")
     if db and db.startswith(("postgresql://", "postgres://")):
         require_extra("postgres", "a PostgreSQL --db")
     from agenttrace_collector.app import run
+    from agenttrace_collector.auth import ConfigError
     from agenttrace_collector.config import CollectorConfig
 
     cfg = CollectorConfig(
         host=host, http_port=port, grpc_port=grpc_port or None,
         attributor=None if attributor == "none" else attributor,
         attributor_options=_options(attributor_option), settle_s=settle, idle_timeout_s=idle_timeout,
-        max_body_bytes=max_body_bytes, max_pending_spans=max_pending_spans,
+        max_body_bytes=max_body_bytes, max_pending_spans=max_pending_spans, token_file=token_file,
+        admin_token=os.environ.get("AGENTTRACE_ADMIN_TOKEN") or None, insecure=insecure,
+        allowed_hosts=list(allowed_host), tls_cert=tls_cert, tls_key=tls_key,
     )
     if db:
         cfg.db = db
-    run(cfg)
+    try:
+        run(cfg)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def require_extra(extra: str, what: str) -> None:
@@ -80,6 +97,14 @@ def require_extra(extra: str, what: str) -> None:
         require(extra, what)
     except MissingExtra as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def check_access(endpoint: str, resp: httpx.Response) -> None:
+    """A clear error when the collector refuses the token (401) or what it may do (403)."""
+    if resp.status_code in (401, 403):
+        detail = resp.json().get("detail", resp.reason_phrase)
+        raise click.ClickException(f"the collector at {endpoint} answered {resp.status_code}: {detail}. "
+                                   "Set AGENTTRACE_TOKEN to a token it accepts.")
 
 
 def _options(pairs: tuple[str, ...]) -> dict:
@@ -105,9 +130,11 @@ def runs(ctx, endpoint) -> None:
 
 def _get(endpoint: str, path: str, **params):
     try:
-        resp = httpx.get(f"{endpoint}{path}", params={k: v for k, v in params.items() if v is not None}, timeout=10)
+        resp = httpx.get(f"{endpoint}{path}", params={k: v for k, v in params.items() if v is not None}, timeout=10,
+                         headers=auth_headers())
     except httpx.ConnectError:
         raise click.ClickException(f"no collector at {endpoint}; start one with `agenttrace collector`") from None
+    check_access(endpoint, resp)
     if resp.is_client_error:  # unknown or ambiguous run id, bad filter: the collector says why
         raise click.ClickException(str(resp.json().get("detail", resp.reason_phrase)))
     resp.raise_for_status()

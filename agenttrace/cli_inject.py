@@ -14,6 +14,7 @@ from agenttrace.datasets import DatasetError, iter_paths
 from agenttrace.faults import ALL_KINDS, CODE_KINDS, TEXT_KINDS, TOOL_KINDS, inject_many, write_tracertraj, \
     write_whowhen_dir
 from agenttrace.models import Outcome, Trajectory
+from agenttrace.setup import auth_headers
 
 console = Console(stderr=True)
 
@@ -23,7 +24,7 @@ def fetch_runs(endpoint: str, outcome: str, service: str | None, limit: int) -> 
     endpoint = endpoint.rstrip("/")
     out: list[Trajectory] = []
     try:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers=auth_headers()) as client:
             rows: list[dict] = []
             while len(rows) < limit:
                 params = {"outcome": outcome, "limit": min(1000, limit - len(rows)), "offset": len(rows)}

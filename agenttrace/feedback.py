@@ -24,9 +24,13 @@ log = get_logger("agenttrace.feedback")
 class FeedbackClient:
     """Polls one collector for verdicts on this process's runs and hands them to subscribers."""
 
-    def __init__(self, endpoint: str, service: str | None, *, own_runs_only: bool = True, poll_wait: float = 10.0):
+    def __init__(self, endpoint: str, service: str | None, *, own_runs_only: bool = True, poll_wait: float = 10.0,
+                 token: str | None = None):
         self.endpoint = endpoint.rstrip("/")
         self.service = service
+        from agenttrace.setup import auth_headers  # setup imports this module
+
+        self._headers = auth_headers(token)
         self.own_runs_only = own_runs_only
         self.poll_wait = poll_wait
         self._cursor = 0
@@ -56,13 +60,16 @@ class FeedbackClient:
 
     def _loop(self) -> None:
         backoff = 0.2
-        with httpx.Client(timeout=httpx.Timeout(self.poll_wait + 10, connect=2.0)) as client:
+        with httpx.Client(timeout=httpx.Timeout(self.poll_wait + 10, connect=2.0), headers=self._headers) as client:
             while not self._stop.is_set():
                 try:
                     batch = self._poll(client)
                     backoff = 0.2
                 except (httpx.HTTPError, ValueError) as exc:
-                    log.debug("feedback.retry", error=str(exc), wait_s=backoff)
+                    refused = isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (401, 403)
+                    (log.warning if refused else log.debug)(
+                        "feedback.retry", error=str(exc), wait_s=backoff,
+                        hint="set AGENTTRACE_TOKEN to a token the collector accepts" if refused else None)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -106,7 +113,7 @@ def _shared_client() -> FeedbackClient:
         if _client is None:
             inst = active()
             endpoint = inst.endpoint if inst else resolve_endpoint()
-            _client = FeedbackClient(endpoint, inst.service_name if inst else None)
+            _client = FeedbackClient(endpoint, inst.service_name if inst else None, token=inst.token if inst else None)
         return _client
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,11 +21,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class LocalCollector:
-    """``with LocalCollector(db) as c: c.endpoint`` - a real collector process, stopped on exit."""
+    """``with LocalCollector(db) as c: c.endpoint`` - a real collector process, stopped on exit.
+
+    With ``token_file`` the collector needs tokens; ``token`` is the one this object's own calls send
+    (readiness, ``wait_run``). With ``tls=(cert, key)`` it serves HTTPS and gRPC over TLS, and this
+    object trusts ``cert``.
+    """
 
     def __init__(self, db: str | Path, *, port: int | None = None, grpc_port: int | None = None,
                  attributor: str = "cpu", extra_args: tuple[str, ...] = (), log_file: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, token_file: Path | None = None, token: str | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.db = str(db)
         self.port = port or free_port()
         self.grpc_port = grpc_port if grpc_port is not None else free_port()
@@ -32,15 +39,27 @@ class LocalCollector:
         self.extra_args = extra_args
         self.log_file = log_file
         self.env = env
+        self.token_file = token_file
+        self.tls = tls
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.proc: subprocess.Popen | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        """GET ``path`` from the collector with this object's token, trusting its TLS certificate."""
+        verify = ssl.create_default_context(cafile=self.tls[0]) if self.tls else True
+        return httpx.get(f"{self.endpoint}{path}", headers=self.headers, verify=verify, **kwargs)
 
     def start(self, timeout: float = 30.0) -> LocalCollector:
         cmd = [sys.executable, "-m", "agenttrace_collector", "--db", self.db, "--port", str(self.port),
                "--grpc-port", str(self.grpc_port), "--attributor", self.attributor, *self.extra_args]
+        if self.token_file:
+            cmd += ["--token-file", str(self.token_file)]
+        if self.tls:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = {**os.environ, "AGENTTRACE_LOG_FORMAT": "json", **(self.env or {})}
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, env=env)
@@ -53,7 +72,7 @@ class LocalCollector:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"collector exited with {self.proc.returncode}; see {self.log_file or 'its output'}")
             try:
-                if httpx.get(f"{self.endpoint}/api/v1/health", timeout=1).status_code == 200:
+                if self.get("/api/v1/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -66,7 +85,7 @@ class LocalCollector:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            resp = httpx.get(f"{self.endpoint}/api/v1/runs/{run_id}", timeout=5)
+            resp = self.get(f"/api/v1/runs/{run_id}", timeout=5)
             if resp.status_code == 200:
                 doc = resp.json()
                 if doc["attributions"] or not verdict:

@@ -34,6 +34,39 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
     return DEFAULT_ENDPOINT
 
 
+def resolve_token(token: str | None = None) -> str | None:
+    """The collector token: argument, AGENTTRACE_TOKEN, or the Bearer token in OTEL_EXPORTER_OTLP_TRACES_HEADERS
+    or OTEL_EXPORTER_OTLP_HEADERS (``authorization=Bearer%20<token>``, as OTel exporters read them)."""
+    for value in (token, os.environ.get("AGENTTRACE_TOKEN")):
+        if value:
+            return value.strip()
+    scheme, _, found = _otlp_env_headers().get("authorization", "").partition(" ")
+    return found.strip() if scheme.lower() == "bearer" and found.strip() else None
+
+
+def auth_headers(token: str | None = None) -> dict[str, str]:
+    """``{"Authorization": "Bearer <token>"}`` for calls to the collector, or nothing when no token is set."""
+    found = resolve_token(token)
+    return {"Authorization": f"Bearer {found}"} if found else {}
+
+
+def _otlp_env_headers() -> dict[str, str]:
+    """The headers OTel exporters send: OTEL_EXPORTER_OTLP_TRACES_HEADERS, else OTEL_EXPORTER_OTLP_HEADERS."""
+    from opentelemetry.util.re import parse_env_headers
+
+    raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or os.environ.get("OTEL_EXPORTER_OTLP_HEADERS") or ""
+    return {k.lower(): v for k, v in parse_env_headers(raw, liberal=True).items()}
+
+
+def _exporter_headers(token: str | None) -> dict[str, str] | None:
+    """The OTLP exporter's headers when agenttrace has a token of its own (argument or AGENTTRACE_TOKEN): those
+    of the environment with that token. None leaves the exporter to read the environment itself."""
+    own = token or os.environ.get("AGENTTRACE_TOKEN")
+    if not own:
+        return None
+    return {k: v for k, v in _otlp_env_headers().items() if k != "authorization"} | auth_headers(own)
+
+
 def _traces_url(base: str) -> str:
     return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or f"{base}/v1/traces"
 
@@ -45,6 +78,7 @@ class Instrumentation:
     endpoint: str
     service_name: str
     tracer_provider: TracerProvider | None
+    token: str | None = field(default=None, repr=False)
     integrations: dict[str, integration.Integration] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     _processors: list = field(default_factory=list)
@@ -73,6 +107,7 @@ def instrument(
     redact: Redactor | None = None,
     max_content_chars: int = 32_000,
     exporter: SpanExporter | None = None,
+    token: str | None = None,
 ) -> Instrumentation:
     """Turns on agenttrace. Idempotent: a second call returns the first handle.
 
@@ -80,6 +115,8 @@ def instrument(
     an integration asked for by name that cannot run raises ``DidNotEnable``.
     ``redact(text) -> text`` runs over every string attribute of every exported span, whoever
     wrote it (JSON texts stay valid). ``exporter`` replaces the OTLP exporter (tests, custom back ends).
+    ``token`` is the collector's bearer token (default: AGENTTRACE_TOKEN, or the Authorization in
+    OTEL_EXPORTER_OTLP_HEADERS), sent with the spans and the feedback long-poll.
     """
     global _active
     with _lock:
@@ -99,7 +136,7 @@ def instrument(
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            exporter = OTLPSpanExporter(endpoint=_traces_url(base))
+            exporter = OTLPSpanExporter(endpoint=_traces_url(base), headers=_exporter_headers(token))
         if redact is not None:
             exporter = RedactingExporter(exporter, redact)
         stamping = RunStampingProcessor()
@@ -108,7 +145,7 @@ def instrument(
         provider.add_span_processor(export)
         propagation.install()
 
-        active = Instrumentation(base, name, provider, _processors=[stamping, export])
+        active = Instrumentation(base, name, provider, resolve_token(token), _processors=[stamping, export])
         _enable_integrations(active, frameworks)
         _active = active
         atexit.register(_flush_at_exit)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from agenttrace.models import Attribution, Lesson, Trajectory
+from agenttrace_collector.auth import Principal, request_principal
 from agenttrace_collector.ingest import IngestWriter
 from agenttrace_collector.store import Store
 
@@ -53,15 +54,19 @@ def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) 
 
     @router.get("/runs", response_model=list[RunSummary], tags=["runs"], summary="List runs, newest first")
     def list_runs(outcome: str | None = None, service: str | None = None, name: str | None = None,
-                  limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict]:
-        return store.list_runs(outcome=outcome, service=service, name=name, limit=limit, offset=offset)
+                  limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0),
+                  caller: Principal = Depends(request_principal)) -> list[dict]:
+        return store.list_runs(outcome=outcome, service=service, name=name, limit=limit, offset=offset,
+                               only_service=caller.service)
 
-    def find_run(run_id: str) -> tuple[str, Trajectory]:
-        """The run with this id, or with this unique id prefix; 404 if none, 409 listing them if several."""
+    def find_run(run_id: str, caller: Principal) -> tuple[str, Trajectory]:
+        """The run with this id, or with this unique id prefix; 404 if none, 409 listing them if several.
+
+        A service token finds only its service's runs: another's answer 404, as if they did not exist."""
         traj = store.get_run(run_id)
-        if traj is not None:
+        if traj is not None and caller.may_read(traj.service):
             return run_id, traj
-        matches = store.run_ids_starting_with(run_id, limit=MAX_CANDIDATES + 1)
+        matches = store.run_ids_starting_with(run_id, limit=MAX_CANDIDATES + 1, only_service=caller.service)
         if not matches:
             raise HTTPException(404, f"no run {run_id!r} (it may still be assembling)")
         if len(matches) > 1:
@@ -71,23 +76,25 @@ def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) 
 
     @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"],
                 summary="One run (by id or unique id prefix): trajectory and verdicts")
-    def get_run(run_id: str) -> RunDetail:
-        run_id, traj = find_run(run_id)
+    def get_run(run_id: str, caller: Principal = Depends(request_principal)) -> RunDetail:
+        run_id, traj = find_run(run_id, caller)
         return RunDetail(trajectory=traj, attributions=store.attributions(run_id=run_id))
 
     @router.get("/runs/{run_id}/whowhen", tags=["runs"],
                 summary="The run (by id or unique id prefix) in Who&When / TracerTraj JSON shape")
-    def get_run_whowhen(run_id: str) -> dict:
+    def get_run_whowhen(run_id: str, caller: Principal = Depends(request_principal)) -> dict:
         from agenttrace.datasets import to_whowhen
 
-        run_id, traj = find_run(run_id)
+        run_id, traj = find_run(run_id, caller)
         verdicts = store.attributions(run_id=run_id)
         return to_whowhen(traj, None) | ({"attribution": verdicts[-1].model_dump()} if verdicts else {})
 
     @router.get("/feedback", response_model=FeedbackBatch, tags=["feedback"],
                 summary="Long-poll verdicts after a cursor (the last seq seen)")
     async def feedback(after: int = Query(0, ge=0), service: str | None = None,
-                       wait: float = Query(0, ge=0, le=60), limit: int = Query(100, ge=1, le=1000)) -> FeedbackBatch:
+                       wait: float = Query(0, ge=0, le=60), limit: int = Query(100, ge=1, le=1000),
+                       caller: Principal = Depends(request_principal)) -> FeedbackBatch:
+        service = caller.read_filter(service)
         deadline = time.monotonic() + wait
         while True:
             found = store.attributions(after=after, service=service, limit=limit)
@@ -96,11 +103,12 @@ def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) 
             await asyncio.sleep(0.1)
 
     @router.get("/lessons", response_model=list[Lesson], tags=["lessons"])
-    def list_lessons(agent: str | None = None) -> list[Lesson]:
-        return store.lessons(agent)
+    def list_lessons(agent: str | None = None, caller: Principal = Depends(request_principal)) -> list[Lesson]:
+        return store.lessons(agent, only_service=caller.service)
 
-    @router.delete("/lessons", tags=["lessons"])
-    def clear_lessons(agent: str | None = None) -> dict:
+    @router.delete("/lessons", tags=["lessons"], summary="Delete lessons (all, or one agent's); admin tokens only")
+    def clear_lessons(agent: str | None = None, caller: Principal = Depends(request_principal)) -> dict:
+        caller.check_admin()
         return {"deleted": store.clear_lessons(agent)}
 
     return router

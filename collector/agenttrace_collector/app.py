@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from pathlib import Path
 
 import uvicorn
@@ -14,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from agenttrace.attribution import get_attributor
 from agenttrace.logs import get_logger
 from agenttrace_collector.api import api_router
+from agenttrace_collector.auth import ConfigError, Forbidden, HostAllowList, HttpGuard, Tokens, check_exposure, \
+    forbidden_reply
 from agenttrace_collector.config import CollectorConfig
 from agenttrace_collector.ingest import IngestWriter
 from agenttrace_collector.pipeline import Pipeline
@@ -27,14 +30,22 @@ UI_DIR = Path(__file__).parent / "ui"
 class Collector:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
+        self.tokens = Tokens.configured(config.token_file,
+                                        config.admin_token.get_secret_value() if config.admin_token else None)
+        check_exposure(config.host, self.tokens, config.insecure)
+        self.tls = _tls_files(config)
         self.store = open_store(config.db)
         attributor = get_attributor(config.attributor, **config.attributor_options) if config.attributor else None
         self.pipeline = Pipeline(self.store, attributor, settle_s=config.settle_s,
                                  idle_timeout_s=config.idle_timeout_s)
         self.writer = IngestWriter(self.store, max_pending_spans=config.max_pending_spans,
                                    on_commit=self.pipeline.wake)
-        self.app = FastAPI(title="agenttrace collector", version="0.1.0",
+        # No /docs or /redoc: FastAPI's load Swagger UI / ReDoc from a CDN. The schema is at /openapi.json.
+        self.app = FastAPI(title="agenttrace collector", version="0.1.0", docs_url=None, redoc_url=None,
                            description="OTLP trace receiver, run trajectories and failure attributions.")
+        self.app.add_middleware(HttpGuard, tokens=self.tokens,
+                                hosts=HostAllowList(config.host, config.allowed_hosts))
+        self.app.add_exception_handler(Forbidden, forbidden_reply)
         self.app.include_router(http_router(self.writer, config.max_body_bytes))
         self.app.include_router(api_router(self.store, self.writer, config.attributor))
         self.app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
@@ -45,13 +56,16 @@ class Collector:
         cfg = self.config
         self.pipeline.start()
         if cfg.grpc_port is not None:
-            self.grpc, port = grpc_server(self.writer, cfg.host, cfg.grpc_port, cfg.max_body_bytes)
+            self.grpc, port = grpc_server(self.writer, cfg.host, cfg.grpc_port, cfg.max_body_bytes, self.tokens,
+                                          self.tls)
             self.grpc.start()
             log.info("collector.grpc", address=f"{cfg.host}:{port}")
+        cert, key = self.tls or (None, None)
         server = uvicorn.Server(uvicorn.Config(self.app, host=cfg.host, port=cfg.http_port, log_level="warning",
-                                               access_log=False, lifespan="off"))
-        log.info("collector.http", address=f"http://{cfg.host}:{cfg.http_port}", db=_masked(cfg.db),
-                 attributor=cfg.attributor, ui=f"http://{cfg.host}:{cfg.http_port}/ui/")
+                                               access_log=False, lifespan="off", ssl_certfile=cert, ssl_keyfile=key))
+        base = f"{'https' if self.tls else 'http'}://{cfg.host}:{cfg.http_port}"
+        log.info("collector.http", address=base, db=_masked(cfg.db), attributor=cfg.attributor, ui=f"{base}/ui/",
+                 tokens=len(self.tokens.entries) if self.tokens.enabled else "none: open to anyone who can connect")
         try:
             await server.serve()
         finally:
@@ -70,6 +84,19 @@ def run(config: CollectorConfig) -> None:
     """Serves until SIGINT/SIGTERM; queued spans are committed before exit."""
     collector = Collector(config)
     asyncio.run(collector.serve())
+
+
+def _tls_files(config: CollectorConfig) -> tuple[str, str] | None:
+    """(certificate, key) PEM paths when TLS is on; both or neither must be given."""
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    if config.tls_cert is None:
+        return None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {config.tls_cert} with key {config.tls_key}: {exc}") from None
+    return config.tls_cert, config.tls_key
 
 
 def _masked(db: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 DEFAULT_DB = Path.home() / ".agenttrace" / "agenttrace.db"
 
@@ -21,3 +21,9 @@ class CollectorConfig(BaseModel):
     idle_timeout_s: float = 30.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_pending_spans: int = 200_000
+    token_file: str | None = None  # TOML [[tokens]] entries, see agenttrace_collector.auth
+    admin_token: SecretStr | None = None
+    insecure: bool = False  # serve without tokens on a non-loopback address
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host names besides loopback and the bound address
+    tls_cert: str | None = None  # PEM files: HTTPS and gRPC over TLS when both are given
+    tls_key: str | None = None

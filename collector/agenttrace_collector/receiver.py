@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 from fastapi import APIRouter, Request, Response
@@ -18,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from agenttrace.logs import get_logger
 from agenttrace_collector import otlp
+from agenttrace_collector.auth import Forbidden, Tokens, Unauthenticated, grpc_principal, request_principal
 from agenttrace_collector.ingest import IngestWriter, Overloaded
 
 log = get_logger("agenttrace.collector.receiver")
@@ -56,6 +58,10 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
             log.info("otlp.rejected", reason=str(exc))
             return _error(400, str(exc), reply_type)
         try:
+            request_principal(request).check_ingest(r.service for r in rows)
+        except Forbidden as exc:
+            return _error(403, str(exc), reply_type)
+        try:
             await asyncio.wrap_future(writer.submit(rows))
         except Overloaded as exc:
             return _error(503, str(exc), reply_type, {"Retry-After": str(max(1, round(exc.retry_after_s)))})
@@ -68,14 +74,23 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, writer: IngestWriter) -> None:
+    def __init__(self, writer: IngestWriter, tokens: Tokens) -> None:
         self.writer = writer
+        self.tokens = tokens
 
     def Export(self, request, context):  # noqa: N802 - gRPC's name
+        try:
+            principal = grpc_principal(self.tokens, context.invocation_metadata())
+        except Unauthenticated as exc:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         try:
             rows = otlp.rows(request)
         except otlp.BadRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            principal.check_ingest(r.service for r in rows)
+        except Forbidden as exc:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         try:
             self.writer.submit(rows).result()
         except Overloaded as exc:
@@ -84,13 +99,19 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
-def grpc_server(writer: IngestWriter, host: str, port: int, max_body_bytes: int) -> tuple[grpc.Server, int]:
+def grpc_server(writer: IngestWriter, host: str, port: int, max_body_bytes: int, tokens: Tokens,
+                tls: tuple[str, str] | None = None) -> tuple[grpc.Server, int]:
+    """The gRPC receiver, over TLS when ``tls`` names a (certificate, key) pair of PEM files."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="agenttrace-grpc"),
         options=[("grpc.max_receive_message_length", max_body_bytes)],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(writer), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(writer, tokens), server)
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        cert, key = (Path(f).read_bytes() for f in tls)
+        bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([(key, cert)]))
     if bound == 0:
         raise OSError(f"cannot bind gRPC receiver to {host}:{port}")
     return server, bound

@@ -1,8 +1,11 @@
 // agenttrace collector UI: runs, one run's trajectory with its verdict, lessons. Read-only; talks to ../api/v1.
 // Every value from the API goes into the page as text (textContent / text nodes), never as HTML.
+// A collector with tokens answers 401: the page then asks for a token, keeps it in this tab's sessionStorage
+// and sends it as "Authorization: Bearer"; it never goes into a URL.
 "use strict";
 
 const API = "../api/v1";
+const TOKEN_KEY = "agenttrace.token";
 const LONG = 400; // characters after which content starts collapsed
 const OUTCOMES = ["", "failure", "success", "unknown"];
 
@@ -20,10 +23,35 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+class NeedsToken extends Error {}
+
 async function getJSON(path) {
-  const resp = await fetch(API + path);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const resp = await fetch(API + path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  if (resp.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    throw new NeedsToken(token ? "The collector did not accept that token." : "This collector needs a token.");
+  }
   if (!resp.ok) throw new Error(`${resp.status} ${resp.statusText}: ${await resp.text()}`);
   return resp.json();
+}
+
+function tokenForm(message) {
+  const input = el("input", { id: "token-input", type: "password", autocomplete: "off", required: "required" });
+  const form = el("form", { id: "token-form" },
+    el("p", { id: "token-message" }, message),
+    el("label", {}, "Token: ", input), " ", el("button", { type: "submit" }, "Use token"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    route();
+  });
+  return form;
+}
+
+function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  route();
 }
 
 function when(seconds) {
@@ -162,6 +190,7 @@ async function route() {
   const [path, query] = (location.hash.replace(/^#/, "") || "/runs").split("?");
   const params = new URLSearchParams(query || "");
   const runMatch = path.match(/^\/runs\/(.+)$/);
+  let shownRoute = query ? `${path}?${query}` : path; // says which view is shown, once it is loaded
   try {
     const content = runMatch ? await showRun(decodeURIComponent(runMatch[1]))
       : path === "/lessons" ? await showLessons() : await showRuns(params);
@@ -169,10 +198,17 @@ async function route() {
     view.replaceChildren(...content.flat(Infinity).filter(Boolean));
   } catch (err) {
     if (ticket !== shown) return;
-    view.replaceChildren(el("p", { class: "error", id: "load-error" }, `Could not load: ${err.message}`));
+    if (err instanceof NeedsToken) {
+      view.replaceChildren(tokenForm(err.message));
+      shownRoute = "token";
+    } else {
+      view.replaceChildren(el("p", { class: "error", id: "load-error" }, `Could not load: ${err.message}`));
+    }
   }
-  view.dataset.route = query ? `${path}?${query}` : path; // says which view is shown, once it is loaded
+  document.getElementById("forget-token").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  view.dataset.route = shownRoute;
 }
 
 window.addEventListener("hashchange", route);
+document.getElementById("forget-token").addEventListener("click", forgetToken);
 route();
