@@ -6,7 +6,7 @@ import importlib.util
 
 # extra -> the top-level modules it installs that agenttrace imports
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "collector": ("fastapi", "uvicorn", "grpc", "google.protobuf", "opentelemetry.proto"),
+    "collector": ("fastapi", "uvicorn", "grpc", "google.protobuf", "opentelemetry.proto", "prometheus_client"),
     "postgres": ("psycopg",),
     "gpu": ("torch", "transformers"),
     "train": ("torch", "transformers", "trl", "peft", "datasets"),

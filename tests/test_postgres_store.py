@@ -12,9 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import queue
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,38 +25,10 @@ import agenttrace
 from agenttrace.local_collector import LocalCollector
 from tests.crash import ingest_until_killed
 from agenttrace.models import Attribution, Outcome
-from tests.conftest import flush
+from tests.conftest import flush, query
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "postgres.sh"
 PROTOBUF = {"content-type": "application/x-protobuf"}
-
-
-@pytest.fixture(scope="session")
-def pg_url():
-    """The URL of a PostgreSQL cluster started for the session (installed first if missing), removed after it."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.fail("psycopg is not installed: pip install -e '.[postgres]' (scripts/_venv.sh does)")
-    # In /tmp: run as root, the server runs as "postgres", which must reach the directory (TMPDIR may be private).
-    state = tempfile.mkdtemp(prefix="agenttrace-pg-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    env = {**os.environ, "AGENTTRACE_PG_DIR": state}
-    started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=1200)
-    if started.returncode == 3:
-        pytest.skip(f"PostgreSQL is not installed and cannot be installed here: {started.stderr.strip()}")
-    assert started.returncode == 0, f"scripts/postgres.sh start failed:\n{started.stderr}"
-    try:
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
-
-
-def query(url: str, sql: str, *args) -> list[tuple]:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 @pytest.fixture(scope="module")

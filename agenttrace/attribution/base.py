@@ -31,6 +31,7 @@ _REGISTRY: dict[str, str] = {
     "cpu": "agenttrace.attribution.cpu:CpuAttributor",
     "tracer": "agenttrace.attribution.tracer:TracerAttributor",
     "openai": "agenttrace.attribution.openai:OpenAIAttributor",
+    "cascade": "agenttrace.attribution.cascade:CascadeAttributor",
 }
 
 

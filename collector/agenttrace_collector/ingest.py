@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from agenttrace.logs import get_logger
+from agenttrace_collector.metrics import Metrics
 from agenttrace_collector.otlp import SpanRow
 from agenttrace_collector.store import Store
 
@@ -37,8 +38,9 @@ DATA_ERRORS = ("DataError", "IntegrityError")  # sqlite3's and psycopg's names f
 
 class IngestWriter:
     def __init__(self, store: Store, *, max_pending_spans: int = 200_000, max_batch_spans: int = 20_000,
-                 on_commit: Callable[[], None] | None = None) -> None:
+                 on_commit: Callable[[], None] | None = None, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.max_pending_spans = max_pending_spans
         self.max_batch_spans = max_batch_spans
         self.on_commit = on_commit
@@ -52,6 +54,8 @@ class IngestWriter:
     def submit(self, rows: list[SpanRow]) -> Future:
         """Queues spans; the future resolves once they are committed."""
         fut: Future = Future()
+        if self.metrics is not None:
+            self.metrics.spans_received.inc(len(rows))
         if not rows:
             fut.set_result(0)
             return fut
@@ -63,6 +67,10 @@ class IngestWriter:
             self._pending += len(rows)
         self._queue.put((rows, fut))
         return fut
+
+    @property
+    def pending_spans(self) -> int:
+        return self._pending
 
     def close(self) -> None:
         self._queue.put(None)
@@ -109,6 +117,8 @@ class IngestWriter:
             group[0][1].set_exception(Rejected(f"the store refused these spans: {exc}") if refused else exc)
             return
         self.committed_spans += len(batch)
+        if self.metrics is not None:
+            self.metrics.spans_stored.inc(len(batch))
         for rows, fut in group:
             fut.set_result(len(rows))
         if self.on_commit is not None:

@@ -1,9 +1,11 @@
-"""After ingest: assemble due traces into trajectories, judge them, attribute the failed ones.
+"""After ingest: assemble due traces into trajectories, judge them, queue the failed ones for attribution.
 
 Runs on its own thread, woken by each commit and by a timer. Stages talk in
-plain data: spans -> Trajectory -> judged Trajectory -> Attribution. A trace is
-processed under ``store.claim_trace``, so that of several collectors on one
-PostgreSQL database only one assembles and attributes it at a time.
+plain data: spans -> Trajectory -> judged Trajectory. A failed run is saved
+with its attribution job in one transaction; the attribution workers
+(``workers.py``) take it from there, so assembly never waits for an attributor.
+A trace is processed under ``store.claim_trace``, so that of several collectors
+on one PostgreSQL database only one assembles it at a time.
 
 A trace whose spans make decoding, assembly or judging raise is quarantined
 with its error (``store.quarantine``): logged once, counted, listed by the API
@@ -18,10 +20,10 @@ import threading
 import time
 import traceback
 
-from agenttrace.attribution import Attributor
-from agenttrace.lessons import lesson_for
+from collections.abc import Callable
+
 from agenttrace.logs import get_logger
-from agenttrace.models import Attribution, Outcome
+from agenttrace.models import Outcome, Trajectory
 from agenttrace_collector.assemble import assemble, find_run_span
 from agenttrace_collector.failure import judge
 from agenttrace_collector.spanview import decode
@@ -31,14 +33,13 @@ log = get_logger("agenttrace.collector.pipeline")
 
 
 class Pipeline:
-    def __init__(self, store: Store, attributor: Attributor | None, *, settle_s: float = 0.5,
-                 idle_timeout_s: float = 30.0, tick_s: float = 0.25) -> None:
+    def __init__(self, store: Store, *, settle_s: float = 0.5, idle_timeout_s: float = 30.0, tick_s: float = 0.25,
+                 on_run: Callable[[Trajectory], None] | None = None) -> None:
         self.store = store
-        self.attributor = attributor
         self.settle_s = settle_s
         self.idle_timeout_s = idle_timeout_s
         self.tick_s = tick_s
-        self.verdicts = threading.Condition()
+        self.on_run = on_run  # called after each run is saved (its failure's job, if any, queued)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agenttrace-pipeline", daemon=True)
@@ -96,7 +97,7 @@ class Pipeline:
         return done
 
     def process_trace(self, trace_id: bytes, root_ended: bool, seen: float) -> bool:
-        """Assembles, judges, saves and attributes one trace; False when it was quarantined instead."""
+        """Assembles, judges and saves one trace (queueing a failed run for attribution); False if quarantined."""
         rows = self.store.trace_spans(trace_id)
         stage = "decode"
         try:
@@ -113,41 +114,13 @@ class Pipeline:
             self.quarantined += 1
             log.warning("trace.quarantined", trace_id=trace_id.hex(), spans=len(rows), error=error)
             return False
-        self.store.save_run(trajectory, trace_id)
+        failed = trajectory.outcome is Outcome.FAILURE
+        self.store.save_run(trajectory, trace_id, enqueue=failed)
         log.info("run.assembled", run_id=trajectory.run_id, steps=len(trajectory.steps),
                  outcome=trajectory.outcome.value, termination=trajectory.termination.value)
-        if trajectory.outcome is not Outcome.FAILURE or self.attributor is None:
-            return True
-        if self.store.has_attribution(trajectory.run_id):
-            return True  # late spans re-assemble a run; its verdict stands
-        started = time.perf_counter()
-        try:
-            verdict = self.attributor.attribute(trajectory)
-        except Exception as exc:
-            log.exception("attribution.failed", run_id=trajectory.run_id)
-            verdict = Attribution(run_id=trajectory.run_id, agent=None, step=None,
-                                  reason=f"attributor failed: {exc}", attributor=self.attributor.name)
-        self.store_lesson(verdict, trajectory)  # before the verdict, so whoever sees the verdict finds its lesson
-        saved = self.store.save_attribution(verdict, trajectory.service)
-        if saved is None:  # another collector's came first (a claim lost with its connection): it stands,
-            # and the run may keep two lessons
-            log.info("run.already_attributed", run_id=verdict.run_id)
-            return True
-        log.info("run.attributed", run_id=saved.run_id, agent=saved.agent, step=saved.step,
-                 attributor=saved.attributor, seconds=round(time.perf_counter() - started, 4))
-        with self.verdicts:
-            self.verdicts.notify_all()
+        if self.on_run is not None:
+            self.on_run(trajectory)
         return True
-
-    def store_lesson(self, verdict: Attribution, trajectory) -> None:
-        """Keeps a lesson for the blamed agent of a decided verdict, so the next run can use it."""
-        try:
-            lesson = lesson_for(verdict, trajectory)
-            if lesson is not None:
-                self.store.add_lesson(lesson)
-                log.info("lesson.stored", run_id=verdict.run_id, agent=lesson.agent, step=lesson.step)
-        except Exception:
-            log.exception("lesson.failed", run_id=verdict.run_id)
 
 
 def _describe(exc: BaseException) -> str:

@@ -79,9 +79,23 @@ CREATE TABLE IF NOT EXISTS attributions (
     confidence REAL,
     created_at REAL NOT NULL,
     candidates TEXT,
-    uncertain INTEGER NOT NULL DEFAULT 0
+    uncertain INTEGER NOT NULL DEFAULT 0,
+    opinions TEXT
 );
 CREATE INDEX IF NOT EXISTS attributions_by_run ON attributions (run_id);
+CREATE TABLE IF NOT EXISTS attribution_jobs (
+    run_id TEXT PRIMARY KEY,
+    service TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL,
+    not_before REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON attribution_jobs (state, not_before);
 CREATE INDEX IF NOT EXISTS traces_quarantined ON traces (failed_at) WHERE error IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lessons (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,7 +110,11 @@ CREATE TABLE IF NOT EXISTS lessons (
 
 # Columns added after the first release, for databases created by an earlier build: (table, column, type).
 UPGRADES = [("traces", "error", "TEXT"), ("traces", "failed_at", "DOUBLE PRECISION"),
-            ("attributions", "candidates", "TEXT"), ("attributions", "uncertain", "INTEGER NOT NULL DEFAULT 0")]
+            ("attributions", "candidates", "TEXT"), ("attributions", "uncertain", "INTEGER NOT NULL DEFAULT 0"),
+            ("attributions", "opinions", "TEXT")]
+
+JOB_STATES = ("queued", "running", "done", "failed")
+
 
 
 def trace_marks(batch: Sequence[SpanRow]) -> list[tuple[bytes, str, int]]:
@@ -128,6 +146,18 @@ class SqlStore(ABC):
 
     @abstractmethod
     def _write(self, sql: str, args: Sequence[Any] = (), *, returning: bool = False) -> Any: ...
+
+    @abstractmethod
+    def _write_returning(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        """A write whose RETURNING rows are all wanted, committed before it returns, under ``write_lock``."""
+
+    @abstractmethod
+    def _write_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Runs the statements in one transaction, committed before it returns, under ``write_lock``."""
+
+    # Appended to the job-leasing subquery: PostgreSQL locks the rows it picks and skips those another
+    # worker holds; SQLite has one writer at a time, so its subquery needs nothing.
+    LEASE_LOCK = ""
 
     @abstractmethod
     def write_spans(self, batch: Sequence[SpanRow]) -> None:
@@ -203,16 +233,27 @@ class SqlStore(ABC):
         return count, (now - min(due_since)) if due_since else None
 
     # ---- runs -------------------------------------------------------------
-    def save_run(self, trajectory: Trajectory, trace_id: bytes) -> None:
-        t = trajectory
-        self._write(
+    def save_run(self, trajectory: Trajectory, trace_id: bytes, *, enqueue: bool = False) -> None:
+        """Saves (or updates) a run; with ``enqueue``, queues its attribution job in the same transaction.
+
+        A run that has a verdict or a job already gets no new job (late spans re-assemble runs).
+        """
+        t, now = trajectory, time.time()
+        statements: list[tuple[str, Sequence[Any]]] = [(
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET "
             "name=excluded.name, service=excluded.service, outcome=excluded.outcome, "
             "termination=excluded.termination, n_steps=excluded.n_steps, start_time=excluded.start_time, "
             "end_time=excluded.end_time, trajectory=excluded.trajectory, updated_at=excluded.updated_at",
             (t.run_id, trace_id, t.name, t.service, t.outcome.value, t.termination.value, len(t.steps),
-             t.start_time, t.end_time, t.model_dump_json(), time.time()),
-        )
+             t.start_time, t.end_time, t.model_dump_json(), now),
+        )]
+        if enqueue:
+            statements.append((
+                "INSERT INTO attribution_jobs (run_id, service, state, not_before, created_at, updated_at) "
+                "SELECT ?, ?, 'queued', ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                (t.run_id, t.service, now, now, now, t.run_id)))
+        self._write_all(statements)
 
     def get_run(self, run_id: str) -> Trajectory | None:
         rows = self._read("SELECT trajectory FROM runs WHERE run_id = ?", (run_id,))
@@ -254,12 +295,13 @@ class SqlStore(ABC):
     def save_attribution(self, a: Attribution, service: str | None) -> Attribution | None:
         """Stores the run's verdict with its feedback seq; None (nothing stored) if the run has one already."""
         candidates = json.dumps([c.model_dump() for c in a.candidates]) if a.candidates else None
+        opinions = json.dumps([o.model_dump() for o in a.opinions]) if a.opinions else None
         seq = self._insert_verdict(
             "INSERT INTO attributions (run_id, service, agent, step, reason, attributor, confidence, created_at, "
-            "candidates, uncertain) "
-            "SELECT ?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) RETURNING seq",
+            "candidates, uncertain, opinions) "
+            "SELECT ?,?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) RETURNING seq",
             (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at, candidates,
-             int(a.uncertain), a.run_id),
+             int(a.uncertain), opinions, a.run_id),
         )
         return None if seq is None else a.model_copy(update={"seq": seq})
 
@@ -268,8 +310,8 @@ class SqlStore(ABC):
 
     def attributions(self, *, after: int = 0, service: str | None = None, run_id: str | None = None,
                      limit: int = 100) -> list[Attribution]:
-        sql = ("SELECT seq, run_id, agent, step, reason, attributor, confidence, created_at, candidates, uncertain "
-               "FROM attributions WHERE seq > ?")
+        sql = ("SELECT seq, run_id, agent, step, reason, attributor, confidence, created_at, candidates, uncertain, "
+               "opinions FROM attributions WHERE seq > ?")
         args: list = [after]
         if service is not None:
             sql += " AND service = ?"
@@ -281,7 +323,62 @@ class SqlStore(ABC):
         args.append(limit)
         keys = ("seq", "run_id", "agent", "step", "reason", "attributor", "confidence", "created_at")
         return [Attribution(**dict(zip(keys, row)), candidates=json.loads(row[8]) if row[8] else [],
-                            uncertain=bool(row[9])) for row in self._read(sql, args)]
+                            uncertain=bool(row[9]), opinions=json.loads(row[10]) if row[10] else [])
+                for row in self._read(sql, args)]
+
+    # ---- attribution jobs: the durable queue between assembly and the attributors ----------
+    def lease_jobs(self, owner: str, limit: int, lease_s: float) -> list[tuple[str, int]]:
+        """Takes up to ``limit`` ready jobs (queued and due, or running with an expired lease) for ``owner``.
+
+        Returns (run_id, attempt number) pairs; each lease counts as an attempt, so a job whose worker keeps
+        dying still runs out of attempts.
+        """
+        now = time.time()
+        rows = self._write_returning(
+            "UPDATE attribution_jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, "
+            "updated_at = ? WHERE run_id IN (SELECT run_id FROM attribution_jobs WHERE "
+            "(state = 'queued' AND not_before <= ?) OR (state = 'running' AND lease_until < ?) "
+            f"ORDER BY created_at LIMIT ?{self.LEASE_LOCK}) RETURNING run_id, attempts",
+            (owner, now + lease_s, now, now, now, limit))
+        return [(run_id, attempts) for run_id, attempts in rows]
+
+    def finish_job(self, run_id: str, owner: str) -> None:
+        self._write("UPDATE attribution_jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, "
+                    "last_error = NULL, updated_at = ? WHERE run_id = ? AND lease_owner = ?", (time.time(), run_id, owner))
+
+    def retry_job(self, run_id: str, owner: str, error: str, *, delay_s: float, final: bool) -> None:
+        """Records a failed attempt: queued again after ``delay_s``, or ``failed`` for good when ``final``."""
+        now = time.time()
+        self._write("UPDATE attribution_jobs SET state = ?, lease_owner = NULL, lease_until = NULL, not_before = ?, "
+                    "last_error = ?, updated_at = ? WHERE run_id = ? AND lease_owner = ?",
+                    ("failed" if final else "queued", now + delay_s, error, now, run_id, owner))
+
+    def release_jobs(self, owner: str) -> int:
+        """Hands back the jobs ``owner`` holds (a worker stopping cleanly), without counting the attempt."""
+        return self._write("UPDATE attribution_jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, "
+                           "lease_until = NULL, updated_at = ? WHERE state = 'running' AND lease_owner = ?",
+                           (time.time(), owner))
+
+    def job_owners(self) -> list[str]:
+        """The workers holding leases now."""
+        return [r[0] for r in self._read("SELECT DISTINCT lease_owner FROM attribution_jobs WHERE state = 'running' "
+                                         "AND lease_owner IS NOT NULL")]
+
+    def expire_leases(self, owner: str) -> int:
+        """Ends ``owner``'s leases now (its process is gone): its jobs can be leased again at once."""
+        return self._write("UPDATE attribution_jobs SET lease_until = 0 WHERE state = 'running' AND lease_owner = ?",
+                           (owner,))
+
+    def job(self, run_id: str) -> dict | None:
+        rows = self._read("SELECT state, attempts, last_error, created_at, updated_at FROM attribution_jobs "
+                          "WHERE run_id = ?", (run_id,))
+        keys = ("state", "attempts", "last_error", "created_at", "updated_at")
+        return dict(zip(keys, rows[0])) if rows else None
+
+    def job_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(JOB_STATES, 0)
+        counts.update(self._read("SELECT state, COUNT(*) FROM attribution_jobs GROUP BY state"))
+        return counts
 
     # ---- lessons --------------------------------------------------------------
     def add_lesson(self, lesson: Lesson) -> None:
@@ -354,6 +451,22 @@ class Store(SqlStore):
                 return cur.rowcount
             row = cur.fetchone()
             return row[0] if row else None
+
+    def _write_returning(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        with self.write_lock:
+            return self._writer.execute(sql, args).fetchall()
+
+    def _write_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        with self.write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    conn.execute(sql, args)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self.write_lock:

@@ -95,9 +95,23 @@ CREATE TABLE IF NOT EXISTS attributions (
     confidence DOUBLE PRECISION,
     created_at DOUBLE PRECISION NOT NULL,
     candidates TEXT,
-    uncertain INTEGER NOT NULL DEFAULT 0
+    uncertain INTEGER NOT NULL DEFAULT 0,
+    opinions TEXT
 );
 CREATE INDEX IF NOT EXISTS attributions_by_run ON attributions (run_id);
+CREATE TABLE IF NOT EXISTS attribution_jobs (
+    run_id TEXT PRIMARY KEY,
+    service TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until DOUBLE PRECISION,
+    not_before DOUBLE PRECISION NOT NULL,
+    last_error TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON attribution_jobs (state, not_before);
 CREATE INDEX IF NOT EXISTS traces_quarantined ON traces (failed_at) WHERE error IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lessons (
     id BIGSERIAL PRIMARY KEY,
@@ -145,6 +159,7 @@ def _args(args: Sequence[Any]) -> list[Any]:
 
 
 class PostgresStore(SqlStore):
+    LEASE_LOCK = " FOR UPDATE SKIP LOCKED"  # workers on several machines never lease the same job
     def __init__(self, url: str) -> None:
         self.url = url
         self.write_lock = threading.Lock()
@@ -205,6 +220,17 @@ class PostgresStore(SqlStore):
                 return cur.rowcount
             row = cur.fetchone()
             return row[0] if row else None
+
+    def _write_returning(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        with self.write_lock:
+            return self._writer_conn().execute(_pg(sql), _args(args)).fetchall()
+
+    def _write_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        with self.write_lock:
+            conn = self._writer_conn()
+            with conn.transaction():
+                for sql, args in statements:
+                    conn.execute(_pg(sql), _args(args))
 
     def _insert_verdict(self, sql: str, args: Sequence[Any]) -> int | None:
         """The verdict insert, its seq taken under ``VERDICT_LOCK`` and committed before the lock is let go."""
