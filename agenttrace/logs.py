@@ -18,18 +18,6 @@ import structlog
 _HANDLER_NAME = "agenttrace"
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time of each record (test runners swap it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger writing to ``logging.getLogger(name)``; ``name`` starts with ``agenttrace``."""
     return structlog.wrap_logger(
@@ -48,10 +36,10 @@ def configure(level: str | None = None, json: bool | None = None) -> None:
     """
     level = (level or os.environ.get("AGENTTRACE_LOG_LEVEL", "info")).upper()
     if json is None:
-        json = os.environ.get("AGENTTRACE_LOG_FORMAT", "").lower() == "json" or not sys.stderr.isatty()
+        json = os.environ.get("AGENTTRACE_LOG_FORMAT", "").lower() == "json" or not sys.__stderr__.isatty()
     render = ([structlog.processors.format_exc_info, structlog.processors.JSONRenderer()] if json
               else [structlog.dev.ConsoleRenderer(colors=False)])
-    handler = _StderrHandler()
+    handler = logging.StreamHandler(sys.__stderr__)  # the process's stderr, never a test runner's stand-in
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,

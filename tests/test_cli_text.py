@@ -2,21 +2,22 @@
 
 Agent text is data: brackets in it (``[/INST]``, ``[/etc/app.yaml]``, ``[tool call]``, ``[ticket T-1]``) are
 printed literally by ``runs show``, ``runs list``, ``lessons list`` and ``attribute``, never read as rich markup.
-Runs come from the SDK through a real collector (tests/conftest.py).
+Runs come from an app using the SDK, through a real collector (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
-import agenttrace
 from agenttrace.cli import main
-from tests.conftest import flush
 
 BRACKETS = ["[/INST]", "[/etc/app.yaml]", "[tool call]", "[ticket T-1]", "[bold]", "path\\"]
 AGENT = "Coder [v2]"
@@ -46,26 +47,42 @@ def wide_console(monkeypatch):
         monkeypatch.setattr(module.console, "width", 400)
 
 
-def failed_run(name: str, run_id: str) -> str:
-    """A run whose blamed step is full of brackets; returns its id once the collector has its verdict."""
+# An app, in its own process (its verdicts reach no other test's feedback), with runs named on its command line:
+# each fails, and its blamed step is full of brackets.
+APP = r"""
+import sys
+
+import agenttrace
+
+agenttrace.instrument(service_name="agenttrace-tests", frameworks=[])
+for name, run_id in zip(sys.argv[1::2], sys.argv[2::2]):
     with agenttrace.run(name, task="Which port does [/etc/app.yaml] set?", expected="8080", run_id=run_id) as run:
         with agenttrace.agent_step("Reader", input="read the config") as step:
             step.output("The config file is [/etc/app.yaml].")
-            step.transfer(AGENT)
-        with agenttrace.agent_step(AGENT, input="the config") as step:
+            step.transfer("Coder [v2]")
+        with agenttrace.agent_step("Coder [v2]", input="the config") as step:
             with agenttrace.tool_call("grep", {"pattern": "[port]"}) as call:
                 call.result("[ticket T-1] port: 8080")
             step.output("[/INST] The port is 9090, see [ticket T-1] and [bold]path\\")
         run.finish("9090")
-    return run.run_id
+"""
+
+
+def failed_runs(collector, *names: str, run_ids: list[str] | None = None) -> list[str]:
+    """Runs of APP with these names, assembled and attributed by the collector; their ids."""
+    run_ids = run_ids or [uuid.uuid4().hex for _ in names]
+    args = [x for pair in zip(names, run_ids) for x in pair]
+    done = subprocess.run([sys.executable, "-c", APP, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AGENTTRACE_ENDPOINT": collector.endpoint})
+    assert done.returncode == 0, done.stderr
+    for run_id in run_ids:
+        collector.wait_run(run_id, timeout=60, verdict=True)
+    return run_ids
 
 
 @pytest.fixture
-def bracket_run(collector, traced) -> str:
-    run_id = failed_run("bracket-check", uuid.uuid4().hex)
-    flush()
-    collector.wait_run(run_id, timeout=60, verdict=True)
-    return run_id
+def bracket_run(collector) -> str:
+    return failed_runs(collector, "bracket-check")[0]
 
 
 def test_runs_show_prints_agent_text_literally(collector, bracket_run):
@@ -75,10 +92,8 @@ def test_runs_show_prints_agent_text_literally(collector, bracket_run):
     assert "[tool call] grep(" in out  # the step's own tool-call line, kept as well
 
 
-def test_runs_list_prints_names_literally_and_lessons_list_the_blamed_text(collector, traced):
-    run_id = failed_run("nightly [ticket T-1] [/INST]", uuid.uuid4().hex)
-    flush()
-    collector.wait_run(run_id, timeout=60, verdict=True)
+def test_runs_list_prints_names_literally_and_lessons_list_the_blamed_text(collector):
+    [run_id] = failed_runs(collector, "nightly [ticket T-1] [/INST]")
     listed = cli("runs", "--endpoint", collector.endpoint, "list", "--name", "nightly [ticket")
     assert "nightly [ticket T-1] [/INST]" in listed and run_id[:12] in listed
     lessons = cli("lessons", "--endpoint", collector.endpoint, "list")
@@ -97,12 +112,9 @@ def test_attribute_prints_the_reason_literally(tmp_path):
     assert "[/INST] I will assume" in out and "[ticket T-1]" in out
 
 
-def test_run_ids_resolve_from_a_unique_prefix_in_api_and_cli(collector, traced):
+def test_run_ids_resolve_from_a_unique_prefix_in_api_and_cli(collector):
     shared = uuid.uuid4().hex[:16]
-    first, second = failed_run("prefix-a", shared + "a" * 16), failed_run("prefix-b", shared + "b" * 16)
-    flush()
-    for run_id in (first, second):
-        collector.wait_run(run_id, timeout=60)
+    first, second = failed_runs(collector, "prefix-a", "prefix-b", run_ids=[shared + "a" * 16, shared + "b" * 16])
 
     detail = httpx.get(f"{collector.endpoint}/api/v1/runs/{shared}a", timeout=5)
     assert detail.status_code == 200 and detail.json()["trajectory"]["run_id"] == first
@@ -119,13 +131,10 @@ def test_run_ids_resolve_from_a_unique_prefix_in_api_and_cli(collector, traced):
     assert "no run" in cli_error("runs", "--endpoint", collector.endpoint, "show", shared + "c")
 
 
-def test_name_and_service_filters_match_substrings_in_any_case_with_wildcards_taken_literally(collector, traced):
+def test_name_and_service_filters_match_substrings_in_any_case_with_wildcards_taken_literally(collector):
     tag = uuid.uuid4().hex[:8]
     names = [f"{tag} 100%_done", f"{tag} 100 done", f"{tag} Weekly-Report"]
-    ids = [failed_run(name, uuid.uuid4().hex) for name in names]
-    flush()
-    for run_id in ids:
-        collector.wait_run(run_id, timeout=60)
+    failed_runs(collector, *names)
 
     def listed(**params) -> set[str]:
         rows = httpx.get(f"{collector.endpoint}/api/v1/runs", params={"limit": 1000, **params}, timeout=5).json()
