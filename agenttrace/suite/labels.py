@@ -8,9 +8,10 @@ from agenttrace.suite.taxonomy import ENVIRONMENT
 
 
 def _matches(turn: Turn, step: Step) -> bool:
+    """Same agent, same tool calls, and the turn's text (some integrations drop the text of a tool-calling reply)."""
     names = [c.name for c in step.tool_calls]
-    return (step.agent == turn.agent and turn.text.strip() in (step.content or "")
-            and all(call.name in names for call in turn.calls) and (turn.handoff is None) == (step.transfer_to is None))
+    said = turn.text.strip() in (step.content or "") or (bool(turn.calls) and not step.content)
+    return step.agent == turn.agent and said and all(call.name in names for call in turn.calls)
 
 
 def align(turns: tuple[Turn, ...], steps: list[Step]) -> list[int | None]:

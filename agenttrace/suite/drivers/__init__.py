@@ -12,7 +12,8 @@ import importlib
 
 # suite framework -> driver module (noxfile.py's SUITE_FRAMEWORKS says which environment runs which)
 DRIVERS = {"langgraph": "langgraph", "openai_agents": "openai_agents", "autogen": "autogen",
-           "llama_index": "llama_index", "pydantic_ai": "pydantic_ai"}
+           "llama_index": "llama_index", "pydantic_ai": "pydantic_ai",
+           "ag2": "ag2"}
 
 
 def load(framework: str):
