@@ -16,13 +16,13 @@ nox.options.error_on_missing_interpreters = True
 # a framework's breaking release does not turn the test command red; `nox -s latest` tries the newest releases.
 ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
     # autogen-agentchat and ag2 both install an ``autogen`` import package: never in one environment
-    "autogen": (["autogen-agentchat>=0.7,<0.8", "autogen-ext[openai]>=0.7,<0.8"], ["test_autogen.py"]),
+    "autogen": (["autogen-agentchat>=0.7,<0.8", "autogen-ext[openai]>=0.7,<0.8"], ["test_autogen.py", "test_suite_runs.py"]),
     # ag2 1.x replaced the classic ``autogen`` API (ConversableAgent/GroupChat) this integration traces
-    "ag2": (["ag2[openai]>=0.10,<0.15"], ["test_ag2.py"]),
+    "ag2": (["ag2[openai]>=0.10,<0.15"], ["test_ag2.py", "test_suite_runs.py"]),
     "smolagents_pydantic_ai_llama_index": (
         ["smolagents>=1.20,<2", "pydantic-ai-slim[openai]>=1.0,<3", "llama-index-core>=0.14,<0.15",
          "llama-index-llms-openai-like>=0.5,<0.9"],
-        ["test_smolagents.py", "test_pydantic_ai.py", "test_llama_index.py"],
+        ["test_smolagents.py", "test_pydantic_ai.py", "test_llama_index.py", "test_suite_runs.py"],
     ),
     # camel-ai 0.2.90 imports mcp.server.FastMCP, which mcp 2.x no longer has
     "camel": (["camel-ai>=0.2.70,<=0.2.90", "mcp<2"], ["test_camel.py"]),
@@ -83,7 +83,8 @@ def latest(session: nox.Session, group: str) -> None:
 
 
 # environment -> frameworks with a suite driver (agenttrace/suite/drivers/) that it can run
-SUITE_FRAMEWORKS = {"langgraph_openai_agents": ["langgraph", "openai_agents"]}
+SUITE_FRAMEWORKS = {"langgraph_openai_agents": ["langgraph", "openai_agents"], "autogen": ["autogen"], "ag2": ["ag2"],
+                    "smolagents_pydantic_ai_llama_index": ["pydantic_ai", "llama_index"]}
 
 
 def _suite_session(env: str, frameworks: list[str]):
