@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -40,3 +41,27 @@ def generate_command(framework, n, seed, out, topologies) -> None:
     write_jsonl(result.items, path)
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items())) or "none"
     click.echo(f"{framework}: {len(result.items)} of {n} confirmed -> {path} ({result.seconds:.0f} s; dropped: {dropped})")
+
+
+@suite_group.command("summary", help="Counts of labelled runs in suite files: framework x topology, framework x "
+                                     "error kind, and positions and repaired errors per framework.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def summary_command(paths) -> None:
+    from agenttrace.models import LabelledTrajectory
+
+    tags = [LabelledTrajectory.model_validate_json(line).tags for path in paths
+            for line in path.read_text().splitlines() if line.strip()]
+    for column in ("topology", "error_kind", "position", "repaired"):
+        click.echo(_table(Counter((t["framework"], t[column]) for t in tags), column))
+
+
+def _table(counts: Counter, column: str) -> str:
+    """A markdown table: one row per framework, one column per value, and totals."""
+    frameworks = sorted({f for f, _ in counts})
+    values = sorted({v for _, v in counts})
+    lines = [f"| framework \\ {column} | " + " | ".join(values) + " | total |",
+             "|---" * (len(values) + 2) + "|"]
+    for f in [*frameworks, "total"]:
+        row = [sum(n for (g, v), n in counts.items() if v == value and f in (g, "total")) for value in values]
+        lines.append(f"| {f} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
+    return "\n".join(lines) + "\n"

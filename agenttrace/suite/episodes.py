@@ -1,7 +1,8 @@
 """Seeded episodes: a world, a task, a team shape, and one planted error at an early, middle or late site.
 
-Episode ``index`` of a framework gets error kind ``index mod |kinds|`` (in a per-framework seeded order) and
-a target position that cycles early/middle/late; the rest (world, task values, wording, names, topology,
+Episode ``index`` of a framework gets error kind ``index mod |kinds|`` (in a per-framework seeded order), a
+target position that cycles early/middle/late and a topology in turn (the next one where the kind cannot sit);
+the rest (world, task values, wording, names, topology,
 whether an earlier error is made and repaired) is drawn from ``random.Random(seed)``. An episode is kept
 only if, on paper, the faulty run's answer is wrong and the clean run's is right; the real runs decide.
 """
@@ -21,6 +22,7 @@ from agenttrace_collector.failure import answer_matches
 POSITIONS = ("early", "middle", "late")
 REPAIR_RATE = 0.35
 ATTEMPTS = 30
+TRIES_PER_TOPOLOGY = 4
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,10 @@ def make_episode(framework: str, base_seed: int, index: int,
     seed = f"{base_seed}:{framework}:{index}"
     rng = random.Random(seed)
     want_repair = rng.random() < REPAIR_RATE
+    # topologies in turn (balanced over a framework's episodes): a few tasks on this one, then the next ones
+    order = [topologies[(index + k) % len(topologies)] for k in range(len(topologies))]
     for attempt in range(ATTEMPTS):
-        topology = TOPOLOGIES[rng.choice(topologies)]
+        topology = TOPOLOGIES[order[attempt // TRIES_PER_TOPOLOGY % len(order)]]
         family = FAMILIES[rng.choice(sorted(FAMILIES))]
         task = _task(family, rng)
         episode = _plant(f"{seed}:{attempt}", topology, topology.names(rng), World.create(family, rng), task, kind,
