@@ -38,6 +38,9 @@ def main() -> None:
     configure_logging()
 
 
+from agenttrace.cli_worker import attribution_options, attribution_settings  # noqa: E402
+
+
 @main.command(help="Run the collector: receives OTLP traces, rebuilds runs, attributes failed ones.")
 @click.option("--db", default=None, envvar="AGENTTRACE_DB", show_default="~/.agenttrace/agenttrace.db",
               help="SQLite database file (created if missing), or a postgresql:// URL to store in PostgreSQL "
@@ -66,8 +69,12 @@ def main() -> None:
                    "for any). Other names get 421, which stops DNS rebinding.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM certificate: HTTPS and gRPC over TLS.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key of --tls-cert.")
+@click.option("--attribution-workers", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Threads attributing failed runs from the queue; 0 leaves them to `agenttrace worker` processes.")
+@attribution_options
 def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout, max_body_bytes,
-              max_pending_spans, token_file, insecure, allowed_host, tls_cert, tls_key) -> None:
+              max_pending_spans, token_file, insecure, allowed_host, tls_cert, tls_key, attribution_workers,
+              **attribution) -> None:
     require_extra("collector", "agenttrace collector")
     if db and db.startswith(("postgresql://", "postgres://")):
         require_extra("postgres", "a PostgreSQL --db")
@@ -82,6 +89,7 @@ def collector(db, host, port, grpc_port, attributor, attributor_option, settle, 
         max_body_bytes=max_body_bytes, max_pending_spans=max_pending_spans, token_file=token_file,
         admin_token=os.environ.get("AGENTTRACE_ADMIN_TOKEN") or None, insecure=insecure,
         allowed_hosts=list(allowed_host), tls_cert=tls_cert, tls_key=tls_key,
+        attribution_workers=attribution_workers, **attribution_settings(**attribution),
     )
     if db:
         cfg.db = db
@@ -192,9 +200,11 @@ def _register() -> None:
     from agenttrace.cli_inject import inject_command
     from agenttrace.cli_lessons import lessons_group
     from agenttrace.cli_train import train_command
+    from agenttrace.cli_worker import worker_command
     from agenttrace.suite.cli import suite_group
 
-    for command in (attribute_command, eval_command, inject_command, lessons_group, train_command, suite_group):
+    for command in (attribute_command, eval_command, inject_command, lessons_group, train_command, suite_group,
+                    worker_command):
         main.add_command(command)
 
 

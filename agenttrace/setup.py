@@ -19,7 +19,7 @@ from agenttrace.feedback import close_feedback
 from agenttrace.content import ContentPolicy, Redactor, set_policy
 from agenttrace.logs import get_logger
 from agenttrace.redaction import RedactingExporter
-from agenttrace.processor import RunStampingProcessor, SwitchableProcessor
+from agenttrace.processor import ExportOnRunEnd, RunStampingProcessor, SwitchableProcessor
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 EXIT_FLUSH_TIMEOUT_S = 10.0  # an exiting script waits at most this long for its last spans
@@ -141,11 +141,14 @@ def instrument(
             exporter = RedactingExporter(exporter, redact)
         stamping = RunStampingProcessor()
         export = SwitchableProcessor(BatchSpanProcessor(exporter))
+        on_run_end = SwitchableProcessor(ExportOnRunEnd(export))
         provider.add_span_processor(stamping)
         provider.add_span_processor(export)
+        provider.add_span_processor(on_run_end)
         propagation.install()
 
-        active = Instrumentation(base, name, provider, resolve_token(token), _processors=[stamping, export])
+        active = Instrumentation(base, name, provider, resolve_token(token),
+                                 _processors=[stamping, export, on_run_end])
         _enable_integrations(active, frameworks)
         _active = active
         atexit.register(_flush_at_exit)

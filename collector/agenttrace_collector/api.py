@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, Field
 
 from agenttrace.models import Attribution, Lesson, Trajectory
 from agenttrace_collector.auth import Principal, request_principal
 from agenttrace_collector.ingest import IngestWriter
+from agenttrace_collector.pipeline import Pipeline
 from agenttrace_collector.store import Store
 
 MAX_CANDIDATES = 10  # run ids listed when a prefix is ambiguous
@@ -29,9 +30,19 @@ class RunSummary(BaseModel):
     step: int | None = None
 
 
+class AttributionJob(BaseModel):
+    state: str = Field(description="queued, running, done or failed (after the last attempt; see last_error)")
+    attempts: int
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
 class RunDetail(BaseModel):
     trajectory: Trajectory
     attributions: list[Attribution]
+    job: AttributionJob | None = Field(None, description="the run's attribution job: a verdict pending, or why "
+                                                          "it failed (failed runs only)")
 
 
 class FeedbackBatch(BaseModel):
@@ -40,21 +51,67 @@ class FeedbackBatch(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok; lagging (traces wait longer than they should); stalled (the pipeline "
+                                    "stopped, or keeps failing); answered with HTTP 503 when stalled")
     committed_spans: int
     attributor: str | None
+    backlog_traces: int = Field(description="traces due for assembly now")
+    lag_s: float | None = Field(description="how long the oldest due trace has waited")
+    quarantined_traces: int = Field(description="traces set aside because processing them raised")
+    detail: str | None = None
 
 
-def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) -> APIRouter:
+class QuarantinedTrace(BaseModel):
+    trace_id: str
+    service: str | None
+    error: str
+    failed_at: float
+
+
+MAX_SQL_INT = 2**63 - 1  # the largest offset or cursor the stores' integers hold
+LAG_ALERT_S = 30.0  # a due trace waiting longer than this makes the pipeline "lagging"
+STALL_AFTER_FAILURES = 3  # ticks in a row that failed make it "stalled"
+
+
+def api_router(store: Store, writer: IngestWriter, pipeline: Pipeline, attributor_name: str | None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    @router.get("/health", response_model=Health, tags=["meta"])
-    def health() -> Health:
-        return Health(status="ok", committed_spans=writer.committed_spans, attributor=attributor_name)
+    @router.get("/health", response_model=Health, tags=["meta"],
+                responses={503: {"model": Health, "description": "the pipeline is stalled"}})
+    def health(response: Response) -> Health:
+        backlog, lag = store.pipeline_backlog(pipeline.settle_s, pipeline.idle_timeout_s)
+        status, detail = "ok", None
+        if not pipeline.alive:
+            status, detail = "stalled", "the pipeline thread has stopped"
+        elif pipeline.consecutive_failures >= STALL_AFTER_FAILURES:
+            status, detail = "stalled", f"the pipeline failed {pipeline.consecutive_failures} ticks in a row (see the log)"
+        elif lag is not None and lag > LAG_ALERT_S:
+            status, detail = "lagging", f"{backlog} traces due, the oldest for {lag:.0f} s"
+        if status == "stalled":
+            response.status_code = 503
+        return Health(status=status, committed_spans=writer.committed_spans, attributor=attributor_name,
+                      backlog_traces=backlog, lag_s=lag, quarantined_traces=store.count_quarantined(), detail=detail)
+
+    @router.get("/quarantine", response_model=list[QuarantinedTrace], tags=["meta"],
+                summary="Traces set aside because processing them raised, with the error")
+    def list_quarantined(limit: int = Query(100, ge=1, le=1000),
+                         caller: Principal = Depends(request_principal)) -> list[dict]:
+        return [q for q in store.quarantined(limit) if caller.may_read(q["service"])]
+
+    @router.post("/quarantine/retry", tags=["meta"],
+                 summary="Queue quarantined traces (one, or all) for assembly again, e.g. after an upgrade; admin only")
+    def retry_quarantined(trace_id: str | None = Query(None, pattern="^[0-9a-fA-F]{32}$"),
+                          caller: Principal = Depends(request_principal)) -> dict:
+        caller.check_admin()
+        released = store.release_quarantined(bytes.fromhex(trace_id) if trace_id else None)
+        pipeline.wake()
+        return {"released": released}
 
     @router.get("/runs", response_model=list[RunSummary], tags=["runs"], summary="List runs, newest first")
-    def list_runs(outcome: str | None = None, service: str | None = None, name: str | None = None,
-                  limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0),
+    def list_runs(outcome: str | None = None,
+                  service: str | None = Query(None, description="Runs whose service contains this text (any case)"),
+                  name: str | None = Query(None, description="Runs whose name contains this text (any case)"),
+                  limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_SQL_INT),
                   caller: Principal = Depends(request_principal)) -> list[dict]:
         return store.list_runs(outcome=outcome, service=service, name=name, limit=limit, offset=offset,
                                only_service=caller.service)
@@ -78,7 +135,7 @@ def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) 
                 summary="One run (by id or unique id prefix): trajectory and verdicts")
     def get_run(run_id: str, caller: Principal = Depends(request_principal)) -> RunDetail:
         run_id, traj = find_run(run_id, caller)
-        return RunDetail(trajectory=traj, attributions=store.attributions(run_id=run_id))
+        return RunDetail(trajectory=traj, attributions=store.attributions(run_id=run_id), job=store.job(run_id))
 
     @router.get("/runs/{run_id}/whowhen", tags=["runs"],
                 summary="The run (by id or unique id prefix) in Who&When / TracerTraj JSON shape")
@@ -91,7 +148,7 @@ def api_router(store: Store, writer: IngestWriter, attributor_name: str | None) 
 
     @router.get("/feedback", response_model=FeedbackBatch, tags=["feedback"],
                 summary="Long-poll verdicts after a cursor (the last seq seen)")
-    async def feedback(after: int = Query(0, ge=0), service: str | None = None,
+    async def feedback(after: int = Query(0, ge=0, le=MAX_SQL_INT), service: str | None = None,
                        wait: float = Query(0, ge=0, le=60), limit: int = Query(100, ge=1, le=1000),
                        caller: Principal = Depends(request_principal)) -> FeedbackBatch:
         service = caller.read_filter(service)

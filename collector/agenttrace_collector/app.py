@@ -5,23 +5,28 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import time
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from agenttrace.attribution import get_attributor
 from agenttrace.logs import get_logger
+from agenttrace.models import Attribution, Outcome, Trajectory
 from agenttrace_collector.api import api_router
 from agenttrace_collector.auth import ConfigError, Forbidden, HostAllowList, HttpGuard, Tokens, check_exposure, \
-    forbidden_reply
+    forbidden_reply, request_principal
 from agenttrace_collector.config import CollectorConfig
 from agenttrace_collector.ingest import IngestWriter
+from agenttrace_collector.metrics import Metrics
 from agenttrace_collector.pipeline import Pipeline
 from agenttrace_collector.receiver import grpc_server, http_router
-from agenttrace_collector.store import open_store
+from agenttrace_collector.store import SqlStore, open_store
+from agenttrace_collector.workers import AttributionWorkers
 
 log = get_logger("agenttrace.collector")
 UI_DIR = Path(__file__).parent / "ui"
@@ -35,11 +40,13 @@ class Collector:
         check_exposure(config.host, self.tokens, config.insecure)
         self.tls = _tls_files(config)
         self.store = open_store(config.db)
-        attributor = get_attributor(config.attributor, **config.attributor_options) if config.attributor else None
-        self.pipeline = Pipeline(self.store, attributor, settle_s=config.settle_s,
-                                 idle_timeout_s=config.idle_timeout_s)
+        self.metrics = Metrics()
+        self.workers = attribution_workers(self.store, config, self.metrics)
+        self.pipeline = Pipeline(self.store, settle_s=config.settle_s, idle_timeout_s=config.idle_timeout_s,
+                                 on_run=self._run_saved)
         self.writer = IngestWriter(self.store, max_pending_spans=config.max_pending_spans,
-                                   on_commit=self.pipeline.wake)
+                                   on_commit=self.pipeline.wake, metrics=self.metrics)
+        self.metrics.watch(self._state)
         # No /docs or /redoc: FastAPI's load Swagger UI / ReDoc from a CDN. The schema is at /openapi.json.
         self.app = FastAPI(title="agenttrace collector", version="0.1.0", docs_url=None, redoc_url=None,
                            description="OTLP trace receiver, run trajectories and failure attributions.")
@@ -47,14 +54,35 @@ class Collector:
                                 hosts=HostAllowList(config.host, config.allowed_hosts))
         self.app.add_exception_handler(Forbidden, forbidden_reply)
         self.app.include_router(http_router(self.writer, config.max_body_bytes))
-        self.app.include_router(api_router(self.store, self.writer, config.attributor))
+        self.app.include_router(api_router(self.store, self.writer, self.pipeline, config.attributor))
+        self.app.add_api_route("/metrics", self._metrics, include_in_schema=False)
         self.app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
         self.app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
         self.grpc = None
 
+    def _run_saved(self, trajectory: Trajectory) -> None:
+        self.metrics.runs_assembled.labels(trajectory.outcome.value).inc()
+        if trajectory.outcome is Outcome.FAILURE and self.workers is not None:
+            self.workers.wake()
+
+    def _state(self) -> dict:
+        return {"agenttrace_ingest_queue_spans": self.writer.pending_spans,
+                "agenttrace_assembly_backlog_traces": self.store.pipeline_backlog(self.config.settle_s,
+                                                                                  self.config.idle_timeout_s)[0],
+                "agenttrace_traces_quarantined": self.store.count_quarantined(),
+                "agenttrace_attribution_jobs": self.store.job_counts()}
+
+    def _metrics(self, request: Request) -> Response:
+        """Collector-wide figures: for tokens that read every service (admin, or read-only of all)."""
+        if request_principal(request).service is not None:
+            raise Forbidden("/metrics covers every service; it needs an admin or an all-services read token")
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     async def serve(self) -> None:
         cfg = self.config
         self.pipeline.start()
+        if self.workers is not None:
+            self.workers.start()
         if cfg.grpc_port is not None:
             self.grpc, port = grpc_server(self.writer, cfg.host, cfg.grpc_port, cfg.max_body_bytes, self.tokens,
                                           self.tls)
@@ -76,8 +104,29 @@ class Collector:
             self.grpc.stop(grace=2).wait()
         self.writer.close()
         self.pipeline.stop()
+        if self.workers is not None:
+            self.workers.stop()
         self.store.close()
         log.info("collector.stopped")
+
+
+def attribution_workers(store: SqlStore, config: CollectorConfig, metrics: Metrics | None = None
+                        ) -> AttributionWorkers | None:
+    """The workers that attribute queued failed runs, as configured; None without attributor or workers."""
+    if not config.attributor or not config.attribution_workers:
+        return None
+    attributor = get_attributor(config.attributor, **config.attributor_options)
+
+    def stored(verdict: Attribution, trajectory: Trajectory, seconds: float) -> None:
+        metrics.attributor_seconds.labels(verdict.attributor).observe(seconds)
+        if trajectory.end_time is not None:
+            metrics.verdict_latency.observe(max(0.0, time.time() - trajectory.end_time))
+
+    return AttributionWorkers(store, attributor, workers=config.attribution_workers, batch_size=config.batch_size,
+                              batch_wait_s=config.batch_wait_s, timeout_s=config.attribution_timeout_s,
+                              lease_s=1.5 * config.attribution_timeout_s + 5,
+                              max_attempts=config.attribution_attempts, concurrency=config.attribution_concurrency,
+                              on_verdict=stored if metrics is not None else None)
 
 
 def run(config: CollectorConfig) -> None:

@@ -17,6 +17,12 @@ class CollectorConfig(BaseModel):
     grpc_port: int | None = 4317
     attributor: str | None = "cpu"
     attributor_options: dict[str, Any] = Field(default_factory=dict)
+    attribution_workers: int = 1  # threads attributing queued jobs; 0 leaves them to `agenttrace worker` processes
+    batch_size: int = 8  # runs per attribute_batch call
+    batch_wait_s: float = 0.05  # how long a worker gathers jobs into a batch
+    attribution_timeout_s: float = 240.0
+    attribution_attempts: int = 3
+    attribution_concurrency: int | None = None  # attributor calls at once (default: one per worker)
     settle_s: float = 0.5
     idle_timeout_s: float = 30.0
     max_body_bytes: int = 32 * 1024 * 1024

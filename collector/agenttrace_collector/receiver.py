@@ -20,16 +20,23 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from agenttrace.logs import get_logger
 from agenttrace_collector import otlp
 from agenttrace_collector.auth import Forbidden, Tokens, Unauthenticated, grpc_principal, request_principal
-from agenttrace_collector.ingest import IngestWriter, Overloaded
+from agenttrace_collector.ingest import IngestWriter, Overloaded, Rejected
 
 log = get_logger("agenttrace.collector.receiver")
 
 
 def _error(status: int, message: str, content_type: str, headers: dict[str, str] | None = None) -> Response:
+    message = printable(message)
     st = status_pb2.Status(code=3 if status < 500 else 14, message=message)
     if content_type == otlp.PROTOBUF:
         return Response(st.SerializeToString(), status, headers=headers, media_type=otlp.PROTOBUF)
     return Response(json_format.MessageToJson(st), status, headers=headers, media_type=otlp.JSON)
+
+
+def printable(message: str, limit: int = 1000) -> str:
+    """An error message safe to send and log: valid UTF-8 (a sender's lone surrogates escaped), bounded."""
+    message = message if len(message) <= limit else message[:limit] + "..."
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
@@ -38,7 +45,10 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
     @router.post("/v1/traces", tags=["otlp"], summary="OTLP/HTTP trace export (protobuf or JSON)")
     async def export(request: Request) -> Response:
         ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        reply_type = otlp.JSON if ctype == otlp.JSON else otlp.PROTOBUF
+        # Answer in the client's encoding; a client that sent neither gets JSON if it reads JSON.
+        json_client = ctype == otlp.JSON or (ctype != otlp.PROTOBUF and "json" in
+                                             f"{ctype} {request.headers.get('accept', '')}".lower())
+        reply_type = otlp.JSON if json_client else otlp.PROTOBUF
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             return _error(413, f"request body exceeds {max_body_bytes} bytes", reply_type)
@@ -55,7 +65,7 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
         except otlp.TooLarge as exc:
             return _error(413, str(exc), reply_type)
         except otlp.BadRequest as exc:
-            log.info("otlp.rejected", reason=str(exc))
+            log.info("otlp.rejected", reason=printable(str(exc), 300))
             return _error(400, str(exc), reply_type)
         try:
             request_principal(request).check_ingest(r.service for r in rows)
@@ -65,6 +75,10 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
             await asyncio.wrap_future(writer.submit(rows))
         except Overloaded as exc:
             return _error(503, str(exc), reply_type, {"Retry-After": str(max(1, round(exc.retry_after_s)))})
+        except Rejected as exc:
+            return _error(400, str(exc), reply_type)
+        except Exception as exc:  # the store is unavailable: the spans were not stored, the client may retry
+            return _error(503, f"spans not stored, retry later: {type(exc).__name__}", reply_type, {"Retry-After": "5"})
         ok = trace_service_pb2.ExportTraceServiceResponse()
         if reply_type == otlp.PROTOBUF:
             return Response(ok.SerializeToString(), 200, media_type=otlp.PROTOBUF)
@@ -86,7 +100,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         try:
             rows = otlp.rows(request)
         except otlp.BadRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, printable(str(exc)))
         try:
             principal.check_ingest(r.service for r in rows)
         except Forbidden as exc:
@@ -96,6 +110,10 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         except Overloaded as exc:
             context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Rejected as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, printable(str(exc)))
+        except Exception as exc:  # the store is unavailable: not stored, the exporter retries UNAVAILABLE
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored, retry later: {type(exc).__name__}")
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
