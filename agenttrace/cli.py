@@ -32,6 +32,8 @@ Start here:
   agenttrace lessons list         the lessons kept for each agent
   agenttrace inject PATH --out F  make labelled failures from successful runs (fault injection)
   agenttrace train PATH ...       fine-tune a tracer model (GRPO + LoRA)
+  agenttrace worker --db URL      attribute queued failed runs in a process of its own (a GPU box)
+  agenttrace quarantine list      traces the collector could not process, with the error
 """)
 @click.version_option(package_name="agenttrace")
 def main() -> None:
@@ -52,7 +54,7 @@ from agenttrace.cli_worker import attribution_options, attribution_settings  # n
               help="Attributor for failed runs: cpu, openai, tracer, or 'none'.")
 @click.option("--attributor-option", "-o", multiple=True, metavar="KEY=VALUE",
               help="Option passed to the attributor, e.g. -o model=/models/tracer (repeatable).")
-@click.option("--settle", default=0.5, show_default=True, help="Seconds to wait for late spans after a run ends.")
+@click.option("--settle", default=0.2, show_default=True, help="Seconds to wait for late spans after a run ends.")
 @click.option("--idle-timeout", default=30.0, show_default=True,
               help="Seconds of silence after which an unfinished run is assembled anyway.")
 @click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, type=click.IntRange(min=1),
@@ -182,7 +184,8 @@ def runs_show(endpoint, run_id, as_json) -> None:
         click.echo(json.dumps(detail, indent=2))
         return
     verdicts = [Attribution.model_validate(a) for a in detail["attributions"]]
-    print_trajectory(console, Trajectory.model_validate(detail["trajectory"]), verdicts[-1] if verdicts else None)
+    print_trajectory(console, Trajectory.model_validate(detail["trajectory"]), verdicts[-1] if verdicts else None,
+                     detail.get("job"))
 
 
 @main.command(help="Run the whole loop once: collector, a multi-agent run with a seeded error, its verdict, "
@@ -199,12 +202,13 @@ def _register() -> None:
     from agenttrace.cli_eval import attribute_command, eval_command
     from agenttrace.cli_inject import inject_command
     from agenttrace.cli_lessons import lessons_group
+    from agenttrace.cli_quarantine import quarantine_group
     from agenttrace.cli_train import train_command
     from agenttrace.cli_worker import worker_command
     from agenttrace.suite.cli import suite_group
 
     for command in (attribute_command, eval_command, inject_command, lessons_group, train_command, suite_group,
-                    worker_command):
+                    worker_command, quarantine_group):
         main.add_command(command)
 
 

@@ -25,7 +25,10 @@ def _fields(*pairs: tuple[str, str]) -> Text:
     return Text("\n").join(Text.assemble((label, "bold"), " ", value) for label, value in pairs)
 
 
-def print_trajectory(console: Console, traj: Trajectory, verdict: Attribution | None = None) -> None:
+def print_trajectory(console: Console, traj: Trajectory, verdict: Attribution | None = None,
+                     job: dict | None = None) -> None:
+    """A run: summary, steps (the blamed one in red), and the verdict - or, for a failed run without one, where its
+    attribution job stands (``job`` as the API gives it)."""
     title = Text(f"run {traj.run_id[:12]} · {traj.name or ''} · {traj.outcome.value} ({traj.termination.value})")
     summary = [("task", clip(traj.task or "-")), ("answer", clip(str(traj.answer or "-")))]
     if traj.expected:
@@ -41,5 +44,18 @@ def print_trajectory(console: Console, traj: Trajectory, verdict: Attribution | 
     console.print(table)
     if verdict is not None:
         who = f"{verdict.agent} at step {verdict.step}" if verdict.is_decided else "undecided"
-        console.print(Panel(Text.assemble((who, "bold"), "\n", verdict.reason),
-                            title=Text(f"verdict ({verdict.attributor})"), border_style="red"))
+        if verdict.confidence is not None:
+            who += f" (confidence {verdict.confidence:.2f}{', uncertain' if verdict.uncertain else ''})"
+        lines = [Text.assemble((who, "bold")), Text(verdict.reason)]
+        if len(verdict.candidates) > 1:
+            lines.append(Text("other candidates: " + ", ".join(
+                f"{c.agent} at step {c.step} ({c.probability:.2f})" for c in verdict.candidates[1:])))
+        lines += [Text(f"{o.attributor} said: {o.agent} at step {o.step}") for o in verdict.opinions]
+        console.print(Panel(Text("\n").join(lines), title=Text(f"verdict ({verdict.attributor})"), border_style="red"))
+    elif job is not None:
+        state = {"queued": "pending (queued for attribution)", "running": "pending (being attributed)",
+                 "done": "done", "failed": "failed"}.get(job["state"], job["state"])
+        body = Text.assemble(("verdict " + state, "bold"), f"\nattempts: {job['attempts']}")
+        if job.get("last_error"):
+            body.append(f"\nlast error: {job['last_error']}")
+        console.print(Panel(body, title=Text("attribution"), border_style="yellow"))

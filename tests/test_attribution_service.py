@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import pytest
+from click.testing import CliRunner
 
 from agenttrace.attribution import get_attributor
+from agenttrace.cli import main
 from agenttrace.local_collector import LocalCollector, free_port
 from agenttrace.models import Outcome, Step, Trajectory
 from agenttrace.testing.otlp_fuzz import seed_request
@@ -60,6 +61,8 @@ def test_assembly_never_waits_for_a_slow_attributor_and_the_api_says_the_verdict
         send(c, "slow-failure")
         first = wait_for(lambda: detail(c, "slow-failure"), 3, "the failed run assembled")
         assert first["attributions"] == [] and first["job"]["state"] in ("queued", "running")
+        shown = CliRunner().invoke(main, ["runs", "--endpoint", c.endpoint, "show", "slow-failure"])
+        assert shown.exit_code == 0 and "verdict pending" in shown.output
         sent = time.monotonic()
         send(c, "meanwhile-success", failed=False)
         assert wait_for(lambda: detail(c, "meanwhile-success"), 3, "the next run assembled")

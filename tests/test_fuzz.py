@@ -9,6 +9,7 @@ corrupt) is quarantined with its error, listed by the API, and retried on reques
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import time
@@ -48,8 +49,6 @@ def _as_json(req) -> bytes:
                 for key in ("traceId", "spanId", "parentSpanId"):
                     if key in span:
                         span[key] = json_format.base64.b64decode(span[key]).hex()
-    import json
-
     return json.dumps(doc).encode()
 
 
@@ -156,3 +155,30 @@ def test_a_timestamp_beyond_int64_is_clamped_and_fails_no_other_senders_request(
 @pytest.mark.parametrize("path", ["/api/v1/runs?offset=9223372036854775808", "/api/v1/feedback?after=99999999999999999999"])
 def test_paging_beyond_int64_is_a_422_not_a_500(target, path):
     assert httpx.get(f"{target.endpoint}{path}", timeout=5).status_code == 422
+
+
+def test_the_cli_lists_quarantined_traces_and_retries_them(target):
+    from click.testing import CliRunner
+
+    from agenttrace.cli import main
+
+    rng = random.Random(9)
+    poisoned = seed_request(rng, run_id="cli-poisoned")
+    assert post(target, poisoned.SerializeToString(), PROTOBUF).status_code == 200
+    target.wait_run("cli-poisoned")
+    trace_id = poisoned.resource_spans[0].scope_spans[0].spans[0].trace_id
+    with sqlite3.connect(target.db, timeout=30) as conn:
+        conn.execute("UPDATE spans SET data = X'0a05ff' WHERE trace_id = ? AND name = 'agenttrace.run'", (trace_id,))
+        conn.execute("UPDATE traces SET assembled_at = NULL, last_seen = ? WHERE trace_id = ?", (time.time(), trace_id))
+    deadline = time.monotonic() + 30
+    while not httpx.get(f"{target.endpoint}/api/v1/quarantine", timeout=5).json() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["quarantine", "--endpoint", target.endpoint, "list"], terminal_width=200)
+    assert listed.exit_code == 0 and trace_id.hex() in listed.output
+    as_json = runner.invoke(main, ["quarantine", "--endpoint", target.endpoint, "list", "--json"])
+    assert [(q["trace_id"], q["error"].split(":")[:2]) for q in json.loads(as_json.output)] == [
+        (trace_id.hex(), ["decode", " DecodeError"])]
+    retried = runner.invoke(main, ["quarantine", "--endpoint", target.endpoint, "retry", "--all"])
+    assert retried.exit_code == 0 and "1 trace queued for assembly again" in retried.output
+    assert runner.invoke(main, ["quarantine", "--endpoint", target.endpoint, "retry"]).exit_code == 2

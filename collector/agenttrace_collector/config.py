@@ -23,7 +23,7 @@ class CollectorConfig(BaseModel):
     attribution_timeout_s: float = 240.0
     attribution_attempts: int = 3
     attribution_concurrency: int | None = None  # attributor calls at once (default: one per worker)
-    settle_s: float = 0.5
+    settle_s: float = 0.2
     idle_timeout_s: float = 30.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_pending_spans: int = 200_000
