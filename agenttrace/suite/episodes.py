@@ -46,7 +46,7 @@ def position(step: int, n_steps: int) -> str:
 
 def make_episode(framework: str, base_seed: int, index: int,
                  topologies: tuple[str, ...] = tuple(TOPOLOGIES)) -> Episode | None:
-    kinds = list(ErrorKind)
+    kinds = kinds_for(topologies)
     random.Random(f"{base_seed}:{framework}").shuffle(kinds)
     kind = kinds[index % len(kinds)]
     target = POSITIONS[(index // len(kinds)) % len(POSITIONS)]
@@ -64,6 +64,16 @@ def make_episode(framework: str, base_seed: int, index: int,
         if episode is not None:
             return episode
     return None
+
+
+def kinds_for(topologies: tuple[str, ...]) -> list[ErrorKind]:
+    """The error kinds that can sit somewhere in these team shapes (probed on a four-item task)."""
+    family = FAMILIES["catalogue"]
+    task = Task(family, family.items[:4], family.qualifiers[0], "sum", dict.fromkeys(family.items[:4], 1))
+    world = World.create(family, random.Random(0))
+    found = {site.kind for name in topologies
+             for site in _play("probe", TOPOLOGIES[name], TOPOLOGIES[name].names(random.Random(0)), world, task).sites}
+    return [kind for kind in ErrorKind if kind in found]
 
 
 def _task(family: Family, rng: random.Random) -> Task:

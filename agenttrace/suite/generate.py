@@ -39,7 +39,7 @@ class Result:
 async def _run(driver, episode: Episode, script: Script) -> str:
     """One real run; returns its run id (an exception in the framework is recorded as the run's failure)."""
     tools = episode.world.copy(flaky=set(script.flaky), down=set(script.down)).tools()
-    with ScriptedLLM(model_script(episode.agents, script.turns, driver.handoff_call)) as llm:
+    with ScriptedLLM(model_script(episode.agents, driver.replies(script.turns))) as llm:
         run = agenttrace.run(f"suite-{episode.topology}", task=episode.task.text, expected=episode.expected)
         try:
             async with run:
@@ -51,8 +51,10 @@ async def _run(driver, episode: Episode, script: Script) -> str:
 
 def generate(framework: str, n: int, seed: int, *, topologies: tuple[str, ...] = tuple(TOPOLOGIES),
              workdir: Path | None = None) -> Result:
-    """``n`` episodes of ``framework`` (fewer items come back when some do not confirm)."""
+    """``n`` episodes of ``framework`` in the ``topologies`` its driver can play (fewer items come back when some
+    do not confirm)."""
     driver = drivers.load(framework)
+    topologies = tuple(t for t in topologies if t in driver.topologies)
     result = Result(framework)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,15 +35,19 @@ def test_planted_errors_are_confirmed_and_labelled_at_the_planted_turn(framework
     assert len(result.items) == N
     assert len({item.tags["error_kind"] for item in result.items}) == N
     for item in result.items:
-        index = int(item.tags["seed"].rsplit(":", 1)[1])
-        episode = make_episode(framework, SEED, index)
+        index = int(item.tags["seed"].split(":")[2])  # seed = base:framework:index:attempt
+        episode = make_episode(framework, SEED, index, drivers.load(framework).topologies)
         planted = episode.faulty.turns[episode.faulty.label_turn]
         step = item.trajectory.steps[item.label.step]
         assert item.trajectory.outcome.value == "failure" and item.subset == framework
         assert align(episode.faulty.turns, item.trajectory.steps)[episode.faulty.label_turn] == item.label.step
-        assert step.agent == planted.agent and planted.text in step.content
+        assert step.agent == planted.agent
+        # AG2's spans drop the text of a reply that also calls tools; elsewhere the planted text is in the step
+        assert planted.text in step.content or (planted.calls and not step.content)
         assert [c.name for c in step.tool_calls][:len(planted.calls)] == [c.name for c in planted.calls]
         if item.label.agent == ENVIRONMENT:
-            assert step.tool_calls[0].error, "an environment fault is the failed tool call"
+            # the failed call: its error is on the step, or on the next where tools run on a turn of their own (AG2)
+            executed = item.trajectory.steps[item.label.step:item.label.step + 2]
+            assert any(call.error for s in executed if s.agent == step.agent for call in s.tool_calls)
         else:
             assert item.label.agent == planted.agent

@@ -7,6 +7,7 @@ import asyncio
 
 from autogen import ConversableAgent, GroupChat, GroupChatManager, register_function
 
+from agenttrace.suite.drivers import HandoffDriver
 from agenttrace.suite.script import NEXT_SPEAKER
 
 REQUESTER = "requester"
@@ -26,7 +27,7 @@ def _selector(agents: dict[str, ConversableAgent], first: str):
     return select
 
 
-class Driver:
+class Driver(HandoffDriver):
     framework = "ag2"
     integration = "ag2"
 

@@ -9,6 +9,7 @@ from autogen_agentchat.messages import TextMessage
 from autogen_agentchat.teams import Swarm
 from autogen_core.tools import FunctionTool
 from autogen_ext.models.openai import OpenAIChatCompletionClient
+from agenttrace.suite.drivers import HandoffDriver
 
 MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
               "structured_output": False}
@@ -19,12 +20,9 @@ def _answered(messages) -> bool:
     return any(isinstance(m, TextMessage) and m.source != "user" for m in messages)
 
 
-class Driver:
+class Driver(HandoffDriver):
     framework = "autogen"
     integration = "autogen"
-
-    def handoff_call(self, target: str) -> dict:
-        return {"name": f"transfer_to_{target}", "arguments": {}}
 
     async def run(self, episode, tools, base_url: str) -> str:
         client = OpenAIChatCompletionClient(model="scripted-model", base_url=base_url, api_key="suite",

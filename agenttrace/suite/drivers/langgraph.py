@@ -7,14 +7,12 @@ from langchain_core.tools import StructuredTool
 from langchain_openai import ChatOpenAI
 from langgraph.prebuilt import ToolNode, create_react_agent
 from langgraph_swarm import create_handoff_tool, create_swarm
+from agenttrace.suite.drivers import HandoffDriver
 
 
-class Driver:
+class Driver(HandoffDriver):
     framework = "langgraph"
     integration = "langchain"
-
-    def handoff_call(self, target: str) -> dict:
-        return {"name": f"transfer_to_{target}", "arguments": {}}
 
     async def run(self, episode, tools, base_url: str) -> str:
         model = ChatOpenAI(model="scripted-model", base_url=base_url, api_key="suite", max_retries=0)

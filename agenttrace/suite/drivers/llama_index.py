@@ -5,9 +5,10 @@ from __future__ import annotations
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai_like import OpenAILike
+from agenttrace.suite.drivers import HandoffDriver
 
 
-class Driver:
+class Driver(HandoffDriver):
     framework = "llama_index"
     integration = "llama_index"
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
 from agents.tracing import set_trace_processors
 from openai import AsyncOpenAI
+from agenttrace.suite.drivers import HandoffDriver
 
 
-class Driver:
+class Driver(HandoffDriver):
     framework = "openai_agents"
     integration = "openai_agents"
 
     def __init__(self) -> None:
         set_trace_processors([])  # no export to OpenAI's tracing backend
-
-    def handoff_call(self, target: str) -> dict:
-        return {"name": f"transfer_to_{target}", "arguments": {}}
 
     async def run(self, episode, tools, base_url: str) -> str:
         client = AsyncOpenAI(base_url=base_url, api_key="suite", max_retries=0)

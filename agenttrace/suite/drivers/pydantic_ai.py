@@ -12,6 +12,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.output import ToolOutput
 from pydantic_ai.providers.openai import OpenAIProvider
 
+from agenttrace.suite.drivers import HandoffDriver
 from agenttrace.suite.worlds import ServiceDown
 
 MAX_HANDOFFS = 100
@@ -41,12 +42,9 @@ def _retrying(fn):
     return call
 
 
-class Driver:
+class Driver(HandoffDriver):
     framework = "pydantic_ai"
     integration = "pydantic_ai"
-
-    def handoff_call(self, target: str) -> dict:
-        return {"name": f"transfer_to_{target}", "arguments": {}}
 
     async def run(self, episode, tools, base_url: str) -> str:
         model = OpenAIChatModel("scripted-model", provider=OpenAIProvider(base_url=base_url, api_key="suite"))
