@@ -84,7 +84,7 @@ def latest(session: nox.Session, group: str) -> None:
 
 # environment -> frameworks with a suite driver (agenttrace/suite/drivers/) that it can run
 SUITE_FRAMEWORKS = {"langgraph_openai_agents": ["langgraph", "openai_agents"], "autogen": ["autogen"], "ag2": ["ag2"],
-                    "smolagents_pydantic_ai_llama_index": ["pydantic_ai", "llama_index"]}
+                    "smolagents_pydantic_ai_llama_index": ["smolagents", "pydantic_ai", "llama_index"]}
 
 
 def _suite_session(env: str, frameworks: list[str]):
