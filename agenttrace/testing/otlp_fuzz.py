@@ -55,15 +55,19 @@ def _messages(role: str, text: str, tool_calls: list[dict] | None = None) -> str
     return json.dumps([{"role": role, "parts": parts}])
 
 
-def seed_request(rng: random.Random, *, run_id: str | None = None, failed: bool = True) -> ExportTraceServiceRequest:
-    """One complete run: Planner plans, hands off to Coder, who calls a tool and answers (wrongly if ``failed``)."""
+def seed_request(rng: random.Random, *, run_id: str | None = None, failed: bool = True,
+                 start_ns: int | None = None) -> ExportTraceServiceRequest:
+    """One complete run: Planner plans, hands off to Coder, who calls a tool and answers (wrongly if ``failed``).
+
+    It lasts 100 ns from ``start_ns`` (default: a random moment in November 2023).
+    """
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     kv = rs.resource.attributes.add()
     kv.key, kv.value.string_value = "service.name", SERVICE
     spans = rs.scope_spans.add().spans
     trace_id = rng.randbytes(16)
-    t0 = 1_700_000_000_000_000_000 + rng.randrange(10**12)
+    t0 = start_ns if start_ns is not None else 1_700_000_000_000_000_000 + rng.randrange(10**12)
     ids = iter(rng.randbytes(8) for _ in range(100))
 
     def span(name: str, parent: bytes, start: int, end: int, **attrs) -> Span:
