@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +35,7 @@ def generate_command(framework, n, seed, out, topologies) -> None:
     if framework not in drivers.DRIVERS:
         raise click.BadParameter(f"no suite driver for {framework!r}; known: {', '.join(sorted(drivers.DRIVERS))}",
                                  param_hint="--framework")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the collector child on the way out
     try:
         result = generate(framework, n, seed, topologies=tuple(topologies) or tuple(TOPOLOGIES))
     except ImportError as exc:

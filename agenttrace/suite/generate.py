@@ -65,10 +65,14 @@ def generate(framework: str, n: int, seed: int, *, topologies: tuple[str, ...] =
                                   frameworks=[driver.integration])
             try:
                 runs = asyncio.run(_run_all(driver, framework, n, seed, topologies, result))
-                agenttrace.setup.active().force_flush()
                 for episode, faulty_id, clean_id in runs:
-                    _confirm(framework, episode, collector.wait_run(faulty_id)[0], collector.wait_run(clean_id)[0],
-                             result)
+                    try:
+                        faulty, clean = collector.wait_run(faulty_id)[0], collector.wait_run(clean_id)[0]
+                    except TimeoutError:
+                        result.dropped["run_not_assembled"] += 1
+                        log.warning("suite.not_assembled", seed=episode.seed)
+                        continue
+                    _confirm(framework, episode, faulty, clean, result)
             finally:
                 agenttrace.uninstrument()
     result.seconds = time.monotonic() - started
@@ -85,6 +89,7 @@ async def _run_all(driver, framework: str, n: int, seed: int, topologies: tuple[
             result.dropped["no_fitting_site"] += 1
             continue
         runs.append((episode, await _run(driver, episode, episode.faulty), await _run(driver, episode, episode.clean)))
+        agenttrace.flush()  # each pair exported before the next: a long generation never overflows the span queue
         if (index + 1) % 10 == 0 or index + 1 == n:
             log.info("suite.progress", framework=framework, done=index + 1, of=n)
     return runs
