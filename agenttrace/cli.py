@@ -139,9 +139,14 @@ def runs(ctx, endpoint) -> None:
 
 
 def _get(endpoint: str, path: str, **params):
+    return call_collector("GET", endpoint, path, **params)
+
+
+def call_collector(method: str, endpoint: str, path: str, **params):
+    """The JSON answer of one collector API call (``None`` params left out), or a plain CLI error saying why not."""
     try:
-        resp = httpx.get(f"{endpoint}{path}", params={k: v for k, v in params.items() if v is not None}, timeout=10,
-                         headers=auth_headers())
+        resp = httpx.request(method, f"{endpoint}{path}", params={k: v for k, v in params.items() if v is not None},
+                             timeout=10, headers=auth_headers())
     except httpx.ConnectError:
         raise click.ClickException(f"no collector at {endpoint}; start one with `agenttrace collector`") from None
     check_access(endpoint, resp)

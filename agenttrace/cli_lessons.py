@@ -6,27 +6,19 @@ import json
 import time
 
 import click
-import httpx
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agenttrace.setup import DEFAULT_ENDPOINT, auth_headers
+from agenttrace.setup import DEFAULT_ENDPOINT
 
 console = Console()
 
 
 def _call(method: str, endpoint: str, agent: str | None):
-    from agenttrace.cli import check_access
+    from agenttrace.cli import call_collector
 
-    try:
-        resp = httpx.request(method, f"{endpoint}/api/v1/lessons", params={"agent": agent} if agent else None,
-                             timeout=10, headers=auth_headers())
-    except httpx.ConnectError:
-        raise click.ClickException(f"no collector at {endpoint}; start one with `agenttrace collector`") from None
-    check_access(endpoint, resp)
-    resp.raise_for_status()
-    return resp.json()
+    return call_collector(method, endpoint, "/api/v1/lessons", agent=agent)
 
 
 @click.group("lessons", help="The lessons kept per agent: one for every decided verdict on a failed run.")

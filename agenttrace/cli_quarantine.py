@@ -6,29 +6,19 @@ import json
 from datetime import datetime
 
 import click
-import httpx
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agenttrace.setup import DEFAULT_ENDPOINT, auth_headers
+from agenttrace.setup import DEFAULT_ENDPOINT
 
 console = Console()
 
 
 def _call(method: str, endpoint: str, path: str, **params):
-    from agenttrace.cli import check_access
+    from agenttrace.cli import call_collector
 
-    try:
-        resp = httpx.request(method, f"{endpoint}/api/v1/quarantine{path}", timeout=10, headers=auth_headers(),
-                             params={k: v for k, v in params.items() if v is not None})
-    except httpx.ConnectError:
-        raise click.ClickException(f"no collector at {endpoint}; start one with `agenttrace collector`") from None
-    check_access(endpoint, resp)
-    if resp.is_client_error:
-        raise click.ClickException(str(resp.json().get("detail", resp.reason_phrase)))
-    resp.raise_for_status()
-    return resp.json()
+    return call_collector(method, endpoint, f"/api/v1/quarantine{path}", **params)
 
 
 @click.group("quarantine", help="""Traces the collector set aside because decoding, assembling or judging them raised.
