@@ -19,6 +19,7 @@ from agenttrace.feedback import close_feedback
 from agenttrace.content import ContentPolicy, Redactor, set_policy
 from agenttrace.logs import get_logger
 from agenttrace.redaction import RedactingExporter
+from agenttrace.sampling import FailureKeepingSampler
 from agenttrace.processor import ExportOnRunEnd, RunStampingProcessor, SwitchableProcessor
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
@@ -108,6 +109,7 @@ def instrument(
     max_content_chars: int = 32_000,
     exporter: SpanExporter | None = None,
     token: str | None = None,
+    sample_rate: float | None = None,
 ) -> Instrumentation:
     """Turns on agenttrace. Idempotent: a second call returns the first handle.
 
@@ -117,6 +119,8 @@ def instrument(
     wrote it (JSON texts stay valid). ``exporter`` replaces the OTLP exporter (tests, custom back ends).
     ``token`` is the collector's bearer token (default: AGENTTRACE_TOKEN, or the Authorization in
     OTEL_EXPORTER_OTLP_HEADERS), sent with the spans and the feedback long-poll.
+    ``sample_rate`` (0 to 1) tail-samples successful runs and keeps every span of each failed or erroring
+    run (``agenttrace.sampling.FailureKeepingSampler``); None exports everything.
     """
     global _active
     with _lock:
@@ -140,7 +144,8 @@ def instrument(
         if redact is not None:
             exporter = RedactingExporter(exporter, redact)
         stamping = RunStampingProcessor()
-        export = SwitchableProcessor(BatchSpanProcessor(exporter))
+        batch = BatchSpanProcessor(exporter)
+        export = SwitchableProcessor(batch if sample_rate is None else FailureKeepingSampler(batch, sample_rate))
         on_run_end = SwitchableProcessor(ExportOnRunEnd(export))
         provider.add_span_processor(stamping)
         provider.add_span_processor(export)
