@@ -48,6 +48,11 @@ class Metrics:
         self.attributor_seconds = Histogram("agenttrace_attributor_call_seconds",
                                             "Time of one attribute_batch call", ["attributor"],
                                             buckets=LATENCY_BUCKETS, registry=r)
+        self.forwarded_spans = Counter("agenttrace_forward_sent_spans", "Spans delivered to a forward or verdict "
+                                       "target", ["stream", "target"], registry=r)
+        self.forward_dropped_spans = Counter("agenttrace_forward_dropped_spans", "Spans a forward or verdict target "
+                                             "did not get (queue_full, unreachable, rejected)",
+                                             ["stream", "target", "reason"], registry=r)
 
     def watch(self, read: Callable[[], dict[str, float | dict[str, float]]]) -> None:
         """Gauges computed at scrape time: ``read()`` -> {metric name: value, or {state label: value}}."""
