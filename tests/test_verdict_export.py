@@ -1,0 +1,76 @@
+"""``--export-verdicts``: a verdict goes back into the run's trace as an ``agenttrace.attribution`` span."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+import agenttrace
+from agenttrace.local_collector import LocalCollector
+from agenttrace.models import Attribution, Step, Trajectory
+from agenttrace.testing.scripted_llm import ScriptedLLM
+from agenttrace_collector.otlp import load_span
+from agenttrace_collector.verdict_export import verdict_span
+
+
+def spans_named(collector: LocalCollector, name: str) -> list[Span]:
+    with sqlite3.connect(f"file:{collector.db}?mode=ro", uri=True) as db:
+        return [load_span(bytes(d)) for (d,) in db.execute("SELECT data FROM spans WHERE name = ?", (name,))]
+
+
+def attributes(span: Span) -> dict:
+    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in span.attributes}
+
+
+def test_a_verdict_is_a_span_under_the_run_root_linked_to_the_blamed_step_in_the_downstream_trace(tmp_path):
+    with ScriptedLLM(["<think>the Calculator added wrong</think><answer>Calculator | 1</answer>"]) as llm, \
+            LocalCollector(tmp_path / "downstream.db", attributor="none", log_file=tmp_path / "down.log") as down, \
+            LocalCollector(tmp_path / "front.db", attributor="openai", log_file=tmp_path / "front.log",
+                           extra_args=("-o", f"base_url={llm.base_url}", "-o", "model=m", "--settle", "0.2",
+                                       "--forward", down.endpoint, "--export-verdicts", down.endpoint)) as front:
+        agenttrace.instrument(endpoint=front.endpoint, service_name="verdicts", frameworks=[])
+        try:
+            with agenttrace.run("add", task="2+2", expected="4") as run:
+                with agenttrace.agent_step("Planner", input="2+2") as step:
+                    step.output("Calculator, add them")
+                    step.transfer("Calculator")
+                with agenttrace.agent_step("Calculator", input="2+2") as step:
+                    step.output("5")
+                run.finish("5")
+            assert agenttrace.flush()
+        finally:
+            agenttrace.uninstrument()
+        trajectory, [verdict] = front.wait_run(run.run_id, verdict=True)
+        deadline = time.monotonic() + 30
+        while not (exported := spans_named(down, "agenttrace.attribution")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [span] = exported
+        [root] = spans_named(down, "agenttrace.run add")
+        assert span.trace_id == root.trace_id and span.parent_span_id == root.span_id
+        blamed = trajectory.steps[1]
+        assert [link.span_id.hex() for link in span.links] == [blamed.span_id]
+        attrs = attributes(span)
+        assert attrs.pop("agenttrace.attribution.confidence", None) == verdict.confidence  # absent when None
+        assert attrs == {
+            "agenttrace.run.id": run.run_id, "agenttrace.attribution.agent": "Calculator",
+            "agenttrace.attribution.step": 1, "agenttrace.attribution.reason": "the Calculator added wrong",
+            "agenttrace.attribution.attributor": "openai", "agenttrace.attribution.uncertain": verdict.uncertain,
+            "agenttrace.attribution.blamed_span_id": blamed.span_id, "openinference.span.kind": "EVALUATOR"}
+        assert span.end_time_unix_nano == int(verdict.created_at * 1e9) >= span.start_time_unix_nano
+        downstream_run, _ = down.wait_run(run.run_id)
+        assert [s.agent for s in downstream_run.steps] == ["Planner", "Calculator"]  # the verdict span adds no step
+
+
+def test_an_undecided_verdict_has_no_link_and_no_agent():
+    trajectory = Trajectory(run_id="r1", trace_id="ab" * 16, service="svc", end_time=10.0,
+                            steps=[Step(index=0, agent="A", span_id="cd" * 8)])
+    request = verdict_span(Attribution(run_id="r1", agent=None, step=None, reason="no decisive step",
+                                       attributor="cpu", created_at=12.5), trajectory, bytes.fromhex("ef" * 8))
+    [resource_spans] = request.resource_spans
+    [span] = resource_spans.scope_spans[0].spans
+    assert not span.links
+    assert "agenttrace.attribution.agent" not in attributes(span)
+    assert (span.start_time_unix_nano, span.end_time_unix_nano) == (10_000_000_000, 12_500_000_000)
+    assert resource_spans.resource.attributes[0].value.string_value == "svc"
