@@ -115,3 +115,12 @@ def bench_ingest(session: nox.Session) -> None:
     """Collector ingest rate (OTLP/HTTP protobuf, spans/s until stored) against Arize Phoenix on the same payload."""
     session.install("-e", ".[collector]", "arize-phoenix")
     session.run("python", "bench/ingest.py", *session.posargs)
+
+
+@nox.session(name="phoenix_verdict")
+def phoenix_verdict(session: nox.Session) -> None:
+    """A collector's verdict exported as OTLP into the run's trace in Arize Phoenix (on loopback), read back from
+    Phoenix's database. Run by name (`nox -s phoenix_verdict`): arize-phoenix is a large install."""
+    session.install("-e", ".[collector,test]", "arize-phoenix")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integrations/test_phoenix_verdict.py",
+                *session.posargs)
