@@ -205,6 +205,7 @@ def demo(keep) -> None:
 
 def _register() -> None:
     from agenttrace.cli_eval import attribute_command, eval_command
+    from agenttrace.cli_export import export_command
     from agenttrace.cli_inject import inject_command
     from agenttrace.cli_lessons import lessons_group
     from agenttrace.cli_quarantine import quarantine_group
@@ -212,7 +213,7 @@ def _register() -> None:
     from agenttrace.cli_worker import worker_command
     from agenttrace.suite.cli import suite_group
 
-    for command in (attribute_command, eval_command, inject_command, lessons_group, train_command, suite_group,
+    for command in (attribute_command, eval_command, export_command, inject_command, lessons_group, train_command, suite_group,
                     worker_command, quarantine_group):
         main.add_command(command)
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agenttrace.attribution.base import AttributorError, available, get_attributor
+from agenttrace.cli_export import fetch_reviewed
 from agenttrace.datasets import DatasetError, iter_paths, load_any
 from agenttrace.evaluate import MODE_TITLES, WITH_G, WITHOUT_G, EvalError, prepare, run_eval
 from agenttrace.logs import get_logger
@@ -145,6 +146,9 @@ and exact match - plus AgenTracer's mean multi-granular reward.
 
 "with G" shows the attributor the ground-truth answer of the task; "without G" hides it.
 
+--collector URL adds the runs reviewed in that collector's UI (labelled with the reviewer's agent and step;
+its token from AGENTTRACE_TOKEN) as the subsets reviewed/<service>.
+
 Predictions are written to --out after every item; rerunning with the same --out resumes
 and skips items already there (use --limit to compute only a few items per run).
 
@@ -152,9 +156,11 @@ and skips items already there (use --limit to compute only a few items per run).
 Examples:
   agenttrace eval data/whowhen/Hand-Crafted data/tracertraj/code-dev.jsonl --both
   agenttrace eval data/whowhen --attributor cpu --out cpu.json --limit 10
+  agenttrace eval --collector http://127.0.0.1:4318 --attributor cpu --out reviewed.json
 """,
 )
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--collector", "collector_url", metavar="URL", help="Also score on this collector's reviewed runs.")
 @click.option("--attributor", "-a", default="cpu", show_default=True, envvar="AGENTTRACE_ATTRIBUTOR",
               help=f"Which attributor to score ({', '.join(available())}).")
 @click.option("--attributor-option", "-o", multiple=True, metavar="KEY=VALUE",
@@ -168,13 +174,18 @@ Examples:
               help="Compute at most this many new predictions, then stop (rerun to continue).")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON instead of tables.")
-def eval_command(paths, attributor, attributor_option, with_g, both, out, limit, no_progress, as_json) -> None:
+def eval_command(paths, collector_url, attributor, attributor_option, with_g, both, out, limit, no_progress,
+                 as_json) -> None:
+    if not paths and not collector_url:
+        raise click.UsageError("give data set PATHS, --collector URL, or both")
     try:
         items = iter_paths(paths)
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
+    if collector_url:
+        items += fetch_reviewed(collector_url.rstrip("/"))
     if not items:
-        raise click.ClickException("no items found in " + ", ".join(paths))
+        raise click.ClickException("no items found in " + ", ".join([*paths, *([collector_url] if collector_url else [])]))
     att = _build(attributor, attributor_option)
     modes = [WITH_G, WITHOUT_G] if both else [WITH_G if with_g else WITHOUT_G]
     console = Console()

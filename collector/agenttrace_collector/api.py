@@ -8,11 +8,18 @@ import time
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from agenttrace.models import Attribution, Lesson, Trajectory
-from agenttrace_collector.auth import Principal, request_principal
+from agenttrace.logs import get_logger
+from agenttrace.models import Attribution, Label, LabelledTrajectory, Lesson, Trajectory
+from agenttrace_collector.auth import Forbidden, Principal, request_principal
+from agenttrace_collector.failure_modes import DEFAULT_FAILURE_WINDOW_S, FailureModes, group_failures
+from agenttrace_collector.review import judged
+from agenttrace_collector.spans_api import SpanOut, span_out
+from agenttrace_collector.spanview import decode
 from agenttrace_collector.ingest import IngestWriter
 from agenttrace_collector.pipeline import Pipeline
-from agenttrace_collector.store import Store
+from agenttrace_collector.store import RunFilter, Store
+
+log = get_logger("agenttrace.collector.api")
 
 MAX_CANDIDATES = 10  # run ids listed when a prefix is ambiguous
 
@@ -28,6 +35,39 @@ class RunSummary(BaseModel):
     end_time: float | None
     agent: str | None = None
     step: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = Field(None, description="USD, from the price table; None when no model was priced")
+    confidence: float | None = None
+    uncertain: bool = False
+    job_state: str | None = Field(None, description="the attribution job's state (failed runs)")
+    reviewed: str | None = Field(None, description="confirmed or corrected, once a person reviewed the verdict")
+
+
+class RunUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+
+
+class ReviewIn(BaseModel):
+    """Confirm the run's verdict (no step), or correct it: the step of the decisive error, and its agent."""
+
+    step: int | None = Field(None, ge=0, description="the decisive step; omitted: the verdict is right")
+    agent: str | None = Field(None, max_length=200, description="the step's agent (checked against the run)")
+    note: str | None = Field(None, max_length=4000)
+
+
+class Review(BaseModel):
+    run_id: str
+    service: str | None
+    verdict_seq: int | None
+    agent: str
+    step: int
+    confirmed: bool = Field(description="true: the verdict was right; false: corrected to this agent and step")
+    note: str | None
+    reviewer: str
+    created_at: float
 
 
 class AttributionJob(BaseModel):
@@ -43,6 +83,8 @@ class RunDetail(BaseModel):
     attributions: list[Attribution]
     job: AttributionJob | None = Field(None, description="the run's attribution job: a verdict pending, or why "
                                                           "it failed (failed runs only)")
+    usage: RunUsage
+    review: Review | None = None
 
 
 class FeedbackBatch(BaseModel):
@@ -107,14 +149,23 @@ def api_router(store: Store, writer: IngestWriter, pipeline: Pipeline, attributo
         pipeline.wake()
         return {"released": released}
 
-    @router.get("/runs", response_model=list[RunSummary], tags=["runs"], summary="List runs, newest first")
-    def list_runs(outcome: str | None = None,
+    @router.get("/runs", response_model=list[RunSummary], tags=["runs"],
+                summary="List runs, newest first; the X-Total-Count header counts all that match")
+    def list_runs(response: Response, outcome: str | None = None,
                   service: str | None = Query(None, description="Runs whose service contains this text (any case)"),
                   name: str | None = Query(None, description="Runs whose name contains this text (any case)"),
+                  q: str | None = Query(None, max_length=500,
+                                        description="Runs whose id, task, answer or an agent's name contains this"),
+                  termination: str | None = None,
+                  agent: str | None = Query(None, description="Runs whose verdict (or review) blames this agent"),
+                  since: float | None = Query(None, description="Runs started at or after (Unix seconds)"),
+                  until: float | None = Query(None, description="Runs started before (Unix seconds)"),
                   limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_SQL_INT),
                   caller: Principal = Depends(request_principal)) -> list[dict]:
-        return store.list_runs(outcome=outcome, service=service, name=name, limit=limit, offset=offset,
-                               only_service=caller.service)
+        filters = RunFilter(search=q, service=service, name=name, outcome=outcome, termination=termination,
+                            agent=agent, since=since, until=until, only_service=caller.service)
+        response.headers["X-Total-Count"] = str(store.count_runs(filters))
+        return store.list_runs(filters, limit=limit, offset=offset)
 
     def find_run(run_id: str, caller: Principal) -> tuple[str, Trajectory]:
         """The run with this id, or with this unique id prefix; 404 if none, 409 listing them if several.
@@ -135,7 +186,60 @@ def api_router(store: Store, writer: IngestWriter, pipeline: Pipeline, attributo
                 summary="One run (by id or unique id prefix): trajectory and verdicts")
     def get_run(run_id: str, caller: Principal = Depends(request_principal)) -> RunDetail:
         run_id, traj = find_run(run_id, caller)
-        return RunDetail(trajectory=traj, attributions=store.attributions(run_id=run_id), job=store.job(run_id))
+        reviews = store.reviews(run_id=run_id)
+        return RunDetail(trajectory=traj, attributions=store.attributions(run_id=run_id), job=store.job(run_id),
+                         usage=RunUsage(**vars(store.run_usage(run_id))), review=reviews[0] if reviews else None)
+
+    @router.get("/runs/{run_id}/spans", response_model=list[SpanOut], tags=["runs"],
+                summary="The run's spans, decoded: tree links, times, status, LLM calls (model, messages, tokens, "
+                        "cost) and tool calls")
+    def get_run_spans(run_id: str, caller: Principal = Depends(request_principal)) -> list[SpanOut]:
+        run_id, _ = find_run(run_id, caller)
+        trace_id = store.run_trace(run_id)
+        spans = [decode(data, service) for data, service in store.trace_spans(trace_id)] if trace_id else []
+        return sorted((span_out(s) for s in spans), key=lambda s: (s.start, s.end))
+
+    @router.post("/runs/{run_id}/review", response_model=Review, tags=["review"],
+                 summary="Confirm the run's verdict, or correct its step and agent (a correction replaces the "
+                         "verdict's lesson); service or admin tokens")
+    def review_run(run_id: str, body: ReviewIn, caller: Principal = Depends(request_principal)) -> dict:
+        if caller.scope == "read":
+            raise Forbidden("this token is read-only; reviewing a verdict needs a service or admin token")
+        run_id, traj = find_run(run_id, caller)
+        verdicts = store.attributions(run_id=run_id)
+        verdict = verdicts[-1] if verdicts else None
+        review, lesson = judged(traj, verdict, body, caller.name)
+        store.save_review(review, lesson)
+        log.info("run.reviewed", run_id=run_id, confirmed=review["confirmed"], agent=review["agent"],
+                 step=review["step"], reviewer=caller.name)
+        return review
+
+    @router.get("/reviewed", response_model=list[LabelledTrajectory], tags=["review"],
+                summary="Reviewed failed runs as labelled data (the reviewer's agent and step), oldest review first")
+    def list_reviewed(limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0, le=MAX_SQL_INT),
+                      caller: Principal = Depends(request_principal)) -> list[LabelledTrajectory]:
+        out = []
+        for r in store.reviews(only_service=caller.service, limit=limit, offset=offset):
+            traj = store.get_run(r["run_id"])
+            if traj is not None:
+                out.append(LabelledTrajectory(
+                    id=r["run_id"], subset=f"reviewed/{r['service'] or 'unknown'}", trajectory=traj,
+                    label=Label(agent=r["agent"], step=r["step"], reason=r["note"]),
+                    tags={"review": "confirmed" if r["confirmed"] else "corrected", "reviewer": r["reviewer"]}))
+        return out
+
+    @router.get("/failures", response_model=FailureModes, tags=["runs"],
+                summary="Verdicts of a time range grouped by blamed agent and by kind of error, with counts per bucket")
+    def failure_modes(since: float | None = Query(None, description="Unix seconds; default: 7 days before until"),
+                      until: float | None = Query(None, description="Unix seconds; default: now"),
+                      buckets: int = Query(14, ge=1, le=200),
+                      caller: Principal = Depends(request_principal)) -> FailureModes:
+        until = time.time() if until is None else until
+        since = until - DEFAULT_FAILURE_WINDOW_S if since is None else since
+        if since >= until:
+            raise HTTPException(400, f"since ({since}) must be before until ({until})")
+        rows = store.failure_verdicts(since, until, only_service=caller.service)
+        return group_failures(rows, since, until, buckets)
 
     @router.get("/runs/{run_id}/whowhen", tags=["runs"],
                 summary="The run (by id or unique id prefix) in Who&When / TracerTraj JSON shape")

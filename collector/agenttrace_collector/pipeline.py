@@ -28,6 +28,7 @@ from agenttrace_collector.assemble import assemble, find_run_span
 from agenttrace_collector.failure import judge
 from agenttrace_collector.spanview import decode
 from agenttrace_collector.store import Store
+from agenttrace_collector.usage import run_usage
 
 log = get_logger("agenttrace.collector.pipeline")
 
@@ -115,7 +116,7 @@ class Pipeline:
             log.warning("trace.quarantined", trace_id=trace_id.hex(), spans=len(rows), error=error)
             return False
         failed = trajectory.outcome is Outcome.FAILURE
-        self.store.save_run(trajectory, trace_id, enqueue=failed)
+        self.store.save_run(trajectory, trace_id, enqueue=failed, usage=run_usage(spans))
         log.info("run.assembled", run_id=trajectory.run_id, steps=len(trajectory.steps),
                  outcome=trajectory.outcome.value, termination=trajectory.termination.value)
         if self.on_run is not None:

@@ -24,11 +24,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agenttrace.models import Attribution, Lesson, Trajectory
 from agenttrace_collector.otlp import SpanRow
+from agenttrace_collector.usage import Usage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -65,7 +67,13 @@ CREATE TABLE IF NOT EXISTS runs (
     start_time REAL,
     end_time REAL,
     trajectory TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    task TEXT,
+    answer TEXT,
+    agents TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (start_time);
 CREATE TABLE IF NOT EXISTS attributions (
@@ -97,6 +105,17 @@ CREATE TABLE IF NOT EXISTS attribution_jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON attribution_jobs (state, not_before);
 CREATE INDEX IF NOT EXISTS traces_quarantined ON traces (failed_at) WHERE error IS NOT NULL;
+CREATE TABLE IF NOT EXISTS reviews (
+    run_id TEXT PRIMARY KEY,
+    service TEXT,
+    verdict_seq INTEGER,
+    agent TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    confirmed INTEGER NOT NULL,
+    note TEXT,
+    reviewer TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS lessons (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     agent TEXT NOT NULL,
@@ -111,9 +130,63 @@ CREATE TABLE IF NOT EXISTS lessons (
 # Columns added after the first release, for databases created by an earlier build: (table, column, type).
 UPGRADES = [("traces", "error", "TEXT"), ("traces", "failed_at", "DOUBLE PRECISION"),
             ("attributions", "candidates", "TEXT"), ("attributions", "uncertain", "INTEGER NOT NULL DEFAULT 0"),
-            ("attributions", "opinions", "TEXT")]
+            ("attributions", "opinions", "TEXT"), ("runs", "task", "TEXT"), ("runs", "answer", "TEXT"),
+            ("runs", "agents", "TEXT"), ("runs", "input_tokens", "INTEGER"), ("runs", "output_tokens", "INTEGER"),
+            ("runs", "cost", "DOUBLE PRECISION")]
+REVIEW_COLUMNS = ("run_id", "service", "verdict_seq", "agent", "step", "confirmed", "note", "reviewer", "created_at")
+RUN_COLUMNS = ("run_id", "name", "service", "outcome", "termination", "n_steps", "start_time", "end_time",
+               "input_tokens", "output_tokens", "cost")
 
 JOB_STATES = ("queued", "running", "done", "failed")
+
+# A run's latest verdict (a), attribution job (j) and review (v), for listing and filtering runs.
+VERDICT_JOINS = ("LEFT JOIN attributions a ON a.seq = (SELECT MAX(seq) FROM attributions WHERE run_id = r.run_id) "
+                 "LEFT JOIN attribution_jobs j ON j.run_id = r.run_id LEFT JOIN reviews v ON v.run_id = r.run_id")
+
+
+def _like(part: str) -> str:
+    """A LIKE pattern matching ``part`` anywhere, its wildcards escaped (used with ESCAPE '\\')."""
+    return "%" + part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass
+class RunFilter:
+    """Which runs to list. Text fields match substrings in any case; ``only_service`` (a token's scope), outcome,
+    termination and the verdict's agent match exactly; ``since``/``until`` bound the start time (seconds)."""
+
+    search: str | None = None  # run id, task, answer or an agent's name
+    service: str | None = None
+    name: str | None = None
+    outcome: str | None = None
+    termination: str | None = None
+    agent: str | None = None
+    since: float | None = None
+    until: float | None = None
+    only_service: str | None = None
+
+    def where(self) -> tuple[str, list]:
+        clauses, args = ["1=1"], []
+        for column, value in (("r.outcome", self.outcome), ("r.termination", self.termination),
+                              ("r.service", self.only_service), ("COALESCE(v.agent, a.agent)", self.agent)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if self.since is not None:
+            clauses.append("r.start_time >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            clauses.append("r.start_time < ?")
+            args.append(self.until)
+        contains = "LOWER({}) LIKE LOWER(?) ESCAPE '\\'"  # lower-cased on both sides for PostgreSQL
+        for column, part in (("r.service", self.service), ("r.name", self.name)):
+            if part:
+                clauses.append(contains.format(column))
+                args.append(_like(part))
+        if self.search:
+            columns = ("r.run_id", "r.task", "r.answer", "r.agents")
+            clauses.append("(" + " OR ".join(contains.format(c) for c in columns) + ")")
+            args += [_like(self.search)] * len(columns)
+        return " AND ".join(clauses), args
 
 
 
@@ -233,19 +306,25 @@ class SqlStore(ABC):
         return count, (now - min(due_since)) if due_since else None
 
     # ---- runs -------------------------------------------------------------
-    def save_run(self, trajectory: Trajectory, trace_id: bytes, *, enqueue: bool = False) -> None:
-        """Saves (or updates) a run; with ``enqueue``, queues its attribution job in the same transaction.
+    def save_run(self, trajectory: Trajectory, trace_id: bytes, *, enqueue: bool = False,
+                 usage: Usage | None = None) -> None:
+        """Saves (or updates) a run with its LLM ``usage``; with ``enqueue``, queues its attribution job in the
+        same transaction. A run that has a verdict or a job already gets no new job (late spans re-assemble runs).
 
-        A run that has a verdict or a job already gets no new job (late spans re-assemble runs).
+        Task, answer and the agents (one a line) are kept in columns of their own, for the runs search.
         """
-        t, now = trajectory, time.time()
+        t, now, usage = trajectory, time.time(), usage or Usage()
+        agents = "\n".join(dict.fromkeys(s.agent for s in t.steps))
         statements: list[tuple[str, Sequence[Any]]] = [(
-            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET "
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET "
             "name=excluded.name, service=excluded.service, outcome=excluded.outcome, "
             "termination=excluded.termination, n_steps=excluded.n_steps, start_time=excluded.start_time, "
-            "end_time=excluded.end_time, trajectory=excluded.trajectory, updated_at=excluded.updated_at",
+            "end_time=excluded.end_time, trajectory=excluded.trajectory, updated_at=excluded.updated_at, "
+            "task=excluded.task, answer=excluded.answer, agents=excluded.agents, "
+            "input_tokens=excluded.input_tokens, output_tokens=excluded.output_tokens, cost=excluded.cost",
             (t.run_id, trace_id, t.name, t.service, t.outcome.value, t.termination.value, len(t.steps),
-             t.start_time, t.end_time, t.model_dump_json(), now),
+             t.start_time, t.end_time, t.model_dump_json(), now, t.task, t.answer, agents,
+             usage.input_tokens, usage.output_tokens, usage.cost),
         )]
         if enqueue:
             statements.append((
@@ -259,6 +338,14 @@ class SqlStore(ABC):
         rows = self._read("SELECT trajectory FROM runs WHERE run_id = ?", (run_id,))
         return Trajectory.model_validate_json(rows[0][0]) if rows else None
 
+    def run_usage(self, run_id: str) -> Usage:
+        rows = self._read("SELECT input_tokens, output_tokens, cost FROM runs WHERE run_id = ?", (run_id,))
+        return Usage(rows[0][0] or 0, rows[0][1] or 0, rows[0][2]) if rows else Usage()
+
+    def run_trace(self, run_id: str) -> bytes | None:
+        rows = self._read("SELECT trace_id FROM runs WHERE run_id = ?", (run_id,))
+        return bytes(rows[0][0]) if rows else None
+
     def run_ids_starting_with(self, prefix: str, limit: int = 10, *, only_service: str | None = None) -> list[str]:
         """The run ids that begin with ``prefix`` (at most ``limit``; of ``only_service``), for unique-prefix lookups."""
         scoped = " AND service = ?" if only_service is not None else ""
@@ -266,27 +353,33 @@ class SqlStore(ABC):
                           (len(prefix), prefix, *([only_service] if scoped else []), limit))
         return [r[0] for r in rows]
 
-    def list_runs(self, *, outcome: str | None = None, service: str | None = None, name: str | None = None,
-                  limit: int = 50, offset: int = 0, only_service: str | None = None) -> list[dict]:
-        """Runs, newest first; ``service`` and ``name`` match substrings, ``only_service`` (a token's scope) exactly."""
-        sql = ("SELECT r.run_id, r.name, r.service, r.outcome, r.termination, r.n_steps, r.start_time, r.end_time, "
-               "a.agent, a.step FROM runs r LEFT JOIN attributions a ON a.seq = "
-               "(SELECT MAX(seq) FROM attributions WHERE run_id = r.run_id) WHERE 1=1")
-        args: list = []
-        for column, value in (("outcome", outcome), ("service", only_service)):
-            if value is not None:
-                sql += f" AND r.{column} = ?"
-                args.append(value)
-        for column, part in (("service", service), ("name", name)):
-            if part:  # a substring, any case: LIKE with its wildcards escaped, lower-cased for PostgreSQL
-                sql += f" AND LOWER(r.{column}) LIKE LOWER(?) ESCAPE '\\'"
-                args.append("%" + part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        # NULLS LAST: SQLite's default for DESC, spelled out for PostgreSQL (whose default is NULLS FIRST).
-        sql += " ORDER BY r.start_time DESC NULLS LAST LIMIT ? OFFSET ?"
-        args += [limit, offset]
-        keys = ("run_id", "name", "service", "outcome", "termination", "n_steps", "start_time", "end_time",
-                "agent", "step")
-        return [dict(zip(keys, row)) for row in self._read(sql, args)]
+    def list_runs(self, filters: RunFilter | None = None, *, limit: int = 50, offset: int = 0) -> list[dict]:
+        """Runs matching ``filters``, newest first, each with its latest verdict's agent and step and its review."""
+        where, args = (filters or RunFilter()).where()
+        columns = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
+        sql = (f"SELECT {columns}, a.agent, a.step, a.confidence, a.uncertain, j.state, v.confirmed "
+               f"FROM runs r {VERDICT_JOINS} WHERE {where} "
+               # NULLS LAST: SQLite's default for DESC, spelled out for PostgreSQL (whose default is NULLS FIRST).
+               "ORDER BY r.start_time DESC NULLS LAST, r.run_id LIMIT ? OFFSET ?")
+        keys = RUN_COLUMNS + ("agent", "step", "confidence", "uncertain", "job_state", "reviewed")
+        rows = [dict(zip(keys, row)) for row in self._read(sql, [*args, limit, offset])]
+        for row in rows:
+            row["uncertain"] = bool(row["uncertain"])
+            row["reviewed"] = None if row["reviewed"] is None else ("confirmed" if row["reviewed"] else "corrected")
+        return rows
+
+    def count_runs(self, filters: RunFilter | None = None) -> int:
+        where, args = (filters or RunFilter()).where()
+        return self._read(f"SELECT COUNT(*) FROM runs r {VERDICT_JOINS} WHERE {where}", args)[0][0]
+
+    def failure_verdicts(self, since: float, until: float, *, only_service: str | None = None) -> list[tuple]:
+        """(blamed agent, termination, verdict time) of the verdicts made in [since, until), oldest first;
+        a reviewed run's agent is the reviewer's."""
+        scoped = " AND a.service = ?" if only_service is not None else ""
+        return self._read("SELECT COALESCE(v.agent, a.agent), r.termination, a.created_at FROM attributions a "
+                          "JOIN runs r ON r.run_id = a.run_id LEFT JOIN reviews v ON v.run_id = a.run_id "
+                          f"WHERE a.created_at >= ? AND a.created_at < ?{scoped} "
+                          "ORDER BY a.created_at", (since, until, *([only_service] if scoped else [])))
 
     # ---- attributions -------------------------------------------------------
     def has_attribution(self, run_id: str) -> bool:
@@ -379,6 +472,32 @@ class SqlStore(ABC):
         counts = dict.fromkeys(JOB_STATES, 0)
         counts.update(self._read("SELECT state, COUNT(*) FROM attribution_jobs GROUP BY state"))
         return counts
+
+    # ---- reviews: a person's judgement of a run's verdict ------------------------------
+    def save_review(self, review: dict, lesson: Lesson | None = None) -> None:
+        """Stores (or replaces) a run's review (``REVIEW_COLUMNS``); a ``lesson`` replaces the run's lessons."""
+        statements: list[tuple[str, Sequence[Any]]] = [(
+            "INSERT INTO reviews VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET "
+            "service=excluded.service, verdict_seq=excluded.verdict_seq, agent=excluded.agent, step=excluded.step, "
+            "confirmed=excluded.confirmed, note=excluded.note, reviewer=excluded.reviewer, "
+            "created_at=excluded.created_at",
+            tuple(int(review[k]) if k == "confirmed" else review[k] for k in REVIEW_COLUMNS))]
+        if lesson is not None:
+            statements += [("DELETE FROM lessons WHERE run_id = ?", (review["run_id"],)),
+                           ("INSERT INTO lessons (agent, text, run_id, step, created_at) VALUES (?,?,?,?,?)",
+                            (lesson.agent, lesson.text, lesson.run_id, lesson.step, lesson.created_at))]
+        self._write_all(statements)
+
+    def reviews(self, *, run_id: str | None = None, only_service: str | None = None,
+                limit: int = 1000, offset: int = 0) -> list[dict]:
+        """Reviews, oldest first: one run's, or all (of ``only_service``)."""
+        sql, args = f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews WHERE 1=1", []
+        for column, value in (("run_id", run_id), ("service", only_service)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        rows = self._read(sql + " ORDER BY created_at, run_id LIMIT ? OFFSET ?", [*args, limit, offset])
+        return [dict(zip(REVIEW_COLUMNS, row)) | {"confirmed": bool(row[5])} for row in rows]
 
     # ---- lessons --------------------------------------------------------------
     def add_lesson(self, lesson: Lesson) -> None:

@@ -81,9 +81,16 @@ CREATE TABLE IF NOT EXISTS runs (
     start_time DOUBLE PRECISION,
     end_time DOUBLE PRECISION,
     trajectory TEXT NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL
+    updated_at DOUBLE PRECISION NOT NULL,
+    task TEXT,
+    answer TEXT,
+    agents TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (start_time);
+CREATE INDEX IF NOT EXISTS runs_by_trace ON runs (trace_id);
 CREATE TABLE IF NOT EXISTS attributions (
     seq BIGSERIAL PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -113,6 +120,17 @@ CREATE TABLE IF NOT EXISTS attribution_jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON attribution_jobs (state, not_before);
 CREATE INDEX IF NOT EXISTS traces_quarantined ON traces (failed_at) WHERE error IS NOT NULL;
+CREATE TABLE IF NOT EXISTS reviews (
+    run_id TEXT PRIMARY KEY,
+    service TEXT,
+    verdict_seq BIGINT,
+    agent TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    confirmed INTEGER NOT NULL,
+    note TEXT,
+    reviewer TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
 CREATE TABLE IF NOT EXISTS lessons (
     id BIGSERIAL PRIMARY KEY,
     agent TEXT NOT NULL,

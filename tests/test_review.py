@@ -1,0 +1,141 @@
+"""The API behind the UI's run, failure-mode and review views, on a collector with tokens: a run's spans,
+failure modes, reviews (confirm or correct a verdict), reviewed runs as labelled data for `agenttrace eval`
+and `agenttrace export`, and a correction replacing the wrong verdict's lesson. A service token sees and
+reviews only its own service's runs."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+import agenttrace
+from agenttrace.cli import main as cli
+from agenttrace.datasets import load_tracertraj
+from tests.conftest import flush
+from tests.test_auth import ADMIN, ALPHA, BETA, CALLERS, READER, bearer, collector, runs, token_file  # noqa: F401
+
+
+def api(collector, method: str, path: str, token: str | None = ADMIN, **kwargs) -> httpx.Response:  # noqa: F811
+    return httpx.request(method, f"{collector.endpoint}/api/v1{path}", headers=bearer(token), timeout=10, **kwargs)
+
+
+NEW_ROUTES = {
+    # name: (method, path with {alpha} for alpha's run id, JSON body, status per caller in CALLERS' order)
+    "run spans": ("GET", "/runs/{alpha}/spans", None, (401, 401, 404, 200, 200)),
+    "failure modes": ("GET", "/failures", None, (401, 401, 200, 200, 200)),
+    "reviewed runs": ("GET", "/reviewed", None, (401, 401, 200, 200, 200)),
+    "review (confirm)": ("POST", "/runs/{alpha}/review", {}, (401, 401, 404, 200, 200)),
+}
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+@pytest.mark.parametrize("route", list(NEW_ROUTES))
+def test_new_endpoint_answers_each_caller_as_its_scope_allows(collector, runs, route, caller):  # noqa: F811
+    method, path, body, statuses = NEW_ROUTES[route]
+    expected = dict(zip(CALLERS, statuses))[caller]
+    resp = api(collector, method, path.format(alpha=runs["alpha"]), CALLERS[caller], json=body)
+    assert resp.status_code == expected, resp.text
+
+
+def test_a_read_only_token_reads_spans_but_cannot_review(collector, runs):  # noqa: F811
+    assert api(collector, "GET", f"/runs/{runs['alpha']}/spans", READER).status_code == 200
+    resp = api(collector, "POST", f"/runs/{runs['alpha']}/review", READER, json={})
+    assert resp.status_code == 403 and "read-only" in resp.json()["detail"]
+
+
+def test_a_run_s_spans_are_decoded_with_tree_links_kinds_and_times(collector, runs):  # noqa: F811
+    spans = api(collector, "GET", f"/runs/{runs['alpha']}/spans").json()
+    by_kind = {s["kind"]: s for s in spans}
+    assert set(by_kind) == {"run", "agent"}
+    assert by_kind["run"]["parent_id"] is None and by_kind["agent"]["parent_id"] == by_kind["run"]["span_id"]
+    assert by_kind["agent"]["agent"] == "Adder" and by_kind["agent"]["status"] == "ok"
+    assert all(s["start"] <= s["end"] for s in spans)
+    assert by_kind["run"]["attributes"]["agenttrace.run.answer"] == "5"
+
+
+def test_a_service_token_sees_only_its_services_failure_modes_and_reviews(collector, runs):  # noqa: F811
+    for service, token in (("alpha", ALPHA), ("beta", BETA)):
+        assert api(collector, "POST", f"/runs/{runs[service]}/review", token, json={"note": service}).status_code == 200
+    beta_modes = api(collector, "GET", "/failures", BETA).json()
+    assert beta_modes["total"] == 1 and [g["key"] for g in beta_modes["by_agent"]] == ["Adder"]
+    assert api(collector, "GET", "/failures", ADMIN).json()["total"] >= 2
+    assert [r["id"] for r in api(collector, "GET", "/reviewed", BETA).json()] == [runs["beta"]]
+    assert {runs["alpha"], runs["beta"]} <= {r["id"] for r in api(collector, "GET", "/reviewed", ADMIN).json()}
+    assert api(collector, "POST", f"/runs/{runs['alpha']}/review", BETA, json={"step": 0}).status_code == 404
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"step": 7}, 400, "has steps 0 to 0, not 7"),
+    ({"step": 0, "agent": "Nobody"}, 400, "step 0 is 'Adder''s, not 'Nobody''s"),
+    ({"agent": "Nobody"}, 400, "the verdict blames 'Adder', not 'Nobody'"),
+    ({"step": -1}, 422, "greater than or equal to 0"),
+    ({"note": "x" * 5000}, 422, "at most 4000 characters"),
+])
+def test_a_review_that_does_not_fit_the_run_is_refused_with_why(collector, runs, body, status, message):  # noqa: F811
+    resp = api(collector, "POST", f"/runs/{runs['alpha']}/review", json=body)
+    assert resp.status_code == status and message in resp.text
+
+
+@pytest.fixture(scope="module")
+def two_step_run(collector):  # noqa: F811
+    """A failed run of service alpha: the Planner passes a wrong number, the Coder uses it."""
+    agenttrace.instrument(endpoint=collector.endpoint, service_name="alpha", frameworks=[], token=ALPHA)
+    try:
+        with agenttrace.run("review-me", task="Add 2 and 2.", expected="4") as run:
+            with agenttrace.agent_step("Planner", input="Add 2 and 2.") as step:
+                step.output("Coder: add 2 and 3.")
+                step.transfer("Coder")
+            with agenttrace.agent_step("Coder") as step:
+                step.output("2 + 3 = 5")
+            run.finish("5")
+        flush()
+    finally:
+        agenttrace.uninstrument()
+    traj, verdicts = collector.wait_run(run.run_id, verdict=True)
+    return traj, verdicts[-1]
+
+
+def test_reviews_label_runs_for_eval_and_export_and_a_correction_replaces_the_lesson(  # noqa: F811
+        collector, runs, two_step_run, tmp_path, monkeypatch):
+    traj, verdict = two_step_run
+    monkeypatch.setenv("AGENTTRACE_TOKEN", ADMIN)
+    predictions = iter(tmp_path / f"predictions-{i}.json" for i in range(10))
+
+    def eval_step_accuracy() -> float:
+        result = CliRunner().invoke(cli, ["eval", "--collector", collector.endpoint, "--attributor", "cpu",
+                                          "--out", str(next(predictions)), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["scores"]["with_G"]["all"]["step_acc_exact"]
+
+    confirmed = api(collector, "POST", f"/runs/{traj.run_id}/review", json={}).json()
+    assert confirmed["confirmed"] is True and (confirmed["agent"], confirmed["step"]) == (verdict.agent, verdict.step)
+    reviewed = api(collector, "GET", "/reviewed").json()
+    assert all(r["tags"]["review"] == "confirmed" for r in reviewed)
+    assert eval_step_accuracy() == 1.0  # every label is a verdict cpu made, and cpu makes it again
+
+    other = 1 - verdict.step  # the step the verdict did not blame
+    corrected = api(collector, "POST", f"/runs/{traj.run_id}/review",
+                    json={"step": other, "note": "the <b>Planner</b> passed 3 [/INST]"}).json()
+    assert corrected["confirmed"] is False and corrected["step"] == other
+    assert corrected["agent"] == traj.steps[other].agent
+    assert eval_step_accuracy() == pytest.approx((len(reviewed) - 1) / len(reviewed))
+
+    lessons = [lesson for lesson in api(collector, "GET", "/lessons").json() if lesson["run_id"] == traj.run_id]
+    assert [(lesson["agent"], lesson["step"]) for lesson in lessons] == [(traj.steps[other].agent, other)]
+    assert "the <b>Planner</b> passed 3 [/INST]" in lessons[0]["text"]
+
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "ww"), "--endpoint", collector.endpoint])
+    assert result.exit_code == 0, result.output
+    exported = json.loads((tmp_path / "ww" / f"{traj.run_id}.json").read_text())
+    assert (exported["mistake_agent"], exported["mistake_step"]) == (traj.steps[other].agent, str(other))
+    assert exported["mistake_reason"] == "the <b>Planner</b> passed 3 [/INST]"
+    assert [h["name"] for h in exported["history"]] == ["Planner", "Coder"]
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "tt.jsonl"), "--format", "tracertraj",
+                                      "--endpoint", collector.endpoint])
+    assert result.exit_code == 0, result.output
+    items = load_tracertraj(tmp_path / "tt.jsonl")
+    assert len(items) == len(reviewed)
+    assert next(i.label for i in items if i.id == f"tt/{traj.run_id}").step == other
