@@ -70,15 +70,15 @@ def delegations(turns: tuple[Turn, ...]) -> set[tuple[str, str]]:
 
 
 def delegation_replies(turns: tuple[Turn, ...], delegate_call: Callable[[str, str], Call],
-                       answer_call: Callable[[str], Call]) -> list[AgentReply]:
+                       answer_call: Callable[[str], Call | None]) -> list[AgentReply]:
     """A delegation is ``delegate_call(target, text)``; a return to the caller and a final text are
-    ``answer_call(text)``."""
+    ``answer_call(text)``, or the plain text where that is None."""
     replies = []
     for turn, move in _delegation_moves(turns):
         calls = _tool_calls(turn)
         if move == "delegate":
             calls.append(delegate_call(turn.handoff, turn.text))
-        elif move in ("return", "answer"):
-            calls.append(answer_call(turn.text))
+        elif move in ("return", "answer") and (answer := answer_call(turn.text)) is not None:
+            calls.append(answer)
         replies.append((turn.agent, _reply(turn.text, calls)))
     return replies

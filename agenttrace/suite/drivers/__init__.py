@@ -16,7 +16,8 @@ from agenttrace.suite.topologies import TOPOLOGIES
 
 # suite framework -> driver module (noxfile.py's SUITE_FRAMEWORKS says which environment runs which)
 DRIVERS = {"langgraph": "langgraph", "openai_agents": "openai_agents", "autogen": "autogen",
-           "llama_index": "llama_index", "pydantic_ai": "pydantic_ai", "ag2": "ag2", "smolagents": "smolagents"}
+           "llama_index": "llama_index", "pydantic_ai": "pydantic_ai", "ag2": "ag2", "smolagents": "smolagents",
+           "crewai": "crewai"}
 
 
 class HandoffDriver:
