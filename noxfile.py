@@ -27,7 +27,7 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
     # camel-ai 0.2.90 imports mcp.server.FastMCP, which mcp 2.x no longer has
     "camel": (["camel-ai>=0.2.70,<=0.2.90", "mcp<2"], ["test_camel.py"]),
     # crewai pins pydantic<2.13, chromadb, lancedb and regex exactly: its own environment
-    "crewai": (["crewai>=1.10,<2"], ["test_crewai.py"]),
+    "crewai": (["crewai>=1.10,<2"], ["test_crewai.py", "test_suite_runs.py"]),
     # LangGraph/LangChain + OpenAI Agents SDK, and the third-party instrumentors whose spans the collector must
     # read (OpenInference, OpenLLMetry = PyPI's opentelemetry-instrumentation-langchain, contrib's openai-v2 and
     # openai-agents-v2):
@@ -83,7 +83,7 @@ def latest(session: nox.Session, group: str) -> None:
 
 
 # environment -> frameworks with a suite driver (agenttrace/suite/drivers/) that it can run
-SUITE_FRAMEWORKS = {"langgraph_openai_agents": ["langgraph", "openai_agents"], "autogen": ["autogen"], "ag2": ["ag2"],
+SUITE_FRAMEWORKS = {"langgraph_openai_agents": ["langgraph", "openai_agents"], "autogen": ["autogen"], "ag2": ["ag2"], "crewai": ["crewai"],
                     "smolagents_pydantic_ai_llama_index": ["smolagents", "pydantic_ai", "llama_index"]}
 
 
