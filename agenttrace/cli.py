@@ -61,6 +61,24 @@ from agenttrace.cli_worker import attribution_options, attribution_settings  # n
               help="Largest OTLP request body accepted (after decompression); larger ones get HTTP 413.")
 @click.option("--max-pending-spans", default=200_000, show_default=True, type=click.IntRange(min=1),
               help="Spans queued for commit before new exports get back-pressure (HTTP 503 / gRPC UNAVAILABLE).")
+@click.option("--max-pending-bytes", default=256 * 1024 * 1024, show_default=True, type=click.IntRange(min=1),
+              help="Bytes held for uploads being read, decoded or queued, across all connections; beyond it new "
+                   "exports get back-pressure.")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="HTTP connections (and requests in progress) at once; requests beyond get HTTP 503.")
+@click.option("--read-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send a whole HTTP request (headers and body); slower ones are cut off.")
+@click.option("--reassemble-interval", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between assemblies of a trace of 1,000+ spans whose spans keep arriving.")
+@click.option("--max-trace-spans", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="A trace with more spans is quarantined ('too large'), not assembled.")
+@click.option("--retention", default=None, metavar="DURATION",
+              help="Delete runs, spans, verdicts, jobs and lessons older than this (30d, 12h, 90m) in the background.")
+@click.option("--redact-secrets", is_flag=True,
+              help="Redact API keys, AWS keys, bearer tokens, private key blocks and emails before storing spans.")
+@click.option("--redact", "redact_patterns", multiple=True, metavar="REGEX",
+              help="A regular expression whose matches are redacted before storing spans (repeatable).")
+@click.option("--redact-file", type=click.Path(dir_okay=False), help="A file of --redact expressions, one a line.")
 @click.option("--token-file", type=click.Path(dir_okay=False), envvar="AGENTTRACE_TOKEN_FILE",
               help="TOML file of [[tokens]] (token or sha256, scope admin|service|read, service): every request then "
                    "needs 'Authorization: Bearer <token>'. AGENTTRACE_ADMIN_TOKEN adds one admin token.")
@@ -75,20 +93,29 @@ from agenttrace.cli_worker import attribution_options, attribution_settings  # n
               help="Threads attributing failed runs from the queue; 0 leaves them to `agenttrace worker` processes.")
 @attribution_options
 def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout, max_body_bytes,
-              max_pending_spans, token_file, insecure, allowed_host, tls_cert, tls_key, attribution_workers,
-              **attribution) -> None:
+              max_pending_spans, max_pending_bytes, max_connections, read_timeout, reassemble_interval,
+              max_trace_spans, retention, redact_secrets, redact_patterns, redact_file, token_file, insecure,
+              allowed_host, tls_cert, tls_key, attribution_workers, **attribution) -> None:
     require_extra("collector", "agenttrace collector")
     if db and db.startswith(("postgresql://", "postgres://")):
         require_extra("postgres", "a PostgreSQL --db")
     from agenttrace_collector.app import run
     from agenttrace_collector.auth import ConfigError
     from agenttrace_collector.config import CollectorConfig
+    from agenttrace_collector.retention import parse_duration
 
+    try:
+        retention_s = parse_duration(retention) if retention else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retention") from None
     cfg = CollectorConfig(
         host=host, http_port=port, grpc_port=grpc_port or None,
         attributor=None if attributor == "none" else attributor,
         attributor_options=_options(attributor_option), settle_s=settle, idle_timeout_s=idle_timeout,
-        max_body_bytes=max_body_bytes, max_pending_spans=max_pending_spans, token_file=token_file,
+        max_body_bytes=max_body_bytes, max_pending_spans=max_pending_spans, max_pending_bytes=max_pending_bytes,
+        max_connections=max_connections, read_timeout_s=read_timeout, reassemble_interval_s=reassemble_interval,
+        max_trace_spans=max_trace_spans, retention_s=retention_s, redact_builtins=redact_secrets,
+        redact_patterns=list(redact_patterns), redact_file=redact_file, token_file=token_file,
         admin_token=os.environ.get("AGENTTRACE_ADMIN_TOKEN") or None, insecure=insecure,
         allowed_hosts=list(allowed_host), tls_cert=tls_cert, tls_key=tls_key,
         attribution_workers=attribution_workers, **attribution_settings(**attribution),

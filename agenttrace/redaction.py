@@ -2,9 +2,10 @@
 
 Integrations that let a framework write its own GenAI content (PydanticAI's and
 AG2's native instrumentation, upstream instrumentors) bypass agenttrace's
-content helpers, so redaction happens at the last moment before export: every
-string attribute of the span and of its events goes through the hook; JSON
-texts are redacted string by string, so they stay valid JSON.
+content helpers, so redaction happens at the last moment before export: the
+span's name, its status message, every string attribute of the span and of its
+events (exception messages included) go through the hook; JSON texts are
+redacted string by string, so they stay valid JSON.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
 from agenttrace.content import Redactor, maybe_json
 
 
-def _value(value: Any, redact: Redactor) -> Any:
+def redact_value(value: Any, redact: Redactor) -> Any:
+    """An attribute value redacted: a string (JSON text string by string), or each item of a sequence."""
     if isinstance(value, str):
         if value[:1] in ("{", "["):
             doc = maybe_json(value)
@@ -27,7 +30,7 @@ def _value(value: Any, redact: Redactor) -> Any:
                 return json.dumps(_tree(doc, redact), ensure_ascii=False)
         return redact(value)
     if isinstance(value, (list, tuple)):
-        return tuple(_value(v, redact) for v in value)
+        return tuple(redact_value(v, redact) for v in value)
     return value
 
 
@@ -42,17 +45,23 @@ def _tree(doc: Any, redact: Redactor) -> Any:
 
 
 def _attributes(attrs, redact: Redactor) -> dict[str, Any]:
-    return {k: _value(v, redact) for k, v in (attrs or {}).items()}
+    return {k: redact_value(v, redact) for k, v in (attrs or {}).items()}
 
 
 def redacted(span: ReadableSpan, redact: Redactor) -> ReadableSpan:
     return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        name=redact(span.name), context=span.context, parent=span.parent, resource=span.resource,
         attributes=_attributes(span.attributes, redact),
         events=[Event(e.name, _attributes(e.attributes, redact), e.timestamp) for e in span.events],
-        links=span.links, kind=span.kind, status=span.status, start_time=span.start_time,
+        links=span.links, kind=span.kind, status=_status(span.status, redact), start_time=span.start_time,
         end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
     )
+
+
+def _status(status: Status, redact: Redactor) -> Status:
+    if not status.description:
+        return status
+    return Status(status.status_code, redact(status.description))
 
 
 class RedactingExporter(SpanExporter):

@@ -121,7 +121,7 @@ def api_router(store: Store, writer: IngestWriter, pipeline: Pipeline, attributo
     @router.get("/health", response_model=Health, tags=["meta"],
                 responses={503: {"model": Health, "description": "the pipeline is stalled"}})
     def health(response: Response) -> Health:
-        backlog, lag = store.pipeline_backlog(pipeline.settle_s, pipeline.idle_timeout_s)
+        backlog, lag = pipeline.backlog()
         status, detail = "ok", None
         if not pipeline.alive:
             status, detail = "stalled", "the pipeline thread has stopped"

@@ -21,10 +21,13 @@ from agenttrace_collector.api import api_router
 from agenttrace_collector.auth import ConfigError, Forbidden, HostAllowList, HttpGuard, Tokens, check_exposure, \
     forbidden_reply, request_principal
 from agenttrace_collector.config import CollectorConfig
+from agenttrace_collector.connections import protocol
 from agenttrace_collector.ingest import IngestWriter
 from agenttrace_collector.metrics import Metrics
 from agenttrace_collector.pipeline import Pipeline
 from agenttrace_collector.receiver import grpc_server, http_router
+from agenttrace_collector.redaction import Redactor
+from agenttrace_collector.retention import Retention
 from agenttrace_collector.store import SqlStore, open_store
 from agenttrace_collector.workers import AttributionWorkers
 
@@ -42,10 +45,15 @@ class Collector:
         self.store = open_store(config.db)
         self.metrics = Metrics()
         self.workers = attribution_workers(self.store, config, self.metrics)
+        self.redactor = Redactor.configured(builtins=config.redact_builtins, patterns=config.redact_patterns,
+                                            pattern_file=config.redact_file)
         self.pipeline = Pipeline(self.store, settle_s=config.settle_s, idle_timeout_s=config.idle_timeout_s,
+                                 reassemble_s=config.reassemble_interval_s, max_trace_spans=config.max_trace_spans,
                                  on_run=self._run_saved)
         self.writer = IngestWriter(self.store, max_pending_spans=config.max_pending_spans,
-                                   on_commit=self.pipeline.wake, metrics=self.metrics)
+                                   max_pending_bytes=config.max_pending_bytes, on_commit=self.pipeline.wake,
+                                   metrics=self.metrics)
+        self.retention = Retention(self.store, config.retention_s) if config.retention_s else None
         self.metrics.watch(self._state)
         # No /docs or /redoc: FastAPI's load Swagger UI / ReDoc from a CDN. The schema is at /openapi.json.
         self.app = FastAPI(title="agenttrace collector", version="0.1.0", docs_url=None, redoc_url=None,
@@ -53,7 +61,7 @@ class Collector:
         self.app.add_middleware(HttpGuard, tokens=self.tokens,
                                 hosts=HostAllowList(config.host, config.allowed_hosts))
         self.app.add_exception_handler(Forbidden, forbidden_reply)
-        self.app.include_router(http_router(self.writer, config.max_body_bytes))
+        self.app.include_router(http_router(self.writer, config.max_body_bytes, self.redactor))
         self.app.include_router(api_router(self.store, self.writer, self.pipeline, config.attributor))
         self.app.add_api_route("/metrics", self._metrics, include_in_schema=False)
         self.app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
@@ -66,9 +74,11 @@ class Collector:
             self.workers.wake()
 
     def _state(self) -> dict:
+        backlog, lag = self.pipeline.backlog()
         return {"agenttrace_ingest_queue_spans": self.writer.pending_spans,
-                "agenttrace_assembly_backlog_traces": self.store.pipeline_backlog(self.config.settle_s,
-                                                                                  self.config.idle_timeout_s)[0],
+                "agenttrace_ingest_held_bytes": self.writer.bytes.held,
+                "agenttrace_assembly_backlog_traces": backlog,
+                "agenttrace_assembly_lag_seconds": lag or 0.0,
                 "agenttrace_traces_quarantined": self.store.count_quarantined(),
                 "agenttrace_attribution_jobs": self.store.job_counts()}
 
@@ -83,14 +93,18 @@ class Collector:
         self.pipeline.start()
         if self.workers is not None:
             self.workers.start()
+        if self.retention is not None:
+            self.retention.start()
         if cfg.grpc_port is not None:
             self.grpc, port = grpc_server(self.writer, cfg.host, cfg.grpc_port, cfg.max_body_bytes, self.tokens,
-                                          self.tls)
+                                          self.tls, self.redactor)
             self.grpc.start()
             log.info("collector.grpc", address=f"{cfg.host}:{port}")
         cert, key = self.tls or (None, None)
         server = uvicorn.Server(uvicorn.Config(self.app, host=cfg.host, port=cfg.http_port, log_level="warning",
-                                               access_log=False, lifespan="off", ssl_certfile=cert, ssl_keyfile=key))
+                                               access_log=False, lifespan="off", ssl_certfile=cert, ssl_keyfile=key,
+                                               http=protocol(cfg.read_timeout_s),
+                                               limit_concurrency=cfg.max_connections))
         base = f"{'https' if self.tls else 'http'}://{cfg.host}:{cfg.http_port}"
         log.info("collector.http", address=base, db=_masked(cfg.db), attributor=cfg.attributor, ui=f"{base}/ui/",
                  tokens=len(self.tokens.entries) if self.tokens.enabled else "none: open to anyone who can connect")
@@ -103,6 +117,8 @@ class Collector:
         if self.grpc is not None:
             self.grpc.stop(grace=2).wait()
         self.writer.close()
+        if self.retention is not None:
+            self.retention.stop()
         self.pipeline.stop()
         if self.workers is not None:
             self.workers.stop()

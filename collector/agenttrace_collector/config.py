@@ -27,6 +27,15 @@ class CollectorConfig(BaseModel):
     idle_timeout_s: float = 30.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_pending_spans: int = 200_000
+    max_pending_bytes: int = 256 * 1024 * 1024  # bytes held for requests being read, decoded or queued
+    max_connections: int = 1000  # HTTP connections (and requests in progress); more get 503
+    read_timeout_s: float = 30.0  # time a client has to send one whole HTTP request (headers and body)
+    reassemble_interval_s: float = 5.0  # a trace of 1,000+ spans still growing is assembled at most this often
+    max_trace_spans: int = 100_000  # a trace with more spans is quarantined, not assembled
+    retention_s: float | None = None  # data older than this is deleted in the background
+    redact_builtins: bool = False  # redact API keys, AWS keys, bearer tokens, private keys, emails
+    redact_patterns: list[str] = Field(default_factory=list)  # the operator's regular expressions
+    redact_file: str | None = None  # a file of regular expressions, one per line
     token_file: str | None = None  # TOML [[tokens]] entries, see agenttrace_collector.auth
     admin_token: SecretStr | None = None
     insecure: bool = False  # serve without tokens on a non-loopback address

@@ -3,9 +3,13 @@
 A request is acknowledged only after the transaction holding its spans has
 committed. When a group transaction fails, each request of the group is
 committed alone, so one sender's spans that the store refuses fail only that
-sender's request (``Rejected``, answered with a 4xx), never its neighbours'. The queue is bounded in spans: when it is full, ``submit`` raises
-``Overloaded`` at once and the receiver answers with back-pressure (HTTP 503 /
-gRPC UNAVAILABLE with a retry delay) instead of buffering without limit.
+sender's request (``Rejected``, answered with a 4xx), never its neighbours'.
+
+Memory is bounded twice: the queue in spans (``max_pending_spans``), and the
+bytes held for requests not yet committed (``ByteBudget``: bodies being read,
+decompressed and queued, see the receivers). When either is full the request
+gets ``Overloaded`` at once and the receiver answers with back-pressure (HTTP
+503 / gRPC UNAVAILABLE with a retry delay) instead of buffering without limit.
 """
 
 from __future__ import annotations
@@ -29,6 +33,49 @@ class Overloaded(Exception):
         self.retry_after_s = retry_after_s
 
 
+class ByteBudget:
+    """Bytes the collector holds for requests not yet committed, across all connections, up to ``limit``.
+
+    A request takes what it holds as it reads (``take``) and gives it all back when answered (``give_back``).
+    A request is still taken when nothing else is held, so one as large as the whole budget can succeed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            if self.held and self.held + n > self.limit:
+                raise Overloaded(retry_after_s=1.0)
+            self.held += n
+
+    def give_back(self, n: int) -> None:
+        with self._lock:
+            self.held -= n
+
+    def request(self) -> Held:
+        """``with budget.request() as held: held.take(n)`` - what one request holds, given back when it ends."""
+        return Held(self)
+
+
+class Held:
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget = budget
+        self.bytes = 0
+
+    def take(self, n: int) -> None:
+        self.budget.take(n)
+        self.bytes += n
+
+    def __enter__(self) -> Held:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.budget.give_back(self.bytes)
+
+
 class Rejected(Exception):
     """The store refused a request's spans for what they hold (a value out of its range, say)."""
 
@@ -37,9 +84,11 @@ DATA_ERRORS = ("DataError", "IntegrityError")  # sqlite3's and psycopg's names f
 
 
 class IngestWriter:
-    def __init__(self, store: Store, *, max_pending_spans: int = 200_000, max_batch_spans: int = 20_000,
-                 on_commit: Callable[[], None] | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, store: Store, *, max_pending_spans: int = 200_000, max_pending_bytes: int = 256 * 1024 * 1024,
+                 max_batch_spans: int = 20_000, on_commit: Callable[[], None] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.bytes = ByteBudget(max_pending_bytes)  # taken by the receivers for each request they read
         self.metrics = metrics
         self.max_pending_spans = max_pending_spans
         self.max_batch_spans = max_batch_spans

@@ -12,6 +12,12 @@ with its error (``store.quarantine``): logged once, counted, listed by the API
 and CLI, retried when new spans arrive or when released (after an upgrade),
 and never in the way of other traces. Store errors are not the trace's fault:
 they leave it due, and the pipeline tries again on the next tick.
+
+Work per trace is bounded: a trace of ``big_trace_spans`` spans or more is
+assembled again at most every ``reassemble_s`` while its spans keep coming (a
+long run whose root span came first would otherwise be rebuilt at every
+export; small traces cost little and are rebuilt at once), and a trace of more
+than ``max_trace_spans`` spans is quarantined with that reason, not assembled.
 """
 
 from __future__ import annotations
@@ -35,10 +41,14 @@ log = get_logger("agenttrace.collector.pipeline")
 
 class Pipeline:
     def __init__(self, store: Store, *, settle_s: float = 0.5, idle_timeout_s: float = 30.0, tick_s: float = 0.25,
+                 reassemble_s: float = 0.0, big_trace_spans: int = 1000, max_trace_spans: int = 100_000,
                  on_run: Callable[[Trajectory], None] | None = None) -> None:
         self.store = store
         self.settle_s = settle_s
         self.idle_timeout_s = idle_timeout_s
+        self.reassemble_s = reassemble_s
+        self.big_trace_spans = big_trace_spans
+        self.max_trace_spans = max_trace_spans
         self.tick_s = tick_s
         self.on_run = on_run  # called after each run is saved (its failure's job, if any, queued)
         self._wake = threading.Event()
@@ -58,6 +68,10 @@ class Pipeline:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
+
+    def backlog(self) -> tuple[int, float | None]:
+        """(traces due for assembly now, seconds the oldest of them has been due)."""
+        return self.store.pipeline_backlog(self.settle_s, self.idle_timeout_s, self.reassemble_s)
 
     @property
     def alive(self) -> bool:
@@ -85,43 +99,52 @@ class Pipeline:
         done = 0
         while not self._stop.is_set():
             claimed = 0
-            for trace_id, root_ended, seen in self.store.due_traces(self.settle_s, self.idle_timeout_s):
+            for trace_id, root_ended, seen in self.store.due_traces(self.settle_s, self.idle_timeout_s,
+                                                                          self.reassemble_s):
                 with self.store.claim_trace(trace_id) as mine:
                     if not mine:
                         continue  # another collector on this database has it (PostgreSQL)
-                    if self.process_trace(trace_id, root_ended, seen):
-                        self.store.mark_assembled(trace_id, seen)
+                    spans = self.process_trace(trace_id, root_ended, seen)
+                    if spans is not None:
+                        self.store.mark_assembled(trace_id, seen, hold=spans >= self.big_trace_spans)
                     claimed += 1
             if not claimed:  # none due, or all taken by others: wait for the next wake or tick
                 return done
             done += claimed
         return done
 
-    def process_trace(self, trace_id: bytes, root_ended: bool, seen: float) -> bool:
-        """Assembles, judges and saves one trace (queueing a failed run for attribution); False if quarantined."""
+    def process_trace(self, trace_id: bytes, root_ended: bool, seen: float) -> int | None:
+        """Assembles, judges and saves one trace (queueing a failed run for attribution): its span count, or None
+        if quarantined."""
+        if self.store.trace_span_count(trace_id, self.max_trace_spans + 1) > self.max_trace_spans:
+            self._quarantine(trace_id, seen, f"too large: more than {self.max_trace_spans} spans (--max-trace-spans); "
+                                             "not assembled", spans=self.max_trace_spans + 1)
+            return None
         rows = self.store.trace_spans(trace_id)
         stage = "decode"
         try:
             spans = [decode(data, service) for data, service in rows]
             if not spans:
-                return True
+                return 0
             stage = "assemble"
             trajectory = assemble(spans)
             stage = "judge"
             trajectory = judge(trajectory, find_run_span(spans), spans, root_ended)
         except Exception as exc:  # the trace's own data: set it aside, go on with the others
-            error = f"{stage}: {_describe(exc)}"
-            self.store.quarantine(trace_id, seen, error)
-            self.quarantined += 1
-            log.warning("trace.quarantined", trace_id=trace_id.hex(), spans=len(rows), error=error)
-            return False
+            self._quarantine(trace_id, seen, f"{stage}: {_describe(exc)}", spans=len(rows))
+            return None
         failed = trajectory.outcome is Outcome.FAILURE
         self.store.save_run(trajectory, trace_id, enqueue=failed, usage=run_usage(spans))
         log.info("run.assembled", run_id=trajectory.run_id, steps=len(trajectory.steps),
                  outcome=trajectory.outcome.value, termination=trajectory.termination.value)
         if self.on_run is not None:
             self.on_run(trajectory)
-        return True
+        return len(rows)
+
+    def _quarantine(self, trace_id: bytes, seen: float, error: str, *, spans: int) -> None:
+        self.store.quarantine(trace_id, seen, error, hold=spans >= self.big_trace_spans)
+        self.quarantined += 1
+        log.warning("trace.quarantined", trace_id=trace_id.hex(), spans=spans, error=error)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,8 +1,11 @@
 """OTLP receivers: HTTP ``POST /v1/traces`` (protobuf or JSON, gzip) and gRPC ``TraceService/Export``.
 
-Both decode, hand the spans to the ingest writer and answer only once those
-spans are committed. Bad input gets a 4xx naming the problem; a full queue
-gets back-pressure (HTTP 503 with Retry-After, gRPC UNAVAILABLE).
+Both decode, redact (when configured), hand the spans to the ingest writer and
+answer only once those spans are committed. Bad input gets a 4xx naming the
+problem; a full queue gets back-pressure (HTTP 503 with Retry-After, gRPC
+UNAVAILABLE). What a request holds in memory (its body as it streams in, its
+decompressed form) counts against the writer's byte budget until it is
+answered, so many large uploads at once get 503s rather than the memory.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import grpc
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -20,7 +24,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from agenttrace.logs import get_logger
 from agenttrace_collector import otlp
 from agenttrace_collector.auth import Forbidden, Tokens, Unauthenticated, grpc_principal, request_principal
-from agenttrace_collector.ingest import IngestWriter, Overloaded, Rejected
+from agenttrace_collector.ingest import Held, IngestWriter, Overloaded, Rejected
+from agenttrace_collector.redaction import Redactor
 
 log = get_logger("agenttrace.collector.receiver")
 
@@ -39,7 +44,7 @@ def printable(message: str, limit: int = 1000) -> str:
     return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
+def http_router(writer: IngestWriter, max_body_bytes: int, redactor: Redactor | None = None) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1/traces", tags=["otlp"], summary="OTLP/HTTP trace export (protobuf or JSON)")
@@ -52,14 +57,29 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             return _error(413, f"request body exceeds {max_body_bytes} bytes", reply_type)
+        try:
+            with writer.bytes.request() as held:
+                return await _export(request, ctype, reply_type, held)
+        except Overloaded as exc:
+            return _error(503, str(exc), reply_type, {"Retry-After": str(max(1, round(exc.retry_after_s)))})
+        except ClientDisconnect:  # gone before its body was in (or cut off by the read timeout): no one to answer
+            return Response(status_code=400)
+
+    async def _export(request: Request, ctype: str, reply_type: str, held: Held) -> Response:
         body = bytearray()
         async for chunk in request.stream():
+            held.take(len(chunk))
             body += chunk
             if len(body) > max_body_bytes:
                 return _error(413, f"request body exceeds {max_body_bytes} bytes", reply_type)
         try:
-            raw = otlp.decompress(bytes(body), request.headers.get("content-encoding"), max_body_bytes)
-            rows = otlp.rows(otlp.parse_request(raw, ctype))
+            raw = otlp.decompress(body, request.headers.get("content-encoding"), max_body_bytes)
+            if raw is not body:
+                held.take(len(raw))
+            parsed = otlp.parse_request(raw, ctype)
+            if redactor is not None:
+                redactor.request(parsed)
+            rows = otlp.rows(parsed)
         except otlp.UnsupportedMediaType as exc:
             return _error(415, str(exc), reply_type)
         except otlp.TooLarge as exc:
@@ -73,10 +93,10 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
             return _error(403, str(exc), reply_type)
         try:
             await asyncio.wrap_future(writer.submit(rows))
-        except Overloaded as exc:
-            return _error(503, str(exc), reply_type, {"Retry-After": str(max(1, round(exc.retry_after_s)))})
         except Rejected as exc:
             return _error(400, str(exc), reply_type)
+        except Overloaded:
+            raise
         except Exception as exc:  # the store is unavailable: the spans were not stored, the client may retry
             return _error(503, f"spans not stored, retry later: {type(exc).__name__}", reply_type, {"Retry-After": "5"})
         ok = trace_service_pb2.ExportTraceServiceResponse()
@@ -88,15 +108,26 @@ def http_router(writer: IngestWriter, max_body_bytes: int) -> APIRouter:
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, writer: IngestWriter, tokens: Tokens) -> None:
+    def __init__(self, writer: IngestWriter, tokens: Tokens, redactor: Redactor | None) -> None:
         self.writer = writer
         self.tokens = tokens
+        self.redactor = redactor
 
     def Export(self, request, context):  # noqa: N802 - gRPC's name
         try:
             principal = grpc_principal(self.tokens, context.invocation_metadata())
         except Unauthenticated as exc:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        with self.writer.bytes.request() as held:
+            try:
+                held.take(request.ByteSize())
+            except Overloaded as exc:
+                self._unavailable(context, exc)
+            return self._export(request, context, principal)
+
+    def _export(self, request, context, principal):
+        if self.redactor is not None:
+            self.redactor.request(request)
         try:
             rows = otlp.rows(request)
         except otlp.BadRequest as exc:
@@ -108,23 +139,27 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         try:
             self.writer.submit(rows).result()
         except Overloaded as exc:
-            context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            self._unavailable(context, exc)
         except Rejected as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, printable(str(exc)))
         except Exception as exc:  # the store is unavailable: not stored, the exporter retries UNAVAILABLE
             context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored, retry later: {type(exc).__name__}")
         return trace_service_pb2.ExportTraceServiceResponse()
 
+    @staticmethod
+    def _unavailable(context, exc: Overloaded) -> None:
+        context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
+        context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
 
 def grpc_server(writer: IngestWriter, host: str, port: int, max_body_bytes: int, tokens: Tokens,
-                tls: tuple[str, str] | None = None) -> tuple[grpc.Server, int]:
+                tls: tuple[str, str] | None = None, redactor: Redactor | None = None) -> tuple[grpc.Server, int]:
     """The gRPC receiver, over TLS when ``tls`` names a (certificate, key) pair of PEM files."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="agenttrace-grpc"),
         options=[("grpc.max_receive_message_length", max_body_bytes)],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(writer, tokens), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(writer, tokens, redactor), server)
     if tls is None:
         bound = server.add_insecure_port(f"{host}:{port}")
     else:

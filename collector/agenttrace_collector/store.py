@@ -53,9 +53,11 @@ CREATE TABLE IF NOT EXISTS traces (
     root_ended INTEGER NOT NULL DEFAULT 0,
     assembled_at REAL,
     error TEXT,
-    failed_at REAL
+    failed_at REAL,
+    last_assembled REAL
 );
 CREATE INDEX IF NOT EXISTS traces_pending ON traces (assembled_at, last_seen);
+CREATE INDEX IF NOT EXISTS traces_by_age ON traces (last_seen);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     trace_id BLOB NOT NULL,
@@ -76,6 +78,7 @@ CREATE TABLE IF NOT EXISTS runs (
     cost REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (start_time);
+CREATE INDEX IF NOT EXISTS runs_by_trace ON runs (trace_id);
 CREATE TABLE IF NOT EXISTS attributions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL,
@@ -132,7 +135,8 @@ UPGRADES = [("traces", "error", "TEXT"), ("traces", "failed_at", "DOUBLE PRECISI
             ("attributions", "candidates", "TEXT"), ("attributions", "uncertain", "INTEGER NOT NULL DEFAULT 0"),
             ("attributions", "opinions", "TEXT"), ("runs", "task", "TEXT"), ("runs", "answer", "TEXT"),
             ("runs", "agents", "TEXT"), ("runs", "input_tokens", "INTEGER"), ("runs", "output_tokens", "INTEGER"),
-            ("runs", "cost", "DOUBLE PRECISION")]
+            ("runs", "cost", "DOUBLE PRECISION"),
+            ("traces", "last_assembled", "DOUBLE PRECISION")]
 REVIEW_COLUMNS = ("run_id", "service", "verdict_seq", "agent", "step", "confirmed", "note", "reviewer", "created_at")
 RUN_COLUMNS = ("run_id", "name", "service", "outcome", "termination", "n_steps", "start_time", "end_time",
                "input_tokens", "output_tokens", "cost")
@@ -247,14 +251,23 @@ class SqlStore(ABC):
         """(serialised span, service) for every span of a trace."""
         return self._read("SELECT data, service FROM spans WHERE trace_id = ?", (trace_id,))
 
-    def due_traces(self, settle_s: float, idle_timeout_s: float, limit: int = 100) -> list[tuple[bytes, bool, float]]:
-        """Traces to assemble now: root ended and quiet for ``settle_s``, or quiet for ``idle_timeout_s``."""
+    def trace_span_count(self, trace_id: bytes, cap: int) -> int:
+        """How many spans a trace has, counted up to ``cap`` (so a huge trace costs no more than ``cap``)."""
+        return self._read("SELECT COUNT(*) FROM (SELECT 1 FROM spans WHERE trace_id = ? LIMIT ?) AS s",
+                          (trace_id, cap))[0][0]
+
+    # A trace is due when it is unassembled, root ended and quiet for settle_s (or quiet for idle_timeout_s),
+    # and not held: marked with ``hold`` within the last reassemble_s (a big run still receiving spans).
+    # Arguments: now - settle_s, now - idle_timeout_s, now - reassemble_s.
+    DUE = ("assembled_at IS NULL AND ((root_ended = 1 AND last_seen <= ?) OR last_seen <= ?) "
+           "AND (last_assembled IS NULL OR last_assembled <= ?)")
+
+    def due_traces(self, settle_s: float, idle_timeout_s: float, reassemble_s: float = 0.0,
+                   limit: int = 100) -> list[tuple[bytes, bool, float]]:
+        """Traces to assemble now (see ``DUE``), longest quiet first."""
         now = time.time()
-        rows = self._read(
-            "SELECT trace_id, root_ended, last_seen FROM traces WHERE assembled_at IS NULL AND "
-            "((root_ended = 1 AND last_seen <= ?) OR last_seen <= ?) ORDER BY last_seen LIMIT ?",
-            (now - settle_s, now - idle_timeout_s, limit),
-        )
+        rows = self._read(f"SELECT trace_id, root_ended, last_seen FROM traces WHERE {self.DUE} "
+                          "ORDER BY last_seen LIMIT ?", (now - settle_s, now - idle_timeout_s, now - reassemble_s, limit))
         return [(tid, bool(root), seen) for tid, root, seen in rows]
 
     @contextmanager
@@ -265,17 +278,24 @@ class SqlStore(ABC):
         """
         yield True
 
-    def mark_assembled(self, trace_id: bytes, seen_before: float) -> None:
-        """Marks a trace done unless spans arrived after ``seen_before`` (then it is assembled again)."""
-        self._write("UPDATE traces SET assembled_at = ?, error = NULL, failed_at = NULL "
-                    "WHERE trace_id = ? AND last_seen <= ?", (time.time(), trace_id, seen_before))
+    def mark_assembled(self, trace_id: bytes, seen_before: float, *, hold: bool = False) -> None:
+        """Marks a trace done unless spans arrived after ``seen_before`` (then it is assembled again); with
+        ``hold``, it is not due again within ``due_traces``'s ``reassemble_s``, however soon spans arrive."""
+        now = time.time()
+        held = now if hold else None
+        self._write_all([("UPDATE traces SET last_assembled = ? WHERE trace_id = ?", (held, trace_id)),
+                         ("UPDATE traces SET assembled_at = ?, error = NULL, failed_at = NULL "
+                          "WHERE trace_id = ? AND last_seen <= ?", (now, trace_id, seen_before))])
 
     # ---- quarantine: traces the pipeline could not process ---------------------------
-    def quarantine(self, trace_id: bytes, seen_before: float, error: str) -> None:
-        """Sets a trace aside with the error it raised, so it is not tried again until released or new spans come."""
+    def quarantine(self, trace_id: bytes, seen_before: float, error: str, *, hold: bool = False) -> None:
+        """Sets a trace aside with the error it raised, so it is not tried again until released or new spans come
+        (``hold``: as ``mark_assembled``'s)."""
         now = time.time()
-        self._write("UPDATE traces SET assembled_at = ?, error = ?, failed_at = ? WHERE trace_id = ? AND last_seen <= ?",
-                    (now, error, now, trace_id, seen_before))
+        held = now if hold else None
+        self._write_all([("UPDATE traces SET last_assembled = ? WHERE trace_id = ?", (held, trace_id)),
+                         ("UPDATE traces SET assembled_at = ?, error = ?, failed_at = ? WHERE trace_id = ? AND "
+                          "last_seen <= ?", (now, error, now, trace_id, seen_before))])
 
     def quarantined(self, limit: int = 100) -> list[dict]:
         """Quarantined traces, most recent failure first: trace id (hex), service, error, when it failed."""
@@ -293,14 +313,14 @@ class SqlStore(ABC):
         return self._write("UPDATE traces SET assembled_at = NULL WHERE error IS NOT NULL AND trace_id = ?",
                            (trace_id,))
 
-    def pipeline_backlog(self, settle_s: float, idle_timeout_s: float) -> tuple[int, float | None]:
+    def pipeline_backlog(self, settle_s: float, idle_timeout_s: float, reassemble_s: float = 0.0
+                         ) -> tuple[int, float | None]:
         """(traces due for assembly now, seconds the oldest of them has been due) - the pipeline's lag."""
         now = time.time()
         count, oldest_root, oldest_idle = self._read(
             "SELECT COUNT(*), MIN(CASE WHEN root_ended = 1 THEN last_seen END), "
-            "MIN(CASE WHEN root_ended = 0 THEN last_seen END) FROM traces WHERE assembled_at IS NULL AND "
-            "((root_ended = 1 AND last_seen <= ?) OR last_seen <= ?)",
-            (now - settle_s, now - idle_timeout_s))[0]
+            f"MIN(CASE WHEN root_ended = 0 THEN last_seen END) FROM traces WHERE {self.DUE}",
+            (now - settle_s, now - idle_timeout_s, now - reassemble_s))[0]
         due_since = [t + settle_s for t in (oldest_root,) if t is not None]
         due_since += [t + idle_timeout_s for t in (oldest_idle,) if t is not None]
         return count, (now - min(due_since)) if due_since else None
@@ -498,6 +518,35 @@ class SqlStore(ABC):
                 args.append(value)
         rows = self._read(sql + " ORDER BY created_at, run_id LIMIT ? OFFSET ?", [*args, limit, offset])
         return [dict(zip(REVIEW_COLUMNS, row)) | {"confirmed": bool(row[5])} for row in rows]
+
+    # ---- retention -------------------------------------------------------------
+    def delete_older_than(self, cutoff: float, max_rows: int = 100) -> int:
+        """Deletes one batch of what is older than ``cutoff`` (seconds since the epoch); returns the rows it counted.
+
+        Up to ``max_rows`` traces last seen before it go with their spans, runs and their verdicts, jobs and
+        lessons; and up to ``max_rows`` each of verdicts, jobs and lessons made before it. 0: nothing old is left.
+        """
+        ids = [bytes(r[0]) for r in self._read("SELECT trace_id FROM traces WHERE last_seen < ? ORDER BY last_seen "
+                                               "LIMIT ?", (cutoff, max_rows))]
+        statements: list[tuple[str, Sequence[Any]]] = []
+        if ids:
+            traces = ",".join("?" * len(ids))
+            runs = f"SELECT run_id FROM runs WHERE trace_id IN ({traces})"
+            statements += [(f"DELETE FROM {table} WHERE run_id IN ({runs})", ids)
+                           for table in ("attributions", "attribution_jobs", "lessons")]
+            statements += [(f"DELETE FROM {table} WHERE trace_id IN ({traces})", ids) for table in ("runs", "spans")]
+            statements.append((f"DELETE FROM traces WHERE trace_id IN ({traces})", ids))
+        old = {"attributions": ("seq", "created_at"), "attribution_jobs": ("run_id", "updated_at"),
+               "lessons": ("id", "created_at")}
+        counts = [len(ids)]
+        for table, (key, made) in old.items():
+            keys = [r[0] for r in self._read(f"SELECT {key} FROM {table} WHERE {made} < ? LIMIT ?", (cutoff, max_rows))]
+            if keys:
+                statements.append((f"DELETE FROM {table} WHERE {key} IN ({','.join('?' * len(keys))})", keys))
+            counts.append(len(keys))
+        if statements:
+            self._write_all(statements)
+        return sum(counts)
 
     # ---- lessons --------------------------------------------------------------
     def add_lesson(self, lesson: Lesson) -> None:

@@ -67,9 +67,11 @@ CREATE TABLE IF NOT EXISTS traces (
     root_ended INTEGER NOT NULL DEFAULT 0,
     assembled_at DOUBLE PRECISION,
     error TEXT,
-    failed_at DOUBLE PRECISION
+    failed_at DOUBLE PRECISION,
+    last_assembled DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS traces_pending ON traces (assembled_at, last_seen);
+CREATE INDEX IF NOT EXISTS traces_by_age ON traces (last_seen);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     trace_id BYTEA NOT NULL,
