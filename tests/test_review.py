@@ -6,16 +6,17 @@ reviews only its own service's runs."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
-import agenttrace
 from agenttrace.cli import main as cli
 from agenttrace.datasets import load_tracertraj
-from tests.conftest import flush
-from tests.test_auth import ADMIN, ALPHA, BETA, CALLERS, READER, bearer, collector, runs, token_file  # noqa: F401
+from tests.test_auth import ADMIN, ALPHA, BETA, CALLERS, READER, ROOT, bearer, collector, runs, token_file  # noqa: F401
 
 
 def api(collector, method: str, path: str, token: str | None = ADMIN, **kwargs) -> httpx.Response:  # noqa: F811
@@ -79,22 +80,30 @@ def test_a_review_that_does_not_fit_the_run_is_refused_with_why(collector, runs,
     assert resp.status_code == status and message in resp.text
 
 
+# An app of service alpha, in its own process (a process has one service name), sending with alpha's token a
+# failed run: the Planner passes a wrong number, the Coder uses it.
+TWO_STEP_APP = """
+import sys
+import agenttrace
+agenttrace.instrument(endpoint=sys.argv[1], service_name="alpha", frameworks=[])
+with agenttrace.run("review-me", task="Add 2 and 2.", expected="4") as run:
+    with agenttrace.agent_step("Planner", input="Add 2 and 2.") as step:
+        step.output("Coder: add 2 and 3.")
+        step.transfer("Coder")
+    with agenttrace.agent_step("Coder") as step:
+        step.output("2 + 3 = 5")
+    run.finish("5")
+agenttrace.flush()
+print(run.run_id)
+"""
+
+
 @pytest.fixture(scope="module")
 def two_step_run(collector):  # noqa: F811
-    """A failed run of service alpha: the Planner passes a wrong number, the Coder uses it."""
-    agenttrace.instrument(endpoint=collector.endpoint, service_name="alpha", frameworks=[], token=ALPHA)
-    try:
-        with agenttrace.run("review-me", task="Add 2 and 2.", expected="4") as run:
-            with agenttrace.agent_step("Planner", input="Add 2 and 2.") as step:
-                step.output("Coder: add 2 and 3.")
-                step.transfer("Coder")
-            with agenttrace.agent_step("Coder") as step:
-                step.output("2 + 3 = 5")
-            run.finish("5")
-        flush()
-    finally:
-        agenttrace.uninstrument()
-    traj, verdicts = collector.wait_run(run.run_id, verdict=True)
+    app = subprocess.run([sys.executable, "-c", TWO_STEP_APP, collector.endpoint], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, env=os.environ | {"AGENTTRACE_TOKEN": ALPHA})
+    assert app.returncode == 0, app.stderr
+    traj, verdicts = collector.wait_run(app.stdout.split()[-1], verdict=True)
     return traj, verdicts[-1]
 
 
