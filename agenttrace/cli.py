@@ -91,11 +91,25 @@ from agenttrace.cli_worker import attribution_options, attribution_settings  # n
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key of --tls-cert.")
 @click.option("--attribution-workers", default=1, show_default=True, type=click.IntRange(min=0),
               help="Threads attributing failed runs from the queue; 0 leaves them to `agenttrace worker` processes.")
+@click.option("--forward", multiple=True, metavar="URL",
+              help="Pass every stored export on, unchanged, to this OTLP endpoint: http(s)://host:port[/v1/traces] "
+                   "or grpc(s)://host:port (repeatable). Queued and retried; never slows ingest; drops are counted "
+                   "(agenttrace_forward_dropped_spans) and logged.")
+@click.option("--forward-header", multiple=True, metavar="NAME=VALUE",
+              help="A header sent to every --forward endpoint, e.g. 'Authorization=Bearer ...' (repeatable).")
+@click.option("--forward-queue", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Exports queued per --forward endpoint; past it new ones are dropped (and counted).")
+@click.option("--export-verdicts", multiple=True, metavar="URL",
+              help="Send each verdict as an OTLP span 'agenttrace.attribution' into the run's trace at this endpoint "
+                   "(Phoenix, Jaeger, an OTel Collector; same URL forms as --forward; repeatable).")
+@click.option("--export-verdicts-header", multiple=True, metavar="NAME=VALUE",
+              help="A header sent to every --export-verdicts endpoint (repeatable).")
 @attribution_options
 def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout, max_body_bytes,
               max_pending_spans, max_pending_bytes, max_connections, read_timeout, reassemble_interval,
               max_trace_spans, retention, redact_secrets, redact_patterns, redact_file, token_file, insecure,
-              allowed_host, tls_cert, tls_key, attribution_workers, **attribution) -> None:
+              allowed_host, tls_cert, tls_key, attribution_workers, forward, forward_header, forward_queue,
+              export_verdicts, export_verdicts_header, **attribution) -> None:
     require_extra("collector", "agenttrace collector")
     if db and db.startswith(("postgresql://", "postgres://")):
         require_extra("postgres", "a PostgreSQL --db")
@@ -118,7 +132,9 @@ def collector(db, host, port, grpc_port, attributor, attributor_option, settle, 
         redact_patterns=list(redact_patterns), redact_file=redact_file, token_file=token_file,
         admin_token=os.environ.get("AGENTTRACE_ADMIN_TOKEN") or None, insecure=insecure,
         allowed_hosts=list(allowed_host), tls_cert=tls_cert, tls_key=tls_key,
-        attribution_workers=attribution_workers, **attribution_settings(**attribution),
+        attribution_workers=attribution_workers, forward=list(forward), forward_headers=list(forward_header),
+        forward_queue=forward_queue, export_verdicts=list(export_verdicts),
+        export_verdicts_headers=list(export_verdicts_header), **attribution_settings(**attribution),
     )
     if db:
         cfg.db = db

@@ -22,6 +22,7 @@ from agenttrace_collector.auth import ConfigError, Forbidden, HostAllowList, Htt
     forbidden_reply, request_principal
 from agenttrace_collector.config import CollectorConfig
 from agenttrace_collector.connections import protocol
+from agenttrace_collector.forward import Forwarder
 from agenttrace_collector.ingest import IngestWriter
 from agenttrace_collector.metrics import Metrics
 from agenttrace_collector.pipeline import Pipeline
@@ -29,6 +30,7 @@ from agenttrace_collector.receiver import grpc_server, http_router
 from agenttrace_collector.redaction import Redactor
 from agenttrace_collector.retention import Retention
 from agenttrace_collector.store import SqlStore, open_store
+from agenttrace_collector.verdict_export import VerdictExporter
 from agenttrace_collector.workers import AttributionWorkers
 
 log = get_logger("agenttrace.collector")
@@ -44,7 +46,13 @@ class Collector:
         self.tls = _tls_files(config)
         self.store = open_store(config.db)
         self.metrics = Metrics()
-        self.workers = attribution_workers(self.store, config, self.metrics)
+        self.forwarder = Forwarder.configured(config.forward, config.forward_headers, "spans", self.metrics,
+                                              max_queue=config.forward_queue)
+        self.forward = self.forwarder.submit if self.forwarder else None
+        self.verdicts = Forwarder.configured(config.export_verdicts, config.export_verdicts_headers, "verdicts",
+                                             self.metrics)
+        self.workers = attribution_workers(self.store, config, self.metrics,
+                                           VerdictExporter(self.store, self.verdicts) if self.verdicts else None)
         self.redactor = Redactor.configured(builtins=config.redact_builtins, patterns=config.redact_patterns,
                                             pattern_file=config.redact_file)
         self.pipeline = Pipeline(self.store, settle_s=config.settle_s, idle_timeout_s=config.idle_timeout_s,
@@ -61,7 +69,8 @@ class Collector:
         self.app.add_middleware(HttpGuard, tokens=self.tokens,
                                 hosts=HostAllowList(config.host, config.allowed_hosts))
         self.app.add_exception_handler(Forbidden, forbidden_reply)
-        self.app.include_router(http_router(self.writer, config.max_body_bytes, self.redactor))
+        self.app.include_router(http_router(self.writer, config.max_body_bytes, self.redactor,
+                                            forward=self.forward))
         self.app.include_router(api_router(self.store, self.writer, self.pipeline, config.attributor))
         self.app.add_api_route("/metrics", self._metrics, include_in_schema=False)
         self.app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
@@ -91,13 +100,15 @@ class Collector:
     async def serve(self) -> None:
         cfg = self.config
         self.pipeline.start()
+        for forwarder in filter(None, (self.forwarder, self.verdicts)):
+            forwarder.start()
         if self.workers is not None:
             self.workers.start()
         if self.retention is not None:
             self.retention.start()
         if cfg.grpc_port is not None:
             self.grpc, port = grpc_server(self.writer, cfg.host, cfg.grpc_port, cfg.max_body_bytes, self.tokens,
-                                          self.tls, self.redactor)
+                                          self.tls, self.redactor, forward=self.forward)
             self.grpc.start()
             log.info("collector.grpc", address=f"{cfg.host}:{port}")
         cert, key = self.tls or (None, None)
@@ -122,12 +133,14 @@ class Collector:
         self.pipeline.stop()
         if self.workers is not None:
             self.workers.stop()
+        for forwarder in filter(None, (self.forwarder, self.verdicts)):
+            forwarder.close()
         self.store.close()
         log.info("collector.stopped")
 
 
-def attribution_workers(store: SqlStore, config: CollectorConfig, metrics: Metrics | None = None
-                        ) -> AttributionWorkers | None:
+def attribution_workers(store: SqlStore, config: CollectorConfig, metrics: Metrics | None = None,
+                        verdicts: VerdictExporter | None = None) -> AttributionWorkers | None:
     """The workers that attribute queued failed runs, as configured; None without attributor or workers."""
     if not config.attributor or not config.attribution_workers:
         return None
@@ -137,6 +150,8 @@ def attribution_workers(store: SqlStore, config: CollectorConfig, metrics: Metri
         metrics.attributor_seconds.labels(verdict.attributor).observe(seconds)
         if trajectory.end_time is not None:
             metrics.verdict_latency.observe(max(0.0, time.time() - trajectory.end_time))
+        if verdicts is not None:
+            verdicts.export(verdict, trajectory)
 
     return AttributionWorkers(store, attributor, workers=config.attribution_workers, batch_size=config.batch_size,
                               batch_wait_s=config.batch_wait_s, timeout_s=config.attribution_timeout_s,

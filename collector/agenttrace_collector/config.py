@@ -36,6 +36,11 @@ class CollectorConfig(BaseModel):
     redact_builtins: bool = False  # redact API keys, AWS keys, bearer tokens, private keys, emails
     redact_patterns: list[str] = Field(default_factory=list)  # the operator's regular expressions
     redact_file: str | None = None  # a file of regular expressions, one per line
+    forward: list[str] = Field(default_factory=list)  # OTLP targets every stored export is passed on to
+    forward_headers: list[str] = Field(default_factory=list)  # NAME=VALUE headers sent to the forward targets
+    forward_queue: int = 1000  # exports queued per forward target before new ones are dropped (and counted)
+    export_verdicts: list[str] = Field(default_factory=list)  # OTLP targets of verdict spans (agenttrace.attribution)
+    export_verdicts_headers: list[str] = Field(default_factory=list)
     token_file: str | None = None  # TOML [[tokens]] entries, see agenttrace_collector.auth
     admin_token: SecretStr | None = None
     insecure: bool = False  # serve without tokens on a non-loopback address

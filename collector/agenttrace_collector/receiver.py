@@ -11,6 +11,7 @@ answered, so many large uploads at once get 503s rather than the memory.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from agenttrace_collector.ingest import Held, IngestWriter, Overloaded, Rejected
 from agenttrace_collector.redaction import Redactor
 
 log = get_logger("agenttrace.collector.receiver")
+Forward = Callable[[trace_service_pb2.ExportTraceServiceRequest, int], None]  # (stored export, its span count)
 
 
 def _error(status: int, message: str, content_type: str, headers: dict[str, str] | None = None) -> Response:
@@ -44,7 +46,8 @@ def printable(message: str, limit: int = 1000) -> str:
     return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def http_router(writer: IngestWriter, max_body_bytes: int, redactor: Redactor | None = None) -> APIRouter:
+def http_router(writer: IngestWriter, max_body_bytes: int, redactor: Redactor | None = None,
+                forward: Forward | None = None) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1/traces", tags=["otlp"], summary="OTLP/HTTP trace export (protobuf or JSON)")
@@ -99,6 +102,8 @@ def http_router(writer: IngestWriter, max_body_bytes: int, redactor: Redactor | 
             raise
         except Exception as exc:  # the store is unavailable: the spans were not stored, the client may retry
             return _error(503, f"spans not stored, retry later: {type(exc).__name__}", reply_type, {"Retry-After": "5"})
+        if forward is not None:  # stored: pass it on (queued, never waited for)
+            forward(parsed, len(rows))
         ok = trace_service_pb2.ExportTraceServiceResponse()
         if reply_type == otlp.PROTOBUF:
             return Response(ok.SerializeToString(), 200, media_type=otlp.PROTOBUF)
@@ -108,8 +113,10 @@ def http_router(writer: IngestWriter, max_body_bytes: int, redactor: Redactor | 
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, writer: IngestWriter, tokens: Tokens, redactor: Redactor | None) -> None:
+    def __init__(self, writer: IngestWriter, tokens: Tokens, redactor: Redactor | None,
+                 forward: Forward | None = None) -> None:
         self.writer = writer
+        self.forward = forward
         self.tokens = tokens
         self.redactor = redactor
 
@@ -144,6 +151,8 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, printable(str(exc)))
         except Exception as exc:  # the store is unavailable: not stored, the exporter retries UNAVAILABLE
             context.abort(grpc.StatusCode.UNAVAILABLE, f"spans not stored, retry later: {type(exc).__name__}")
+        if self.forward is not None:  # stored: pass it on (queued, never waited for)
+            self.forward(request, len(rows))
         return trace_service_pb2.ExportTraceServiceResponse()
 
     @staticmethod
@@ -153,13 +162,14 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 def grpc_server(writer: IngestWriter, host: str, port: int, max_body_bytes: int, tokens: Tokens,
-                tls: tuple[str, str] | None = None, redactor: Redactor | None = None) -> tuple[grpc.Server, int]:
+                tls: tuple[str, str] | None = None, redactor: Redactor | None = None,
+                forward: Forward | None = None) -> tuple[grpc.Server, int]:
     """The gRPC receiver, over TLS when ``tls`` names a (certificate, key) pair of PEM files."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="agenttrace-grpc"),
         options=[("grpc.max_receive_message_length", max_body_bytes)],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(writer, tokens, redactor), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(writer, tokens, redactor, forward), server)
     if tls is None:
         bound = server.add_insecure_port(f"{host}:{port}")
     else:
