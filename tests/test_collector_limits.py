@@ -214,7 +214,7 @@ def store(request, tmp_path):
 
 
 def _saved_run(store, *, age_s: float) -> tuple[bytes, str]:
-    """A trace with its spans, run, verdict, job and lesson, everything made ``age_s`` seconds ago."""
+    """A trace with its spans, run, verdict, job, review and lesson, everything made ``age_s`` seconds ago."""
     from agenttrace.models import Attribution, Lesson, Outcome, Trajectory
     from agenttrace_collector import otlp
 
@@ -224,11 +224,13 @@ def _saved_run(store, *, age_s: float) -> tuple[bytes, str]:
     run_id = os.urandom(8).hex()
     store.save_run(Trajectory(run_id=run_id, outcome=Outcome.FAILURE), trace_id, enqueue=True)
     store.save_attribution(Attribution(run_id=run_id, agent="coder", step=1, attributor="test"), None)
-    store.add_lesson(Lesson(agent="coder", text="check the units", run_id=run_id))
+    store.save_review({"run_id": run_id, "service": None, "verdict_seq": None, "agent": "coder", "step": 1,
+                       "confirmed": True, "note": None, "reviewer": "test", "created_at": time.time()},
+                      Lesson(agent="coder", text="check the units", run_id=run_id))
     then = time.time() - age_s
     store._write("UPDATE traces SET first_seen = ?, last_seen = ? WHERE trace_id = ?", (then, then, trace_id))
     for table, column in (("attributions", "created_at"), ("attribution_jobs", "updated_at"),
-                          ("lessons", "created_at"), ("runs", "updated_at")):
+                          ("reviews", "created_at"), ("lessons", "created_at"), ("runs", "updated_at")):
         store._write(f"UPDATE {table} SET {column} = ? WHERE run_id = ?", (then, run_id))
     return trace_id, run_id
 
@@ -237,7 +239,7 @@ def _rows(store, trace_id: bytes, run_id: str) -> dict[str, int]:
     counts = {table: store._read(f"SELECT COUNT(*) FROM {table} WHERE trace_id = ?", (trace_id,))[0][0]
               for table in ("traces", "spans", "runs")}
     counts |= {table: store._read(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (run_id,))[0][0]
-               for table in ("attributions", "attribution_jobs", "lessons")}
+               for table in ("attributions", "attribution_jobs", "reviews", "lessons")}
     return counts
 
 
@@ -247,9 +249,9 @@ def test_retention_deletes_what_is_older_than_the_period_in_batches_and_keeps_th
     old = [_saved_run(store, age_s=40 * 86400) for _ in range(5)]
     recent = _saved_run(store, age_s=3600)
     deleted = Retention(store, keep_s=30 * 86400, batch=2).sweep()  # 5 old traces: 3 batches
-    assert deleted >= 5 * 4  # each trace, and its verdict, job and lesson
+    assert deleted >= 5  # the traces; their runs' verdicts, jobs, reviews and lessons went with them
     for trace_id, run_id in old:
         assert set(_rows(store, trace_id, run_id).values()) == {0}
     assert _rows(store, *recent) == {"traces": 1, "spans": 4, "runs": 1, "attributions": 1, "attribution_jobs": 1,
-                                     "lessons": 1}
+                                     "reviews": 1, "lessons": 1}
     assert Retention(store, keep_s=30 * 86400).sweep() == 0

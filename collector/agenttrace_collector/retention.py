@@ -3,8 +3,9 @@
 A thread deletes in small batches (``store.delete_older_than``), one short
 transaction each with a pause between them, so ingest and assembly keep their
 turns at the writer; it sleeps while nothing old is left. Age is a trace's last
-span for traces, spans and runs (with their verdicts, jobs and lessons), and
-the creation time for verdicts, jobs and lessons on their own. SQLite reuses
+span for traces, spans and runs (with their verdicts, jobs, reviews and
+lessons), and the creation time for verdicts, jobs, reviews and lessons on
+their own. SQLite reuses
 the freed pages; the file does not shrink (``VACUUM`` does that, offline).
 """
 

@@ -523,8 +523,9 @@ class SqlStore(ABC):
     def delete_older_than(self, cutoff: float, max_rows: int = 100) -> int:
         """Deletes one batch of what is older than ``cutoff`` (seconds since the epoch); returns the rows it counted.
 
-        Up to ``max_rows`` traces last seen before it go with their spans, runs and their verdicts, jobs and
-        lessons; and up to ``max_rows`` each of verdicts, jobs and lessons made before it. 0: nothing old is left.
+        Up to ``max_rows`` traces last seen before it go with their spans, runs and their verdicts, jobs, reviews
+        and lessons; and up to ``max_rows`` each of verdicts, jobs, reviews and lessons made before it. 0: nothing
+        old is left.
         """
         ids = [bytes(r[0]) for r in self._read("SELECT trace_id FROM traces WHERE last_seen < ? ORDER BY last_seen "
                                                "LIMIT ?", (cutoff, max_rows))]
@@ -533,11 +534,11 @@ class SqlStore(ABC):
             traces = ",".join("?" * len(ids))
             runs = f"SELECT run_id FROM runs WHERE trace_id IN ({traces})"
             statements += [(f"DELETE FROM {table} WHERE run_id IN ({runs})", ids)
-                           for table in ("attributions", "attribution_jobs", "lessons")]
+                           for table in ("attributions", "attribution_jobs", "reviews", "lessons")]
             statements += [(f"DELETE FROM {table} WHERE trace_id IN ({traces})", ids) for table in ("runs", "spans")]
             statements.append((f"DELETE FROM traces WHERE trace_id IN ({traces})", ids))
         old = {"attributions": ("seq", "created_at"), "attribution_jobs": ("run_id", "updated_at"),
-               "lessons": ("id", "created_at")}
+               "reviews": ("run_id", "created_at"), "lessons": ("id", "created_at")}
         counts = [len(ids)]
         for table, (key, made) in old.items():
             keys = [r[0] for r in self._read(f"SELECT {key} FROM {table} WHERE {made} < ? LIMIT ?", (cutoff, max_rows))]
