@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import httpx
 import pytest
@@ -84,6 +85,7 @@ def test_a_review_that_does_not_fit_the_run_is_refused_with_why(collector, runs,
 # failed run: the Planner passes a wrong number, the Coder uses it.
 TWO_STEP_APP = """
 import sys
+import uuid
 import agenttrace
 agenttrace.instrument(endpoint=sys.argv[1], service_name="alpha", frameworks=[])
 with agenttrace.run("review-me", task="Add 2 and 2.", expected="4") as run:
@@ -148,3 +150,57 @@ def test_reviews_label_runs_for_eval_and_export_and_a_correction_replaces_the_le
     items = load_tracertraj(tmp_path / "tt.jsonl")
     assert len(items) == len(reviewed)
     assert next(i.label for i in items if i.id == f"tt/{traj.run_id}").step == other
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    from agenttrace_collector.store import open_store
+
+    db = str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = open_store(db)
+    yield s
+    s.close()
+
+
+def test_both_stores_filter_runs_keep_usage_and_reviews(store):
+    """The queries behind the runs list, failure modes and reviews, on SQLite and on PostgreSQL."""
+    from agenttrace.models import Attribution, Lesson, Outcome, Step, Trajectory
+    from agenttrace_collector.store import RunFilter
+    from agenttrace_collector.usage import Usage
+
+    service = f"store-{uuid.uuid4().hex[:8]}"  # the PostgreSQL cluster is shared by the session's tests
+    runs = []
+    for i, (answer, agent) in enumerate([("4", "Solver_A"), ("5", "Planner"), ("50%_off", "Coder")]):
+        t = Trajectory(run_id=f"{service}-{i}", name=f"job {i}", service=service, task=f"Task {i}: add", answer=answer,
+                       outcome=Outcome.SUCCESS if i == 0 else Outcome.FAILURE, start_time=1000.0 + i,
+                       end_time=1002.0 + i, steps=[Step(index=0, agent=agent, content="x")])
+        store.save_run(t, bytes.fromhex(uuid.uuid4().hex), enqueue=i > 0, usage=Usage(100 * i, 10 * i, 0.5 * i or None))
+        runs.append(t)
+    store.save_attribution(Attribution(run_id=runs[1].run_id, agent="Planner", step=0, attributor="cpu",
+                                       confidence=0.7, created_at=2000.0), service)
+
+    def ids(**kw) -> list[str]:
+        return [r["run_id"] for r in store.list_runs(RunFilter(only_service=service, **kw))]
+
+    assert ids() == [runs[2].run_id, runs[1].run_id, runs[0].run_id]
+    assert ids(search="50%") == [runs[2].run_id]  # LIKE wildcards are literal
+    assert ids(search="solver_a") == [runs[0].run_id]  # an agent, any case
+    assert ids(search="TASK 1") == [runs[1].run_id]
+    assert ids(agent="Planner") == [runs[1].run_id] and ids(outcome="success") == [runs[0].run_id]
+    assert ids(since=1001.0, until=1002.0) == [runs[1].run_id]
+    assert store.count_runs(RunFilter(only_service=service, outcome="failure")) == 2
+    [listed] = store.list_runs(RunFilter(only_service=service, search="TASK 1"))
+    assert (listed["input_tokens"], listed["output_tokens"], listed["cost"]) == (100, 10, 0.5)
+    assert (listed["agent"], listed["confidence"], listed["job_state"], listed["reviewed"]) == ("Planner", 0.7,
+                                                                                               "queued", None)
+
+    review = {"run_id": runs[1].run_id, "service": service, "verdict_seq": 1, "agent": "Planner", "step": 0,
+              "confirmed": False, "note": "n", "reviewer": "ops", "created_at": 2001.0}
+    store.add_lesson(Lesson(agent="Planner", text="old", run_id=runs[1].run_id, step=0))
+    store.save_review(review, Lesson(agent="Planner", text="new", run_id=runs[1].run_id, step=0))
+    store.save_review(review | {"confirmed": True, "note": "again"})  # a second review replaces the first
+    assert store.reviews(only_service=service) == [review | {"confirmed": True, "note": "again"}]
+    assert [lesson.text for lesson in store.lessons("Planner", only_service=service)] == ["new"]
+    assert ids(agent="Planner") == [runs[1].run_id]
+    assert store.list_runs(RunFilter(only_service=service, agent="Planner"))[0]["reviewed"] == "confirmed"
+    assert store.failure_verdicts(1999.0, 2001.0, only_service=service) == [("Planner", "completed", 2000.0)]
