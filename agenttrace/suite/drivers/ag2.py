@@ -20,8 +20,9 @@ def _selector(agents: dict[str, ConversableAgent], first: str):
             return agents[first]
         if message.get("tool_calls") or message.get("tool_responses"):
             return last  # it executes its own calls, then goes on
-        named = [line[len(NEXT_SPEAKER):].strip() for line in (message.get("content") or "").splitlines()
-                 if line.startswith(NEXT_SPEAKER)]
+        lines = (message.get("content") or "").splitlines()
+        named = [name for line in lines if line.startswith(NEXT_SPEAKER)
+                 if (name := line[len(NEXT_SPEAKER):].strip()) in agents]
         return agents[named[-1]] if named else None  # no next speaker: the message is the answer
 
     return select
