@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/generalisation.py [--data /work/shared/data] [--suite build/suite] [--out bench/generalisation.md]
 
-Splits (the model is refitted, temperature included, on the training side of each; nothing is tuned on
-the held-out side):
+Splits (the model is refitted on the training side of each; every choice - feature set, L2, synthetic
+weight, how the verdict is read off the distribution, temperature, uncertainty threshold - is made by an
+inner leave-one-group-out over the training side's groups only, never by looking at the held-out side; the
+choices are listed under the table):
 * leave-one-source-out on the dev data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj code-dev);
 * leave-one-framework-out and leave-one-topology-out on the labelled suite (build/suite), when present.
 Suite items are in the training side of the dev splits and the dev data in the training side of the suite
@@ -14,8 +16,9 @@ that names only an agent is given that agent's first step.
 
 Columns: exact agent and step accuracy; Who&When's substring rule (dev data only: true step 1 matches a
 predicted 12); AgenTracer's reward; expected calibration error of the verdict's probability against an
-exact step hit (10 bins); median and p99 milliseconds per trajectory (one core). The cpu rows are without
-the ground truth answer (the harder case); "cpu+G" is with it.
+exact step hit (10 bins); accuracy (step exact) of the confident and of the uncertain verdicts, with their
+counts; median and p99 milliseconds per trajectory (one core). The cpu rows are without the ground truth
+answer (the harder case); "cpu+G" is with it.
 """
 
 from __future__ import annotations
@@ -87,25 +90,37 @@ def ece(conf: list[float], hit: list[bool], bins: int = 10) -> float:
 
 
 def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whowhen: bool,
-        conf: list[float] | None = None, ms: list[float] | None = None) -> str:
+        conf: list[float] | None = None, ms: list[float] | None = None, unsure: list[bool] | None = None) -> str:
     total = SubsetScore()
     for (agent, step), it in zip(preds, held):
         total.add(score(agent, step, it.label))
     s = total.summary()
     ww = f"{s['agent_acc_whowhen']:.3f} / {s['step_acc_whowhen']:.3f}" if whowhen else "-"
-    cal = f"{ece(conf, [p[1] == it.label.step for p, it in zip(preds, held)]):.3f}" if conf else "-"
+    hits = [p == (it.label.agent, it.label.step) for p, it in zip(preds, held)]
+    cal = f"{ece(conf, hits):.3f}" if conf else "-"
+    split = "-"
+    if unsure is not None:
+        sure = [h for h, u in zip(hits, unsure) if not u]
+        weak = [h for h, u in zip(hits, unsure) if u]
+        split = " / ".join(f"{np.mean(x):.2f} ({len(x)})" if x else "- (0)" for x in (sure, weak))
     t = (f"{statistics.median(ms):.1f} / {np.percentile(ms, 99):.1f}") if ms else "-"
     return (f"| {name} | {s['n']} | **{s['agent_acc_exact']:.3f}** | **{s['step_acc_exact']:.3f}** | {ww} | "
-            f"{s['mean_reward']:.3f} | {cal} | {t} |")
+            f"{s['mean_reward']:.3f} | {cal} | {split} | {t} |")
 
 
-def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool) -> list[str]:
+def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool,
+               choices: list[str]) -> list[str]:
     held = usable(held)
     model = train(train_groups, synth)
+    m = model.meta
+    choices.append(f"* {title} {held_name}: {m['features']} features, L2 {m['l2']}, synthetic weight {m['synthetic_weight']}, "
+                   f"agent by {'probability mass' if m['agent_by_mass'] else 'top step'}, earlier step within "
+                   f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}, uncertain below {model.threshold:.2f} "
+                   f"(inner (agent+step)/2 = {m['inner_accuracy']:.3f})")
     att = CpuAttributor(model=model)
     out = []
     for label, use_g in (("cpu", False), ("cpu+G", True)):
-        preds, conf, ms = [], [], []
+        preds, conf, ms, unsure = [], [], [], []
         for it in held:
             traj = it.trajectory if use_g else it.trajectory.model_copy(update={"expected": None})
             t0 = time.perf_counter()
@@ -113,7 +128,8 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
             ms.append(1000 * (time.perf_counter() - t0))
             preds.append((a.agent, a.step))
             conf.append(a.confidence or 0.0)
-        out.append(row(f"{title}: {held_name} - {label} (T={model.temperature:.2f})", preds, held, whowhen, conf, ms))
+            unsure.append(a.uncertain)
+        out.append(row(f"{title}: {held_name} - {label}", preds, held, whowhen, conf, ms, unsure))
     train_items = usable([it for v in train_groups.values() for it in v])
     for name, fn in baselines(train_items, held).items():
         out.append(row(f"{title}: {held_name} - {name}", [fn(it.trajectory) for it in held], held, whowhen))
@@ -135,21 +151,23 @@ def main() -> None:
     for it in suite:
         by_framework.setdefault(it.tags.get("framework", it.subset), []).append(it)
         by_topology.setdefault(it.tags.get("topology", "?"), []).append(it)
-    lines = ["| held out - predictor | n | agent exact | step exact | agent / step WW substring | reward | ECE | ms median / p99 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| held out - predictor | n | agent exact | step exact | agent / step WW substring | reward | ECE "
+             "| confident / uncertain acc (n) | ms median / p99 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    choices: list[str] = []
     for held in dev:
         train_groups = {k: v for k, v in dev.items() if k != held}
         train_groups.update({f"suite/{k}": v for k, v in by_framework.items()})
-        lines += split_rows("source", held, train_groups, dev[held], synth, whowhen=True)
+        lines += split_rows("source", held, train_groups, dev[held], synth, whowhen=True, choices=choices)
     for title, parts in (("framework", by_framework), ("topology", by_topology)):
         if len(parts) < 2:
             continue
         for held in parts:
             train_groups = {**dev, **{f"suite/{k}": v for k, v in parts.items() if k != held}}
-            lines += split_rows(title, held, train_groups, parts[held], synth, whowhen=False)
+            lines += split_rows(title, held, train_groups, parts[held], synth, whowhen=False, choices=choices)
     if not suite:
         lines.append("\n(no labelled suite under --suite: leave-one-framework-out and leave-one-topology-out not run)")
-    text = "\n".join(lines)
+    text = "\n".join(lines + ["", "Choices made by the inner cross-validation of each split (training groups only):", *choices])
     print(text)
     Path(args.out).write_text("# cpu attributor: generalisation (bench/generalisation.py)\n\n"
                               + (__doc__ or "").split("Splits", 1)[1].join(["Splits", ""]) + "\n" + text + "\n",

@@ -23,6 +23,7 @@ import math
 import random
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agenttrace.attribution.cpu import FEATURES, MODEL_PATH, StepModel, extract_features  # noqa: E402
+from agenttrace.attribution.cpu import FEATURES, MODEL_PATH, StepModel, decide, extract_features  # noqa: E402
 from agenttrace.datasets import load_any  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory  # noqa: E402
 
-PIPELINE_WEIGHT = 1.0  # the fault-injected pipelines weigh as much as each real group
-THRESHOLD = 0.5  # a verdict whose calibrated step probability is below this is "uncertain": more likely wrong than right
-L2 = 0.02
 
 # ---------------------------------------------------------------- fault-injected pipelines
 # Diverse *successful* synthetic team runs (planner -> fact gatherer -> coder -> [executor] -> [verifier] ->
@@ -224,20 +222,53 @@ def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
 
 # ---------------------------------------------------------------- fitting
 
+SYNTHETIC = "synthetic_pipeline"
+# A smaller set of the strongest generic signals; inner cross-validation chooses between it and all features.
+COMPACT = (
+    "is_human", "first_action", "rel_pos", "is_last", "agent_first_turn", "agent_share", "agent_opens", "agent_closes",
+    "agent_problem_share", "agent_to_answer", "introduced_to_answer", "underived", "first_underived",
+    "returned_to_answer", "arg_ungrounded", "arg_unseen", "first_repeat",
+    "num_conflict", "task_drop", "problem_here", "problem_next", "problem_next_other", "first_problem",
+    "before_first_problem", "ignores_failure", "repaired", "last_unrepaired", "error_words", "error_words_next",
+    "first_anomaly", "has_expected", "expected_seen_before",
+)
+FEATURE_SETS = {"all": FEATURES, "compact": COMPACT}
+GRID = [{"features": fs, "l2": l2, "synthetic": w}
+        for fs in FEATURE_SETS for l2 in (0.03, 0.3, 1.0) for w in (0.0, 0.3, 1.0)]
+# how a verdict is read off the distribution (cpu.decide): agent by probability mass or by the top step, and
+# the ratio within which an earlier step of that agent is preferred to its most likely one
+RULES = [(by_mass, earliest) for by_mass in (True, False) for earliest in (1.0, 0.8, 0.6, 0.4)]
+
+
+_FEATURE_CACHE: dict[int, dict[bool, np.ndarray]] = {}  # id(trajectory) -> its features per view
+
+
+class Featurised:
+    """Each usable item's features per view (with and without the ground truth), each computed once per process."""
+
+    def __init__(self, items: list[LabelledTrajectory]):
+        self.items = usable(items)
+        for it in self.items:
+            if id(it.trajectory) not in _FEATURE_CACHE:
+                _FEATURE_CACHE[id(it.trajectory)] = {g: extract_features(it.trajectory, use_expected=g)[0] for g in (True, False)}
+        self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][g] for it in self.items] for g in (True, False)}
+
+
 class Rows:
     """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
 
-    def __init__(self, groups: dict[str, list[LabelledTrajectory]], both_views: bool = True):
-        xs, starts, targets, masks, group = [], [], [], [], []
+    def __init__(self, groups: dict[str, Featurised], views: tuple[bool, ...] = (True, False)):
+        xs, starts, targets, masks, group, agents = [], [], [], [], [], []
         offset = 0
-        for name, items in groups.items():
-            for it in usable(items):
-                for use_g in (True, False) if both_views else (True,):
-                    x, _ = extract_features(it.trajectory, use_expected=use_g)
+        for name, feats in groups.items():
+            for k, it in enumerate(feats.items):
+                for use_g in views:
+                    x = feats.views[use_g][k]
                     xs.append(x)
                     starts.append(offset)
                     targets.append(offset + it.label.step)
                     masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
+                    agents += [s.agent for s in it.trajectory.steps]
                     group.append(name)
                     offset += len(x)
         self.x = np.concatenate(xs) if xs else np.zeros((0, len(FEATURES)))
@@ -245,10 +276,15 @@ class Rows:
         self.targets = np.array(targets, dtype=int)
         self.agent_mask = np.concatenate([np.array(m, dtype=float) for m in masks]) if masks else np.zeros(0)
         self.group = group
+        self.agents = agents
         self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def segments(self):
+        ends = np.append(self.starts[1:], len(self.x))
+        return zip(self.starts, ends, self.targets)
 
 
 def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
@@ -257,15 +293,18 @@ def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
     return e / np.add.reduceat(e, rows.starts)[rows.seg]
 
 
-def fit(rows: Rows, l2: float = L2, iters: int = 400, lr: float = 0.05) -> StepModel:
+def fit(rows: Rows, features=FEATURES, l2: float = 0.03, synthetic: float = 0.3, iters: int = 300, lr: float = 0.05) -> StepModel:
+    """The conditional logit fitted on ``rows`` over ``features`` (the others keep weight 0); every group weighs
+    the same, the synthetic pipelines ``synthetic`` times as much."""
+    keep = np.array([f in features for f in FEATURES], dtype=float)
     mean = rows.x.mean(axis=0)
     scale = rows.x.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    z = (rows.x - mean) / scale
+    z = (rows.x - mean) / scale * keep
     size: dict[str, int] = {}
     for g in rows.group:
         size[g] = size.get(g, 0) + 1
-    wt = np.array([(PIPELINE_WEIGHT if g == "synthetic_pipeline" else 1.0) / size[g] for g in rows.group])
+    wt = np.array([(synthetic if g == SYNTHETIC else 1.0) / size[g] for g in rows.group])
     wt /= wt.sum()
     w = np.zeros(len(FEATURES))
     m = np.zeros_like(w)
@@ -280,8 +319,8 @@ def fit(rows: Rows, l2: float = L2, iters: int = 400, lr: float = 0.05) -> StepM
         grad = z.T @ (g * wt[rows.seg]) + 2 * l2 * w
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2
-        w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    return StepModel(w, mean, scale, threshold=THRESHOLD)
+        w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8) * keep
+    return StepModel(w, mean, scale)
 
 
 def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
@@ -294,26 +333,86 @@ def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
     return best[1]
 
 
-def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledTrajectory], l2: float = L2) -> StepModel:
-    """The model fitted on ``groups`` + ``synthetic``, its temperature calibrated by cross-fitting over the
-    groups (each scored by a model fitted without it; 3 folds inside the group when there is only one)."""
-    model = fit(Rows({**groups, "synthetic_pipeline": synthetic}), l2=l2)
-    folds: list[tuple[dict, dict]] = []
-    if len(groups) > 1:
-        folds = [({k: v for k, v in groups.items() if k != held}, {held: groups[held]}) for held in groups]
-    else:
-        (name, items), = groups.items()
-        folds = [({name: [it for i, it in enumerate(items) if i % 3 != f]}, {name: items[f::3]}) for f in range(3)]
-    scores, held_rows = [], []
-    for train_groups, test_groups in folds:
-        held = Rows(test_groups)
-        if not len(held):
-            continue
-        inner = fit(Rows({**train_groups, "synthetic_pipeline": synthetic}), l2=l2)
-        scores.append(inner.scores(held.x))
-        held_rows.append(held)
-    if held_rows:
-        model.temperature = _best_temperature(np.concatenate(scores), _stack(held_rows))
+def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[bool, bool, float]]:
+    """(agent right, step right, probability of the named step) of each trajectory, decided as the attributor
+    does (:func:`agenttrace.attribution.cpu.decide`)."""
+    out = []
+    for a, b, target in rows.segments():
+        pos = decide(p[a:b], rows.agents[a:b], rule[1], rule[0])
+        out.append((bool(rows.agent_mask[a + pos]), a + pos == target, float(p[a + pos])))
+    return out
+
+
+@dataclass
+class Choice:
+    """What inner cross-validation chose, and how the cross-fitted verdicts scored under it."""
+
+    config: dict
+    rule: tuple[bool, float]
+    temperature: float
+    threshold: float
+    score: float
+    table: list = field(default_factory=list)
+
+
+def _group_accuracy(v: list[tuple[bool, bool, float]], groups: list[str]) -> float:
+    """(agent + step exact) / 2, averaged over the groups (each counts the same)."""
+    per: dict[str, list[float]] = {}
+    for (agent_ok, step_ok, _), g in zip(v, groups):
+        per.setdefault(g, []).append((agent_ok + step_ok) / 2)
+    return float(np.mean([np.mean(x) for x in per.values()]))
+
+
+def _threshold(conf: np.ndarray, hit: np.ndarray) -> float:
+    """The probability below which a verdict is flagged uncertain: the cut that best separates the verdicts
+    that were right from those that were wrong (most verdicts on the right side of it)."""
+    cuts = np.unique(np.round(conf, 3))
+    best = max(((np.mean((conf >= c) == hit), -c) for c in cuts), default=(0.0, -0.5))
+    return -best[1]
+
+
+def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
+    """Every choice by leave-one-group-out over ``groups`` only: each group is scored (without the ground truth)
+    by models fitted on the others; the feature set, L2 and synthetic weight with the best mean accuracy win,
+    then the step rule, the temperature (NLL) and the uncertainty threshold are read off the same cross-fitted
+    scores."""
+    names = list(groups)
+    if len(names) < 2:
+        raise ValueError("selection needs at least two labelled groups")
+    held_rows = {h: Rows({h: groups[h]}, views=(False,)) for h in names}
+    held = _stack([held_rows[h] for h in names])
+    train_rows = {h: Rows({**{k: groups[k] for k in names if k != h}, SYNTHETIC: synthetic}) for h in names}
+    best: Choice | None = None
+    table = []
+    for config in GRID:
+        scores = np.concatenate([fit(train_rows[h], FEATURE_SETS[config["features"]], config["l2"], config["synthetic"])
+                                 .scores(held_rows[h].x) for h in names])
+        for rule in RULES:
+            acc = _group_accuracy(verdicts(_segment_softmax(scores, held), held, rule), held.group)
+            table.append((config, rule, round(acc, 4)))
+            if best is None or acc > best.score + 1e-9:
+                best = Choice(config, rule, 1.0, 0.5, acc)
+                best_scores = scores
+    best.temperature = _best_temperature(best_scores, held)
+    v = verdicts(_segment_softmax(best_scores / best.temperature, held), held, best.rule)
+    best.threshold = _threshold(np.array([c for *_, c in v]), np.array([s for _, s, _ in v]))
+    best.table = table
+    return best
+
+
+def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledTrajectory]) -> StepModel:
+    """The model fitted on ``groups`` + ``synthetic`` with the choices :func:`select` makes on them."""
+    feats = {k: Featurised(v) for k, v in groups.items()}
+    synth = Featurised(synthetic)
+    choice = select(feats, synth)
+    c = choice.config
+    model = fit(Rows({**feats, SYNTHETIC: synth}), FEATURE_SETS[c["features"]], c["l2"], c["synthetic"])
+    model.temperature, model.threshold = choice.temperature, choice.threshold
+    model.by_mass, model.earliest = choice.rule
+    model.meta = {"chosen_by": "leave-one-group-out over the training groups", "features": c["features"],
+                  "l2": c["l2"], "synthetic_weight": c["synthetic"],
+                  "agent_by_mass": choice.rule[0], "earliest": choice.rule[1],
+                  "inner_accuracy": round(choice.score, 4), "groups": {k: len(v.items) for k, v in feats.items()}}
     return model
 
 
@@ -324,6 +423,7 @@ def _stack(parts: list[Rows]) -> Rows:
     out.starts = np.concatenate([p.starts + o for p, o in zip(parts, offsets)])
     out.targets = np.concatenate([p.targets + o for p, o in zip(parts, offsets)])
     out.agent_mask = np.concatenate([p.agent_mask for p in parts])
+    out.agents = [a for p in parts for a in p.agents]
     out.group = [g for p in parts for g in p.group]
     out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
     return out
@@ -338,17 +438,15 @@ def main() -> None:
     args = ap.parse_args()
 
     groups = load_dev(Path(args.data))
-    suite = load_suite(Path(args.suite))
-    for it in suite:
-        groups.setdefault(f"suite/{it.subset}", []).append(it)
+    for it in load_suite(Path(args.suite)):
+        groups.setdefault(f"suite/{it.tags.get('framework', it.subset)}", []).append(it)
     synth = pipelines(args.pipelines, seed=7)
     print("groups:", {k: len(v) for k, v in groups.items()}, "synthetic pipelines:", len(synth))
     model = train(groups, synth)
-    model.meta = {"groups": {k: len(v) for k, v in groups.items()}, "synthetic_pipelines": len(synth), "l2": L2,
-                  "generalisation": "see bench/generalisation.md (leave-one-group-out, with baselines)"}
     Path(args.out).write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
-    print("temperature:", round(model.temperature, 3))
-    print("weights:", {f: round(float(w), 3) for f, w in zip(FEATURES, model.weights)})
+    print("choices:", model.meta)
+    print("temperature:", round(model.temperature, 3), "threshold:", model.threshold)
+    print("weights:", {f: round(float(w), 3) for f, w in zip(FEATURES, model.weights) if w})
     print("wrote", args.out)
 
 

@@ -176,3 +176,26 @@ def test_features_read_no_agent_names():
         s.model_copy(update={"agent": f"agent{sorted(item.trajectory.agents).index(s.agent)}"})
         for s in item.trajectory.steps]})
     assert (extract_features(item.trajectory)[0] == extract_features(renamed)[0]).all()
+
+
+def test_a_number_arithmetic_on_the_inputs_gives_is_derived_and_one_it_does_not_is_not():
+    traj = Trajectory(run_id="d", task="Add up the fares of Paris-Rome and Oslo-Vienna.", answer="431", steps=[
+        Step(index=0, agent="data", content="", tool_calls=[
+            ToolCall(name="get_fare", arguments={"route": "Paris-Rome"}, result="Paris-Rome: 353 EUR")]),
+        Step(index=1, agent="data", content="", tool_calls=[
+            ToolCall(name="get_fare", arguments={"route": "Oslo-Vienna"}, result="Oslo-Vienna: 59 EUR")]),
+        Step(index=2, agent="data", content="Paris-Rome: 372 EUR; Oslo-Vienna: 59 EUR."),  # misread 353
+        Step(index=3, agent="writer", content="In total 431 EUR."),  # 372 + 59: arithmetic, not invention
+    ])
+    x, flows = extract_features(traj)
+    assert flows[2].underived == ["372"] and flows[3].introduced == ["431"] and flows[3].underived == []
+    assert x[2, _col("first_underived")] == 1 and x[3, _col("underived")] == 0
+
+
+def test_the_first_of_repeated_identical_steps_is_marked():
+    call = ToolCall(name="get_fare", arguments={"route": "Dublin-Athens"}, result="125 EUR")
+    traj = Trajectory(run_id="loop", task="fare of Dublin-Athens", steps=[
+        Step(index=i, agent="data", content="Let me get Dublin-Athens.", tool_calls=[call]) for i in range(4)])
+    x, _ = extract_features(traj)
+    assert list(x[:, _col("first_repeat")]) == [0, 1, 0, 0]
+    assert list(x[:, _col("repeats")]) == [0, 1, 1, 1]

@@ -11,6 +11,7 @@ import whowhen_fixtures as fx  # noqa: E402
 
 from agenttrace.attribution import claims as cl  # noqa: E402
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
+from agenttrace.attribution.flow import read_flow  # noqa: E402
 from agenttrace.datasets import from_whowhen  # noqa: E402
 from agenttrace.faults import applicable_kinds, perturb_step  # noqa: E402
 from agenttrace.lessons import lesson_for  # noqa: E402
@@ -109,3 +110,18 @@ def test_lessons_quote_only_what_the_agent_itself_wrote():
     lesson = lesson_for(verdict.model_copy(update={"agent": "searcher", "step": 1}), run)
     assert 'You wrote: "Checking the catalogue.' in lesson.text
     assert "euro" not in lesson.text  # the tool's result is not something the agent wrote
+
+
+def test_a_tool_argument_with_a_word_nothing_gave_the_agent():
+    traj = Trajectory(run_id="route", task="Add up the fares of Oslo-Vienna and Warsaw-Zurich.", steps=[
+        Step(index=0, agent="analyst", content="Let me get Oslo-Vienna.", tool_calls=[
+            ToolCall(name="get_fare", arguments={"route": "Berlin-Madrid"}, result="Berlin-Madrid: 95 EUR")]),
+        Step(index=1, agent="analyst", content="", tool_calls=[
+            ToolCall(name="get_fare", arguments={"route": "Warsaw-Zurich"}, result="Warsaw-Zurich: 330 EUR")]),
+    ])
+    view = cl.View(traj)
+    assert cl.CallsWithUnseenWord(0, "get_fare", "route", "Berlin-Madrid", "berlin-madrid").holds(view)
+    assert not cl.CallsWithUnseenWord(1, "get_fare", "route", "Warsaw-Zurich", "warsaw-zurich").holds(view)  # in the task
+    assert not cl.CallsWithUnseenWord(1, "get_fare", "route", "Berlin-Madrid", "berlin-madrid").holds(view)  # not its call
+    assert read_flow(traj)[0].unseen_argument == ("get_fare", "route", "Berlin-Madrid", "berlin-madrid")
+    assert read_flow(traj)[1].unseen_argument is None

@@ -73,11 +73,15 @@ class View:
     def in_step(self, pos: int) -> bool:
         return 0 <= pos < len(self.steps)
 
-    def inputs_text(self, pos: int) -> str:
-        parts = [self.trajectory.task or "", self.steps[pos].input or "", self.results[pos]]
+    def inputs_before_calls(self, pos: int) -> str:
+        """The task, the input the step was handed and everything earlier steps said, got back or were handed."""
+        parts = [self.trajectory.task or "", self.steps[pos].input or ""]
         for j in range(pos):
             parts += [self.actions[j], self.results[j], self.steps[j].input or ""]
         return "\n".join(parts)
+
+    def inputs_text(self, pos: int) -> str:
+        return self.inputs_before_calls(pos) + "\n" + self.results[pos]
 
     def problem_word_at(self, pos: int) -> str | None:
         text = (self.actions[pos] + "\n" + self.results[pos]).lower()
@@ -175,6 +179,31 @@ class CallsWithUngivenArgument(Claim):
             return False
         return (norm_number(self.number) in _numbers_in(self.value)
                 and not view.number_before_calls(self.pos, self.number))
+
+
+@dataclass(frozen=True)
+class CallsWithUnseenWord(Claim):
+    """The step calls ``tool`` with ``argument`` = ``value``, and ``word`` of that value was in no input it had
+    before the call (the task, earlier steps, the input it was handed)."""
+
+    tool: str
+    argument: str
+    value: str
+    word: str
+
+    def clause(self, view: View) -> str:
+        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        return f"it called {self.tool} with {arg}, although '{self.word}' is in neither the task nor anything it was given"
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos):
+            return False
+        calls = [c for c in view.steps[self.pos].tool_calls if c.name == self.tool]
+        if not any((self.argument, self.value[:80]) in [(a, v[:80]) for a, v in argument_values(c.arguments)]
+                   for c in calls):
+            return False
+        before = set(_WORD.findall(view.inputs_before_calls(self.pos).lower()))
+        return self.word in _WORD.findall(self.value.lower()) and self.word not in before
 
 
 @dataclass(frozen=True)

@@ -30,21 +30,35 @@ import numpy as np
 
 from agenttrace.attribution import claims as cl
 from agenttrace.attribution.base import Attributor, AttributorError
-from agenttrace.attribution.flow import StepFlow, action_text, read_flow, tokens, window
+from agenttrace.attribution.flow import (
+    ERROR_WORDS,
+    StepFlow,
+    action_text,
+    count_words,
+    read_flow,
+    result_text,
+    tokens,
+    window,
+)
 from agenttrace.models import Attribution, Candidate, Trajectory
 
 MODEL_PATH = Path(__file__).with_name("cpu_model.json")
 
 FEATURES = (
     # structure
-    "is_human", "first_action", "is_last", "rel_pos", "agent_first_turn", "first_turn_given_work", "agent_share",
-    "agent_len_z", "next_same_agent", "hands_off", "log_len_z", "novelty_z", "task_overlap", "answer_first", "done_here", "code_here", "plan_like",
+    "is_human", "is_first", "first_action", "is_last", "rel_pos", "agent_first_turn", "agent_turn_log",
+    "first_turn_given_work", "agent_share", "agent_len_z", "next_same_agent", "hands_off", "log_len", "log_len_z",
+    "novelty", "novelty_z", "task_overlap", "answer_first", "done_here", "code_here", "code_rel", "plan_like",
+    # the agent as a whole: the same value on each of its steps, so it moves probability between agents
+    "agent_opens", "agent_closes", "agent_problem_share", "agent_to_answer",
     # what its actions introduce, and where values go
-    "num_introduced", "introduced_rel", "introduced_to_answer", "returned_to_answer", "arg_ungrounded",
+    "num_introduced", "introduced_rel", "introduced_to_answer", "underived", "first_underived", "returned_to_answer",
+    "arg_ungrounded", "arg_unseen",
     "arg_ungrounded_to_answer", "num_conflict", "task_drop", "constraint_deficit", "assume_here",
     # problems: in its own words, from its tools, right after it, ignored, repaired, repeated
     "problem_here", "tool_failed", "result_problem", "problem_next", "problem_next_other", "first_problem",
-    "before_first_problem", "after_first_problem", "ignores_failure", "repaired", "last_unrepaired", "repeats",
+    "before_first_problem", "after_first_problem", "ignores_failure", "repaired", "last_unrepaired",
+    "late_unrepaired", "repeats", "first_repeat", "error_words", "error_words_z", "error_words_next", "first_anomaly",
     # with the ground truth
     "has_expected", "expected_seen_before",
 )
@@ -76,8 +90,22 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     first_problem = next((i for i in range(n) if problems[i]), n)
     last_unrepaired = max((i for i in range(n) if problems[i] and not flows[i].repaired), default=-1)
     first_action = next((i for i in range(n) if not flows[i].human), 0)
+    last_action = next((i for i in reversed(range(n)) if not flows[i].human), n - 1)
+    error_words = [math.log1p(min(count_words(window(f"{action_text(s)}\n{result_text(s)}".lower(), 6000), ERROR_WORDS), 20))
+                   for s in steps]
+    anomalies = [not f.human and bool(f.underived or f.ungrounded or f.unseen_argument or f.conflict or f.dropped
+                                      or f.assume_word or f.has_problem or f.ignored_error_at is not None
+                                      or f.repeats is not None) for f in flows]
+    first_anomaly = next((i for i in range(n) if anomalies[i]), n)
+    first_underived = next((i for i in range(n) if flows[i].underived), n)
+    by_agent: dict[str, list[int]] = {}
+    for i, s in enumerate(steps):
+        by_agent.setdefault(s.agent, []).append(i)
+    problem_share = {a: sum(problems[i] for i in idx) / len(idx) for a, idx in by_agent.items()}
+    to_answer = {a: float(any(flows[i].introduced_to_answer or flows[i].returned_to_answer for i in idx))
+                 for a, idx in by_agent.items()}
     seen: set[str] = set()
-    turned: set[str] = set()
+    turned: dict[str, int] = {}
     expected_seen = False
     for i, (step, f) in enumerate(zip(steps, flows)):
         actions = action_text(step)
@@ -90,26 +118,38 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         agent_step = 0.0 if f.human else 1.0
         row = {
             "is_human": float(f.human),
+            "is_first": float(i == 0),
             "first_action": float(i == first_action),
             "is_last": float(i == n - 1),
             "rel_pos": i / max(n - 1, 1),
             "agent_first_turn": float(step.agent not in turned),
+            "agent_turn_log": math.log1p(turned.get(step.agent, 0)),
             "first_turn_given_work": float(step.agent not in turned and i > first_action),
             "agent_len_z": 0.0,  # filled in below
             "agent_share": counts[step.agent] / n,
             "next_same_agent": float(nxt is not None and steps[nxt].agent == step.agent),
             "hands_off": float(bool(step.transfer_to) or "->" in (step.role or "")),
+            "log_len": math.log1p(len(actions)) / 10,
             "log_len_z": math.log1p(len(actions)),
+            "novelty": novelty,
             "novelty_z": novelty,
             "task_overlap": len(toks & task_tokens) / (len(task_tokens) + 1),
             "answer_first": f.answer_tokens_first,
             "done_here": float(f.done),
             "code_here": float(f.has_code),
+            "code_rel": float(f.has_code),
             "plan_like": float(f.plan_like),
+            "agent_opens": float(step.agent == steps[first_action].agent),
+            "agent_closes": float(step.agent == steps[last_action].agent),
+            "agent_problem_share": problem_share[step.agent],
+            "agent_to_answer": to_answer[step.agent],
             "num_introduced": math.log1p(min(len(f.introduced), 50)),
             "introduced_rel": math.log1p(min(len(f.introduced), 50)),
             "introduced_to_answer": float(bool(f.introduced_to_answer)),
+            "underived": float(bool(f.underived)),
+            "first_underived": float(i == first_underived),
             "returned_to_answer": float(bool(f.returned_to_answer)),
+            "arg_unseen": float(f.unseen_argument is not None),
             "arg_ungrounded": float(bool(f.ungrounded)),
             "arg_ungrounded_to_answer": float(any(u.returned for u in f.ungrounded)),
             "num_conflict": float(f.conflict is not None),
@@ -127,20 +167,25 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "ignores_failure": float(f.ignored_error_at is not None),
             "repaired": float(f.repaired),
             "last_unrepaired": float(i == last_unrepaired),
+            "late_unrepaired": float(i == last_unrepaired and i >= n - 3),
             "repeats": float(f.repeats is not None),
+            "first_repeat": float(f.repeats is not None and flows[f.repeats].repeats is None),
+            "error_words": error_words[i],
+            "error_words_z": error_words[i],
+            "error_words_next": error_words[nxt] if nxt is not None else 0.0,
+            "first_anomaly": float(i == first_anomaly),
             "has_expected": float(has_expected),
             "expected_seen_before": float(expected_seen and not has_expected),
         }
         x[i] = [row[name] * (agent_step if name not in ("is_human", "agent_share") else 1.0) for name in FEATURES]
-        turned.add(step.agent)
+        turned[step.agent] = turned.get(step.agent, 0) + 1
         expected_seen = expected_seen or has_expected
-    by_agent: dict[str, list[float]] = {}
-    for s, v in zip(steps, x[:, _COL["log_len_z"]]):
-        by_agent.setdefault(s.agent, []).append(v)
-    x[:, _COL["agent_len_z"]] = [sum(by_agent[s.agent]) / len(by_agent[s.agent]) for s in steps]
-    for name in ("log_len_z", "novelty_z", "agent_len_z"):
+    lengths = x[:, _COL["log_len_z"]]
+    x[:, _COL["agent_len_z"]] = [lengths[by_agent[s.agent]].mean() for s in steps]
+    for name in ("log_len_z", "novelty_z", "agent_len_z", "error_words_z"):
         _relative(x, name, z=True)
-    _relative(x, "introduced_rel", z=False)
+    for name in ("introduced_rel", "code_rel"):
+        _relative(x, name, z=False)
     return x, flows
 
 
@@ -160,17 +205,37 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def decide(p: np.ndarray, agents: list[str], earliest: float = 1.0, by_mass: bool = True) -> int:
+    """The position of the verdict's step given the step distribution ``p``. The agent is the one holding the
+    most probability mass (``by_mass``; the earlier one on a tie) or the one of the most likely step; the step
+    is that agent's earliest step whose probability is within ``earliest`` times its most likely step's (the
+    decisive error is the earliest one whose correction fixes the run, so among near-equal suspects the
+    earlier wins)."""
+    if by_mass:
+        mass: dict[str, float] = {}
+        for a, pi in zip(agents, p):
+            mass[a] = mass.get(a, 0.0) + float(pi)
+        agent = max(mass, key=lambda a: (mass[a], -agents.index(a)))
+    else:
+        agent = agents[int(np.argmax(p))]
+    mine = [i for i, a in enumerate(agents) if a == agent]
+    top = max(p[i] for i in mine)
+    return next(i for i in mine if p[i] >= earliest * top)
+
+
 class StepModel:
     """A linear scorer over standardised features; ``probabilities`` is the tempered softmax over the steps."""
 
     def __init__(self, weights, mean, scale, meta: dict[str, Any] | None = None, *, temperature: float = 1.0,
-                 threshold: float = 0.5):
+                 threshold: float = 0.5, earliest: float = 1.0, by_mass: bool = True):
         self.weights = np.asarray(weights, dtype=float)
         self.mean = np.asarray(mean, dtype=float)
         self.scale = np.asarray(scale, dtype=float)
         self.meta = meta or {}
         self.temperature = float(temperature)
         self.threshold = float(threshold)
+        self.earliest = float(earliest)
+        self.by_mass = bool(by_mass)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.weights
@@ -192,6 +257,8 @@ class StepModel:
             "scale": [round(float(v), 6) for v in self.scale],
             "temperature": round(self.temperature, 4),
             "threshold": self.threshold,
+            "earliest": self.earliest,
+            "agent_by_mass": self.by_mass,
             "meta": self.meta,
         }
 
@@ -200,7 +267,8 @@ class StepModel:
         if list(data.get("features", [])) != list(FEATURES):
             raise AttributorError("cpu_model.json was built for other features; rebuild it with bench/train_cpu_attributor.py")
         return cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
-                   temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5))
+                   temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),
+                   earliest=data.get("earliest", 1.0), by_mass=data.get("agent_by_mass", True))
 
     @classmethod
     def load(cls, path: str | Path = MODEL_PATH) -> StepModel:
@@ -224,8 +292,13 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
     if feature == "introduced_to_answer" and f.introduced_to_answer:
         v = f.introduced_to_answer[0]
         return [cl.IntroducesNumber(pos, v), cl.ReachesAnswer(pos, v)]
+    if feature in ("underived", "first_underived") and f.underived:
+        v = f.underived[0]
+        return [cl.IntroducesNumber(pos, v)] + ([cl.ReachesAnswer(pos, v)] if v in f.introduced_to_answer else [])
     if feature in ("num_introduced", "introduced_rel") and f.introduced:
         return [cl.IntroducesNumber(pos, f.introduced[0])]
+    if feature == "arg_unseen" and f.unseen_argument:
+        return [cl.CallsWithUnseenWord(pos, *f.unseen_argument)]
     if feature in ("arg_ungrounded", "arg_ungrounded_to_answer") and f.ungrounded:
         u = next((u for u in f.ungrounded if u.returned), f.ungrounded[0])
         out: list[cl.Claim] = [cl.CallsWithUngivenArgument(pos, u.tool, u.argument, u.value, u.number)]
@@ -240,11 +313,11 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
     if feature == "assume_here" and f.assume_word:
         sentence = _assumption(view.actions[pos], f.assume_word)
         return [cl.Assumes(pos, sentence, f.assume_word)] if sentence else []
-    if feature == "problem_here" and f.problem_word:
+    if feature in ("problem_here", "error_words") and f.problem_word:
         return [cl.ReportsProblem(pos, f.problem_word)]
     if feature == "tool_failed" and f.failed_tool:
         return [cl.ToolFailed(pos, f.failed_tool[0], f.failed_tool[1][:60])]
-    if feature in ("problem_next", "before_first_problem", "problem_next_other"):
+    if feature in ("problem_next", "before_first_problem", "problem_next_other", "error_words_next"):
         word = view.problem_word_at(pos + 1) if pos + 1 < len(view.steps) else None
         return [cl.NextReportsProblem(pos, word)] if word else []
     if feature == "first_problem":
@@ -254,7 +327,7 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         failed = view.steps[f.ignored_error_at]
         tool = next((c.name for c in failed.tool_calls if c.error), "")
         return [cl.IgnoresFailure(pos, f.ignored_error_at, tool)]
-    if feature == "repeats" and f.repeats is not None:
+    if feature in ("repeats", "first_repeat") and f.repeats is not None:
         return [cl.Repeats(pos, f.repeats)]
     if feature == "agent_first_turn":
         return [cl.FirstTurn(pos)]
@@ -294,11 +367,9 @@ class CpuAttributor(Attributor):
             ), []
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
         p = self.model.probabilities(x)
-        mass: dict[str, float] = {}
-        for s, pi in zip(steps, p):
-            mass[s.agent] = mass.get(s.agent, 0.0) + float(pi)
-        agent = max(mass, key=lambda a: (mass[a], -next(i for i, s in enumerate(steps) if s.agent == a)))
-        pos = max((i for i, s in enumerate(steps) if s.agent == agent), key=lambda i: (p[i], -i))
+        pos = decide(p, [s.agent for s in steps], self.model.earliest, self.model.by_mass)
+        agent = steps[pos].agent
+        agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos][:2]
         candidates = [Candidate(agent=steps[i].agent, step=steps[i].index, probability=round(float(p[i]), 4))
                       for i in [pos, *others]]
@@ -307,7 +378,7 @@ class CpuAttributor(Attributor):
         view = cl.View(trajectory)
         claims = self._claims(view, pos, x, flows)
         head = (f"is the most likely decisive error ({confidence:.0%} calibrated probability"
-                f"{', uncertain' if uncertain else ''}; {mass[agent]:.0%} of it falls on {agent})")
+                f"{', uncertain' if uncertain else ''}; {agent_mass:.0%} of it falls on {agent})")
         return Attribution(
             run_id=trajectory.run_id, agent=agent, step=steps[pos].index, attributor=self.name,
             reason=cl.render_reason(view, pos, claims, head), confidence=round(confidence, 4),

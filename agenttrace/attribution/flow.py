@@ -160,6 +160,8 @@ class StepFlow:
     human: bool = False
     introduced: list[str] = field(default_factory=list)  # surface forms of numbers its actions introduce
     introduced_to_answer: list[str] = field(default_factory=list)
+    underived: list[str] = field(default_factory=list)  # introduced numbers no sum/difference/product/ratio of inputs gives
+    unseen_argument: tuple[str, str, str, str] | None = None  # (tool, argument, value, a word no input carried)
     returned_to_answer: list[tuple[str, str]] = field(default_factory=list)  # (tool, number) from its results
     ungrounded: list[UngroundedArgument] = field(default_factory=list)
     conflict: tuple[str, str, str] | None = None  # (quantity, earlier value, this step's value)
@@ -197,11 +199,56 @@ def salient_task_words(task: str) -> set[str]:
             if (any(c.isdigit() for c in t) or len(t) >= 4) and t not in _TASK_STOP}
 
 
+_POOL = 30  # the most recent distinct numbers an introduced number may be derived from
+_SUM_RUN = 8  # longest run of consecutive recent numbers whose sum counts as derived
+
+
+def _as_float(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def derivable(value: str, pool: list[str]) -> bool:
+    """Whether ``value`` is a sum, difference, product or ratio of two numbers of ``pool`` (recent first-seen
+    order), or the sum of a run of consecutive ones: arithmetic on what the step was given, not an invention."""
+    v = _as_float(value)
+    nums = [x for x in (_as_float(p) for p in pool[-_POOL:]) if x is not None]
+    if v is None:
+        return True
+    close = lambda a: abs(a - v) <= 0.01 * max(1.0, abs(v))  # noqa: E731 - rounding of a quoted result
+    for i, a in enumerate(nums):
+        for b in nums[i + 1:]:
+            if close(a + b) or close(a - b) or close(b - a) or close(a * b) or (b and close(a / b)) or (a and close(b / a)):
+                return True
+    for start in range(len(nums)):
+        total = 0.0
+        for x in nums[start:start + _SUM_RUN]:
+            total += x
+            if close(total):
+                return True
+    return False
+
+
+def _unseen_argument(step: Step, seen_words: set[str]) -> tuple[str, str, str, str] | None:
+    """The first tool argument with a word (three letters or more, no digits) that no input carries, and the word."""
+    for call in step.tool_calls:
+        for arg, text in argument_values(call.arguments):
+            unseen = [w for w in _TOKEN.findall(text.lower())
+                      if len(w) >= 3 and not any(c.isdigit() for c in w) and w not in seen_words]
+            if unseen:
+                return call.name, arg, text[:80], unseen[0]
+    return None
+
+
 def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     """One :class:`StepFlow` per step of the trajectory."""
     steps = trajectory.steps
     task = trajectory.task or ""
     seen_numbers = set(numbers(task))  # every number any input so far has carried
+    recent = list(seen_numbers)  # the same, in the order they were first seen
+    seen_words = tokens(task)
     named_seen = _named_values(task.lower())
     answer = final_answer(trajectory)
     answer_numbers = set(numbers(answer))
@@ -223,6 +270,9 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         if not f.human:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
+            pool = recent + [v for v in given if v not in seen_numbers]
+            f.underived = [s for s in f.introduced if not derivable(norm_number(s), pool)]
+            f.unseen_argument = _unseen_argument(step, seen_words | tokens(step.input or ""))
             inputs = seen_numbers | set(numbers(step.input or ""))  # what it had before calling its tools
             for call in step.tool_calls:
                 returned = numbers(value_text(call.result))  # in the order the result gives them
@@ -274,7 +324,9 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 pending_failure[step.agent] = pos
             else:
                 pending_failure.pop(step.agent, None)
-        seen_numbers |= set(own) | given | set(numbers(results))
+        recent += [v for v in (*own, *given) if v not in seen_numbers]
+        seen_numbers |= set(own) | given
+        seen_words |= step_tokens | tokens(results) | tokens(step.input or "")
         flows.append(f)
     _mark_repaired(steps, flows)
     return flows
