@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import subprocess
@@ -11,13 +10,9 @@ import time
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-import agenttrace
 from agenttrace.local_collector import LocalCollector, free_port
+from tests.otlp_helpers import export, send_run, wait_for
 
 TOKEN = "downstream-admin-token-0001"
 TOKEN_FILE = f'[[tokens]]\ntoken = "{TOKEN}"\nscope = "admin"\n'
@@ -27,27 +22,6 @@ def stored_spans(collector: LocalCollector) -> set[tuple[bytes, bytes]]:
     """(span id, the span as stored) for every span in the collector's database."""
     with sqlite3.connect(f"file:{collector.db}?mode=ro", uri=True) as db:
         return {(bytes(i), bytes(d)) for i, d in db.execute("SELECT span_id, data FROM spans")}
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := condition()):
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not met within {timeout}s")
-
-
-def export(trace: int, spans: int = 5) -> bytes:
-    """An OTLP/HTTP protobuf body: one trace of ``spans`` spans under a root."""
-    trace_id = trace.to_bytes(16, "big")
-    now = time.time_ns()
-    items = [Span(trace_id=trace_id, span_id=(trace * 100 + i + 1).to_bytes(8, "big"),
-                  parent_span_id=b"" if i == 0 else (trace * 100 + 1).to_bytes(8, "big"),
-                  name=f"span {i}", start_time_unix_nano=now, end_time_unix_nano=now + 1000) for i in range(spans)]
-    resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="forwarding"))])
-    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(
-        resource=resource, scope_spans=[ScopeSpans(spans=items)])]).SerializeToString()
 
 
 def metric(collector: LocalCollector, name: str, **labels) -> float:
@@ -70,27 +44,19 @@ def downstreams(tmp_path):
         yield over_http, over_grpc
 
 
-def test_every_stored_span_reaches_the_downstreams_unchanged_over_http_and_grpc_with_auth_headers(tmp_path, downstreams):
+def test_every_stored_span_reaches_the_downstreams_unchanged_over_http_and_grpc_with_auth(tmp_path, downstreams):
     over_http, over_grpc = downstreams
     forward = ("--forward", over_http.endpoint, "--forward", f"grpc://127.0.0.1:{over_grpc.grpc_port}",
                "--forward-header", f"Authorization=Bearer {TOKEN}", "--settle", "0.2")
     with LocalCollector(tmp_path / "front.db", attributor="none", extra_args=forward,
                         log_file=tmp_path / "front.log") as front:
-        agenttrace.instrument(endpoint=front.endpoint, service_name="forwarding", frameworks=[])
-        try:
-            with agenttrace.run("relay", task="say hi") as run:
-                with agenttrace.agent_step("Greeter", input="say hi") as step:
-                    step.output("hi")
-                run.succeed("hi")
-            assert agenttrace.flush()
-        finally:
-            agenttrace.uninstrument()
+        run = send_run(front.endpoint, answer="4")
         front.wait_run(run.run_id)
         sent = stored_spans(front)
         for downstream in (over_http, over_grpc):
             assert wait_for(lambda d=downstream: stored_spans(d) == sent, what="all spans forwarded")
             trajectory, _ = downstream.wait_run(run.run_id)
-            assert [s.agent for s in trajectory.steps] == ["Greeter"]
+            assert [s.agent for s in trajectory.steps] == ["Planner", "Calculator"]
         assert metric(front, "agenttrace_forward_sent_spans_total") == 2 * len(sent)
         assert metric(front, "agenttrace_forward_dropped_spans_total") == 0
 
@@ -133,12 +99,13 @@ def test_an_export_waits_in_the_queue_for_a_downstream_that_starts_late(tmp_path
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--forward", "ftp://example.com"), "cannot forward to 'ftp://example.com'"),
-    (("--forward", "http://127.0.0.1:9", "--forward-header", "Authorization"), "header 'Authorization' is not NAME=VALUE"),
+    (("--forward", "http://127.0.0.1:9", "--forward-header", "Authorization"),
+     "header 'Authorization' is not NAME=VALUE"),
     (("--export-verdicts", "127.0.0.1:6006"), "cannot forward to '127.0.0.1:6006'"),
 ])
 def test_a_bad_forward_option_is_a_clear_error(tmp_path, args, message):
     result = subprocess.run([sys.executable, "-m", "agenttrace_collector", "--db", str(tmp_path / "x.db"),
                              "--port", str(free_port()), "--grpc-port", "0", "--attributor", "none", *args],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "AGENTTRACE_LOG_FORMAT": "json"})
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr

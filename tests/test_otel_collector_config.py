@@ -15,7 +15,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from agenttrace.local_collector import LocalCollector
-from tests.test_forwarding import export
+from tests.otlp_helpers import export
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "otel-collector.md"
 ANY = object()  # a map whose keys are the user's (headers)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-import agenttrace
 from agenttrace.local_collector import LocalCollector
 from agenttrace.models import Attribution, Step, Trajectory
 from agenttrace.testing.scripted_llm import ScriptedLLM
 from agenttrace_collector.otlp import load_span
 from agenttrace_collector.verdict_export import verdict_span
+from tests.otlp_helpers import send_run, wait_for
 
 
 def spans_named(collector: LocalCollector, name: str) -> list[Span]:
@@ -30,23 +29,9 @@ def test_a_verdict_is_a_span_under_the_run_root_linked_to_the_blamed_step_in_the
             LocalCollector(tmp_path / "front.db", attributor="openai", log_file=tmp_path / "front.log",
                            extra_args=("-o", f"base_url={llm.base_url}", "-o", "model=m", "--settle", "0.2",
                                        "--forward", down.endpoint, "--export-verdicts", down.endpoint)) as front:
-        agenttrace.instrument(endpoint=front.endpoint, service_name="verdicts", frameworks=[])
-        try:
-            with agenttrace.run("add", task="2+2", expected="4") as run:
-                with agenttrace.agent_step("Planner", input="2+2") as step:
-                    step.output("Calculator, add them")
-                    step.transfer("Calculator")
-                with agenttrace.agent_step("Calculator", input="2+2") as step:
-                    step.output("5")
-                run.finish("5")
-            assert agenttrace.flush()
-        finally:
-            agenttrace.uninstrument()
+        run = send_run(front.endpoint, answer="5")
         trajectory, [verdict] = front.wait_run(run.run_id, verdict=True)
-        deadline = time.monotonic() + 30
-        while not (exported := spans_named(down, "agenttrace.attribution")) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        [span] = exported
+        [span] = wait_for(lambda: spans_named(down, "agenttrace.attribution"), what="the verdict span downstream")
         [root] = spans_named(down, "agenttrace.run add")
         assert span.trace_id == root.trace_id and span.parent_span_id == root.span_id
         blamed = trajectory.steps[1]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -153,7 +152,8 @@ class _TargetQueue:
             try:
                 return self.sender.send(request)
             except Undelivered as exc:
-                if not exc.retry or attempt == self.max_attempts or self._stop.wait(self.backoff_s * 2 ** (attempt - 1)):
+                last = not exc.retry or attempt == self.max_attempts
+                if last or self._stop.wait(self.backoff_s * 2 ** (attempt - 1)):  # stopping: no more retries
                     raise
 
     def _dropped(self, spans: int, reason: str, why: str) -> None:

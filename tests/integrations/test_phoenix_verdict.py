@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-import agenttrace
 from agenttrace.local_collector import LocalCollector, free_port
 from agenttrace.testing.scripted_llm import ScriptedLLM
+from tests.otlp_helpers import send_run
 
 PHOENIX = Path(sys.executable).parent / "phoenix"
 
@@ -76,18 +76,7 @@ def test_the_verdict_is_in_phoenix_under_the_run_trace(tmp_path, phoenix):
             LocalCollector(tmp_path / "agenttrace.db", attributor="openai", log_file=tmp_path / "collector.log",
                            extra_args=("-o", f"base_url={llm.base_url}", "-o", "model=m", "--settle", "0.2",
                                        "--forward", phoenix_url, "--export-verdicts", phoenix_url)) as collector:
-        agenttrace.instrument(endpoint=collector.endpoint, service_name="phoenix-verdicts", frameworks=[])
-        try:
-            with agenttrace.run("add", task="2+2", expected="4") as run:
-                with agenttrace.agent_step("Planner", input="2+2") as step:
-                    step.output("Calculator, add them")
-                    step.transfer("Calculator")
-                with agenttrace.agent_step("Calculator", input="2+2") as step:
-                    step.output("5")
-                run.finish("5")
-            assert agenttrace.flush()
-        finally:
-            agenttrace.uninstrument()
+        run = send_run(collector.endpoint, answer="5")
         trajectory, [verdict] = collector.wait_run(run.run_id, verdict=True)
 
         deadline = time.monotonic() + 60  # Phoenix stores what it receives asynchronously
