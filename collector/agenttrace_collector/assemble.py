@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from agenttrace import semconv as sc
 from agenttrace.models import Outcome, Step, ToolCall, Trajectory
 from agenttrace_collector.conventions import (
+    A2A_METHOD,
+    MCP_METHOD,
     Kind,
     Normalized,
     handoff_target,
@@ -54,8 +56,23 @@ class _Builder:
     def __init__(self, spans: list[SpanView]) -> None:
         self.roots = build_tree(spans)
         self.norm: dict[str, Normalized] = {s.span_id: normalize(s) for s in spans}
+        self._fold_server_sides(spans)
         self.drafts: list[_Draft] = []
         self._order = itertools.count()
+
+    def _fold_server_sides(self, spans: list[SpanView]) -> None:
+        """An MCP or A2A server's span under its client's span of the same call (with only containers, such as
+        HTTP spans, between) is one call seen twice: the client's span stands for it, the server's is a container."""
+        parent = {child.span_id: span for span in spans for child in span.children}
+        for span in spans:
+            key = next((k for k in (MCP_METHOD, A2A_METHOD) if span.attrs.get(k)), None)
+            if key is None:
+                continue
+            up = parent.get(span.span_id)
+            while up is not None and self.norm[up.span_id].kind is Kind.OTHER and not up.attrs.get(key):
+                up = parent.get(up.span_id)
+            if up is not None and up.attrs.get(key) == span.attrs.get(key):
+                self.norm[span.span_id] = Normalized(Kind.OTHER)
 
     def build(self) -> list[Step]:
         for root in self.roots:
@@ -84,7 +101,9 @@ class _Builder:
         elif n.kind is Kind.TOOL:
             self._tool(span, n, scope)
         elif n.kind is Kind.HANDOFF and scope is not None:
-            scope.handoffs.append(span)
+            n.transfer_to = n.transfer_to or self._delegate(span)  # an A2A call names its agent, or runs it
+            if n.transfer_to:
+                scope.handoffs.append(span)
         for child in span.children:
             self._walk(child, scope)
 

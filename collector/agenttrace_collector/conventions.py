@@ -1,4 +1,9 @@
-"""Reading a span in any convention: OpenTelemetry GenAI (v1.41 and older), OpenInference, OpenLLMetry.
+"""Reading a span in any convention: OpenTelemetry GenAI (gen-ai/1.42 and older), OpenInference, OpenLLMetry.
+
+GenAI's ``invoke_workflow`` and ``plan`` spans are containers: the agent and model spans under them make the
+steps. An MCP ``tools/call`` span is a tool call; an A2A ``SendMessage`` span is a handoff to the agent it
+calls, which may run in another process (the trace context joins them). When both the client and the server
+of one MCP or A2A call are traced, the server's span (under the client's) is read as a container.
 
 Each span is normalised into a :class:`Normalized` - what kind of step-bearing
 thing it is (run, agent, LLM call, tool call, handoff) and its content as
@@ -44,6 +49,11 @@ class Normalized:
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 AGENT_OPERATIONS = {"invoke_agent"}
+CONTAINER_OPERATIONS = {"invoke_workflow", "plan"}
+MCP_METHOD = "mcp.method.name"
+MCP_TOOL_CALL = "tools/call"
+A2A_METHOD = "a2a.method.name"
+A2A_MESSAGE_METHODS = {"SendMessage", "SendStreamingMessage", "message/send", "message/stream"}  # 1.0 and 0.x names
 OPENINFERENCE_KINDS = {"AGENT": Kind.AGENT, "LLM": Kind.LLM, "TOOL": Kind.TOOL}
 TRACELOOP_KINDS = {"agent": Kind.AGENT, "tool": Kind.TOOL}
 
@@ -53,6 +63,10 @@ def normalize(span: SpanView) -> Normalized:
     if a.get(sc.SPAN_KIND) == "run":
         return Normalized(Kind.RUN, input_text=_text(a.get(sc.RUN_TASK)), output_text=_text(a.get(sc.RUN_ANSWER)))
     op = a.get(sc.GEN_AI_OPERATION_NAME)
+    if op in CONTAINER_OPERATIONS:
+        return Normalized(Kind.OTHER)
+    if a.get(A2A_METHOD) in A2A_MESSAGE_METHODS:  # the called agent's name comes from its Agent Card, if known
+        return Normalized(Kind.HANDOFF, transfer_to=a.get(sc.GEN_AI_AGENT_NAME))
     if op in AGENT_OPERATIONS and "gen_ai.workflow.nodes" in a:
         # OpenLLMetry's LangGraph graph-invocation marker: a sibling of the agent's work, not its parent
         return Normalized(Kind.OTHER)
@@ -60,7 +74,7 @@ def normalize(span: SpanView) -> Normalized:
         return _genai(span, Kind.AGENT)
     if op in LLM_OPERATIONS:
         return _genai(span, Kind.LLM)
-    if op == sc.OP_EXECUTE_TOOL:
+    if op == sc.OP_EXECUTE_TOOL or a.get(MCP_METHOD) == MCP_TOOL_CALL:
         return _genai(span, Kind.TOOL)
     if "openinference.span.kind" in a:
         return _openinference(span)
@@ -87,7 +101,8 @@ def _genai(span: SpanView, kind: Kind) -> Normalized:
     if kind is Kind.AGENT and not n.agent:
         n.agent = _strip_prefix(span.name, "invoke_agent")
     if kind is Kind.TOOL:
-        n.tool_name = a.get(sc.GEN_AI_TOOL_NAME) or _strip_prefix(span.name, "execute_tool")
+        n.tool_name = (a.get(sc.GEN_AI_TOOL_NAME) or _strip_prefix(span.name, "execute_tool")
+                       or _strip_prefix(span.name, MCP_TOOL_CALL))
         n.tool_call_id = a.get(sc.GEN_AI_TOOL_CALL_ID)
         n.tool_arguments = _maybe_json(a.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
         n.tool_result = _maybe_json(a.get(sc.GEN_AI_TOOL_CALL_RESULT))
