@@ -47,24 +47,24 @@ def generate_command(framework, n, seed, out, topologies) -> None:
 
 
 @suite_group.command("summary", help="Counts of labelled runs in suite files: framework x topology, framework x "
-                                     "error kind, and positions and repaired errors per framework.")
+                                     "error kind, topology x error kind, positions and repaired errors per framework.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def summary_command(paths) -> None:
     from agenttrace.models import LabelledTrajectory
 
     tags = [LabelledTrajectory.model_validate_json(line).tags for path in paths
             for line in path.read_text().splitlines() if line.strip()]
-    for column in ("topology", "error_kind", "position", "repaired"):
-        click.echo(_table(Counter((t["framework"], t[column]) for t in tags), column))
+    for row, column in (("framework", "topology"), ("framework", "error_kind"), ("topology", "error_kind"),
+                        ("framework", "position"), ("framework", "repaired")):
+        click.echo(_table(Counter((t[row], t[column]) for t in tags), row, column))
 
 
-def _table(counts: Counter, column: str) -> str:
-    """A markdown table: one row per framework, one column per value, and totals."""
-    frameworks = sorted({f for f, _ in counts})
+def _table(counts: Counter, row: str, column: str) -> str:
+    """A markdown table: one line per ``row`` value, one column per ``column`` value, and totals."""
+    keys = sorted({k for k, _ in counts})
     values = sorted({v for _, v in counts})
-    lines = [f"| framework \\ {column} | " + " | ".join(values) + " | total |",
-             "|---" * (len(values) + 2) + "|"]
-    for f in [*frameworks, "total"]:
-        row = [sum(n for (g, v), n in counts.items() if v == value and f in (g, "total")) for value in values]
-        lines.append(f"| {f} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
+    lines = [f"| {row} \\ {column} | " + " | ".join(values) + " | total |", "|---" * (len(values) + 2) + "|"]
+    for key in [*keys, "total"]:
+        cells = [sum(n for (k, v), n in counts.items() if v == value and key in (k, "total")) for value in values]
+        lines.append(f"| {key} | " + " | ".join(map(str, cells)) + f" | {sum(cells)} |")
     return "\n".join(lines) + "\n"
