@@ -33,7 +33,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -171,22 +170,33 @@ print(code)
 """
 
 
+BARE_GRPC_SERVER = r"""
+from concurrent import futures
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+class Bare(trace_service_pb2_grpc.TraceServiceServicer):
+    def Export(self, request, context):
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Bare(), server)
+print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+server.start()
+server.wait_for_termination()
+"""
+
+
 def grpc_garbage(workdir: Path, n: int) -> None:
     print(f"\n3. {n} gRPC requests whose bytes are not a protobuf, sent 3 times")
     print(f"   {'server':<42}{'RSS growth after each round':>30}  answer")
-
-    class Bare(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request, context):  # noqa: N802
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    bare = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Bare(), bare)
-    port = bare.add_insecure_port("127.0.0.1:0")
-    bare.start()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_GRPC_SERVER], stdout=subprocess.PIPE, text=True)
     try:
-        _grpc_rounds(f"bare grpcio {grpc.__version__} (grpcio deserializes)", os.getpid(), f"127.0.0.1:{port}", n)
+        port = int(bare.stdout.readline())
+        _grpc_rounds(f"bare grpcio {grpc.__version__} (grpcio deserializes)", bare.pid, f"127.0.0.1:{port}", n)
     finally:
-        bare.stop(0)
+        bare.kill()
+        bare.wait()
     c = collector(workdir, "grpc")
     try:
         _grpc_rounds("agenttrace collector (decodes itself)", c.proc.pid, f"127.0.0.1:{c.grpc_port}", n)
