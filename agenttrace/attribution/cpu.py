@@ -1,17 +1,21 @@
 """The ``cpu`` attributor: no LLM, no GPU, a few milliseconds per trajectory.
 
 Each step is described by features of what it *does* versus what it *receives* (see
-:mod:`agenttrace.attribution.flow`): numbers its own actions introduce and whether they reach the final
-answer, tool arguments that nothing it was given supports and what those calls returned, quantities it
-restates differently, what a plan leaves out of the task, problems in its own words versus in its tool
-results, failures it goes on from without a word, errors that are repaired later, loops, plus generic
-structure (first action, an agent's first turn, handoffs, relative length and novelty). No feature reads
-an agent's name, a data set's phrasing or an absolute step position.
+:mod:`agenttrace.attribution.flow`): numbers its own actions introduce, whether arithmetic on its inputs
+gives them and whether they reach the final answer, tool arguments (numbers or words) that nothing it was
+given supports and what those calls returned, quantities it restates differently, what a plan leaves out of
+the task, problems in its own words versus in its tool results, failures it goes on from without a word,
+errors that are repaired later, loops, the earliest anomalous step, plus generic structure (relative
+position, first action, an agent's turn count, handoffs, relative length and novelty) and agent-level terms
+(the agent opens or closes the run, its share of steps and of problems). No feature reads an agent's name,
+a data set's phrasing or an absolute step position.
 
-A linear model scores the steps and a softmax with a calibrated temperature turns the scores into a
-distribution over steps (a conditional logit). The agent is the one holding the most probability mass;
-the step is that agent's most likely step. The verdict carries the top candidates and is ``uncertain``
-when the calibrated probability of its step is below the model's threshold. The reason is built from
+A linear model scores the steps and a softmax turns the scores into a distribution over steps (a
+conditional logit). The verdict is read off it by :func:`decide` (the agent by probability mass or by the
+top step, then that agent's earliest near-best step); the reported probabilities use a calibrated
+temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
+Which features count, the regularisation, the verdict rule, the temperature and the threshold are all chosen
+by leave-one-group-out over the training data (``bench/train_cpu_attributor.py``). The reason is built from
 claims (:mod:`agenttrace.attribution.claims`) and only claims the checker verifies are said.
 
 The weights, temperature and threshold live in ``cpu_model.json`` next to this file;
@@ -367,7 +371,9 @@ class CpuAttributor(Attributor):
             ), []
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
         p = self.model.probabilities(x)
-        pos = decide(p, [s.agent for s in steps], self.model.earliest, self.model.by_mass)
+        # the verdict is read off the untempered distribution, as training chose the rule on it; the
+        # temperature only calibrates the probabilities reported
+        pos = decide(softmax(self.model.scores(x)), [s.agent for s in steps], self.model.earliest, self.model.by_mass)
         agent = steps[pos].agent
         agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos][:2]
