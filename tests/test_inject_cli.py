@@ -135,7 +135,7 @@ def test_successful_runs_from_a_collector(collector, traced, tmp_path):
     assert traj.outcome.value == "success"
 
     out = tmp_path / "from_collector.jsonl"
-    result = invoke("--endpoint", collector.endpoint, "--outcome", "success", "--service", "agenttrace-tests",
+    result = invoke("--endpoint", collector.endpoint, "--outcome", "success", "--service", traced.service_name,
                     "--out", str(out), "--per-trajectory", "2")
     assert result.exit_code == 0, result.output
     items = [i for i in load_tracertraj(out) if run.run_id in i.id]
