@@ -248,13 +248,13 @@ class RestatesDifferently(Claim):
 
 @dataclass(frozen=True)
 class LeavesOut(Claim):
-    """The task has each of ``words``; the step's plan mentions none of them."""
+    """The task has each of ``words``; the step's own text (its actions) mentions none of them."""
 
     words: tuple[str, ...]
 
     def clause(self, view: View) -> str:
         listed = ", ".join(f"'{w}'" for w in self.words)
-        return f"it plans the work without the task's {listed}"
+        return f"what it writes leaves out the task's {listed}"
 
     def holds(self, view: View) -> bool:
         if not view.in_step(self.pos) or not self.words:

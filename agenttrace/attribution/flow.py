@@ -36,7 +36,8 @@ ASSUME_WORDS = (
 DONE_WORDS = ("terminate", "final answer", "the answer is", "in conclusion", "task is complete", "successfully")
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
-_ENUM = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)  # list numbering "1. ", "2) "
+# list numbering "1. ", "2) ": at a line's start, or after a sentence's end ("... shipped. 2. Calculator: ...")
+_ENUM = re.compile(r"(?:^\s*|(?<=[.;:!?] ))\d{1,2}[.)]\s+(?=[A-Za-z])", re.MULTILINE)
 _TOKEN = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
 _NAMED_AFTER = re.compile(r"\b([a-z][a-z_]{2,})[ \t]*(?:=|:|\bis\b|\bwas\b|\bare\b)[ \t]*(-?\d+(?:\.\d+)?)\b")
 _NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
