@@ -256,8 +256,8 @@ def _register() -> None:
     from agenttrace.cli_worker import worker_command
     from agenttrace.suite.cli import suite_group
 
-    for command in (attribute_command, eval_command, export_command, inject_command, lessons_group, train_command, suite_group,
-                    worker_command, quarantine_group):
+    for command in (attribute_command, eval_command, export_command, inject_command, lessons_group, train_command,
+                    suite_group, worker_command, quarantine_group):
         main.add_command(command)
 
 
