@@ -42,7 +42,7 @@ from train_cpu_attributor import load_dev, load_suite, pipelines, train, usable 
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
 from agenttrace.attribution.flow import ERROR_WORDS, is_human  # noqa: E402
 from agenttrace.models import LabelledTrajectory, Trajectory  # noqa: E402
-from agenttrace.scoring import SubsetScore, score  # noqa: E402
+from agenttrace.data.scoring import SubsetScore, score  # noqa: E402
 
 Prediction = tuple[str | None, int | None]
 

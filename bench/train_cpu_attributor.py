@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agenttrace.attribution.cpu import FEATURES, MODEL_PATH, StepModel, decide, extract_features  # noqa: E402
-from agenttrace.datasets import load_any  # noqa: E402
+from agenttrace.data.datasets import load_any  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory  # noqa: E402
 
 
 # ---------------------------------------------------------------- fault-injected pipelines
 # Diverse *successful* synthetic team runs (planner -> fact gatherer -> coder -> [executor] -> [verifier] ->
 # [writer]) over arithmetic word problems, with role names drawn from several naming styles. One step is
-# perturbed with agenttrace.faults.perturb_step, and every later step is recomputed from what it was given
+# perturbed with agenttrace.data.faults.perturb_step, and every later step is recomputed from what it was given
 # (values are re-read from the gatherer's text, the code is executed), so the fault propagates the way it
 # does in a real run. Samples whose final answer is still right are dropped.
 
@@ -105,7 +105,7 @@ def _execute(code_text):
 
 
 def pipelines(n_items: int, seed: int = 0) -> list[LabelledTrajectory]:
-    from agenttrace.faults import perturb_step
+    from agenttrace.data.faults import perturb_step
 
     rng = random.Random(seed)
     out: list[LabelledTrajectory] = []

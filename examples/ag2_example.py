@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 TASK = "What is 17 * 23? Compute it with Python."
 

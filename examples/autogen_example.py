@@ -14,7 +14,7 @@ import asyncio
 import json
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 TASK = "What is 17 + 25? Use the add tool, then let the writer state the answer."
 

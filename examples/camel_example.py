@@ -23,7 +23,7 @@ from camel.types import ModelPlatformType
 from camel.utils import BaseTokenCounter
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 

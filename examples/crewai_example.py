@@ -21,7 +21,7 @@ from crewai import LLM, Agent, Crew, Process, Task  # noqa: E402
 from crewai.tools import tool  # noqa: E402
 
 import agenttrace  # noqa: E402
-from agenttrace.example_env import example_env  # noqa: E402
+from agenttrace.demo.env import example_env  # noqa: E402
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 

@@ -19,7 +19,7 @@ from langgraph.prebuilt import create_react_agent
 from langgraph_supervisor import create_supervisor
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 TASK = "How many moons does Mars have?"
 FACTS = {"mars moons": "Mars has two moons, Phobos and Deimos."}

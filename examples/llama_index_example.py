@@ -17,7 +17,7 @@ from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.llms.openai_like import OpenAILike
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 

@@ -20,7 +20,7 @@ from agents.tracing import set_trace_processors
 from openai import AsyncOpenAI
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 INVOICES = {"INV-42": "120 EUR, paid on 3 March"}
 

@@ -17,7 +17,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 

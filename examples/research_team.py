@@ -1,10 +1,10 @@
 """The team ``agenttrace demo`` runs: Planner, Researcher, Calculator, Writer, with a seeded error.
 
-It ships inside the package (``agenttrace.example_team``) so the demo works from ``pip install``;
+It ships inside the package (``agenttrace.demo.team``) so the demo works from ``pip install``;
 this file runs it once against your collector: ``python examples/research_team.py``.
 """
 
-from agenttrace.example_team import EXPECTED, FACTS, TASK, ResearchTeam
+from agenttrace.demo.team import EXPECTED, FACTS, TASK, ResearchTeam
 
 __all__ = ["EXPECTED", "FACTS", "TASK", "ResearchTeam"]
 

@@ -3,7 +3,7 @@
 A four-agent team (Planner -> Researcher -> Coder -> Writer) solves warehouse-arithmetic tasks. Every agent
 makes exactly one model call, ``llm(messages)``, with its instructions (and any lessons) in the system
 message. By default the model is *scripted*: it writes the correct output, and then - on the tasks where
-that agent has an injected weakness - :mod:`agenttrace.faults` perturbs it (Planner: dropped constraint,
+that agent has an injected weakness - :mod:`agenttrace.data.faults` perturbs it (Planner: dropped constraint,
 Researcher: wrong number, Coder: off-by-one / wrong return value in its code, Writer: wrong number). A
 scripted agent resists its weakness with probability ``P_FIX_LESSON`` when its system message holds a
 lesson, and ``P_FIX_RETRY`` when it only holds the generic "try again" note. These probabilities are
@@ -48,7 +48,7 @@ from pathlib import Path
 import httpx
 
 import agenttrace
-from agenttrace.faults import perturb_step
+from agenttrace.data.faults import perturb_step
 from agenttrace.lessons import LESSONS_HEADER, fetch_lessons, lesson_for, with_lessons
 from agenttrace.models import Attribution, Outcome, Step, Trajectory
 
@@ -347,7 +347,7 @@ def live_llm_from_env():
     base = os.environ.get("AGENTTRACE_LLM_BASE_URL")
     if not base:
         return None
-    from agenttrace.replay import openai_llm
+    from agenttrace.data.replay import openai_llm
 
     return openai_llm(base, os.environ.get("AGENTTRACE_LLM_MODEL", "gpt-4o-mini"),
                       api_key=os.environ.get("AGENTTRACE_LLM_API_KEY"), temperature=0)

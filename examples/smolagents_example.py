@@ -16,7 +16,7 @@ import re
 from smolagents import CodeAgent, OpenAIServerModel, ToolCallingAgent, tool
 
 import agenttrace
-from agenttrace.example_env import example_env
+from agenttrace.demo.env import example_env
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi"}
 

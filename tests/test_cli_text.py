@@ -40,10 +40,10 @@ def cli_error(*args: str) -> str:
 def wide_console(monkeypatch):
     """Rich wraps table cells at the console's width; a wide console keeps each text on one line."""
     import agenttrace.cli
-    import agenttrace.cli_lessons
+    import agenttrace.cli.lessons
 
     monkeypatch.setenv("COLUMNS", "400")
-    for module in (agenttrace.cli, agenttrace.cli_lessons):
+    for module in (agenttrace.cli, agenttrace.cli.lessons):
         monkeypatch.setattr(module.console, "width", 400)
 
 

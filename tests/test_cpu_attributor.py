@@ -11,7 +11,7 @@ import whowhen_fixtures as fx  # noqa: E402
 from agenttrace.attribution import get_attributor  # noqa: E402
 from agenttrace.attribution.cpu import FEATURES, CpuAttributor, StepModel, extract_features  # noqa: E402
 from agenttrace.attribution.flow import read_flow  # noqa: E402
-from agenttrace.datasets import from_whowhen  # noqa: E402
+from agenttrace.data.datasets import from_whowhen  # noqa: E402
 from agenttrace.models import Step, ToolCall, Trajectory  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Specification of agenttrace.datasets: reading Who&When / TracerTraj and writing the Who&When shape."""
+"""Specification of agenttrace.data.datasets: reading Who&When / TracerTraj and writing the Who&When shape."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import whowhen_fixtures as fx  # noqa: E402
 
-from agenttrace.datasets import (  # noqa: E402
+from agenttrace.data.datasets import (  # noqa: E402
     ALGORITHM_GENERATED,
     HAND_CRAFTED,
     DatasetError,

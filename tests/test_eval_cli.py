@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import whowhen_fixtures as fx  # noqa: E402
 
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
-from agenttrace.cli_eval import attribute_command, eval_command  # noqa: E402
+from agenttrace.cli.eval import attribute_command, eval_command  # noqa: E402
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_attribute_prints_the_verdict(tmp_path):
 
 
 def test_attribute_reads_a_trajectory_dump(tmp_path):
-    from agenttrace.datasets import from_whowhen
+    from agenttrace.data.datasets import from_whowhen
 
     traj = from_whowhen(fx.hand_crafted()).trajectory
     path = tmp_path / "traj.json"

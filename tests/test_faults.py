@@ -6,12 +6,12 @@ import json
 import random
 import re
 
-from agenttrace.datasets import load_tracertraj, load_whowhen_dir
-from agenttrace.faults import (applicable_kinds, contradict_fact, drop_constraint, inject, inject_many,
+from agenttrace.data.datasets import load_tracertraj, load_whowhen_dir
+from agenttrace.data.faults import (applicable_kinds, contradict_fact, drop_constraint, inject, inject_many,
                                perturb_code, perturb_python, perturb_step, write_tracertraj, write_whowhen_dir,
                                wrong_argument, wrong_number)
 from agenttrace.models import Outcome, Step, ToolCall
-from agenttrace.replay import Replayable
+from agenttrace.data.replay import Replayable
 
 CODE = """def solve(xs):
     total = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from agenttrace.cli import main
-from agenttrace.datasets import load_any, load_tracertraj, load_whowhen_dir
+from agenttrace.data.datasets import load_any, load_tracertraj, load_whowhen_dir
 from tests.conftest import flush
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inject"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from agenttrace.adapters.camel import WorkforceLessons, find_worker
 from agenttrace.adapters.maas import LessonReviser, PromptReviser
-from agenttrace.cli_lessons import lessons_group
+from agenttrace.cli.lessons import lessons_group
 from agenttrace.lessons import LESSONS_HEADER, lesson_for, lessons_block, with_lessons
 from agenttrace.models import Attribution, Lesson, Step, Trajectory
 from tests.conftest import flush

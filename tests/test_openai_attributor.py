@@ -202,7 +202,7 @@ def test_a2p_malformed_answer_is_undecided_and_says_why(reply, why):
 def test_a2p_is_chosen_from_the_cli(tmp_path):
     from click.testing import CliRunner
 
-    from agenttrace.cli_eval import attribute_command
+    from agenttrace.cli.eval import attribute_command
 
     path = tmp_path / "run.json"
     path.write_text(_run().model_dump_json())

@@ -12,8 +12,8 @@ import whowhen_fixtures as fx  # noqa: E402
 from agenttrace.attribution import claims as cl  # noqa: E402
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
 from agenttrace.attribution.flow import read_flow  # noqa: E402
-from agenttrace.datasets import from_whowhen  # noqa: E402
-from agenttrace.faults import applicable_kinds, perturb_step  # noqa: E402
+from agenttrace.data.datasets import from_whowhen  # noqa: E402
+from agenttrace.data.faults import applicable_kinds, perturb_step  # noqa: E402
 from agenttrace.lessons import lesson_for  # noqa: E402
 from agenttrace.models import Step, ToolCall, Trajectory  # noqa: E402
 
@@ -34,7 +34,7 @@ def _tool_run(seed: int) -> Trajectory:
 
 
 def fixture_set() -> list[Trajectory]:
-    """Who&When/TracerTraj-shaped runs and tool runs, each with one fault injected by agenttrace.faults."""
+    """Who&When/TracerTraj-shaped runs and tool runs, each with one fault injected by agenttrace.data.faults."""
     out = [from_whowhen(make(seed)).trajectory for seed in range(6)
            for make in (fx.hand_crafted, fx.algorithm_generated, fx.tracertraj_row)]
     rng = random.Random(3)

@@ -7,7 +7,7 @@ import re
 import agenttrace
 from agenttrace.attribution import Attributor
 from agenttrace.models import Attribution, Outcome, Trajectory
-from agenttrace.replay import (GENERIC_HINT, Hint, Recording, Replayable, attributor_corrector, find_decisive_step,
+from agenttrace.data.replay import (GENERIC_HINT, Hint, Recording, Replayable, attributor_corrector, find_decisive_step,
                                model_corrector, openai_llm, replayable, search_decisive_step)
 from agenttrace.testing.scripted_llm import ScriptedLLM
 from tests.conftest import flush

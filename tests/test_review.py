@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from agenttrace.cli import main as cli
-from agenttrace.datasets import load_tracertraj
+from agenttrace.data.datasets import load_tracertraj
 from tests.test_auth import ADMIN, ALPHA, BETA, CALLERS, READER, ROOT, bearer, collector, runs, token_file  # noqa: F401
 
 

@@ -1,4 +1,4 @@
-"""Specification of agenttrace.scoring: the Who&When substring rule, exact match and AgenTracer's reward."""
+"""Specification of agenttrace.data.scoring: the Who&When substring rule, exact match and AgenTracer's reward."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from agenttrace.models import Label
-from agenttrace.scoring import (
+from agenttrace.data.scoring import (
     Scoreboard,
     exact_agent_correct,
     exact_step_correct,

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, Trajectory
-from agenttrace.train import TracerReward, build_dataset, parse_strict, score_completion
+from agenttrace.data.train import TracerReward, build_dataset, parse_strict, score_completion
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
@@ -93,7 +93,7 @@ def _warm_start(model, tokenizer, prompts):
 def test_grpo_lora_steps_on_cpu(tmp_path):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from agenttrace.train import train
+    from agenttrace.data.train import train
 
     items = _items()
     plain = build_dataset(items, max_prompt_tokens=None)

@@ -244,7 +244,7 @@ def api_router(store: Store, writer: IngestWriter, pipeline: Pipeline, attributo
     @router.get("/runs/{run_id}/whowhen", tags=["runs"],
                 summary="The run (by id or unique id prefix) in Who&When / TracerTraj JSON shape")
     def get_run_whowhen(run_id: str, caller: Principal = Depends(request_principal)) -> dict:
-        from agenttrace.datasets import to_whowhen
+        from agenttrace.data.datasets import to_whowhen
 
         run_id, traj = find_run(run_id, caller)
         verdicts = store.attributions(run_id=run_id)

@@ -14,13 +14,13 @@ Perturbations (each returns the new text, or None where it does not apply):
 :func:`inject` perturbs one step of a successful trajectory. The label is that step and its agent: every
 step before it is the successful run's own, so it is the earliest error by construction. Whether the
 perturbation really makes the run fail is known only by running it again: with a replayable system
-(:class:`agenttrace.replay.Replayable`, whose calls match the trajectory's steps) the steps before ``t`` are
+(:class:`agenttrace.data.replay.Replayable`, whose calls match the trajectory's steps) the steps before ``t`` are
 served back, step ``t`` gets the perturbed content and the rest runs live; a run that still succeeds gives
 no sample, one that fails gives a sample with ``confirmed=True`` whose later steps are the replayed ones.
 Without a replayable system the sample keeps the original later steps and says ``confirmed=False``.
 
 Export: :func:`write_tracertraj` (JSONL) and :func:`write_whowhen_dir` (one JSON per sample), both through
-:func:`agenttrace.datasets.to_whowhen`, plus ``injected_kind`` / ``confirmed`` keys.
+:func:`agenttrace.data.datasets.to_whowhen`, plus ``injected_kind`` / ``confirmed`` keys.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ class InjectedFailure:
                                   label=self.label)
 
     def to_whowhen(self) -> dict[str, Any]:
-        from agenttrace.datasets import to_whowhen
+        from agenttrace.data.datasets import to_whowhen
 
         return to_whowhen(self.trajectory, self.label) | {"injected_kind": self.kind, "confirmed": self.confirmed}
 
@@ -292,7 +292,7 @@ def inject(trajectory: Trajectory, *, step: int | None = None, kind: str | None 
     """A labelled failure from a successful ``trajectory``, or None (nothing applies, or the replay succeeded).
 
     ``step``/``kind`` default to a random eligible step (not the human's) and a random kind that applies
-    to it. ``run`` is a :class:`~agenttrace.replay.Replayable` reproducing the trajectory's system; ``args``
+    to it. ``run`` is a :class:`~agenttrace.data.replay.Replayable` reproducing the trajectory's system; ``args``
     and ``kwargs`` are its arguments.
     """
     rng = rng or random.Random(0)
@@ -312,7 +312,7 @@ def inject(trajectory: Trajectory, *, step: int | None = None, kind: str | None 
     run_id = f"{trajectory.run_id}-inj-{suffix or f'{t}-{chosen}'}"
     label = Label(agent=new_step.agent, step=t, reason=f"injected {chosen}: {what}")
     if run is not None and chosen != "wrong_argument":
-        from agenttrace.replay import Recording
+        from agenttrace.data.replay import Recording
 
         replayed = run.replay(Recording.from_trajectory(trajectory), t, new_step.content, *args, **(kwargs or {}))
         if replayed.success:

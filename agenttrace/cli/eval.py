@@ -11,13 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from agenttrace.attribution.base import AttributorError, available, get_attributor
-from agenttrace.cli_export import fetch_reviewed
-from agenttrace.datasets import DatasetError, iter_paths, load_any
-from agenttrace.evaluate import MODE_TITLES, WITH_G, WITHOUT_G, EvalError, prepare, run_eval
+from agenttrace.cli.export import fetch_reviewed
+from agenttrace.data.datasets import DatasetError, iter_paths, load_any
+from agenttrace.data.evaluate import MODE_TITLES, WITH_G, WITHOUT_G, EvalError, prepare, run_eval
 from agenttrace.logs import get_logger
-from agenttrace.scoring import score
+from agenttrace.data.scoring import score
 
-log = get_logger("agenttrace.cli_eval")
+log = get_logger("agenttrace.cli.eval")
 
 
 def _options(pairs: tuple[str, ...]) -> dict:

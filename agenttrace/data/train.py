@@ -1,7 +1,7 @@
 """Training a tracer: GRPO (TRL) with LoRA (peft) on labelled trajectories, rewarded AgenTracer's way.
 
-Data: Who&When folders/files and TracerTraj JSONL (anything :func:`agenttrace.datasets.iter_paths` reads,
-including the output of :mod:`agenttrace.faults`); only items with a label are used. Each item becomes one
+Data: Who&When folders/files and TracerTraj JSONL (anything :func:`agenttrace.data.datasets.iter_paths` reads,
+including the output of :mod:`agenttrace.data.faults`); only items with a label are used. Each item becomes one
 conversational prompt built by :func:`agenttrace.attribution.prompt.build_prompt` (the same prompt the
 ``tracer`` attributor serves with, fitted to ``max_prompt_tokens`` with the model's tokenizer).
 
@@ -11,7 +11,7 @@ Reward (:func:`tracer_reward`, the TRL reward function), after AgenTracer (arXiv
   (whitespace around the blocks allowed; the answer body parsed by
   :func:`agenttrace.attribution.parse.parse_answer_body`);
 * otherwise ``lambda * [agent == label agent] + (1 - lambda) * exp(-(t_hat - t*)^2 / (2 sigma^2))`` with
-  sigma = 1, lambda = 0.5 (:func:`agenttrace.scoring.multigranular_reward`).
+  sigma = 1, lambda = 0.5 (:func:`agenttrace.data.scoring.multigranular_reward`).
 
 Sizing: the defaults fit an 8B model (e.g. Qwen3-8B) on one 80 GB GPU: the base weights in bf16 (~16 GB),
 LoRA r=16 / alpha=32 on all linear layers (the only trained and optimizer-held parameters, well under 1% of
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agenttrace.models import Label, LabelledTrajectory
-from agenttrace.scoring import LAMBDA, SIGMA, multigranular_reward
+from agenttrace.data.scoring import LAMBDA, SIGMA, multigranular_reward
 
 _STRICT = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<body>.*?)</answer>\s*$", re.DOTALL)
 
@@ -108,7 +108,7 @@ def prompt_messages(item: LabelledTrajectory, *, tokenizer: Any = None, max_prom
 
 
 def load_items(paths: Iterable[str | Path]) -> list[LabelledTrajectory]:
-    from agenttrace.datasets import iter_paths
+    from agenttrace.data.datasets import iter_paths
 
     return [item for item in iter_paths(paths) if item.label is not None]
 

@@ -10,8 +10,8 @@ import click
 import httpx
 from rich.console import Console
 
-from agenttrace.datasets import DatasetError, iter_paths
-from agenttrace.faults import ALL_KINDS, CODE_KINDS, TEXT_KINDS, TOOL_KINDS, inject_many, write_tracertraj, \
+from agenttrace.data.datasets import DatasetError, iter_paths
+from agenttrace.data.faults import ALL_KINDS, CODE_KINDS, TEXT_KINDS, TOOL_KINDS, inject_many, write_tracertraj, \
     write_whowhen_dir
 from agenttrace.models import Outcome, Trajectory
 from agenttrace.setup import auth_headers
@@ -67,7 +67,7 @@ human's) is changed by one fault kind; the label is that step and its agent, whi
 error by construction, since every step before it is the successful run's own. The later steps are
 left as they were: nothing is re-run, so every sample is marked "confirmed": false (the perturbation
 may not really have made the run fail). For confirmed samples, re-run your system with
-agenttrace.faults.inject(..., run=Replayable) from Python.
+agenttrace.data.faults.inject(..., run=Replayable) from Python.
 
 \b
 Where the successful runs come from (one or both):
@@ -81,7 +81,7 @@ Where the samples go (exactly one):
   --out FILE.jsonl   TracerTraj JSONL, one Who&When-shaped object per line
   --out-dir DIR      a Who&When folder: 0.json, 1.json, ...
 Each sample carries mistake_agent / mistake_step / mistake_reason plus injected_kind and confirmed;
-`agenttrace eval` and agenttrace.datasets read both layouts.
+`agenttrace eval` and agenttrace.data.datasets read both layouts.
 
 \b
 Fault kinds (--kind, repeatable; default: any that applies to the chosen step):

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from agenttrace.attribution.base import Attributor, get_attributor
-from agenttrace.datasets import iter_paths
+from agenttrace.data.datasets import iter_paths
 from agenttrace.logs import get_logger
 from agenttrace.models import Label, LabelledTrajectory
-from agenttrace.scoring import Scoreboard, score
+from agenttrace.data.scoring import Scoreboard, score
 
-log = get_logger("agenttrace.evaluate")
+log = get_logger("agenttrace.data.evaluate")
 
 WITH_G = "with_G"
 WITHOUT_G = "without_G"

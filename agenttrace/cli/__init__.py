@@ -40,7 +40,7 @@ def main() -> None:
     configure_logging()
 
 
-from agenttrace.cli_worker import attribution_options, attribution_settings  # noqa: E402
+from agenttrace.cli.worker import attribution_options, attribution_settings  # noqa: E402
 
 
 @main.command(help="Run the collector: receives OTLP traces, rebuilds runs, attributes failed ones.")
@@ -225,7 +225,7 @@ def runs_list(endpoint, outcome, service, name, limit, as_json) -> None:
 @click.pass_obj
 def runs_show(endpoint, run_id, as_json) -> None:
     from agenttrace.models import Attribution, Trajectory
-    from agenttrace.render import print_trajectory
+    from agenttrace.cli.render import print_trajectory
 
     detail = _get(endpoint, f"/api/v1/runs/{run_id}")
     if as_json:
@@ -247,13 +247,13 @@ def demo(keep) -> None:
 
 
 def _register() -> None:
-    from agenttrace.cli_eval import attribute_command, eval_command
-    from agenttrace.cli_export import export_command
-    from agenttrace.cli_inject import inject_command
-    from agenttrace.cli_lessons import lessons_group
-    from agenttrace.cli_quarantine import quarantine_group
-    from agenttrace.cli_train import train_command
-    from agenttrace.cli_worker import worker_command
+    from agenttrace.cli.eval import attribute_command, eval_command
+    from agenttrace.cli.export import export_command
+    from agenttrace.cli.inject import inject_command
+    from agenttrace.cli.lessons import lessons_group
+    from agenttrace.cli.quarantine import quarantine_group
+    from agenttrace.cli.train import train_command
+    from agenttrace.cli.worker import worker_command
     from agenttrace.suite.cli import suite_group
 
     for command in (attribute_command, eval_command, export_command, inject_command, lessons_group, train_command,

@@ -1,4 +1,4 @@
-"""``agenttrace train``: GRPO + LoRA on labelled trajectories (see :mod:`agenttrace.train`)."""
+"""``agenttrace train``: GRPO + LoRA on labelled trajectories (see :mod:`agenttrace.data.train`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def train_command(paths, model, output_dir, max_steps, learning_rate, batch_size
     from agenttrace.cli import require_extra
 
     require_extra("train", "agenttrace train")
-    from agenttrace.train import load_items, train
+    from agenttrace.data.train import load_items, train
 
     items = load_items(paths)
     if not items:

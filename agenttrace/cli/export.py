@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from agenttrace.datasets import to_whowhen
+from agenttrace.data.datasets import to_whowhen
 from agenttrace.models import LabelledTrajectory
 from agenttrace.setup import DEFAULT_ENDPOINT
 

@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.text import Text
 
 import agenttrace
-from agenttrace.example_team import EXPECTED, ResearchTeam
+from agenttrace.demo.team import EXPECTED, ResearchTeam
 from agenttrace.lessons import lesson_for
 from agenttrace.local_collector import LocalCollector
 from agenttrace.models import Attribution
-from agenttrace.render import print_trajectory
+from agenttrace.cli.render import print_trajectory
 
 
 def main(console: Console, keep: bool = False) -> int:

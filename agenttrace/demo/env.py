@@ -18,7 +18,7 @@ from rich.console import Console
 
 import agenttrace
 from agenttrace.local_collector import LocalCollector
-from agenttrace.render import print_trajectory
+from agenttrace.cli.render import print_trajectory
 from agenttrace.testing.scripted_llm import Script, ScriptedLLM
 
 
