@@ -7,7 +7,7 @@ from agenttrace.integration import DidNotEnable, Integration
 from agenttrace.models import Attribution, Lesson, Outcome, Step, Termination, ToolCall, Trajectory
 from agenttrace.run import Run, run
 from agenttrace.setup import Instrumentation, flush, instrument, uninstrument
-from agenttrace.spans import agent_step, llm_call, tool_call
+from agenttrace.spans import agent_step, llm_call, plan, tool_call, workflow
 
 __all__ = [
     "Attribution",
@@ -27,7 +27,9 @@ __all__ = [
     "instrument",
     "llm_call",
     "on_feedback",
+    "plan",
     "run",
     "tool_call",
     "uninstrument",
+    "workflow",
 ]

@@ -3,7 +3,7 @@
 Framework hooks (LangChain callbacks, OpenAI Agents tracing processors, event
 buses) report "X started" and "X ended" as separate calls, often on other
 threads or tasks than the one that started the run. These helpers start
-``invoke_agent`` / ``chat`` / ``execute_tool`` spans under an explicit parent
+``invoke_workflow`` / ``invoke_agent`` / ``chat`` / ``execute_tool`` spans under an explicit parent
 (never "whatever is current"), record their content through :mod:`agenttrace.spans`
 (capture switch, redaction, truncation) and end them. :class:`SpanTable` maps
 a framework's own run/span ids to the spans, so parentage follows the
@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agenttrace import semconv
 from agenttrace.content import maybe_json
-from agenttrace.spans import record_error, set_messages, set_value, tracer
+from agenttrace.spans import record_error, set_messages, set_value, tracer, workflow_attributes
 
 Parent = Span | Context | None
 
@@ -69,7 +69,23 @@ def start_agent(
 
 
 def agent_output(span: Span, output: Any) -> None:
+    """The output of an agent's turn, or of a workflow (``start_workflow``)."""
     set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, output, "assistant")
+
+
+workflow_output = agent_output
+
+
+def start_workflow(
+    name: str, *, parent: Parent = None, input: Any = None, start_time: int | None = None,
+    framework: str | None = None,
+) -> Span:
+    """An ``invoke_workflow {name}`` span: one invocation of a graph or crew that coordinates agents."""
+    span = _start(f"{semconv.OP_INVOKE_WORKFLOW} {name}", SpanKind.INTERNAL, parent,
+                  workflow_attributes(name, framework), start_time)
+    if input is not None:
+        set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, input, "user")
+    return span
 
 
 def start_chat(

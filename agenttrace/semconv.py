@@ -1,4 +1,4 @@
-"""Attribute names: OpenTelemetry GenAI semantic conventions (v1.41 layout) and the agenttrace overlay.
+"""Attribute names: OpenTelemetry GenAI semantic conventions (gen-ai/1.42 layout) and the agenttrace overlay.
 
 The GenAI names are spelled out here rather than imported from
 ``opentelemetry-semantic-conventions`` so that the SDK keeps working across its
@@ -11,6 +11,8 @@ OP_CREATE_AGENT = "create_agent"
 OP_EXECUTE_TOOL = "execute_tool"
 OP_CHAT = "chat"
 OP_TEXT_COMPLETION = "text_completion"
+OP_INVOKE_WORKFLOW = "invoke_workflow"  # several agents coordinated: a LangGraph graph, a CrewAI crew
+OP_PLAN = "plan"  # an agent's planning / task decomposition
 
 GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
 GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
@@ -18,6 +20,7 @@ GEN_AI_SYSTEM = "gen_ai.system"  # pre-1.37 name of the provider, still read
 GEN_AI_AGENT_NAME = "gen_ai.agent.name"
 GEN_AI_AGENT_ID = "gen_ai.agent.id"
 GEN_AI_AGENT_DESCRIPTION = "gen_ai.agent.description"
+GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
 GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
 GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"

@@ -1,4 +1,5 @@
-"""The manual API: agent steps, tool calls and LLM calls as GenAI spans, for frameworks without an integration."""
+"""The manual API: workflows, agent steps, plans, tool calls and LLM calls as GenAI spans, for frameworks without
+an integration."""
 
 from __future__ import annotations
 
@@ -56,11 +57,21 @@ class _Handle:
         self.span.set_attribute(key, value)
 
 
-class AgentStep(_Handle):
+class _Output(_Handle):
     def output(self, content: Any) -> None:
-        """What the agent said or decided in this turn."""
+        """What came out: the agent's turn, the plan, the workflow's result (text or messages)."""
         set_messages(self.span, semconv.GEN_AI_OUTPUT_MESSAGES, content, "assistant")
 
+
+class Workflow(_Output):
+    pass
+
+
+class Plan(_Output):
+    pass
+
+
+class AgentStep(_Output):
     def transfer(self, target: str) -> None:
         """Hands the conversation over to another agent (a handoff or delegation)."""
         self.span.set_attribute(semconv.TRANSFER_TARGET, target)
@@ -104,6 +115,47 @@ def _span(name: str, kind: SpanKind, attributes: dict[str, Any]) -> Iterator[Spa
         except BaseException as exc:
             record_error(span, exc)
             raise
+
+
+def workflow_attributes(name: str, framework: str | None = None) -> dict[str, Any]:
+    """An ``invoke_workflow`` span's attributes (shared with :func:`agenttrace.genai.start_workflow`)."""
+    return {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW,
+        semconv.GEN_AI_WORKFLOW_NAME: name,
+        "agenttrace.framework": framework,
+    }
+
+
+def plan_attributes(agent: str, agent_id: str | None = None) -> dict[str, Any]:
+    return {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_PLAN,
+        semconv.GEN_AI_AGENT_NAME: agent,
+        semconv.GEN_AI_AGENT_ID: agent_id,
+    }
+
+
+@contextmanager
+def workflow(name: str, *, input: Any = None) -> Iterator[Workflow]:
+    """A process that coordinates several agents: an ``invoke_workflow {name}`` span their spans nest under.
+
+    ``name`` is the workflow's low-cardinality name (``gen_ai.workflow.name``), e.g. ``"trip-planner"``;
+    ``.output(...)`` records its result. It adds no step of its own to the trajectory.
+    """
+    with _span(f"{semconv.OP_INVOKE_WORKFLOW} {name}", SpanKind.INTERNAL, workflow_attributes(name)) as span:
+        if input is not None:
+            set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, input, "user")
+        yield Workflow(span)
+
+
+@contextmanager
+def plan(agent: str, *, agent_id: str | None = None) -> Iterator[Plan]:
+    """``agent`` planning or decomposing its task: a ``plan {agent}`` span.
+
+    The LLM call that drafts the plan nests under it (that call is the agent's step); without one,
+    ``.output(plan)`` records the plan itself, and the plan is a step of ``agent``.
+    """
+    with _span(f"{semconv.OP_PLAN} {agent}", SpanKind.INTERNAL, plan_attributes(agent, agent_id)) as span:
+        yield Plan(span)
 
 
 @contextmanager

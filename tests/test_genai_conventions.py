@@ -1,4 +1,5 @@
-"""The GenAI conventions of semantic-conventions-genai (gen-ai/1.42): workflow and plan spans, MCP tool calls,
+"""The GenAI conventions of semantic-conventions-genai (gen-ai/1.42): workflow and plan spans (a plan span is a container
+for the model call that drafts the plan, or a step when it carries the plan itself), MCP tool calls,
 A2A calls between agents, including one run across two processes joined by W3C trace context."""
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def test_workflow_and_plan_spans_contain_the_steps_of_their_agents(emit):  # noq
                 with tracer.start_as_current_span("chat m", attributes={
                         "gen_ai.operation.name": "chat", "gen_ai.request.model": "m", OUT: said("1. find 2. book")}):
                     pass
+        with tracer.start_as_current_span("invoke_agent Booker", attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Booker", OUT: said("booked")}):
+            pass
+    steps = trajectory().steps
+    assert [(s.agent, s.content) for s in steps] == [("Planner", "1. find 2. book"), ("Booker", "booked")]
+
+
+def test_a_plan_span_carrying_its_plan_outside_any_agent_span_is_a_step_of_its_agent(emit):  # noqa: F811
+    tracer, trajectory = emit
+    with tracer.start_as_current_span("invoke_workflow trip", attributes={
+            "gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "trip"}):
+        with tracer.start_as_current_span("plan Planner", attributes={
+                "gen_ai.operation.name": "plan", "gen_ai.agent.name": "Planner", OUT: said("1. find 2. book")}):
+            pass
         with tracer.start_as_current_span("invoke_agent Booker", attributes={
                 "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Booker", OUT: said("booked")}):
             pass

@@ -2,7 +2,9 @@
 
 A step is one agent turn. Every LLM call is a step of the agent it runs under;
 an agent span with no LLM call of its own (a scripted agent, a manual
-``agent_step``) is one step with the agent's output. Tool calls are attached to
+``agent_step``) is one step with the agent's output. A ``plan`` span that
+records its plan itself (no LLM call under it) is a step of its agent, followed
+by the agent's own output when it has one. Tool calls are attached to
 the step that asked for them (matched by call id, else by name), with their
 results and errors; handoff-style tool calls and transfer attributes name the
 target agent. A handoff span (``agenttrace.transfer.target``, the OpenAI Agents
@@ -40,6 +42,7 @@ class _Draft:
     time: float
     order: int
     step: Step
+    plan: bool = False  # a plan the agent recorded itself (a plan span with no model call under it)
 
 
 @dataclass
@@ -96,6 +99,9 @@ class _Builder:
         if n.kind is Kind.AGENT:
             self._agent(span, n)
             return
+        if n.kind is Kind.PLAN:
+            self._plan(span, n, scope)
+            return
         if n.kind is Kind.LLM:
             self._llm(span, n, scope)
         elif n.kind is Kind.TOOL:
@@ -117,17 +123,34 @@ class _Builder:
                 not (message_text(n.output_messages) or n.output_text)
                 or any(d.step.agent == scope.name for d in nested)):
             return  # a wrapper around other agents' steps (a workflow / team span, or the same agent's node): no step
-        if not scope.steps:
+        own = message_text(n.output_messages) or n.output_text or ""
+        if not scope.steps or (own and all(d.plan for d in scope.steps)):
+            # the turn's own output: its only step, or the step after the plans it recorded
+            start = scope.steps[-1].step.end_time if scope.steps else span.start
             step = Step(
-                index=0, agent=scope.name,
-                content=message_text(n.output_messages) or n.output_text or "",
+                index=0, agent=scope.name, content=own,
                 input=last_user_text(n.input_messages) or n.input_text,
-                error=span.error, start_time=span.start, end_time=span.end, span_id=span.span_id,
+                error=span.error, start_time=start, end_time=span.end, span_id=span.span_id,
             )
-            self._emit(span.start, step, scope)
+            self._emit(start, step, scope)
         last = scope.steps[-1].step
         last.tool_calls.extend(scope.loose_tools)
         self._handoffs(last, scope)
+
+    def _plan(self, span: SpanView, n: Normalized, scope: _AgentScope | None) -> None:
+        """A plan span: the model call under it is the agent's step; without one, the plan it carries is."""
+        before = len(self.drafts)
+        for child in span.children:
+            self._walk(child, scope)
+        content = message_text(n.output_messages)
+        if len(self.drafts) > before or not content:
+            return
+        step = Step(
+            index=0, agent=scope.name if scope else (n.agent or span.service or "planner"), content=content,
+            input=last_user_text(n.input_messages), error=span.error,
+            start_time=span.start, end_time=span.end, span_id=span.span_id,
+        )
+        self._emit(span.start, step, scope).plan = True
 
     def _handoffs(self, step: Step, scope: _AgentScope) -> None:
         """The agent's explicit handoffs (attribute, handoff spans) onto its last step.

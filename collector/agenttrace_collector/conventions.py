@@ -1,7 +1,8 @@
 """Reading a span in any convention: OpenTelemetry GenAI (gen-ai/1.42 and older), OpenInference, OpenLLMetry.
 
-GenAI's ``invoke_workflow`` and ``plan`` spans are containers: the agent and model spans under them make the
-steps. An MCP ``tools/call`` span is a tool call; an A2A ``SendMessage`` span is a handoff to the agent it
+GenAI's ``invoke_workflow`` spans are containers: the agent and model spans under them make the steps. A ``plan``
+span is a container for the LLM call that drafts the plan; one that carries the plan itself (its output messages,
+no model call under it) is a step of the planning agent. An MCP ``tools/call`` span is a tool call; an A2A ``SendMessage`` span is a handoff to the agent it
 calls, which may run in another process (the trace context joins them). When both the client and the server
 of one MCP or A2A call are traced, the server's span (under the client's) is read as a container.
 
@@ -29,6 +30,7 @@ class Kind(str, Enum):
     LLM = "llm"
     TOOL = "tool"
     HANDOFF = "handoff"
+    PLAN = "plan"
     OTHER = "other"
 
 
@@ -49,7 +51,8 @@ class Normalized:
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 AGENT_OPERATIONS = {"invoke_agent"}
-CONTAINER_OPERATIONS = {"invoke_workflow", "plan"}
+CONTAINER_OPERATIONS = {"invoke_workflow"}
+PLAN_OPERATION = "plan"
 MCP_METHOD = "mcp.method.name"
 MCP_TOOL_CALL = "tools/call"
 A2A_METHOD = "a2a.method.name"
@@ -65,6 +68,8 @@ def normalize(span: SpanView) -> Normalized:
     op = a.get(sc.GEN_AI_OPERATION_NAME)
     if op in CONTAINER_OPERATIONS:
         return Normalized(Kind.OTHER)
+    if op == PLAN_OPERATION:
+        return _genai(span, Kind.PLAN)
     if a.get(A2A_METHOD) in A2A_MESSAGE_METHODS:  # the called agent's name comes from its Agent Card, if known
         return Normalized(Kind.HANDOFF, transfer_to=a.get(sc.GEN_AI_AGENT_NAME))
     if op in AGENT_OPERATIONS and "gen_ai.workflow.nodes" in a:
@@ -98,8 +103,8 @@ def _genai(span: SpanView, kind: Kind) -> Normalized:
     _genai_events(span, n)
     if kind is Kind.LLM:
         n.output_messages = [_unrepr_message(m) for m in n.output_messages]
-    if kind is Kind.AGENT and not n.agent:
-        n.agent = _strip_prefix(span.name, "invoke_agent")
+    if kind in (Kind.AGENT, Kind.PLAN) and not n.agent:
+        n.agent = _strip_prefix(span.name, "invoke_agent" if kind is Kind.AGENT else PLAN_OPERATION)
     if kind is Kind.TOOL:
         n.tool_name = (a.get(sc.GEN_AI_TOOL_NAME) or _strip_prefix(span.name, "execute_tool")
                        or _strip_prefix(span.name, MCP_TOOL_CALL))

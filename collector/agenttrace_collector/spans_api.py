@@ -22,7 +22,7 @@ class SpanOut(BaseModel):
     end: float
     status: str = Field(description="ok or error")
     error: str | None
-    kind: str = Field(description="run, agent, llm, tool, handoff or other")
+    kind: str = Field(description="run, agent, llm, tool, handoff, plan or other")
     agent: str | None = None
     model: str | None = None
     input_tokens: int | None = None
