@@ -8,6 +8,7 @@ accepting afterwards.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import itertools
 import json
@@ -17,11 +18,13 @@ import threading
 import grpc
 import httpx
 import pytest
+from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agenttrace.local_collector import LocalCollector
+from agenttrace_collector.otlp import load_span
 from tests.crash import ingest_until_killed
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -240,6 +243,43 @@ def test_grpc_rejects_bad_ids_and_oversized_messages(small):
         ok, ok_ids = make_request(3)
         stub.Export(ok, timeout=10)
     assert ok_ids <= stored_ids(small.db)
+
+
+# (kind, status.code) as sent -> as stored: OTLP's SpanKind is 0-5 and StatusCode 0-2; a value outside them cannot be
+# interpreted, so it is stored as "not specified" (UNSPECIFIED / UNSET) and the span is kept.
+ENUM_CLAMPS = [((9, 7), (0, 0)), ((-1, -3), (0, 0)), ((3, 2), (3, 2))]
+
+
+def stored_kind_and_status(db, span_hex: str) -> tuple[int, int]:
+    conn = sqlite3.connect(db, timeout=30)
+    (status_code, data), = conn.execute("SELECT status_code, data FROM spans WHERE span_id = ?",
+                                        (bytes.fromhex(span_hex),)).fetchall()
+    conn.close()
+    span = load_span(data)
+    assert status_code == span.status.code
+    return span.kind, span.status.code
+
+
+@pytest.mark.parametrize("path", ["otlp-json", "grpc"])
+def test_kind_and_status_code_outside_their_otlp_enums_are_stored_as_unspecified(small, path):
+    n = next(_ids)
+    trace_hex, root_hex = f"{n:032x}", f"{n:012x}0000"
+    span_hexes = [f"{n:012x}{i:04x}" for i in range(1, len(ENUM_CLAMPS) + 1)]
+    doc = _otlp_json(trace_hex, root_hex, name="invoke_agent planner")
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    for span_hex, ((kind, code), _) in zip(span_hexes, ENUM_CLAMPS):
+        spans.append({**spans[0], "spanId": span_hex, "parentSpanId": root_hex, "name": "chat", "kind": kind,
+                      "status": {"code": code}})
+    if path == "otlp-json":
+        assert post(small, json.dumps(doc).encode(), JSON).status_code == 200
+    else:  # the same spans as protobuf (ids in base64, protobuf's JSON mapping)
+        for span in spans:
+            for key in ("traceId", "spanId", "parentSpanId"):
+                span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+        with grpc.insecure_channel(f"127.0.0.1:{small.grpc_port}") as channel:
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+                json_format.ParseDict(doc, ExportTraceServiceRequest()), timeout=10)
+    assert [stored_kind_and_status(small.db, h) for h in span_hexes] == [stored for _, stored in ENUM_CLAMPS]
 
 
 # ---- each path stores, duplicates once -------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -152,12 +152,17 @@ def _hex_ids_to_base64(obj: dict) -> None:
 
 MAX_NANOS = 2**63 - 1  # the stores' signed 64-bit integers; later times are clamped (year 2262)
 _NO_TRACE, _NO_SPAN = bytes(16), bytes(8)
+_SPAN_KINDS = frozenset(Span.SpanKind.values())
+_STATUS_CODES = frozenset(Status.StatusCode.values())
 
 
 def rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
     """One row per span; spans with malformed ids are rejected with the whole request.
 
-    All-zero ids are invalid (OTLP spec) and rejected; times beyond what the store holds are clamped.
+    All-zero ids are invalid (OTLP spec) and rejected; times beyond what the store holds are clamped. A ``kind``
+    or ``status.code`` outside its OTLP enum (protobuf enums are open: any int32 decodes) says nothing a receiver
+    can interpret, so it is clamped to the spec's "not specified" value, SPAN_KIND_UNSPECIFIED / STATUS_CODE_UNSET,
+    rather than failing the request's other spans.
     """
     out: list[SpanRow] = []
     append = out.append
@@ -178,6 +183,10 @@ def rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
                                      "defines as invalid")
                 if span.parent_span_id and len(span.parent_span_id) != 8:
                     raise BadRequest(f"span {span.name[:100]!r} has an invalid parent_span_id length")
+                if span.kind not in _SPAN_KINDS:
+                    span.kind = Span.SPAN_KIND_UNSPECIFIED
+                if span.status.code not in _STATUS_CODES:
+                    span.status.code = Status.STATUS_CODE_UNSET
                 append(SpanRow(tid, sid, span.parent_span_id, span.name, service,
                                min(span.start_time_unix_nano, MAX_NANOS), min(span.end_time_unix_nano, MAX_NANOS),
                                span.status.code, span.SerializeToString()))
