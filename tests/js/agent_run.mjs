@@ -43,16 +43,22 @@ function inSpan(tracer, name, attributes, body) {
  * share a start time, and then their order is lost.) */
 const latency = () => new Promise((resolve) => setTimeout(resolve, 3));
 
+/** One turn of ``agent`` on ``input``: an invoke_agent span, with ``body(span)`` inside it. */
+function agentTurn(tracer, agent, input, body) {
+  const attributes = {
+    "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent,
+    "gen_ai.input.messages": messages("user", input),
+  };
+  return inSpan(tracer, `invoke_agent ${agent}`, attributes, body);
+}
+
 async function agentRun(tracer) {
   const attributes = {
     "agenttrace.span.kind": "run", "agenttrace.run.id": runId, "agenttrace.run.name": "add",
     "agenttrace.run.task": "2+2", "agenttrace.run.expected": 4,
   };
   await inSpan(tracer, "agenttrace.run add", attributes, async (run) => {
-    await inSpan(tracer, "invoke_agent Planner", {
-      "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Planner",
-      "gen_ai.input.messages": messages("user", "2+2"),
-    }, async (planner) => {
+    await agentTurn(tracer, "Planner", "2+2", async (planner) => {
       await inSpan(tracer, "chat gpt-4o-mini", {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.input.messages": messages("user", "2+2"),
@@ -69,10 +75,7 @@ async function agentRun(tracer) {
         "agenttrace.transfer.target": "Calculator",
       });
     });
-    await inSpan(tracer, "invoke_agent Calculator", {
-      "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Calculator",
-      "gen_ai.input.messages": messages("user", "add 2 and 2"),
-    }, async (calculator) => {
+    await agentTurn(tracer, "Calculator", "add 2 and 2", async (calculator) => {
       await inSpan(tracer, "execute_tool add", {
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "add", "gen_ai.tool.type": "function",
         "gen_ai.tool.call.arguments": JSON.stringify({ a: 2, b: 2 }),
