@@ -6,7 +6,8 @@ Starts a collector on loopback (SQLite in a temporary folder, cpu attributor) an
 (agenttrace/demo/team.py): the research team with its seeded error (a failed run and its verdict), the lesson
 the verdict teaches, the same task again (a successful run to compare with), and a fresh team repeating the
 error (a run reviewed through the UI's form). Then headless Chromium (Debian's, scripts/chromium.sh, as the UI
-tests use) takes 1280x800 PNGs (the run view 1280x1040) of the runs list, a run, failure modes, compare, review and lessons.
+tests use) takes 1280x800 PNGs (the run view 1280x1040) of the runs list, a run, failure modes, compare, review
+and lessons.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.browser import chromium, open_view  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 800}
 RUN_VIEWPORT = {"width": 1280, "height": 1040}  # the waterfall, the span's detail and the decisive step at once
+SEEDED_ERROR_AGENT = "Calculator"  # ResearchTeam(seed_error=True): the Calculator misreads 48 as 46
 REVIEW_NOTE = "Right: the Calculator used 46 boxes per shelf where the Researcher found 48."
 
 
@@ -49,7 +51,9 @@ def demo_runs(collector: LocalCollector) -> tuple[str, str, str]:
     finally:
         agenttrace.uninstrument()
     collector.wait_run(succeeded.run_id)
-    collector.wait_run(to_review.run_id, verdict=True)
+    _, verdicts = collector.wait_run(to_review.run_id, verdict=True)
+    if verdicts[-1].agent != SEEDED_ERROR_AGENT:  # the review confirms the verdict: it must be right
+        raise RuntimeError(f"run {to_review.run_id} blamed on {verdicts[-1].agent}, not {SEEDED_ERROR_AGENT}")
     return failed.run_id, succeeded.run_id, to_review.run_id
 
 
