@@ -73,9 +73,6 @@ def agent_output(span: Span, output: Any) -> None:
     set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, output, "assistant")
 
 
-workflow_output = agent_output
-
-
 def start_workflow(
     name: str, *, parent: Parent = None, input: Any = None, start_time: int | None = None,
     framework: str | None = None,

@@ -66,7 +66,7 @@ def test_an_exception_inside_a_workflow_or_plan_marks_both_failed(spans):
 
 
 def test_the_collector_reads_a_recorded_plan_as_the_planners_step(traced, collector):
-    with agenttrace.run("trip", task="Book me a flight to Paris", expected="booked flight AF1") as run:
+    with agenttrace.run("trip", task="Book me a flight to Paris", expected="booked flight AF7") as run:
         trip(booked="booked flight AF7")
         run.finish("booked flight AF7")
     flush()
@@ -76,7 +76,7 @@ def test_the_collector_reads_a_recorded_plan_as_the_planners_step(traced, collec
         ("Planner", "Booker, book the cheapest flight to Paris.", "Booker"),
         ("Booker", "booked flight AF7", None),
     ]
-    assert traj.outcome.value == "failure"  # the workflow adds no step, and does not hide the wrong answer
+    assert traj.outcome.value == "success" and traj.answer == "booked flight AF7"  # judged against expected
     kinds = {s["name"]: s["kind"] for s in collector.get(f"/api/v1/runs/{run.run_id}/spans").json()}
     assert kinds["invoke_workflow trip-planner"] == "other" and kinds["plan Planner"] == "plan"
 

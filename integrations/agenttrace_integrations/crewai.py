@@ -11,6 +11,8 @@ Parentage follows those ids (a :class:`agenttrace.genai.SpanTable`), never
 "whatever span is current" (CrewAI runs agent executors on its own event-loop
 threads); span times are the events' timestamps.
 
+* ``crew_kickoff_started/completed/failed`` -> ``invoke_workflow {crew name}`` (a crew is a workflow)
+  with the kickoff inputs and the crew's output;
 * ``agent_execution_started/completed/error`` (and ``lite_agent_execution_*``
   for ``Agent.kickoff``) -> ``invoke_agent {agent.role}``;
 * ``llm_call_started/completed/failed`` -> ``chat {model}`` with the messages and
@@ -36,6 +38,7 @@ synchronously needs no buffering and no extra dependency.
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from datetime import datetime
 from typing import Any
@@ -130,7 +133,13 @@ class _Tracer:
         kind = getattr(event, "type", None)
         if not isinstance(kind, str) or not getattr(event, "event_id", None):
             return
-        if kind in _AGENT_STARTED:
+        if kind == "crew_kickoff_started":
+            self._crew_started(event)
+        elif kind in ("crew_kickoff_completed", "crew_kickoff_failed"):
+            error = str(event.error or "crew kickoff failed") if kind == "crew_kickoff_failed" else None
+            output = getattr(event, "output", None)  # a CrewOutput
+            self._end_scope(event, error, None if output is None else str(output))  # its raw text
+        elif kind in _AGENT_STARTED:
             self._agent_started(event, kind)
         elif kind in _AGENT_ENDED:
             self._agent_ended(event, _AGENT_ENDED[kind])
@@ -146,6 +155,24 @@ class _Tracer:
             self._scope(event)
         elif event.started_event_id and kind.endswith(("_completed", "_failed", "_finished", "_error", "_paused")):
             self.table.pop(event.started_event_id)
+
+    def _crew_started(self, event: Any) -> None:
+        inputs = getattr(event, "inputs", None)
+        span = genai.start_workflow(
+            event.crew_name or "crew", parent=self._parent(event),
+            input=json.dumps(inputs, ensure_ascii=False, default=str) if inputs else None,
+            start_time=_ns(event.timestamp), framework="crewai",
+        )
+        self.table.add(event.event_id, span, event.parent_event_id, "workflow")
+
+    def _end_scope(self, event: Any, error: str | None, output: Any) -> None:
+        """Ends the span the event's "started" event opened: failed with ``error``, else with ``output``."""
+        span, _ = self.table.pop(event.started_event_id) if event.started_event_id else (None, None)
+        if span is None:
+            return
+        if error is None:
+            genai.agent_output(span, output)
+        genai.end(span, error, end_time=_ns(event.timestamp))
 
     def _agent_started(self, event: Any, kind: str) -> None:
         if kind == "agent_execution_started":
@@ -170,16 +197,11 @@ class _Tracer:
         self.table.add(event.event_id, span, event.parent_event_id, "agent")
 
     def _agent_ended(self, event: Any, error: str | None) -> None:
-        span, _ = self.table.pop(event.started_event_id) if event.started_event_id else (None, None)
         with self._lock:
             self._pending.pop(event.started_event_id, None)
-        if span is None:
-            return
         if error:
-            genai.end(span, str(getattr(event, "error", None) or "agent execution failed"), end_time=_ns(event.timestamp))
-            return
-        genai.agent_output(span, getattr(event, "output", None))
-        genai.end(span, end_time=_ns(event.timestamp))
+            error = str(getattr(event, "error", None) or "agent execution failed")
+        self._end_scope(event, error, getattr(event, "output", None))
 
     def _llm_started(self, source: Any, event: Any) -> None:
         provider = getattr(source, "provider", None)

@@ -7,6 +7,8 @@ to one handler without the app passing ``callbacks=``.
 
 Mapping:
 
+* a LangGraph graph invocation that is not inside another run (``metadata["ls_integration"] == "langgraph"``)
+  is an ``invoke_workflow {graph name}`` span around everything the graph runs;
 * a LangGraph node run (``metadata["langgraph_node"] == run name``) that is not
   inside another agent is an ``invoke_agent {node}`` span - the node name is
   the agent's name (``create_react_agent(name=...)``, supervisor / swarm
@@ -113,10 +115,25 @@ def _make_handler_class():
                 return genai.current_context()
             return self.table.parent_of(parent_run_id)
 
-        def _finish(self, run_id: UUID, error: BaseException | None = None) -> None:
+        def _finish(self, run_id: UUID | tuple, error: BaseException | None = None) -> None:
             span, _ = self.table.pop(run_id)
             if span is not None:
                 genai.end(span, None if error is None or _is_control_flow(error) else error)
+
+        def _start_workflow(self, run_id: UUID, name: str, inputs: Any) -> tuple:
+            """The ``invoke_workflow`` span of a root graph run, under its own key: the run's parent in the table."""
+            key = ("workflow", run_id)
+            last = _last_message(inputs)
+            span = genai.start_workflow(name, parent=genai.current_context(), input=[last] if last else None,
+                                        framework="langgraph")
+            self.table.add(key, span, None, None)
+            return key
+
+        def _finish_workflow(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None) -> None:
+            span, _ = self.table.get(("workflow", run_id))
+            if span is not None and error is None:
+                _record_output(span, outputs)
+            self._finish(("workflow", run_id), error)
 
         # -- chains: agents ----------------------------------------------------------
         def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, tags=None, metadata=None,
@@ -124,6 +141,9 @@ def _make_handler_class():
             metadata = metadata or {}
             if name is None and serialized:
                 name = serialized.get("name") or (serialized.get("id") or [None])[-1]
+            workflow = None
+            if parent_run_id is None and metadata.get("ls_integration") == "langgraph":
+                workflow = self._start_workflow(run_id, name or "LangGraph", inputs)
             agent_name = None
             outer_key = None
             if not (tags and "langsmith:hidden" in tags) and name and not name.startswith("__"):
@@ -136,31 +156,30 @@ def _make_handler_class():
                 elif parent_run_id is None and "langgraph_node" not in metadata and name not in DEFAULT_GRAPH_NAMES \
                         and metadata.get("agenttrace.agent", True) and _looks_like_graph(serialized, kwargs):
                     agent_name = name
+            parent_key = workflow or parent_run_id
             if agent_name is None:
-                self._register(run_id, parent_run_id, None, None)
+                self._register(run_id, parent_key, None, None)
                 return
             if outer_key is not None:
                 self._wrappers.add(outer_key)
             last = _last_message(inputs)
-            span = genai.start_agent(agent_name, parent=self._parent(run_id, parent_run_id),
+            span = genai.start_agent(agent_name, parent=self._parent(run_id, parent_key),
                                      input=[last] if last else None, framework="langgraph")
-            self._register(run_id, parent_run_id, span, agent_name)
+            self._register(run_id, parent_key, span, agent_name)
 
         def on_chain_end(self, outputs, *, run_id, **kwargs) -> None:
             span, info = self.table.get(run_id)
             if run_id in self._wrappers:  # a team's output is its members' steps, not a step of its own
                 self._wrappers.discard(run_id)
             elif span is not None and isinstance(info, str):
-                last = _last_message(outputs, "assistant") or _last_message(outputs)
-                if last is not None:
-                    genai.agent_output(span, [last])
-                elif outputs is not None and not isinstance(outputs, dict):
-                    genai.agent_output(span, str(outputs))
+                _record_output(span, outputs)
             self._finish(run_id)
+            self._finish_workflow(run_id, outputs)
 
         def on_chain_error(self, error, *, run_id, **kwargs) -> None:
             self._wrappers.discard(run_id)
             self._finish(run_id, error)
+            self._finish_workflow(run_id, error=error)
 
         # -- model calls -------------------------------------------------------------
         def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, metadata=None,
@@ -231,6 +250,15 @@ def _looks_like_graph(serialized: Any, kwargs: dict[str, Any]) -> bool:
     if ident:
         return any("langgraph" in str(part) or "Pregel" in str(part) for part in ident)
     return True  # LangGraph graphs report no ``serialized``
+
+
+def _record_output(span, outputs: Any) -> None:
+    """A graph's or node's result on its span: the last message of its state, else the value as text."""
+    last = _last_message(outputs, "assistant") or _last_message(outputs)
+    if last is not None:
+        genai.agent_output(span, [last])
+    elif outputs is not None and not isinstance(outputs, dict):
+        genai.agent_output(span, str(outputs))
 
 
 def _tool_output(output: Any) -> Any:

@@ -187,6 +187,13 @@ def test_sequential_crew(traced, collector, llm, memory, owner):
     run_span = next(s for s in spans.values() if s.attributes.get("agenttrace.span.kind") == "run")
     for s in spans.values():
         assert s.context.trace_id == run_span.context.trace_id
+    # the kickoff is an invoke_workflow span (CrewAI's default crew name) between the run and the agents
+    [crew] = [s for s in spans.values() if s.attributes.get("gen_ai.operation.name") == "invoke_workflow"]
+    assert crew.name == "invoke_workflow crew" and crew.attributes["gen_ai.workflow.name"] == "crew"
+    assert crew.parent.span_id == run_span.context.span_id
+    assert "The capital of country #7 is capital-7." in crew.attributes["gen_ai.output.messages"]
+    assert {spans[s.parent.span_id].name for s in spans.values()
+            if s.attributes.get("gen_ai.operation.name") == "invoke_agent"} == {crew.name}
 
 
 def test_hierarchical_crew_delegates(traced, collector, llm, memory, owner):

@@ -127,6 +127,14 @@ def test_supervisor_trajectory(lc, collector):
             if t.attributes["gen_ai.tool.name"] == "search"} == {"researcher"}
     assert all(s.context.trace_id == chats[0].context.trace_id for s in spans
                if s.attributes.get("agenttrace.run.id") == run.run_id)
+    # the graph invocation is an invoke_workflow span around its agents (LangGraph's default graph name)
+    [flow] = [s for s in spans if s.attributes.get("gen_ai.operation.name") == "invoke_workflow"]
+    assert flow.name == "invoke_workflow LangGraph" and flow.attributes["gen_ai.workflow.name"] == "LangGraph"
+    assert "final answer 7" in flow.attributes["gen_ai.output.messages"]
+    supervisors = [s for s in spans if s.attributes.get("gen_ai.agent.name") == "supervisor"
+                   and s.attributes.get("gen_ai.operation.name") == "invoke_agent"]
+    assert supervisors and all(s.parent.span_id == flow.context.span_id for s in supervisors)
+    assert by_id[flow.parent.span_id].attributes.get("agenttrace.run.id") == run.run_id
 
 
 async def test_streamed_supervisor(lc, collector):
@@ -174,6 +182,9 @@ def test_named_team_graph_is_a_wrapper_not_a_step(lc, collector):
     agents = {s.attributes["gen_ai.agent.name"] for s in MEMORY.get_finished_spans()
               if s.attributes.get("gen_ai.operation.name") == "invoke_agent"}
     assert agents == {"team", "supervisor", "researcher"}
+    spans = {s.context.span_id: s for s in MEMORY.get_finished_spans()}
+    [team_span] = [s for s in spans.values() if s.name == "invoke_agent team"]
+    assert spans[team_span.parent.span_id].attributes["gen_ai.workflow.name"] == "team"  # the workflow around it
 
 
 def swarm_script(body):
