@@ -38,7 +38,8 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
          "openinference-instrumentation-langchain>=0.1.50,<0.2", "openinference-instrumentation-openai-agents>=1.0,<3",
          "opentelemetry-instrumentation-langchain>=0.60,<0.63", "opentelemetry-instrumentation-openai-v2>=2.0b0,<2.5",
          "opentelemetry-instrumentation-openai-agents-v2>=0.1,<0.2", "opentelemetry-util-genai<1.2"],
-        ["test_langgraph.py", "test_openai_agents.py", "test_foreign_conventions.py", "test_suite_runs.py"],
+        ["test_langgraph.py", "test_openai_agents.py", "test_foreign_conventions.py", "test_suite_runs.py",
+         "test_ui_frameworks.py"],
     ),
 }
 
