@@ -162,7 +162,8 @@ def part_postgres(args, tmp: Path) -> None:
     n = args.pg_runs
     print(f"\n## 3. Two `agenttrace worker` processes on one PostgreSQL database, {n // 5} failed runs, "
           "one worker killed with kill -9 halfway")
-    pg_env = {"AGENTTRACE_PG_DIR": str(tmp / "pg")}
+    # directly in /tmp: the server runs as "postgres", which cannot enter the bench's private temporary folder
+    pg_env = {"AGENTTRACE_PG_DIR": tempfile.mkdtemp(prefix="agenttrace-pg-", dir="/tmp")}
     started = subprocess.run([str(ROOT / "scripts" / "postgres.sh"), "start"], env={**os.environ, **pg_env}, capture_output=True, text=True, check=True)
     url = started.stdout.strip().splitlines()[-1]
     try:

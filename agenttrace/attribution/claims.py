@@ -156,6 +156,14 @@ class ReachesAnswer(Claim):
         return norm_number(self.value) in _numbers_in(view.answer)
 
 
+def _made_call(view: View, pos: int, tool: str, argument: str, value: str) -> bool:
+    """Whether step ``pos`` called ``tool`` with ``argument`` = ``value`` (compared on the first 80 characters)."""
+    if not view.in_step(pos):
+        return False
+    calls = [c for c in view.steps[pos].tool_calls if c.name == tool]
+    return any((argument, value[:80]) in [(a, v[:80]) for a, v in argument_values(c.arguments)] for c in calls)
+
+
 @dataclass(frozen=True)
 class CallsWithUngivenArgument(Claim):
     """The step calls ``tool`` with ``argument`` = ``value``, and ``number`` of that value was in no input it had
@@ -171,11 +179,7 @@ class CallsWithUngivenArgument(Claim):
         return f"it called {self.tool} with {arg}, whose {self.number} is in neither the task nor anything it was given"
 
     def holds(self, view: View) -> bool:
-        if not view.in_step(self.pos):
-            return False
-        calls = [c for c in view.steps[self.pos].tool_calls if c.name == self.tool]
-        if not any((self.argument, self.value[:80]) in [(a, v[:80]) for a, v in argument_values(c.arguments)]
-                   for c in calls):
+        if not _made_call(view, self.pos, self.tool, self.argument, self.value):
             return False
         return (norm_number(self.number) in _numbers_in(self.value)
                 and not view.number_before_calls(self.pos, self.number))
@@ -196,11 +200,7 @@ class CallsWithUnseenWord(Claim):
         return f"it called {self.tool} with {arg}, although '{self.word}' is in neither the task nor anything it was given"
 
     def holds(self, view: View) -> bool:
-        if not view.in_step(self.pos):
-            return False
-        calls = [c for c in view.steps[self.pos].tool_calls if c.name == self.tool]
-        if not any((self.argument, self.value[:80]) in [(a, v[:80]) for a, v in argument_values(c.arguments)]
-                   for c in calls):
+        if not _made_call(view, self.pos, self.tool, self.argument, self.value):
             return False
         before = set(_WORD.findall(view.inputs_before_calls(self.pos).lower()))
         return self.word in _WORD.findall(self.value.lower()) and self.word not in before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -173,12 +174,23 @@ def _options(pairs: tuple[str, ...]) -> dict:
     return out
 
 
+def collector_group(group):
+    """A command group that talks to a collector: its ``--endpoint`` option becomes the commands' ``obj``."""
+
+    @click.option("--endpoint", default=DEFAULT_ENDPOINT, envvar="AGENTTRACE_ENDPOINT", show_default=True,
+                  help="The collector's HTTP address.")
+    @click.pass_context
+    @functools.wraps(group)
+    def with_endpoint(ctx, endpoint) -> None:
+        ctx.obj = endpoint.rstrip("/")
+
+    return with_endpoint
+
+
 @main.group(help="Inspect the runs a collector has assembled.")
-@click.option("--endpoint", default=DEFAULT_ENDPOINT, envvar="AGENTTRACE_ENDPOINT", show_default=True,
-              help="The collector's HTTP address.")
-@click.pass_context
-def runs(ctx, endpoint) -> None:
-    ctx.obj = endpoint.rstrip("/")
+@collector_group
+def runs() -> None:
+    pass
 
 
 def _get(endpoint: str, path: str, **params):

@@ -10,23 +10,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agenttrace.setup import DEFAULT_ENDPOINT
+from agenttrace.cli import call_collector, collector_group
 
 console = Console()
 
 
 def _call(method: str, endpoint: str, agent: str | None):
-    from agenttrace.cli import call_collector
-
     return call_collector(method, endpoint, "/api/v1/lessons", agent=agent)
 
 
 @click.group("lessons", help="The lessons kept per agent: one for every decided verdict on a failed run.")
-@click.option("--endpoint", default=DEFAULT_ENDPOINT, envvar="AGENTTRACE_ENDPOINT", show_default=True,
-              help="The collector's HTTP address.")
-@click.pass_context
-def lessons_group(ctx, endpoint) -> None:
-    ctx.obj = endpoint.rstrip("/")
+@collector_group
+def lessons_group() -> None:
+    pass
 
 
 @lessons_group.command("list", help="List lessons, oldest first.")

@@ -10,14 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agenttrace.setup import DEFAULT_ENDPOINT
+from agenttrace.cli import call_collector, collector_group
 
 console = Console()
 
 
 def _call(method: str, endpoint: str, path: str, **params):
-    from agenttrace.cli import call_collector
-
     return call_collector(method, endpoint, f"/api/v1/quarantine{path}", **params)
 
 
@@ -26,11 +24,9 @@ def _call(method: str, endpoint: str, path: str, **params):
 A quarantined trace never blocks other runs. It is tried again when new spans of it arrive, or when you
 retry it (after an upgrade that fixes the error, say).
 """)
-@click.option("--endpoint", default=DEFAULT_ENDPOINT, envvar="AGENTTRACE_ENDPOINT", show_default=True,
-              help="The collector's HTTP address.")
-@click.pass_context
-def quarantine_group(ctx, endpoint) -> None:
-    ctx.obj = endpoint.rstrip("/")
+@collector_group
+def quarantine_group() -> None:
+    pass
 
 
 @quarantine_group.command("list", help="List quarantined traces with their errors, most recent first.")
