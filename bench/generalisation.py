@@ -37,9 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train_cpu_attributor import load_dev, load_suite, pipelines, train, usable  # noqa: E402
+from train_cpu_attributor import load_suite, pipelines  # noqa: E402
 
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
+from agenttrace.attribution.cpu_fit import load_dev, train, usable  # noqa: E402
 from agenttrace.attribution.flow import ERROR_WORDS, is_human  # noqa: E402
 from agenttrace.models import LabelledTrajectory, Trajectory  # noqa: E402
 from agenttrace.data.scoring import SubsetScore, score  # noqa: E402

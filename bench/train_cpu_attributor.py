@@ -2,40 +2,27 @@
 
     .venv/bin/python bench/train_cpu_attributor.py [--data /work/shared/data] [--suite build/suite]
 
-The model is a conditional logit over the steps of a trajectory (see agenttrace/attribution/cpu.py):
-loss = -log p(labelled step) - 0.5 * log p(labelled agent), L2-regularised, fitted with Adam in numpy
-(vectorised over all steps of all trajectories). Every labelled group is weighted equally: each dev source
-under --data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj *.jsonl) and each framework of the
-labelled suite under --suite (build/suite/<framework>.jsonl), plus fault-injected synthetic pipelines at a
-chosen weight (0 allowed). Each trajectory is seen twice: with the ground truth and without it.
-
-Every choice is made by leave-one-group-out over the groups it is given (``select``): each group is scored,
-without the ground truth, by models fitted on the others; the feature set (all or COMPACT), L2 and synthetic
-weight (GRID) whose cross-fitted scores give the labelled steps the highest likelihood (group-averaged, at
-the best temperature) win; the verdict rule (RULES, best mean (agent + step exact) / 2), the temperature and
-the uncertainty threshold (the cut that best separates right from wrong verdicts) are read off the same
-cross-fitted scores. bench/generalisation.py runs this inside
-each outer split, so the held-out group never informs a choice.
+The fitting procedure (the conditional logit, and every choice made by leave-one-group-out over the groups it
+is given) is agenttrace/attribution/cpu_fit.py. The groups here: each dev source under --data (Who&When
+Hand-Crafted, Algorithm-Generated, TracerTraj *.jsonl) and each framework of the labelled suite under --suite
+(build/suite/<framework>.jsonl), plus fault-injected synthetic pipelines (weight chosen, 0 allowed).
+bench/generalisation.py runs the same fit inside each outer split, so the held-out group never informs a choice.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agenttrace.attribution.cpu import FEATURES, MODEL_PATH, StepModel, decide, extract_features  # noqa: E402
-from agenttrace.data.datasets import load_any  # noqa: E402
+from agenttrace.attribution.cpu import FEATURES, MODEL_PATH  # noqa: E402
+from agenttrace.attribution.cpu_fit import load_dev, train  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory  # noqa: E402
 
 
@@ -194,19 +181,6 @@ def pipelines(n_items: int, seed: int = 0) -> list[LabelledTrajectory]:
 
 # ---------------------------------------------------------------- data
 
-def load_dev(data: Path) -> dict[str, list[LabelledTrajectory]]:
-    """The dev sources under ``data``, by subset name."""
-    sources: dict[str, list[LabelledTrajectory]] = {}
-    for sub in ("whowhen/Hand-Crafted", "whowhen/Algorithm-Generated"):
-        if (data / sub).is_dir():
-            items = load_any(data / sub)
-            sources[items[0].subset if items else sub] = items
-    for f in sorted((data / "tracertraj").glob("*.jsonl")):
-        items = load_any(f)
-        sources[items[0].subset if items else f.stem] = items
-    return sources
-
-
 def load_suite(folder: Path) -> list[LabelledTrajectory]:
     """The labelled suite of real framework runs: every build/suite/<framework>.jsonl line."""
     items = []
@@ -215,231 +189,6 @@ def load_suite(folder: Path) -> list[LabelledTrajectory]:
             if line.strip():
                 items.append(LabelledTrajectory.model_validate_json(line))
     return items
-
-
-def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
-    """Items whose label names a step and agent of their trajectory."""
-    return [it for it in items if it.label is not None and 0 <= it.label.step < len(it.trajectory.steps)
-            and it.trajectory.steps[it.label.step].agent == it.label.agent]
-
-
-# ---------------------------------------------------------------- fitting
-
-SYNTHETIC = "synthetic_pipeline"
-# A smaller set of the strongest generic signals; inner cross-validation chooses between it and all features.
-COMPACT = (
-    "is_human", "first_action", "rel_pos", "is_last", "agent_first_turn", "agent_share", "agent_opens", "agent_closes",
-    "agent_problem_share", "agent_to_answer", "introduced_to_answer", "underived", "first_underived",
-    "returned_to_answer", "arg_ungrounded", "arg_unseen", "first_repeat",
-    "num_conflict", "task_drop", "problem_here", "problem_next", "problem_next_other", "first_problem",
-    "before_first_problem", "ignores_failure", "repaired", "last_unrepaired", "error_words", "error_words_next",
-    "first_anomaly", "has_expected", "expected_seen_before",
-)
-FEATURE_SETS = {"all": FEATURES, "compact": COMPACT}
-GRID = [{"features": fs, "l2": l2, "synthetic": w}
-        for fs in FEATURE_SETS for l2 in (0.03, 0.3, 1.0) for w in (0.0, 0.3)]
-# how a verdict is read off the distribution (cpu.decide): agent by probability mass or by the top step, and
-# the ratio within which an earlier step of that agent is preferred to its most likely one
-RULES = [(by_mass, earliest) for by_mass in (True, False) for earliest in (1.0, 0.8, 0.6, 0.4)]
-
-
-_FEATURE_CACHE: dict[int, dict[bool, np.ndarray]] = {}  # id(trajectory) -> its features per view
-
-
-class Featurised:
-    """Each usable item's features per view (with and without the ground truth), each computed once per process."""
-
-    def __init__(self, items: list[LabelledTrajectory]):
-        self.items = usable(items)
-        for it in self.items:
-            if id(it.trajectory) not in _FEATURE_CACHE:
-                _FEATURE_CACHE[id(it.trajectory)] = {g: extract_features(it.trajectory, use_expected=g)[0] for g in (True, False)}
-        self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][g] for it in self.items] for g in (True, False)}
-
-
-class Rows:
-    """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
-
-    def __init__(self, groups: dict[str, Featurised], views: tuple[bool, ...] = (True, False)):
-        xs, starts, targets, masks, group, agents = [], [], [], [], [], []
-        offset = 0
-        for name, feats in groups.items():
-            for k, it in enumerate(feats.items):
-                for use_g in views:
-                    x = feats.views[use_g][k]
-                    xs.append(x)
-                    starts.append(offset)
-                    targets.append(offset + it.label.step)
-                    masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
-                    agents += [s.agent for s in it.trajectory.steps]
-                    group.append(name)
-                    offset += len(x)
-        self.x = np.concatenate(xs) if xs else np.zeros((0, len(FEATURES)))
-        self.starts = np.array(starts, dtype=int)
-        self.targets = np.array(targets, dtype=int)
-        self.agent_mask = np.concatenate([np.array(m, dtype=float) for m in masks]) if masks else np.zeros(0)
-        self.group = group
-        self.agents = agents
-        self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def segments(self):
-        ends = np.append(self.starts[1:], len(self.x))
-        return zip(self.starts, ends, self.targets)
-
-
-def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
-    s = s - np.maximum.reduceat(s, rows.starts)[rows.seg]
-    e = np.exp(s)
-    return e / np.add.reduceat(e, rows.starts)[rows.seg]
-
-
-def fit(rows: Rows, features=FEATURES, l2: float = 0.03, synthetic: float = 0.3, iters: int = 150, lr: float = 0.1) -> StepModel:
-    """The conditional logit fitted on ``rows`` over ``features`` (the others keep weight 0); every group weighs
-    the same, the synthetic pipelines ``synthetic`` times as much."""
-    keep = np.array([f in features for f in FEATURES], dtype=float)
-    mean = rows.x.mean(axis=0)
-    scale = rows.x.std(axis=0)
-    scale[scale < 1e-6] = 1.0
-    z = (rows.x - mean) / scale * keep
-    size: dict[str, int] = {}
-    for g in rows.group:
-        size[g] = size.get(g, 0) + 1
-    wt = np.array([(synthetic if g == SYNTHETIC else 1.0) / size[g] for g in rows.group])
-    wt /= wt.sum()
-    w = np.zeros(len(FEATURES))
-    m = np.zeros_like(w)
-    v = np.zeros_like(w)
-    onehot = np.zeros(len(z))
-    onehot[rows.targets] = 1.0
-    for t in range(1, iters + 1):
-        p = _segment_softmax(z @ w, rows)
-        pa = p * rows.agent_mask
-        q = pa / np.maximum(np.add.reduceat(pa, rows.starts)[rows.seg], 1e-12)
-        g = (p - onehot) + 0.5 * (p - q)
-        grad = z.T @ (g * wt[rows.seg]) + 2 * l2 * w
-        m = 0.9 * m + 0.1 * grad
-        v = 0.999 * v + 0.001 * grad**2
-        w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8) * keep
-    return StepModel(w, mean, scale)
-
-
-def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
-    """The temperature minimising the negative log-likelihood of the labelled steps."""
-    best = (math.inf, 1.0)
-    for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 61)):
-        p = _segment_softmax(scores / t, rows)
-        nll = -np.log(np.maximum(p[rows.targets], 1e-12)).mean()
-        best = min(best, (nll, float(t)))
-    return best[1]
-
-
-def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[bool, bool, float]]:
-    """(agent right, step right, probability of the named step) of each trajectory, decided as the attributor
-    does (:func:`agenttrace.attribution.cpu.decide`)."""
-    out = []
-    for a, b, target in rows.segments():
-        pos = decide(p[a:b], rows.agents[a:b], rule[1], rule[0])
-        out.append((bool(rows.agent_mask[a + pos]), a + pos == target, float(p[a + pos])))
-    return out
-
-
-@dataclass
-class Choice:
-    """What inner cross-validation chose, and how the cross-fitted verdicts scored under it."""
-
-    config: dict
-    rule: tuple[bool, float]
-    temperature: float
-    threshold: float
-    score: float
-    table: list = field(default_factory=list)
-
-
-def _group_accuracy(v: list[tuple[bool, bool, float]], groups: list[str]) -> float:
-    """(agent + step exact) / 2, averaged over the groups (each counts the same)."""
-    per: dict[str, list[float]] = {}
-    for (agent_ok, step_ok, _), g in zip(v, groups):
-        per.setdefault(g, []).append((agent_ok + step_ok) / 2)
-    return float(np.mean([np.mean(x) for x in per.values()]))
-
-
-def _threshold(conf: np.ndarray, hit: np.ndarray) -> float:
-    """The probability below which a verdict is flagged uncertain: the cut that best separates the verdicts
-    that were right from those that were wrong (most verdicts on the right side of it)."""
-    cuts = np.unique(np.round(conf, 3))
-    best = max(((np.mean((conf >= c) == hit), -c) for c in cuts), default=(0.0, -0.5))
-    return -best[1]
-
-
-def _group_nll(scores: np.ndarray, rows: Rows, temperature: float) -> float:
-    """Negative log-likelihood of the labelled steps, averaged per group and then over the groups."""
-    p = _segment_softmax(scores / temperature, rows)
-    per: dict[str, list[float]] = {}
-    for g, t in zip(rows.group, rows.targets):
-        per.setdefault(g, []).append(-math.log(max(p[t], 1e-12)))
-    return float(np.mean([np.mean(x) for x in per.values()]))
-
-
-def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
-    """Every choice by leave-one-group-out over ``groups`` only: each group is scored (without the ground truth)
-    by models fitted on the others. The feature set, L2 and synthetic weight whose cross-fitted scores give the
-    labelled steps the highest likelihood (at their best temperature; a proper score, steadier than accuracy
-    on a few hundred runs) win; then the verdict rule with the best mean (agent + step exact) / 2, and the
-    uncertainty threshold, are read off the same cross-fitted scores."""
-    names = list(groups)
-    if len(names) < 2:
-        raise ValueError("selection needs at least two labelled groups")
-    held_rows = {h: Rows({h: groups[h]}, views=(False,)) for h in names}
-    held = _stack([held_rows[h] for h in names])
-    train_rows = {h: Rows({**{k: groups[k] for k in names if k != h}, SYNTHETIC: synthetic}) for h in names}
-    best: tuple[float, dict, np.ndarray, float] | None = None
-    table = []
-    for config in GRID:
-        scores = np.concatenate([fit(train_rows[h], FEATURE_SETS[config["features"]], config["l2"], config["synthetic"])
-                                 .scores(held_rows[h].x) for h in names])
-        temperature = _best_temperature(scores, held)
-        nll = _group_nll(scores, held, temperature)
-        table.append((config, round(nll, 4)))
-        if best is None or nll < best[0] - 1e-9:
-            best = (nll, config, scores, temperature)
-    _, config, scores, temperature = best
-    rules = [(_group_accuracy(verdicts(_segment_softmax(scores, held), held, rule), held.group), rule) for rule in RULES]
-    accuracy, rule = max(rules, key=lambda r: r[0])
-    v = verdicts(_segment_softmax(scores / temperature, held), held, rule)
-    threshold = _threshold(np.array([c for *_, c in v]), np.array([s for _, s, _ in v]))
-    return Choice(config, rule, temperature, threshold, accuracy, table)
-
-
-def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledTrajectory]) -> StepModel:
-    """The model fitted on ``groups`` + ``synthetic`` with the choices :func:`select` makes on them."""
-    feats = {k: Featurised(v) for k, v in groups.items()}
-    synth = Featurised(synthetic)
-    choice = select(feats, synth)
-    c = choice.config
-    model = fit(Rows({**feats, SYNTHETIC: synth}), FEATURE_SETS[c["features"]], c["l2"], c["synthetic"])
-    model.temperature, model.threshold = choice.temperature, choice.threshold
-    model.by_mass, model.earliest = choice.rule
-    model.meta = {"chosen_by": "leave-one-group-out over the training groups", "features": c["features"],
-                  "l2": c["l2"], "synthetic_weight": c["synthetic"],
-                  "agent_by_mass": choice.rule[0], "earliest": choice.rule[1],
-                  "inner_accuracy": round(choice.score, 4), "groups": {k: len(v.items) for k, v in feats.items()}}
-    return model
-
-
-def _stack(parts: list[Rows]) -> Rows:
-    out = Rows({})
-    offsets = np.cumsum([0] + [len(p.x) for p in parts[:-1]])
-    out.x = np.concatenate([p.x for p in parts])
-    out.starts = np.concatenate([p.starts + o for p, o in zip(parts, offsets)])
-    out.targets = np.concatenate([p.targets + o for p, o in zip(parts, offsets)])
-    out.agent_mask = np.concatenate([p.agent_mask for p in parts])
-    out.agents = [a for p in parts for a in p.agents]
-    out.group = [g for p in parts for g in p.group]
-    out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
-    return out
 
 
 def main() -> None:

@@ -268,18 +268,35 @@ class StepModel:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StepModel:
+        if not isinstance(data, dict):
+            raise AttributorError("a cpu model is a JSON object with features, weights, mean and scale")
         if list(data.get("features", [])) != list(FEATURES):
-            raise AttributorError("cpu_model.json was built for other features; rebuild it with bench/train_cpu_attributor.py")
-        return cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
-                   temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),
-                   earliest=data.get("earliest", 1.0), by_mass=data.get("agent_by_mass", True))
+            raise AttributorError("the model was built for other features; refit it (agenttrace train --attributor cpu) "
+                                  "or rebuild it with bench/train_cpu_attributor.py")
+        try:
+            model = cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
+                        temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),
+                        earliest=data.get("earliest", 1.0), by_mass=data.get("agent_by_mass", True))
+        except KeyError as exc:
+            raise AttributorError(f"the model has no {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise AttributorError(f"the model has a value that is not a number: {exc}") from None
+        for name in ("weights", "mean", "scale"):
+            if getattr(model, name).shape != (len(FEATURES),):
+                raise AttributorError(f"the model's {name} must be {len(FEATURES)} numbers, one per feature")
+        return model
 
     @classmethod
     def load(cls, path: str | Path = MODEL_PATH) -> StepModel:
+        """The model in the JSON file ``path``; an :class:`AttributorError` says why a file is not one."""
         try:
             return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
         except FileNotFoundError:
-            raise AttributorError(f"no cpu model at {path}; build it with bench/train_cpu_attributor.py") from None
+            raise AttributorError(f"no cpu model at {path}; fit one with agenttrace train --attributor cpu") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AttributorError(f"cannot read the cpu model {path}: {exc}") from None
+        except AttributorError as exc:
+            raise AttributorError(f"{path} is not a usable cpu model: {exc}") from None
 
 
 def _assumption(text: str, word: str) -> str | None:

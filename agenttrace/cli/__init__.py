@@ -114,6 +114,7 @@ def collector(db, host, port, grpc_port, attributor, attributor_option, settle, 
     require_extra("collector", "agenttrace collector")
     if db and db.startswith(("postgresql://", "postgres://")):
         require_extra("postgres", "a PostgreSQL --db")
+    from agenttrace.attribution.base import AttributorError
     from agenttrace_collector.app import run
     from agenttrace_collector.auth import ConfigError
     from agenttrace_collector.config import CollectorConfig
@@ -141,7 +142,7 @@ def collector(db, host, port, grpc_port, attributor, attributor_option, settle, 
         cfg.db = db
     try:
         run(cfg)
-    except ConfigError as exc:
+    except (ConfigError, AttributorError) as exc:  # a bad setting or model file: say which
         raise click.ClickException(str(exc)) from None
 
 
