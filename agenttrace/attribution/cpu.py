@@ -15,7 +15,7 @@ conditional logit). The verdict is read off it by :func:`decide` (the agent by p
 top step, then that agent's earliest near-best step); the reported probabilities use a calibrated
 temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
 Which features count, the regularisation, the verdict rule, the temperature and the threshold are all chosen
-by leave-one-group-out over the training data (``bench/train_cpu_attributor.py``). The reason is built from
+by leave-one-group-out over the training data (:mod:`agenttrace.attribution.cpu_fit`). The reason is built from
 claims (:mod:`agenttrace.attribution.claims`) and only claims the checker verifies are said.
 
 The weights, temperature and threshold live in ``cpu_model.json`` next to this file;
@@ -271,8 +271,8 @@ class StepModel:
         if not isinstance(data, dict):
             raise AttributorError("a cpu model is a JSON object with features, weights, mean and scale")
         if list(data.get("features", [])) != list(FEATURES):
-            raise AttributorError("the model was built for other features; refit it (agenttrace train --attributor cpu) "
-                                  "or rebuild it with bench/train_cpu_attributor.py")
+            raise AttributorError("the model was built for other features; refit it "
+                                  "(agenttrace train --attributor cpu) or rebuild it with bench/train_cpu_attributor.py")
         try:
             model = cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
                         temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),

@@ -61,7 +61,7 @@ def train_command(paths, attributor, collector_url, dev_data, out, **tracer_opti
     unused = CPU_ONLY if attributor == "tracer" else TRACER_ONLY
     stray = [flag for key, flag in unused.items() if given[key]]
     if stray:
-        raise click.UsageError(f"{', '.join(stray)} do(es) not apply to --attributor {attributor}")
+        raise click.UsageError(f"not an option of --attributor {attributor}: {', '.join(stray)}")
     if attributor == "cpu":
         train_cpu(paths, collector_url, dev_data, out)
     else:
@@ -92,7 +92,7 @@ def train_cpu(paths: tuple[str, ...], collector_url: str | None, dev_data: str |
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     if dev_data:
-        sources.update(load_dev(Path(dev_data)))
+        sources.update({f"{dev_data} {name}": items for name, items in load_dev(Path(dev_data)).items()})
     log.info("cpu_refit_start", sources={name: len(items) for name, items in sources.items()})
     try:
         model = refit(sources)
