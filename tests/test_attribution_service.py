@@ -167,3 +167,10 @@ def test_a_cascade_sends_only_unsure_runs_to_the_expensive_attributor_and_keeps_
         assert (verdict.agent, verdict.step, verdict.attributor) == ("Coder", 1, "openai")
         assert [o.attributor for o in verdict.opinions] == ["cpu"]
         assert len(llm.requests) == 1
+
+
+def test_a_worker_with_a_bad_attributor_setting_says_why_without_a_traceback(tmp_path):
+    for args, why in ((["--attributor", "nope"], "unknown attributor 'nope'"),
+                      (["-o", f"model_path={tmp_path / 'missing.json'}"], "no cpu model at")):
+        result = CliRunner().invoke(main, ["worker", "--db", str(tmp_path / "w.db"), *args])
+        assert result.exit_code == 1 and why in result.output and "Traceback" not in result.output

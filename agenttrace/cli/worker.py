@@ -53,6 +53,7 @@ SKIP LOCKED), so any number of worker processes share the queue; a worker killed
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker threads.")
 @attribution_options
 def worker_command(db, attributor, attributor_option, workers, **settings) -> None:
+    from agenttrace.attribution import AttributorError
     from agenttrace.cli import _options, require_extra
 
     require_extra("collector", "agenttrace worker")
@@ -64,8 +65,11 @@ def worker_command(db, attributor, attributor_option, workers, **settings) -> No
 
     cfg = CollectorConfig(db=db, attributor=attributor, attributor_options=_options(attributor_option),
                           attribution_workers=workers, **attribution_settings(**settings))
-    store = open_store(db)
-    pool = attribution_workers(store, cfg)
+    try:
+        pool = attribution_workers(open_store(db), cfg)
+    except AttributorError as exc:  # an unknown attributor or a bad model file: say which, no traceback
+        raise click.ClickException(str(exc)) from None
+    store = pool.store
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
