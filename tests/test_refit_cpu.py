@@ -98,7 +98,9 @@ def test_a_refitted_model_is_loaded_by_a_collector_and_blames_what_the_team_revi
     assert result.exit_code == 0, result.output
     assert f"fitted on {RUNS} labelled runs from 1 source(s)" in result.output
     meta = json.loads(model_file.read_text())["meta"]
-    assert meta["trained_on"] == {f"{team_collector.endpoint} reviewed/{SERVICE}": RUNS}
+    # the service the runs were stored under (a process keeps the first instrument()'s service name)
+    service = team_collector.wait_run(reviewed[0].run_id)[0].service
+    assert meta["trained_on"] == {f"{team_collector.endpoint} reviewed/{service}": RUNS}
 
     workdir = tmp_path / "refitted-collector"
     workdir.mkdir()
