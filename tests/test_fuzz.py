@@ -100,18 +100,22 @@ def test_mutated_exports_never_get_a_5xx_and_a_canary_run_is_still_assembled(tar
     assert health["status"] in ("ok", "lagging") and health["quarantined_traces"] == 0, health
 
 
+def poison(target, rng: random.Random, run_id: str, span_name: str):
+    """Sends a run, then corrupts one of its stored spans (as a disk fault or an older build's bug would) and queues
+    its trace for assembly again; returns the request and the trace id."""
+    request = seed_request(rng, run_id=run_id)
+    assert post(target, request.SerializeToString(), PROTOBUF).status_code == 200
+    target.wait_run(run_id)
+    trace_id = request.resource_spans[0].scope_spans[0].spans[0].trace_id
+    with sqlite3.connect(target.db, timeout=30) as conn:
+        conn.execute("UPDATE spans SET data = X'0a05ff' WHERE trace_id = ? AND name = ?", (trace_id, span_name))
+        conn.execute("UPDATE traces SET assembled_at = NULL, last_seen = ? WHERE trace_id = ?", (time.time(), trace_id))
+    return request, trace_id
+
+
 def test_a_trace_that_raises_is_quarantined_listed_and_retried_while_others_assemble(target):
     rng = random.Random(3)
-    poisoned = seed_request(rng, run_id="poisoned")
-    assert post(target, poisoned.SerializeToString(), PROTOBUF).status_code == 200
-    target.wait_run("poisoned")
-    trace_id = poisoned.resource_spans[0].scope_spans[0].spans[0].trace_id
-    # Corrupt one stored span (as a disk fault or an older build's bug would) and queue the trace again.
-    with sqlite3.connect(target.db, timeout=30) as conn:
-        conn.execute("UPDATE spans SET data = X'0a05ff' WHERE trace_id = ? AND name = 'invoke_agent Coder'",
-                     (trace_id,))
-        conn.execute("UPDATE traces SET assembled_at = NULL, last_seen = ? WHERE trace_id = ?",
-                     (time.time(), trace_id))
+    poisoned, trace_id = poison(target, rng, "poisoned", "invoke_agent Coder")
 
     after = seed_request(rng, run_id="after-poison")
     assert post(target, after.SerializeToString(), PROTOBUF).status_code == 200
@@ -162,14 +166,7 @@ def test_the_cli_lists_quarantined_traces_and_retries_them(target):
 
     from agenttrace.cli import main
 
-    rng = random.Random(9)
-    poisoned = seed_request(rng, run_id="cli-poisoned")
-    assert post(target, poisoned.SerializeToString(), PROTOBUF).status_code == 200
-    target.wait_run("cli-poisoned")
-    trace_id = poisoned.resource_spans[0].scope_spans[0].spans[0].trace_id
-    with sqlite3.connect(target.db, timeout=30) as conn:
-        conn.execute("UPDATE spans SET data = X'0a05ff' WHERE trace_id = ? AND name = 'agenttrace.run'", (trace_id,))
-        conn.execute("UPDATE traces SET assembled_at = NULL, last_seen = ? WHERE trace_id = ?", (time.time(), trace_id))
+    _, trace_id = poison(target, random.Random(9), "cli-poisoned", "agenttrace.run")
     deadline = time.monotonic() + 30
     while not httpx.get(f"{target.endpoint}/api/v1/quarantine", timeout=5).json() and time.monotonic() < deadline:
         time.sleep(0.1)

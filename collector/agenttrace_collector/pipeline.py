@@ -23,7 +23,6 @@ than ``max_trace_spans`` spans is quarantined with that reason, not assembled.
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 
 from collections.abc import Callable
@@ -54,9 +53,7 @@ class Pipeline:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agenttrace-pipeline", daemon=True)
-        self.quarantined = 0  # traces quarantined since start
         self.consecutive_failures = 0  # ticks in a row that failed (the store is unreachable, say)
-        self.last_tick = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -93,7 +90,6 @@ class Pipeline:
                 if self.consecutive_failures:
                     log.info("pipeline.recovered", after_ticks=self.consecutive_failures)
                 self.consecutive_failures = 0
-            self.last_tick = time.monotonic()
 
     def process_due(self) -> int:
         done = 0
@@ -143,7 +139,6 @@ class Pipeline:
 
     def _quarantine(self, trace_id: bytes, seen: float, error: str, *, spans: int) -> None:
         self.store.quarantine(trace_id, seen, error, hold=spans >= self.big_trace_spans)
-        self.quarantined += 1
         log.warning("trace.quarantined", trace_id=trace_id.hex(), spans=spans, error=error)
 
 
