@@ -9,7 +9,8 @@ reason and its claims can always be compared.
 
 Definitions shared with the features (in :mod:`agenttrace.attribution.flow`): a step's *actions* are its own
 text, tool-call names and arguments and its handoff; its *inputs* are the task, everything earlier steps
-said or got back, the input it was handed and what its own tool calls returned.
+said, the tool results that had arrived (:func:`~agenttrace.attribution.flow.arrivals`), the input it was
+handed and what its own tool calls returned.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agenttrace.attribution.flow import (
     ERROR_WORDS,
     action_text,
     argument_values,
+    arrivals,
     final_answer,
     is_human,
     norm_number,
@@ -51,15 +53,28 @@ class View:
         self.actions = [action_text(s) for s in self.steps]
         self.results = [result_text(s) for s in self.steps]
         self.answer = final_answer(trajectory)
+        self.arrive = arrivals(self.steps)
+
+    def arrived(self, pos: int) -> list[str]:
+        """The tool results that have arrived before step ``pos`` (a relayed delegation result arrives only
+        after the steps it relays, as :func:`agenttrace.attribution.flow.arrivals` says)."""
+        return [self.results[j] for j in range(pos) if self.arrive[j] < pos]
+
+    def own_results(self, pos: int) -> str:
+        """What the step's own tool calls returned to it (nothing when its result is a later relay)."""
+        return self.results[pos] if self.arrive[pos] == pos else ""
 
     @cached_property
     def _numbers_before(self) -> list[set[str]]:
-        """Per step: every number in the task, in any earlier step and in the input it was handed."""
+        """Per step: every number in the task, in any earlier step's own text and input, in the tool results
+        that have arrived, and in the input it was handed."""
         seen = _numbers_in(self.trajectory.task or "")
         out = []
         for pos, step in enumerate(self.steps):
+            arrived = set().union(*(_numbers_in(self.results[j]) for j in range(pos) if self.arrive[j] == pos - 1))
+            seen = seen | arrived
             out.append(seen | _numbers_in(step.input or ""))
-            seen = out[-1] | _numbers_in(self.actions[pos]) | _numbers_in(self.results[pos])
+            seen = out[-1] | _numbers_in(self.actions[pos])
         return out
 
     def number_before_calls(self, pos: int, value: str) -> bool:
@@ -68,7 +83,7 @@ class View:
 
     def number_given(self, pos: int, value: str) -> bool:
         """Whether ``value`` is in any input of the step, its own tool results included."""
-        return self.number_before_calls(pos, value) or norm_number(value) in _numbers_in(self.results[pos])
+        return self.number_before_calls(pos, value) or norm_number(value) in _numbers_in(self.own_results(pos))
 
     def in_step(self, pos: int) -> bool:
         return 0 <= pos < len(self.steps)
@@ -77,11 +92,11 @@ class View:
         """The task, the input the step was handed and everything earlier steps said, got back or were handed."""
         parts = [self.trajectory.task or "", self.steps[pos].input or ""]
         for j in range(pos):
-            parts += [self.actions[j], self.results[j], self.steps[j].input or ""]
-        return "\n".join(parts)
+            parts += [self.actions[j], self.steps[j].input or ""]
+        return "\n".join(parts + self.arrived(pos))
 
     def inputs_text(self, pos: int) -> str:
-        return self.inputs_before_calls(pos) + "\n" + self.results[pos]
+        return self.inputs_before_calls(pos) + "\n" + self.own_results(pos)
 
     def problem_word_at(self, pos: int) -> str | None:
         text = (self.actions[pos] + "\n" + self.results[pos]).lower()
@@ -421,6 +436,134 @@ class LosesExpected(Claim):
         return (bool(exp) and view.in_step(self.earlier) and self.earlier <= self.pos
                 and exp in _clean(view.actions[self.earlier] + " " + view.results[self.earlier]).lower()
                 and exp not in _clean(view.answer).lower())
+
+
+def _mentions(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(phrase.lower())}(?![a-z0-9])", text.lower()) is not None
+
+
+def _data_before(view: View, pos: int) -> str:
+    """The task and every tool result before step ``pos``: what the run was given, not what agents wrote."""
+    return "\n".join([view.trajectory.task or "", *view.arrived(pos)])
+
+
+@dataclass(frozen=True)
+class CallsOffTask(Claim):
+    """The step calls ``tool`` with ``argument`` = ``value``, whose ``token`` is in neither the task nor any tool
+    result before the step."""
+
+    tool: str
+    argument: str
+    value: str
+    token: str
+
+    def clause(self, view: View) -> str:
+        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        return f"it called {self.tool} with {arg}, and neither the task nor any tool result before it has '{self.token}'"
+
+    def holds(self, view: View) -> bool:
+        return (_made_call(view, self.pos, self.tool, self.argument, self.value) and _mentions(self.value, self.token)
+                and not _mentions(_data_before(view, self.pos), self.token))
+
+
+@dataclass(frozen=True)
+class FirstToState(Claim):
+    """The step's own text is the first in the run to state ``token``, which the task does not contain, and step
+    ``call`` (later) called ``tool`` with ``argument`` = ``value`` holding it."""
+
+    token: str
+    call: int
+    tool: str
+    argument: str
+    value: str
+
+    def clause(self, view: View) -> str:
+        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        return (f"it is the first to say '{self.token}', which is not in the task; step {view.steps[self.call].index} "
+                f"then called {self.tool} with {arg}")
+
+    def holds(self, view: View) -> bool:
+        return (view.in_step(self.pos) and self.pos < self.call and _mentions(view.actions[self.pos], self.token)
+                and not any(_mentions(view.actions[j], self.token) for j in range(self.pos))
+                and not _mentions(_data_before(view, self.call), self.token)
+                and _made_call(view, self.call, self.tool, self.argument, self.value) and _mentions(self.value, self.token))
+
+
+@dataclass(frozen=True)
+class HadTaskValue(Claim):
+    """The task has ``value``, and step ``given`` (before this one) states it."""
+
+    given: int
+    value: str
+
+    def clause(self, view: View) -> str:
+        where = "its own earlier turn" if view.steps[self.given].agent == view.steps[self.pos].agent else \
+            f"step {view.steps[self.given].index} by {view.steps[self.given].agent}"
+        return f"the task's '{self.value}' was in {where}"
+
+    def holds(self, view: View) -> bool:
+        return (view.in_step(self.pos) and 0 <= self.given < self.pos and _mentions(view.trajectory.task or "", self.value)
+                and _mentions(view.actions[self.given], self.value))
+
+
+@dataclass(frozen=True)
+class DropsTaskValue(Claim):
+    """The task has each of ``values``; the step's own text restates the task without any of them; no earlier
+    step states one; step ``call`` then called ``tool`` with ``argument`` = ``value`` instead."""
+
+    values: tuple[str, ...]
+    call: int
+    tool: str
+    argument: str
+    value: str
+
+    def clause(self, view: View) -> str:
+        listed = ", ".join(f"'{v}'" for v in self.values)
+        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        return (f"it passes the task on without its {listed}, and step {view.steps[self.call].index} then called "
+                f"{self.tool} with {arg}")
+
+    def holds(self, view: View) -> bool:
+        task = view.trajectory.task or ""
+        return (view.in_step(self.pos) and self.pos < self.call and bool(self.values)
+                and all(_mentions(task, v) for v in self.values)
+                and not any(_mentions(view.actions[j], v) for j in range(self.pos + 1) for v in self.values)
+                and _made_call(view, self.call, self.tool, self.argument, self.value)
+                and not any(_mentions(self.value, v) for v in self.values))
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class PicksAgainstInputs(Claim):
+    """The task asks for the ``word`` one; the step names ``chosen``, reported earlier as ``chosen_value``, while
+    ``best`` was reported as ``best_value``, further in that direction."""
+
+    word: str
+    higher: bool
+    chosen: str
+    chosen_value: float
+    best: str
+    best_value: float
+
+    def clause(self, view: View) -> str:
+        more = "higher" if self.higher else "lower"
+        return (f"it names {self.chosen} ({_number(self.chosen_value)}) although {self.best} was reported as "
+                f"{_number(self.best_value)}, {more}, and the task asks for the {self.word}")
+
+    def holds(self, view: View) -> bool:
+        if not view.in_step(self.pos) or not _mentions(view.trajectory.task or "", self.word):
+            return False
+        earlier = "\n".join(view.actions[:self.pos] + view.arrived(self.pos)).lower()
+
+        def reported(name: str, value: float) -> bool:
+            return re.search(rf"{re.escape(name.lower())}\s*[:=]\s*{re.escape(_number(value))}(?![\d.])", earlier) is not None
+
+        further = self.best_value > self.chosen_value if self.higher else self.best_value < self.chosen_value
+        return (further and _mentions(view.actions[self.pos], self.chosen) and reported(self.chosen, self.chosen_value)
+                and reported(self.best, self.best_value))
 
 
 def check_claims(trajectory: Trajectory, claims: list[Claim], view: View | None = None) -> list[Claim]:

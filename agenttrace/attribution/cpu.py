@@ -44,6 +44,8 @@ from agenttrace.attribution.flow import (
     tokens,
     window,
 )
+from agenttrace.attribution.picks import HIGHEST, LOWEST, direction, picks
+from agenttrace.attribution.provenance import off_task_arguments
 from agenttrace.models import Attribution, Candidate, Trajectory
 
 MODEL_PATH = Path(__file__).with_name("cpu_model.json")
@@ -59,6 +61,8 @@ FEATURES = (
     "num_introduced", "introduced_rel", "introduced_to_answer", "underived", "first_underived", "returned_to_answer",
     "arg_ungrounded", "arg_unseen",
     "arg_ungrounded_to_answer", "num_conflict", "task_drop", "constraint_deficit", "assume_here",
+    # where an off-task tool argument came from, and where the task's value for it was lost; picks
+    "offtask_origin", "offtask_given", "offtask_ungiven", "constraint_lost", "pick_contradicts", "pick_agrees",
     # problems: in its own words, from its tools, right after it, ignored, repaired, repeated
     "problem_here", "tool_failed", "result_problem", "problem_next", "problem_next_other", "first_problem",
     "before_first_problem", "after_first_problem", "ignores_failure", "repaired", "last_unrepaired",
@@ -83,6 +87,17 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     if n == 0:
         return x, []
     flows = read_flow(trajectory)
+    off_task = off_task_arguments(trajectory)
+    calls_with = {(a.call, a.token) for a in off_task}
+    for arg in off_task:
+        if arg.origin == arg.call:
+            flows[arg.call].off_task.append(arg)
+        elif (arg.origin, arg.token) not in calls_with:  # not a repeat of its own earlier call's value
+            flows[arg.origin].originates.append(arg)
+        if arg.lost_at is not None and (arg.origin, arg.token) in calls_with:  # a caller's value, not another's text
+            flows[arg.lost_at].loses.append(arg)
+    for pick in picks(trajectory):
+        flows[pick.pos].pick = pick
     counts: dict[str, int] = {}
     for s in steps:
         counts[s.agent] = counts.get(s.agent, 0) + 1
@@ -160,6 +175,12 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "task_drop": len(f.dropped) / max(len(f.dropped) + len(toks & task_tokens), 1) if f.plan_like else 0.0,
             "constraint_deficit": f.constraint_deficit,
             "assume_here": float(f.assume_word is not None),
+            "offtask_origin": float(bool(f.originates)),
+            "offtask_given": float(any(a.given_at is not None for a in f.off_task)),
+            "offtask_ungiven": float(any(a.given_at is None for a in f.off_task)),
+            "constraint_lost": float(bool(f.loses)),
+            "pick_contradicts": float(f.pick is not None and not f.pick.agrees),
+            "pick_agrees": float(f.pick is not None and f.pick.agrees),
             "problem_here": float(f.problem_word is not None),
             "tool_failed": float(f.failed_tool is not None),
             "result_problem": float(f.result_problem is not None),
@@ -181,7 +202,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "has_expected": float(has_expected),
             "expected_seen_before": float(expected_seen and not has_expected),
         }
-        x[i] = [row[name] * (agent_step if name not in ("is_human", "agent_share") else 1.0) for name in FEATURES]
+        x[i] = [row[name] * (agent_step if name not in ("is_human", "agent_share", "offtask_origin") else 1.0) for name in FEATURES]
         turned[step.agent] = turned.get(step.agent, 0) + 1
         expected_seen = expected_seen or has_expected
     lengths = x[:, _COL["log_len_z"]]
@@ -350,6 +371,24 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         return [cl.IgnoresFailure(pos, f.ignored_error_at, tool)]
     if feature in ("repeats", "first_repeat") and f.repeats is not None:
         return [cl.Repeats(pos, f.repeats)]
+    if feature == "offtask_origin" and f.originates:
+        a = f.originates[0]
+        return [cl.FirstToState(pos, a.token, a.call, a.tool, a.argument, a.value)]
+    if feature in ("offtask_given", "offtask_ungiven") and f.off_task:
+        a = next((a for a in f.off_task if (a.given_at is not None) == (feature == "offtask_given")), f.off_task[0])
+        out = [cl.CallsOffTask(pos, a.tool, a.argument, a.value, a.token)]
+        if a.given_at is not None:
+            out += [cl.HadTaskValue(pos, a.given_at, v) for v in a.task_values if v.lower() in view.actions[a.given_at].lower()][:1]
+        return out
+    if feature == "constraint_lost" and f.loses:
+        a = f.loses[0]
+        return [cl.DropsTaskValue(pos, a.task_values[:3], a.call, a.tool, a.argument, a.value)]
+    if feature == "pick_contradicts" and f.pick is not None and not f.pick.agrees:
+        p = f.pick
+        word = next(w for w in (HIGHEST if direction(view.trajectory.task or "") > 0 else LOWEST)
+                    if re.search(rf"(?<![a-z-]){w}(?![a-z-])", (view.trajectory.task or "").lower()))
+        return [cl.PicksAgainstInputs(pos, word, direction(view.trajectory.task or "") > 0, p.chosen, p.chosen_value,
+                                      p.best, p.best_value)]
     if feature == "agent_first_turn":
         return [cl.FirstTurn(pos)]
     if feature == "first_action":

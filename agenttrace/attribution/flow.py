@@ -17,9 +17,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agenttrace.models import Step, Trajectory
+from agenttrace.models import Step, ToolCall, Trajectory
+
+if TYPE_CHECKING:
+    from agenttrace.attribution.picks import Pick
+    from agenttrace.attribution.provenance import OffTaskArgument
 
 WINDOW = 20000  # characters of each end of a text read for values and words
 
@@ -105,6 +109,12 @@ def is_human(step: Step) -> bool:
     return step.agent.lower() in _HUMAN or (step.role or "").lower() == "human"
 
 
+def is_handoff(step: Step, call: ToolCall) -> bool:
+    """Whether ``call`` is the step's handoff: the step hands over, and the call names the agent it hands to."""
+    target = (step.transfer_to or "").lower()
+    return bool(target) and (target in call.name.lower() or target in value_text(call.arguments).lower())
+
+
 def action_text(step: Step) -> str:
     """What the step's agent itself produced: its text, its tool calls' names and arguments, its handoff."""
     parts = [step.content] if step.content else []
@@ -114,17 +124,40 @@ def action_text(step: Step) -> str:
     return "\n".join(parts)
 
 
+def speaks(step: Step, call: ToolCall) -> bool:
+    """Whether ``call`` only carries the step's own words (a ``final_answer`` tool, a managed agent handed the
+    step's text): one of its arguments, 15 characters or more, is in the step's text. Its arguments are not a
+    lookup, and its result (an echo, or the delegate's words, which are steps of their own) is not data."""
+    said = " ".join(step.content.split())
+    return len(said) >= 15 and any(
+        len(v) >= 15 and " ".join(v.split()) in said for _, v in argument_values(call.arguments))
+
+
 def result_text(step: Step) -> str:
-    """What the environment answered to the step's tool calls (results and errors)."""
+    """What the environment answered to the step's tool calls (results and errors), calls that only carry the
+    step's own words (:func:`speaks`) left out."""
     parts = []
     for c in step.tool_calls:
         if c.error:
             parts.append(c.error)
-        if c.result is not None:
+        if c.result is not None and not speaks(step, c):
             parts.append(value_text(c.result))
     if step.error and not step.tool_calls:
         parts.append(step.error)
     return "\n".join(parts)
+
+
+def arrivals(steps: list[Step]) -> list[int]:
+    """Per step, the position after which its tool results are an input of the run: its own, except for a
+    delegation whose result relays what a later step says (a managed agent's final answer, a coworker's
+    reply), which arrives only after the last step it relays."""
+    out = list(range(len(steps)))
+    said = [" ".join(s.content.split()) for s in steps]
+    for pos, step in enumerate(steps):
+        results = " ".join(result_text(step).split()) if step.tool_calls else ""
+        if results:
+            out[pos] = max((j for j in range(pos + 1, len(steps)) if len(said[j]) >= 15 and said[j] in results), default=pos)
+    return out
 
 
 def final_answer(trajectory: Trajectory) -> str:
@@ -179,6 +212,11 @@ class StepFlow:
     has_code: bool = False
     done: bool = False
     answer_tokens_first: float = 0.0  # share of the answer's distinctive tokens this step is first to state
+    # filled in from agenttrace.attribution.provenance and .picks:
+    off_task: list[OffTaskArgument] = field(default_factory=list)  # its own calls' off-task arguments
+    originates: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments of later calls it first stated
+    loses: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments whose task value it dropped
+    pick: Pick | None = None
 
     @property
     def has_problem(self) -> bool:
@@ -261,11 +299,15 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     last_actions: dict[str, tuple[int, str]] = {}  # agent -> (position, actions) of its latest step
     pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
     flows: list[StepFlow] = []
+    arrive = arrivals(steps)
+    relayed: dict[int, list[str]] = {}  # position -> results of earlier delegations that arrive after it
     for pos, step in enumerate(steps):
         f = StepFlow(human=is_human(step))
         actions = action_text(step)
         low = window(actions.lower())
-        results = result_text(step)
+        results = result_text(step) if arrive[pos] == pos else ""
+        if arrive[pos] != pos:
+            relayed.setdefault(arrive[pos], []).append(result_text(step))
         given = set(numbers(step.input or "")) | set(numbers(results))
         own = numbers(actions)
         if not f.human:
@@ -276,7 +318,8 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             f.unseen_argument = _unseen_argument(step, seen_words | tokens(step.input or ""))
             inputs = seen_numbers | set(numbers(step.input or ""))  # what it had before calling its tools
             for call in step.tool_calls:
-                returned = numbers(value_text(call.result))  # in the order the result gives them
+                # in the order the result gives them; a relayed delegation result is the delegate's, not the tool's
+                returned = numbers(value_text(call.result)) if arrive[pos] == pos else {}
                 reaching = [surface for v, surface in returned.items()
                             if v in answer_numbers and v not in seen_numbers and v not in own]
                 f.returned_to_answer += [(call.name, r) for r in reaching]
@@ -328,6 +371,11 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         recent += [v for v in (*own, *given) if v not in seen_numbers]
         seen_numbers |= set(own) | given
         seen_words |= step_tokens | tokens(results) | tokens(step.input or "")
+        for text in relayed.pop(pos, []):
+            arrived = numbers(text)
+            recent += [v for v in arrived if v not in seen_numbers]
+            seen_numbers |= set(arrived)
+            seen_words |= tokens(text)
         flows.append(f)
     _mark_repaired(steps, flows)
     return flows

@@ -1,0 +1,82 @@
+"""Whether a step that picks one of the task's candidates picks the one its inputs support.
+
+A task that asks for an extreme ("which is the warmest", "the cheapest") names its candidates; steps report
+values for them ("Porto: 6 degrees; Seville: 25 degrees"). A step that then names exactly one candidate, and
+reports no values itself and calls no tool (a handoff aside), has *picked* it. The pick contradicts its inputs when another candidate's latest
+reported value is more extreme in the direction the task asks for, and agrees with them when it is the
+extreme. Directions come from a fixed list of English superlatives; a task without one asks for no pick.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agenttrace.attribution.flow import action_text, arrivals, is_handoff, is_human, result_text
+from agenttrace.models import Trajectory
+
+HIGHEST = ("most", "highest", "largest", "biggest", "greatest", "maximum", "warmest", "hottest", "dearest",
+           "priciest", "busiest", "longest", "tallest", "heaviest", "oldest", "fastest", "latest", "best-selling")
+LOWEST = ("least", "lowest", "smallest", "minimum", "cheapest", "coldest", "coolest", "shortest", "fewest",
+          "lightest", "youngest", "slowest", "earliest", "quietest")
+_PAIR = re.compile(r"([A-Za-z][\w' -]{0,40}?)\s*[:=]\s*(-?\d[\d,]*(?:\.\d+)?)(?![\w/-]|\.\d)")
+
+
+def direction(task: str) -> int:
+    """+1 when the task asks for the highest, -1 for the lowest, 0 for neither (or both)."""
+    words = set(re.findall(r"[a-z-]+", task.lower()))
+    high, low = bool(words & set(HIGHEST)), bool(words & set(LOWEST))
+    return (1 if high else -1) if high != low else 0
+
+
+def reported(text: str, task_lower: str) -> dict[str, float]:
+    """``candidate: value`` pairs in ``text`` whose candidate the task names (lower-cased candidate -> value)."""
+    out: dict[str, float] = {}
+    for m in _PAIR.finditer(text):
+        name = " ".join(m.group(1).split()).lower()
+        if len(name) >= 3 and re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", task_lower):
+            out[name] = float(m.group(2).replace(",", ""))
+    return out
+
+
+@dataclass(frozen=True)
+class Pick:
+    """Step ``pos`` names ``chosen`` as the answer; ``best`` is the candidate its inputs put at the extreme."""
+
+    pos: int
+    chosen: str
+    chosen_value: float
+    best: str
+    best_value: float
+
+    @property
+    def agrees(self) -> bool:
+        return self.chosen_value == self.best_value
+
+
+def picks(trajectory: Trajectory) -> list[Pick]:
+    """Every pick of the run (see the module's doc), in step order."""
+    task = trajectory.task or ""
+    sign = direction(task)
+    if not sign:
+        return []
+    task_lower = task.lower()
+    values: dict[str, float] = {}
+    out: list[Pick] = []
+    steps = trajectory.steps
+    arrive = arrivals(steps)
+    for pos, step in enumerate(steps):
+        own = action_text(step)
+        mine = reported(own, task_lower)
+        acts = any(not is_handoff(step, call) for call in step.tool_calls)
+        if not is_human(step) and not acts and not mine and len(values) >= 2:
+            low = own.lower()
+            named = [c for c in values if re.search(rf"(?<![a-z0-9]){re.escape(c)}(?![a-z0-9])", low)]
+            if len(named) == 1:
+                best = max(values, key=lambda c: sign * values[c])
+                out.append(Pick(pos, named[0], values[named[0]], best, values[best]))
+        for j in range(pos + 1):
+            if arrive[j] == pos:
+                values.update(reported(result_text(steps[j]), task_lower))
+        values.update(mine)  # what a step says comes after what its tools returned
+    return out

@@ -1,0 +1,166 @@
+"""Where an off-task tool argument came from, where the task's value was lost, picks against the inputs,
+and results that arrive late (agenttrace.attribution.provenance, .picks, .flow.arrivals): what the cpu
+attributor reads, and the claims its reasons make of it, which must hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from agenttrace.attribution import claims as cl
+from agenttrace.attribution.cpu import FEATURES, CpuAttributor, extract_features
+from agenttrace.attribution.flow import arrivals, read_flow, speaks
+from agenttrace.attribution.picks import direction, picks
+from agenttrace.attribution.provenance import off_task_arguments
+from agenttrace.models import Step, ToolCall, Trajectory
+
+TASK = "Add up the fare of Oslo-Vienna and Paris-Rome for date 2025-03-18. Reply with the total."
+
+
+def _fare(route: str, date: str, value: int) -> ToolCall:
+    return ToolCall(name="get_fare", arguments={"route": route, "date": date},
+                    result=f"economy fare {route} on {date}: {value} EUR")
+
+
+def _team(plan: str, dates: tuple[str, str], answer: str = "In total: 300 EUR.") -> Trajectory:
+    """planner -> fetcher (two lookups) -> writer."""
+    return Trajectory(run_id="t", task=TASK, answer=answer, steps=[
+        Step(index=0, agent="planner", content=plan, tool_calls=[ToolCall(name="transfer_to_fetcher", arguments={})],
+             transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[_fare("Oslo-Vienna", dates[0], 120)]),
+        Step(index=2, agent="fetcher", content="Looking up Paris-Rome.", tool_calls=[_fare("Paris-Rome", dates[1], 180)]),
+        Step(index=3, agent="fetcher", content="Oslo-Vienna: 120 EUR; Paris-Rome: 180 EUR.", transfer_to="writer",
+             tool_calls=[ToolCall(name="transfer_to_writer", arguments={})]),
+        Step(index=4, agent="writer", content=answer),
+    ])
+
+
+def _col(name: str) -> int:
+    return FEATURES.index(name)
+
+
+def _holds(traj: Trajectory) -> list[cl.Claim]:
+    """The claims of the cpu reason for ``traj``, asserted true and rendered into the reason."""
+    verdict, claims = CpuAttributor().explain(traj)
+    assert cl.check_claims(traj, claims) == []
+    for claim in claims:
+        assert claim.clause(cl.View(traj)) in verdict.reason
+    return claims
+
+
+def test_a_value_the_caller_was_given_and_replaced_is_the_callers():
+    traj = _team("Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).", ("2025-03-18", "2025-03-11"))
+    [arg] = off_task_arguments(traj)
+    assert (arg.call, arg.origin, arg.token, arg.task_values, arg.given_at, arg.lost_at) == \
+        (2, 2, "2025-03-11", ("2025-03-18",), 1, None)  # its own first call had the task's date
+    x, _ = extract_features(traj)
+    assert x[2, _col("offtask_given")] == 1 and x[:, _col("offtask_given")].sum() == 1
+    view = cl.View(traj)
+    assert cl.CallsOffTask(2, "get_fare", "date", "2025-03-11", "2025-03-11").holds(view)
+    assert cl.HadTaskValue(2, 1, "2025-03-18").holds(view) and cl.HadTaskValue(2, 0, "2025-03-18").holds(view)
+    assert "its own earlier turn" in cl.HadTaskValue(2, 1, "2025-03-18").clause(view)
+    # false versions: a call not made, a token the task has, a value the planner never wrote
+    assert not cl.CallsOffTask(1, "get_fare", "date", "2025-03-11", "2025-03-11").holds(view)
+    assert not cl.CallsOffTask(1, "get_fare", "date", "2025-03-18", "2025-03-18").holds(view)
+    assert not cl.HadTaskValue(2, 3, "2025-03-18").holds(view)
+    assert not cl.HadTaskValue(2, 0, "2025-03-11").holds(view)
+
+
+def test_a_value_no_step_passed_on_was_lost_by_the_first_step_restating_the_task():
+    traj = _team("Plan: fetcher looks up Oslo-Vienna, Paris-Rome.", ("2025-03-04", "2025-03-04"))
+    args = off_task_arguments(traj)
+    # the second call's date is in the first call's result by then, so only the first is off-task
+    assert [(a.call, a.origin, a.given_at, a.lost_at) for a in args] == [(1, 1, None, 0)]
+    x, _ = extract_features(traj)
+    assert x[0, _col("constraint_lost")] == 1 and x[1, _col("offtask_ungiven")] == 1
+    view = cl.View(traj)
+    assert cl.DropsTaskValue(0, ("2025-03-18",), 1, "get_fare", "date", "2025-03-04").holds(view)
+    # the fetcher's own text is not where the value was dropped: it came after the planner's
+    assert not cl.DropsTaskValue(3, ("2025-03-18",), 1, "get_fare", "date", "2025-03-04").holds(view)
+
+
+def test_a_users_turn_that_names_what_the_task_does_not_is_the_origin_and_can_be_blamed():
+    traj = Trajectory(run_id="u", task="Which is dearer: monitor stand or bookshelf (region EU)?", answer="standing fan",
+                      steps=[
+        Step(index=0, agent="user", role="user", content="Hi! I need the dearer of standing fan and bookshelf."),
+        Step(index=1, agent="assistant", content="Checking.", tool_calls=[
+            ToolCall(name="get_price", arguments={"product": "standing fan", "region": "EU"}, result="standing fan: 232 EUR"),
+            ToolCall(name="get_price", arguments={"product": "bookshelf", "region": "EU"}, result="bookshelf: 168 EUR")]),
+        Step(index=2, agent="assistant", content="The dearer one is standing fan."),
+    ])
+    args = off_task_arguments(traj)
+    assert {(a.token, a.origin, a.call) for a in args} == {("standing", 0, 1), ("fan", 0, 1)}
+    x, flows = extract_features(traj)
+    assert x[0, _col("offtask_origin")] == 1  # kept on a user's turn, unlike the agents' features
+    assert flows[0].originates and not flows[1].off_task
+    assert cl.FirstToState(0, "standing", 1, "get_price", "product", "standing fan").holds(cl.View(traj))
+    assert not cl.FirstToState(2, "standing", 1, "get_price", "product", "standing fan").holds(cl.View(traj))
+
+
+def test_routing_speaking_and_repaired_calls_are_not_off_task():
+    traj = Trajectory(run_id="r", task="Look up the open tickets of mobile for priority low.", answer="31", steps=[
+        Step(index=0, agent="lead", content="ops_agent, please.", transfer_to="ops_agent",
+             tool_calls=[ToolCall(name="handoff", arguments={"to_agent": "ops_agent", "reason": "their part"})]),
+        Step(index=1, agent="ops_agent", content="Mobile first.", tool_calls=[
+            ToolCall(name="count_open_tickets", arguments={"team": "mobile", "priority": "medium"}, result="mobile: 44")]),
+        Step(index=2, agent="ops_agent", content="Oops, medium is wrong. Again with low.", tool_calls=[
+            ToolCall(name="count_open_tickets", arguments={"team": "mobile", "priority": "low"}, result="mobile: 31")]),
+        Step(index=3, agent="ops_agent", content="Results: mobile has 31 open tickets.", tool_calls=[
+            ToolCall(name="final_answer", arguments={"answer": "Results: mobile has 31 open tickets."},
+                     result="Results: mobile has 31 open tickets.")]),
+    ])
+    assert off_task_arguments(traj) == []
+    assert speaks(traj.steps[3], traj.steps[3].tool_calls[0]) and not speaks(traj.steps[1], traj.steps[1].tool_calls[0])
+    # the echo is not an input: the 31 the step states is the one its lookup returned, nothing new
+    assert read_flow(traj)[3].introduced == []
+
+
+def test_a_delegations_result_arrives_after_the_steps_it_relays():
+    relay = "Done. Oslo-Vienna: 150 EUR."
+    traj = Trajectory(run_id="d", task="Look up the fare of Oslo-Vienna for date 2025-03-18.", answer="150", steps=[
+        Step(index=0, agent="head", content="", tool_calls=[
+            ToolCall(name="delegate_work", arguments={"coworker": "fetcher", "task": "Oslo-Vienna"}, result=relay)]),
+        Step(index=1, agent="fetcher", content="Checking.", tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 120)]),
+        Step(index=2, agent="fetcher", content=relay),
+        Step(index=3, agent="head", content="It costs 150 EUR."),
+    ])
+    assert arrivals(traj.steps) == [2, 1, 2, 3]
+    flows = read_flow(traj)
+    assert flows[2].introduced == ["150"]  # the fetcher made it up; the relay does not count as its input
+    assert flows[3].introduced == []  # by step 3 the relay has arrived
+    view = cl.View(traj)
+    assert cl.IntroducesNumber(2, "150").holds(view) and not cl.IntroducesNumber(3, "150").holds(view)
+
+
+def test_a_pick_against_the_reported_values_and_one_that_follows_them():
+    def run(pick: str) -> Trajectory:
+        return Trajectory(run_id="p", task="Which is the warmest of Porto, Seville on Tuesday?", answer=pick, steps=[
+            Step(index=0, agent="scout", content="Checking.", tool_calls=[
+                ToolCall(name="get_forecast", arguments={"city": "Porto"}, result="forecast high for Porto: 6 degrees"),
+                ToolCall(name="get_forecast", arguments={"city": "Seville"}, result="forecast high for Seville: 25 degrees")]),
+            Step(index=1, agent="scout", content="Results: Porto: 6 degrees; Seville: 25 degrees."),
+            Step(index=2, agent="writer", content=f"The answer is {pick}."),
+        ])
+
+    assert direction("Which is the warmest?") == 1 and direction("the cheapest one") == -1 and direction("the total") == 0
+    [wrong] = picks(run("Porto"))
+    assert (wrong.pos, wrong.chosen, wrong.best, wrong.agrees) == (2, "porto", "seville", False)
+    [right] = picks(run("Seville"))
+    assert right.agrees
+    traj = run("Porto")
+    view = cl.View(traj)
+    claim = cl.PicksAgainstInputs(2, "warmest", True, "Porto", 6, "Seville", 25)
+    assert claim.holds(view)
+    assert "names Porto (6) although Seville was reported as 25, higher" in claim.clause(view)
+    assert not cl.PicksAgainstInputs(2, "warmest", True, "Porto", 6, "Seville", 2).holds(view)
+    assert not cl.PicksAgainstInputs(2, "coldest", False, "Porto", 6, "Seville", 25).holds(view)
+    x, _ = extract_features(traj)
+    assert x[2, _col("pick_contradicts")] == 1 and x[2, _col("pick_agrees")] == 0
+
+
+@pytest.mark.parametrize("plan,dates", [
+    ("Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).", ("2025-03-18", "2025-03-11")),
+    ("Plan: fetcher looks up Oslo-Vienna, Paris-Rome.", ("2025-03-04", "2025-03-04")),
+    ("Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).", ("2025-03-18", "2025-03-18")),
+])
+def test_every_claim_of_the_reason_holds_on_these_runs(plan, dates):
+    _holds(_team(plan, dates, answer="In total: 300 EUR."))
