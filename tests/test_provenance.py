@@ -8,6 +8,7 @@ import pytest
 
 from agenttrace.attribution import claims as cl
 from agenttrace.attribution.cpu import FEATURES, CpuAttributor, extract_features
+from agenttrace.attribution.coverage import left_out
 from agenttrace.attribution.flow import arrivals, read_flow, speaks
 from agenttrace.attribution.picks import direction, picks
 from agenttrace.attribution.provenance import off_task_arguments
@@ -164,3 +165,27 @@ def test_a_pick_against_the_reported_values_and_one_that_follows_them():
 ])
 def test_every_claim_of_the_reason_holds_on_these_runs(plan, dates):
     _holds(_team(plan, dates, answer="In total: 300 EUR."))
+
+
+def test_a_turn_that_hands_back_before_covering_what_it_was_handed():
+    def run(report: str) -> Trajectory:
+        return Trajectory(run_id="c", task="Add up the fare of Oslo-Vienna, Paris-Rome for date 2025-03-18.", steps=[
+            Step(index=0, agent="lead", content="scout, please look up Oslo-Vienna, Paris-Rome (date: 2025-03-18).",
+                 transfer_to="scout"),
+            Step(index=1, agent="scout", content="Checking.", tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 120)]),
+            Step(index=2, agent="scout", content=report, transfer_to="lead"),
+            Step(index=3, agent="lead", content="Oslo-Vienna: 120; Paris-Rome: 80. scout, anything else?"),
+            Step(index=4, agent="scout", content="No."),
+        ])
+
+    short = run("Done. Oslo-Vienna: 120 EUR.")
+    [gap] = left_out(short)
+    assert (gap.pos, gap.handed_by, gap.items) == (2, 0, ("paris-rome",))  # step 3 hands on values, not work
+    x, _ = extract_features(short)
+    assert x[2, _col("leaves_out_items")] == 1
+    view = cl.View(short)
+    assert cl.HandsBackWithout(2, 0, ("paris-rome",)).holds(view)
+    assert not cl.HandsBackWithout(1, 0, ("paris-rome",)).holds(view)  # its turn goes on after step 1
+    assert not cl.HandsBackWithout(2, 0, ("oslo-vienna",)).holds(view)  # it did look that one up
+    assert left_out(run("Done. Oslo-Vienna: 120 EUR; Paris-Rome: 80 EUR.")) == []
+    assert left_out(run("Which date should I use for Oslo-Vienna?")) == []  # a question, not a report

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from agenttrace.attribution.flow import (
+    DATES,
     ERROR_WORDS,
     action_text,
     argument_values,
@@ -37,7 +38,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
 
 
 def _numbers_in(text: str) -> set[str]:
-    return {norm_number(m.group(0)) for m in _ANY_NUMBER.finditer(text)}
+    """Every number of ``text``; dates are not quantities and are left out (as the features do)."""
+    return {norm_number(m.group(0)) for m in _ANY_NUMBER.finditer(DATES.sub(" ", text))}
 
 
 def _clean(text: str) -> str:
@@ -313,8 +315,8 @@ class ToolFailed(Claim):
 
 @dataclass(frozen=True)
 class IgnoresFailure(Claim):
-    """A ``tool`` call of the same agent failed at ``earlier``, the agent's next step is this one, and it
-    reports no problem."""
+    """A ``tool`` call of the same agent failed at ``earlier``, the agent's next step is this one, and its text
+    neither reports a problem nor names the tool."""
 
     earlier: int
     tool: str
@@ -331,8 +333,9 @@ class IgnoresFailure(Claim):
         failed = any(c.name == self.tool and c.error for c in view.steps[self.earlier].tool_calls) or (
             not self.tool and bool(view.steps[self.earlier].error))
         mine = view.actions[self.pos].lower()
+        said = view.steps[self.pos].content.lower()
         return (view.steps[self.earlier].agent == agent and not between and failed
-                and not any(w in mine for w in ERROR_WORDS))
+                and not any(w in mine for w in ERROR_WORDS) and not (self.tool and self.tool.lower() in said))
 
 
 @dataclass(frozen=True)
@@ -564,6 +567,31 @@ class PicksAgainstInputs(Claim):
         further = self.best_value > self.chosen_value if self.higher else self.best_value < self.chosen_value
         return (further and _mentions(view.actions[self.pos], self.chosen) and reported(self.chosen, self.chosen_value)
                 and reported(self.best, self.best_value))
+
+
+@dataclass(frozen=True)
+class HandsBackWithout(Claim):
+    """Step ``handed_by`` (another agent's, just before this agent's run of steps, naming it) names each of ``items``;
+    none of this agent's steps from then up to this one, the last of the run, names any of them."""
+
+    handed_by: int
+    items: tuple[str, ...]
+
+    def clause(self, view: View) -> str:
+        listed = ", ".join(f"'{i}'" for i in self.items)
+        return (f"its turn ends without {listed}, which step {view.steps[self.handed_by].index} by "
+                f"{view.steps[self.handed_by].agent} handed it")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and 0 <= self.handed_by < self.pos and self.items):
+            return False
+        agent = view.steps[self.pos].agent
+        turn = range(self.handed_by + 1, self.pos + 1)
+        last = self.pos + 1 == len(view.steps) or view.steps[self.pos + 1].agent != agent
+        return (last and view.steps[self.handed_by].agent != agent and _mentions(view.actions[self.handed_by], agent)
+                and all(view.steps[j].agent == agent for j in turn)
+                and all(_mentions(view.actions[self.handed_by], i) for i in self.items)
+                and not any(_mentions(view.actions[j], i) for j in turn for i in self.items))
 
 
 def check_claims(trajectory: Trajectory, claims: list[Claim], view: View | None = None) -> list[Claim]:

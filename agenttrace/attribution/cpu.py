@@ -34,6 +34,7 @@ import numpy as np
 
 from agenttrace.attribution import claims as cl
 from agenttrace.attribution.base import Attributor, AttributorError
+from agenttrace.attribution.coverage import left_out
 from agenttrace.attribution.flow import (
     ERROR_WORDS,
     StepFlow,
@@ -61,8 +62,9 @@ FEATURES = (
     "num_introduced", "introduced_rel", "introduced_to_answer", "underived", "first_underived", "returned_to_answer",
     "arg_ungrounded", "arg_unseen",
     "arg_ungrounded_to_answer", "num_conflict", "task_drop", "constraint_deficit", "assume_here",
-    # where an off-task tool argument came from, and where the task's value for it was lost; picks
+    # where an off-task tool argument came from, and where the task's value for it was lost; picks; coverage
     "offtask_origin", "offtask_given", "offtask_ungiven", "constraint_lost", "pick_contradicts", "pick_agrees",
+    "leaves_out_items",
     # problems: in its own words, from its tools, right after it, ignored, repaired, repeated
     "problem_here", "tool_failed", "result_problem", "problem_next", "problem_next_other", "first_problem",
     "before_first_problem", "after_first_problem", "ignores_failure", "repaired", "last_unrepaired",
@@ -98,6 +100,8 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             flows[arg.lost_at].loses.append(arg)
     for pick in picks(trajectory):
         flows[pick.pos].pick = pick
+    for gap in left_out(trajectory):
+        flows[gap.pos].left_out = gap
     counts: dict[str, int] = {}
     for s in steps:
         counts[s.agent] = counts.get(s.agent, 0) + 1
@@ -181,6 +185,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "constraint_lost": float(bool(f.loses)),
             "pick_contradicts": float(f.pick is not None and not f.pick.agrees),
             "pick_agrees": float(f.pick is not None and f.pick.agrees),
+            "leaves_out_items": float(f.left_out is not None),
             "problem_here": float(f.problem_word is not None),
             "tool_failed": float(f.failed_tool is not None),
             "result_problem": float(f.result_problem is not None),
@@ -389,6 +394,8 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
                     if re.search(rf"(?<![a-z-]){w}(?![a-z-])", (view.trajectory.task or "").lower()))
         return [cl.PicksAgainstInputs(pos, word, direction(view.trajectory.task or "") > 0, p.chosen, p.chosen_value,
                                       p.best, p.best_value)]
+    if feature == "leaves_out_items" and f.left_out is not None:
+        return [cl.HandsBackWithout(pos, f.left_out.handed_by, f.left_out.items[:3])]
     if feature == "agent_first_turn":
         return [cl.FirstTurn(pos)]
     if feature == "first_action":

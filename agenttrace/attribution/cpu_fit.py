@@ -57,6 +57,7 @@ COMPACT = (
     "before_first_problem", "ignores_failure", "repaired", "last_unrepaired", "error_words", "error_words_next",
     "first_anomaly", "has_expected", "expected_seen_before",
     "offtask_origin", "offtask_given", "offtask_ungiven", "constraint_lost", "pick_contradicts", "pick_agrees",
+    "leaves_out_items",
 )
 FEATURE_SETS = {"all": FEATURES, "compact": COMPACT}
 GRID = [{"features": fs, "l2": l2, "synthetic": w}

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from agenttrace.models import Step, ToolCall, Trajectory
 
 if TYPE_CHECKING:
+    from agenttrace.attribution.coverage import LeftOut
     from agenttrace.attribution.picks import Pick
     from agenttrace.attribution.provenance import OffTaskArgument
 
 WINDOW = 20000  # characters of each end of a text read for values and words
 
 ERROR_WORDS = (
-    "error", "exception", "traceback", "failed", "failure", "unable", "cannot", "can't", "could not",
+    "error", "exception", "traceback", "failed", "failure", "failing", "fails", "unable", "cannot", "can't", "could not",
     "not found", "invalid", "incorrect", "unfortunately", "timed out", "timeout", "no such",
     "does not exist", "not available", "denied", "blocked", "exitcode: 1",
 )
@@ -40,6 +41,7 @@ ASSUME_WORDS = (
 DONE_WORDS = ("terminate", "final answer", "the answer is", "in conclusion", "task is complete", "successfully")
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
+DATES = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 # list numbering "1. ", "2) ": at a line's start, or after a sentence's end ("... shipped. 2. Calculator: ...")
 _ENUM = re.compile(r"(?:^\s*|(?<=[.;:!?] ))\d{1,2}[.)]\s+(?=[A-Za-z])", re.MULTILINE)
 _TOKEN = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
@@ -70,9 +72,10 @@ def norm_number(surface: str) -> str:
 
 
 def numbers(text: str) -> dict[str, str]:
-    """The numbers of a text, list numbering left out: normalised value -> first surface form."""
+    """The numbers of a text, list numbering and dates (not quantities) left out: normalised value -> first
+    surface form."""
     out: dict[str, str] = {}
-    for m in _NUM.finditer(_ENUM.sub(" ", window(text))):
+    for m in _NUM.finditer(DATES.sub(" ", _ENUM.sub(" ", window(text)))):
         out.setdefault(norm_number(m.group(0)), m.group(0))
     return out
 
@@ -126,11 +129,15 @@ def action_text(step: Step) -> str:
 
 def speaks(step: Step, call: ToolCall) -> bool:
     """Whether ``call`` only carries the step's own words (a ``final_answer`` tool, a managed agent handed the
-    step's text): one of its arguments, 15 characters or more, is in the step's text. Its arguments are not a
-    lookup, and its result (an echo, or the delegate's words, which are steps of their own) is not data."""
+    step's text): one of its arguments, 15 characters or more, is (nearly all of) the step's text. Its
+    arguments are not a lookup, and its result (an echo, or the delegate's words, which are steps of their
+    own) is not data."""
     said = " ".join(step.content.split())
-    return len(said) >= 15 and any(
-        len(v) >= 15 and " ".join(v.split()) in said for _, v in argument_values(call.arguments))
+    for _, v in argument_values(call.arguments):
+        v = " ".join(v.split())
+        if len(v) >= max(15, 0.8 * len(said)) and v in said:
+            return True
+    return False
 
 
 def result_text(step: Step) -> str:
@@ -212,11 +219,12 @@ class StepFlow:
     has_code: bool = False
     done: bool = False
     answer_tokens_first: float = 0.0  # share of the answer's distinctive tokens this step is first to state
-    # filled in from agenttrace.attribution.provenance and .picks:
+    # filled in from agenttrace.attribution.provenance, .picks and .coverage:
     off_task: list[OffTaskArgument] = field(default_factory=list)  # its own calls' off-task arguments
     originates: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments of later calls it first stated
     loses: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments whose task value it dropped
     pick: Pick | None = None
+    left_out: LeftOut | None = None  # items its turn was handed and it ends without
 
     @property
     def has_problem(self) -> bool:
@@ -361,7 +369,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             if earlier is not None and actions.strip() and earlier[1] == actions:
                 f.repeats = earlier[0]
             failed_before = pending_failure.get(step.agent)
-            if failed_before is not None and f.problem_word is None:
+            if failed_before is not None and f.problem_word is None and not _names_failed_tool(steps[failed_before], step):
                 f.ignored_error_at = failed_before
             last_actions[step.agent] = (pos, actions)
             if f.failed_tool:
@@ -379,6 +387,12 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         flows.append(f)
     _mark_repaired(steps, flows)
     return flows
+
+
+def _names_failed_tool(failed: Step, step: Step) -> bool:
+    """Whether ``step``'s text names a tool whose call failed in ``failed`` (it speaks of the failure)."""
+    said = step.content.lower()
+    return any(c.error and c.name.lower() in said for c in failed.tool_calls)
 
 
 def _mark_repaired(steps: list[Step], flows: list[StepFlow]) -> None:

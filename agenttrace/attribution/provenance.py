@@ -36,7 +36,7 @@ from agenttrace.attribution.flow import (
 from agenttrace.models import Step, Trajectory
 
 MAX_VALUE = 60
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[._'/-][A-Za-z0-9]+)*")
+TOKEN = re.compile(r"[A-Za-z0-9]+(?:[._'/-][A-Za-z0-9]+)*")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}")
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+)([A-Za-z0-9]+)")
@@ -55,12 +55,18 @@ def _meaningful(token: str) -> bool:
     return len(token) >= 3 or any(c.isdigit() for c in token) or (len(token) == 2 and token.isupper())
 
 
+def task_value_tokens(task: str) -> list[str]:
+    """The task's tokens that can be values (no short words, no capitalised sentence openers), in order."""
+    firsts = {m.group(1) for m in _SENTENCE_START.finditer(task)}
+    return [t for t in dict.fromkeys(TOKEN.findall(task)) if _meaningful(t) and t not in firsts]
+
+
 def task_values(task: str, argument: str, token: str, candidates: list[str], used: set[str]) -> tuple[str, ...]:
     """The task's values ``token`` (an argument's off-task token) stands in for: the value the task gives right
     after the argument's name ("priority high", "date: 2025-03-18"), else its tokens of the same kind that no
     call uses (all of them when every one is used); words (lower-case) only by the argument's name."""
     if argument:
-        keyed = re.search(rf"(?<![\w-]){re.escape(argument)}(?![\w-])\s*[:=]?\s*({_TOKEN.pattern})", task, re.IGNORECASE)
+        keyed = re.search(rf"(?<![\w-]){re.escape(argument)}(?![\w-])\s*[:=]?\s*({TOKEN.pattern})", task, re.IGNORECASE)
         if keyed and keyed.group(1).lower() != token.lower():
             return (keyed.group(1),)
     k = kind(token)
@@ -71,7 +77,7 @@ def task_values(task: str, argument: str, token: str, candidates: list[str], use
 
 
 def lower_tokens(text: str) -> set[str]:
-    return {t.lower() for t in _TOKEN.findall(text)}
+    return {t.lower() for t in TOKEN.findall(text)}
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,7 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
     steps = trajectory.steps
     task = trajectory.task or ""
     task_lower = lower_tokens(task)
-    firsts = {m.group(1) for m in _SENTENCE_START.finditer(task)}
-    task_tokens = [t for t in dict.fromkeys(_TOKEN.findall(task)) if _meaningful(t) and t not in firsts]
+    task_tokens = task_value_tokens(task)
     actions = [lower_tokens(action_text(s)) for s in steps]
     used = set()
     for s in steps:
@@ -115,7 +120,7 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                 for arg, text in argument_values(call.arguments):
                     if len(text) > MAX_VALUE or text.lower() in team:
                         continue
-                    for token in _TOKEN.findall(text):
+                    for token in TOKEN.findall(text):
                         low = token.lower()
                         if not _meaningful(token) or low in task_lower or low in data:
                             continue

@@ -1,0 +1,64 @@
+"""Whether an agent covered the items it was handed before handing back.
+
+A run's *items* are the task's tokens of the kinds its tool calls look up (a route, a city, a team: the
+kinds of the values its arguments take, see :func:`agenttrace.attribution.provenance.kind`). An agent's
+turn runs from the message that handed it the work (the latest step of another speaker, naming it: a
+handoff, a delegation, "scout, please ...") to its last consecutive step. The turn *leaves out* an item the handing message names (without a value for it: an item
+reported as "Porto: 6" is data handed on, not work) when neither the agent's text nor its tool arguments
+during the turn name it: it reported back, or stopped, before covering it. A turn that ends in a question
+is not a report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agenttrace.attribution.flow import action_text, argument_values, is_human
+from agenttrace.attribution.picks import reported
+from agenttrace.attribution.provenance import TOKEN, kind, lower_tokens, task_value_tokens
+from agenttrace.models import Trajectory
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """The turn ending at step ``pos`` leaves out ``items``, which step ``handed_by`` named."""
+
+    pos: int
+    handed_by: int
+    items: tuple[str, ...]
+
+
+def items(trajectory: Trajectory) -> set[str]:
+    """The task's tokens (lower-cased) of the kinds the run's tool arguments take."""
+    kinds = {kind(t) for s in trajectory.steps for c in s.tool_calls for _, v in argument_values(c.arguments)
+             for t in TOKEN.findall(v)}
+    kinds.discard("word")  # lower-case words are too common to stand for an item
+    return {t.lower() for t in task_value_tokens(trajectory.task or "") if kind(t) in kinds}
+
+
+def left_out(trajectory: Trajectory) -> list[LeftOut]:
+    """Every agent turn that leaves out an item its handing message names."""
+    steps = trajectory.steps
+    task = (trajectory.task or "").lower()
+    wanted = items(trajectory)
+    if not wanted:
+        return []
+    out = []
+    start = 0
+    for pos, step in enumerate(steps):
+        if pos > 0 and steps[pos - 1].agent != step.agent:
+            start = pos
+        ends = pos + 1 == len(steps) or steps[pos + 1].agent != step.agent
+        if not ends or start == 0 or is_human(step):
+            continue
+        handing = action_text(steps[start - 1])
+        if step.agent.lower() not in handing.lower():  # a report coming back, not work handed to it
+            continue
+        if step.content.rstrip().endswith("?"):  # it asks before going on: not a report
+            continue
+        handed = (lower_tokens(handing) & wanted) - set(reported(handing, task))
+        done = set().union(*(lower_tokens(action_text(steps[j])) for j in range(start, pos + 1)))
+        missing = tuple(sorted(handed - done))
+        if missing:
+            out.append(LeftOut(pos, start - 1, missing))
+    return out
