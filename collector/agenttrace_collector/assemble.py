@@ -6,9 +6,13 @@ an agent span with no LLM call of its own (a scripted agent, a manual
 records its plan itself (no LLM call under it) is a step of its agent, followed
 by the agent's own output when it has one. Tool calls are attached to
 the step that asked for them (matched by call id, else by name), with their
-results and errors; handoff-style tool calls and transfer attributes name the
-target agent. A handoff span (``agenttrace.transfer.target``, the OpenAI Agents
-instrumentor's ``agent_handoff``) belongs to the agent turn it hangs under; when
+results and errors. A call executed on a later turn (AG2 runs the functions a
+reply asks for on a turn of its own, the caller's or a user proxy's) is attached
+to the step that asked for it, matched by call id, and a turn that only executed
+such calls is no step: a tool's output is never an agent's content. Handoff-style
+tool calls and transfer attributes name the target agent. A handoff span
+(``agenttrace.transfer.target``, the OpenAI Agents instrumentor's
+``agent_handoff``) belongs to the agent turn it hangs under; when
 one step hands off more than once (a coordinator assigning several subtasks in
 one turn), ``transfer_to`` names the first target and every handoff is also a
 ``transfer_to_{target}`` tool call on the step, as frameworks with handoff tools
@@ -53,6 +57,7 @@ class _AgentScope:
     loose_tools: list[ToolCall] = field(default_factory=list)
     transfer_to: str | None = None  # the agent span's own transfer attribute, or a loose delegating tool's target
     handoffs: list[SpanView] = field(default_factory=list)  # handoff spans under this turn, in start order
+    answered: list[ToolCall] = field(default_factory=list)  # calls an earlier turn asked for, executed in this one
 
 
 class _Builder:
@@ -119,11 +124,15 @@ class _Builder:
         for child in span.children:
             self._walk(child, scope)
         nested = self.drafts[before:]
+        # a tool's response in the turn's output (AG2's function-execution reply) is not the agent's own words
+        own = message_text([m for m in n.output_messages if m.get("role") not in ("tool", "function")]) \
+            or n.output_text or ""
         if not scope.steps and nested and not scope.loose_tools and (
-                not (message_text(n.output_messages) or n.output_text)
-                or any(d.step.agent == scope.name for d in nested)):
+                not own or any(d.step.agent == scope.name for d in nested)):
             return  # a wrapper around other agents' steps (a workflow / team span, or the same agent's node): no step
-        own = message_text(n.output_messages) or n.output_text or ""
+        if not scope.steps and scope.answered and not (
+                own or scope.loose_tools or scope.transfer_to or scope.handoffs or span.error):
+            return  # it only executed calls an earlier turn asked for: their results are on that turn's step
         if not scope.steps or (own and all(d.plan for d in scope.steps)):
             # the turn's own output: its only step, or the step after the plans it recorded
             start = scope.steps[-1].step.end_time if scope.steps else span.start
@@ -197,6 +206,12 @@ class _Builder:
 
     def _tool(self, span: SpanView, n: Normalized, scope: _AgentScope | None) -> None:
         call = self._find_call(scope, n)
+        requester = None
+        if call is None and (requester := self._requested_earlier(n)) is not None:
+            call = next(c for c in requester.tool_calls if c.id == n.tool_call_id and c.result is None
+                        and c.error is None)
+            if scope is not None:
+                scope.answered.append(call)
         if call is None:
             call = ToolCall(id=n.tool_call_id, name=n.tool_name or span.name, arguments=n.tool_arguments)
             if scope is not None and scope.steps:  # an unrequested call (code-acting agents): the step running now
@@ -212,7 +227,9 @@ class _Builder:
         if call.arguments is None:
             call.arguments = n.tool_arguments
         target = n.transfer_to or handoff_target(call.name, call.arguments) or self._delegate(span)
-        if target and scope is not None:
+        if target and requester is not None:
+            requester.transfer_to = requester.transfer_to or target
+        elif target and scope is not None:
             owner = next((d.step for d in reversed(scope.steps) if call in d.step.tool_calls), None)
             if owner is not None and not owner.transfer_to:
                 owner.transfer_to = target
@@ -229,6 +246,15 @@ class _Builder:
                 return n.agent or child.name
             if n.kind is Kind.OTHER:
                 todo.extend(child.children)
+        return None
+
+    def _requested_earlier(self, n: Normalized) -> Step | None:
+        """The latest step, of any turn, with an unanswered call of this execution's call id."""
+        if not n.tool_call_id:
+            return None
+        for draft in reversed(self.drafts):
+            if any(c.id == n.tool_call_id and c.result is None and c.error is None for c in draft.step.tool_calls):
+                return draft.step
         return None
 
     @staticmethod

@@ -28,14 +28,24 @@ so this integration builds on it and adds only:
 * a failed function execution (AG2 catches the exception and returns it as
   the tool's output) marks the upstream ``execute_tool`` span failed, with
   that output as the error and result - upstream only sets ``error.type``;
-* content capture following agenttrace's switch (``capture_messages``).
+* content capture following agenttrace's switch (``capture_messages``);
+* messages written in GenAI's parts layout as they are: upstream's
+  ``message_to_otel`` keeps only the tool calls of a reply that also has text
+  (the text is lost on the ``invoke_agent`` and ``chat`` spans alike), and
+  writes a function-execution reply (``{"role": "tool", "tool_responses":
+  [...]}``) as a text part, so the tool's output reads as the executing
+  agent's own words. Here the text stays next to the calls, and each tool response is
+  a ``tool_call_response`` part with its call id.
 
 How AG2 runs map onto steps: each GroupChat message is one step of the agent
-that spoke it (its ``name``); choosing the next speaker, by any method, is no
-step. Code execution and function execution by a user proxy (Who&When's
-``Computer_terminal``) are that proxy's own turn: its step's content is the
-execution output, and a function it executes is a tool call on its step (with
-arguments and result); the calling agent's step carries the tool-call request.
+that spoke it (its ``name``), except a function execution; choosing the next
+speaker, by any method, is no step. AG2 executes the functions an LLM reply
+asks for on a turn of its own (of the caller itself, when it is its own
+executor, or of a user proxy); that turn is no step: each call's result (or
+error) is attached to the call on the step of the reply that asked for it (the
+collector matches them by call id). Code execution by a user proxy (Who&When's
+``Computer_terminal``) is that proxy's own turn: its step's content is the
+execution output.
 
 Not covered: AG2 1.x (the ``ag2`` package without ``autogen``), which replaced
 this API - it raises ``DidNotEnable``.
@@ -78,6 +88,7 @@ class AG2Integration(Integration):
             raise DidNotEnable(f"ag2: needs the classic autogen API with autogen.opentelemetry ({exc})") from exc
 
         self._wrapper_create = (OpenAIWrapper, OpenAIWrapper.__dict__["create"])
+        self._patch_message_conversion()
         instrument_llm_wrapper(tracer_provider=tracer_provider, capture_messages=policy().capture)
         agents = self._agents
 
@@ -103,6 +114,19 @@ class AG2Integration(Integration):
         self._patches.wrap(GroupChat, "a_auto_select_speaker", lambda original: _wrap_a_auto_select(original, tracer))
         self._patches.wrap(GroupChat, "_process_speaker_selection_result", _wrap_selection_result)
 
+    def _patch_message_conversion(self) -> None:
+        """Upstream's converter, where it is looked up: ``utils`` (``messages_to_otel`` and ``reply_to_otel_message``
+        call it there) and ``llm_wrapper`` (which imported it by name)."""
+        import importlib
+
+        for module in ("autogen.opentelemetry.utils", "autogen.opentelemetry.instrumentators.llm_wrapper"):
+            try:
+                owner = importlib.import_module(module)
+            except ImportError:
+                continue
+            if callable(getattr(owner, "message_to_otel", None)):
+                self._patches.set(owner, "message_to_otel", _message_to_otel)
+
     def uninstall(self) -> None:
         self._patches.restore()
         if self._wrapper_create is not None:
@@ -114,6 +138,46 @@ class AG2Integration(Integration):
                 if getattr(value, "__otel_wrapped__", False):
                     delattr(agent, attr)
         self._agents = weakref.WeakSet()
+
+
+def _message_to_otel(message: dict) -> dict:
+    """One AG2 (OpenAI-style) message in GenAI's parts layout: its text, then its tool calls; a function
+    execution's message (``tool_responses``, or a single ``tool_call_id``) as ``tool_call_response`` parts."""
+    try:
+        return _convert(message)
+    except Exception:  # noqa: BLE001 - upstream calls this inside the agent's reply: tracing must never break it
+        return {"role": str(message.get("role") or "user") if isinstance(message, dict) else "user", "parts": []}
+
+
+def _convert(message: dict) -> dict:
+    role = message.get("role") or "user"
+    responses = message.get("tool_responses")
+    if not isinstance(responses, list) or not responses:
+        responses = [message] if role == "tool" and "tool_call_id" in message else []
+    if responses:
+        return {"role": "tool", "parts": [
+            {"type": "tool_call_response", "id": r.get("tool_call_id") or "", "response": r.get("content", "")}
+            for r in responses if isinstance(r, dict)]}
+    parts: list[dict] = []
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        parts.append({"type": "text", "content": content})
+    elif isinstance(content, list):  # multimodal content parts
+        parts.extend({"type": "text", "content": item} if isinstance(item, str) else item
+                     for item in content if isinstance(item, (str, dict)))
+    for call in message.get("tool_calls") or ():
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") or {}
+        arguments = function.get("arguments", "{}")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                pass
+        parts.append({"type": "tool_call", "id": call.get("id") or "", "name": function.get("name") or "",
+                      "arguments": arguments})
+    return {"role": role, "parts": parts}
 
 
 def _mark_failed(outcome):

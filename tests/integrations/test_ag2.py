@@ -1,4 +1,5 @@
-"""AG2 (classic autogen API): GroupChat (code terminal, "auto" speaker selection), tools, nested chats, 20 parallel chats."""
+"""AG2 (classic autogen API): GroupChat (code terminal, "auto" speaker selection), tools (executed on a turn of their
+own, folded into the calling step), nested chats, 20 parallel chats."""
 
 from __future__ import annotations
 
@@ -163,15 +164,99 @@ def test_tool_calls_results_and_errors(ag2, collector):
             run.succeed(result.chat_history[-1]["content"])
 
     traj, _ = collector.wait_run(run.run_id)
-    assert [s.agent for s in traj.steps] == ["analyst", "executor", "analyst", "executor", "analyst"]
-    assert traj.steps[0].tool_calls[0].name == "population"
-    assert traj.steps[0].tool_calls[0].arguments == {"city": "Pariss"}
-    failed = traj.steps[1].tool_calls[0]  # executed by the executor agent, on its own turn
-    assert failed.name == "population" and failed.error
-    ok = traj.steps[3].tool_calls[0]
+    # the executor's turns only ran the analyst's calls: no steps of their own, the results are on the calls
+    assert [s.agent for s in traj.steps] == ["analyst", "analyst", "analyst"]
+    (failed,) = traj.steps[0].tool_calls
+    assert failed.name == "population" and failed.arguments == {"city": "Pariss"} and "unknown city" in failed.error
+    (ok,) = traj.steps[1].tool_calls
     assert ok.arguments == {"city": "Paris"} and "2.1 million" in str(ok.result) and ok.error is None
     assert traj.steps[-1].content == "Paris has 2.1 million people."
     assert traj.outcome is Outcome.SUCCESS
+
+
+FARES = {"Lisbon-Prague": 174, "Dublin-Athens": 256}
+
+
+def get_fare(route: Annotated[str, "route"], date: Annotated[str, "date"]) -> str:
+    return f"economy fare {route} on {date}: {FARES[route]} EUR"
+
+
+def add(a: Annotated[int, "a"], b: Annotated[int, "b"]) -> str:
+    return f"sum: {a + b}"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("executor", ["user_proxy", "itself"])
+def test_each_turn_is_one_step_with_its_calls_results_and_text(ag2, collector, executor, mode):
+    """AG2 executes the functions a reply asks for on a turn of its own (a user proxy's, or the caller's when it is
+    its own executor, as in the suite's group chats). That turn is no step: each result is on the call that asked
+    for it, the tool's output is nobody's content, and a reply's text stays next to its tool calls."""
+    replies = iter([
+        {"content": "Let me look up both fares.", "tool_calls": [
+            {"name": "get_fare", "arguments": {"route": "Lisbon-Prague", "date": "2025-03-25"}},
+            {"name": "get_fare", "arguments": {"route": "Dublin-Athens", "date": "2025-03-25"}}]},
+        {"content": "Adding them up.", "tool_calls": [{"name": "add", "arguments": {"a": 174, "b": 256}}]},
+        "The total is 430 EUR.",
+    ])
+
+    def script(body):
+        assert "You are the lookup agent" in _system(body)
+        return next(replies)
+
+    with ScriptedLLM(script) as llm:
+        lookup = ConversableAgent("lookup_agent", system_message="You are the lookup agent.", llm_config=_cfg(llm))
+        task = "Total economy fare of Lisbon-Prague and Dublin-Athens on 2025-03-25?"
+        if executor == "user_proxy":  # the classic two-agent chat: the proxy runs the assistant's calls
+            proxy = ConversableAgent("user_proxy", llm_config=False, human_input_mode="NEVER", default_auto_reply="")
+            runner = proxy
+            for fn in (get_fare, add):
+                register_function(fn, caller=lookup, executor=proxy, description=fn.__name__)
+            start = proxy.a_initiate_chat if mode == "async" else proxy.initiate_chat
+            chat_with = {"recipient": lookup, "message": task, "max_turns": 3, "silent": True}
+        else:  # a group chat member that calls and executes its own tools, as the suite's AG2 driver builds them
+            for fn in (get_fare, add):
+                register_function(fn, caller=lookup, executor=lookup, description=fn.__name__)
+            runner = ConversableAgent("requester", llm_config=False, human_input_mode="NEVER")
+
+            def select(last, chat):
+                message = chat.messages[-1]
+                return lookup if last is runner or message.get("tool_calls") or message.get("tool_responses") else None
+
+            chat = GroupChat([runner, lookup], messages=[], max_round=10, speaker_selection_method=select)
+            manager = GroupChatManager(chat, llm_config=False)
+            start = runner.a_initiate_chat if mode == "async" else runner.initiate_chat
+            chat_with = {"recipient": manager, "message": task, "max_turns": 1, "silent": True}
+        with agenttrace.run(f"ag2-tool-turns-{executor}-{mode}", task=task, expected="430") as run:
+            result = start(**chat_with)
+            result = asyncio.run(result) if mode == "async" else result
+            run.finish(result.chat_history[-1]["content"] if executor == "user_proxy" else chat.messages[-1]["content"])
+        assert len(llm.requests) == 3
+
+    traj, _ = collector.wait_run(run.run_id)
+    assert traj.outcome is Outcome.SUCCESS
+    # one step per LLM turn of the agent, with its text and its calls; the executor's turns are no steps
+    assert [(s.agent, s.content, [c.name for c in s.tool_calls]) for s in traj.steps] == [
+        ("lookup_agent", "Let me look up both fares.", ["get_fare", "get_fare"]),
+        ("lookup_agent", "Adding them up.", ["add"]),
+        ("lookup_agent", "The total is 430 EUR.", []),
+    ]
+    # each call has its own result (matched by call id), no error
+    calls = [c for s in traj.steps for c in s.tool_calls]
+    assert len({c.id for c in calls}) == 3 and all(c.id for c in calls)
+    assert [(c.arguments, c.result, c.error) for c in calls] == [
+        ({"route": "Lisbon-Prague", "date": "2025-03-25"}, "economy fare Lisbon-Prague on 2025-03-25: 174 EUR", None),
+        ({"route": "Dublin-Athens", "date": "2025-03-25"}, "economy fare Dublin-Athens on 2025-03-25: 256 EUR", None),
+        ({"a": 174, "b": 256}, "sum: 430", None),
+    ]
+    # no step's content is a tool's output
+    outputs = [str(c.result) for c in calls]
+    assert not [s.content for s in traj.steps if any(out in s.content for out in outputs)]
+
+    spans = [s for s in (flush() or MEMORY.get_finished_spans()) if s.attributes.get("agenttrace.run.id") == run.run_id]
+    tool_replies = [json.loads(s.attributes["gen_ai.output.messages"]) for s in spans
+                    if s.name.startswith("invoke_agent") and '"tool"' in s.attributes.get("gen_ai.output.messages", "")]
+    assert [[p["type"] for m in r for p in m["parts"]] for r in tool_replies] == [
+        ["tool_call_response", "tool_call_response"], ["tool_call_response"]]
 
 
 def test_nested_chat_captain_and_expert(ag2, collector):
@@ -220,19 +305,26 @@ def test_twenty_parallel_chats(ag2, collector):
     assert len(set(run_ids)) == 20
     for i, run_id in enumerate(run_ids):
         traj, _ = collector.wait_run(run_id)
-        assert [s.agent for s in traj.steps] == ["analyst", "executor", "analyst"], (i, traj.steps)
+        assert [s.agent for s in traj.steps] == ["analyst", "analyst"], (i, traj.steps)
         assert traj.steps[-1].content == f"TASK-{i}: 2.1 million"
-        assert "2.1 million" in str(traj.steps[1].tool_calls[0].result)
+        assert "2.1 million" in str(traj.steps[0].tool_calls[0].result)
 
 
 def test_uninstall_restores_ag2(collector):
     from autogen.oai.client import OpenAIWrapper
+    from autogen.opentelemetry import utils
+    from autogen.opentelemetry.instrumentators import llm_wrapper
 
-    before = (ConversableAgent.__init__, OpenAIWrapper.create, GroupChat._auto_select_speaker)
+    def patched():
+        return (ConversableAgent.__init__, OpenAIWrapper.create, GroupChat._auto_select_speaker,
+                utils.message_to_otel, llm_wrapper.message_to_otel)
+
+    before = patched()
     agenttrace.instrument(endpoint=collector.endpoint, frameworks=["ag2"])
     agent = ConversableAgent("a", llm_config=False)
     assert "generate_reply" in vars(agent)
+    assert utils.message_to_otel is not before[3] and llm_wrapper.message_to_otel is not before[4]
     agenttrace.uninstrument()
-    assert (ConversableAgent.__init__, OpenAIWrapper.create, GroupChat._auto_select_speaker) == before
+    assert patched() == before
     assert "generate_reply" not in vars(agent)
 
