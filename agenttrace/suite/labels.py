@@ -8,8 +8,8 @@ from agenttrace.suite.taxonomy import ENVIRONMENT
 
 
 def _matches(turn: Turn, step: Step) -> bool:
-    """Same agent, same tool calls, and the turn's text (AG2's and CrewAI's spans drop the text of a reply that
-    calls tools, a handoff or delegation included)."""
+    """Same agent, same tool calls, and the turn's text (CrewAI's spans drop the text of a reply that
+    delegates)."""
     names = [c.name for c in step.tool_calls]
     said = turn.text.strip() in (step.content or "") or (bool(turn.calls or turn.handoff) and not step.content)
     return step.agent == turn.agent and said and all(call.name in names for call in turn.calls)

@@ -42,11 +42,11 @@ def test_planted_errors_are_confirmed_and_labelled_at_the_planted_turn(framework
         assert item.trajectory.outcome.value == "failure" and item.subset == framework
         assert align(episode.faulty.turns, item.trajectory.steps)[episode.faulty.label_turn] == item.label.step
         assert step.agent == planted.agent
-        # AG2's and CrewAI's spans drop the text of a reply that also calls tools; elsewhere it is in the step
+        # CrewAI's spans drop the text of a reply that also delegates; elsewhere it is in the step
         assert planted.text in step.content or ((planted.calls or planted.handoff) and not step.content)
         assert [c.name for c in step.tool_calls][:len(planted.calls)] == [c.name for c in planted.calls]
         if item.label.agent == ENVIRONMENT:
-            # the failed call: its error is on the step, or on the next where tools run on a turn of their own (AG2)
+            # the failed call: its error is on the step (or the next one, for a framework running tools on a turn of its own)
             executed = item.trajectory.steps[item.label.step:item.label.step + 2]
             assert any(call.error for s in executed if s.agent == step.agent for call in s.tool_calls)
         else:
