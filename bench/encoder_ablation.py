@@ -6,7 +6,7 @@ Needs torch, transformers and (for the default model) the PyPI package all-minil
 Compared, on the outer splits of bench/generalisation.py (leave-one-source-out on the dev data, the suite in
 the training side; leave-one-framework-out on the labelled suite, the dev data in the training side):
 (A) the ``cpu`` features alone (cpu.extract_features), (B) the same plus the encoder's step features
-(agenttrace/attribution/encoder.py, ENCODER_FEATURES), and, as a check that those carry any signal by
+(bench/text_encoder.py, ENCODER_FEATURES), and, as a check that those carry any signal by
 themselves, (C) the encoder features alone. Each is fitted with the same fixed protocol as the conditional
 logit of cpu_fit.fit (all columns, every training group weighing the same, no synthetic pipelines, each
 training trajectory with and without the ground truth), its L2 (0.3 or 1.0) chosen by leave-one-group-out on
@@ -43,7 +43,7 @@ from train_cpu_attributor import load_suite  # noqa: E402
 
 from agenttrace.attribution.cpu import StepModel, decide, extract_features, softmax  # noqa: E402
 from agenttrace.attribution.cpu_fit import Featurised, Rows, load_dev, usable  # noqa: E402
-from agenttrace.attribution.encoder import ENCODER_FEATURES, CachedEncoder, TextEncoder, encoder_features  # noqa: E402
+from text_encoder import ENCODER_FEATURES, CachedEncoder, TextEncoder, encoder_features  # noqa: E402
 from agenttrace.data.scoring import SubsetScore, score  # noqa: E402
 
 L2S = (0.3, 1.0)
