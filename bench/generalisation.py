@@ -3,9 +3,9 @@
     .venv/bin/python bench/generalisation.py [--data /work/shared/data] [--suite build/suite] [--out bench/generalisation.md]
 
 Splits (the model is refitted on the training side of each; every choice - feature set, L2, synthetic
-weight, how the verdict is read off the distribution, temperature, uncertainty threshold - is made by an
-inner leave-one-group-out over the training side's groups only, never by looking at the held-out side; the
-choices are listed under the table):
+weight, whether every group or every source weighs the same, how the verdict is read off the distribution,
+temperature, uncertainty threshold - is made by an inner leave-one-group-out over the training side's groups
+only, never by looking at the held-out side; the choices are listed under the table):
 * leave-one-source-out on the dev data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj code-dev);
 * leave-one-framework-out and leave-one-topology-out on the labelled suite (build/suite), when present.
 Suite items are in the training side of the dev splits and the dev data in the training side of the suite
@@ -112,9 +112,13 @@ def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whow
 def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool,
                choices: list[str]) -> list[str]:
     held = usable(held)
+    started = time.perf_counter()
     model = train(train_groups, synth)
+    print(f"{title} {held_name}: fitted with inner leave-one-group-out in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr, flush=True)
     m = model.meta
     choices.append(f"* {title} {held_name}: {m['features']} features, L2 {m['l2']}, synthetic weight {m['synthetic_weight']}, "
+                   f"every {m['balance'][:-1]} weighing the same, "
                    f"agent by {'probability mass' if m['agent_by_mass'] else 'top step'}, earlier step within "
                    f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}, uncertain below {model.threshold:.2f} "
                    f"(inner (agent+step)/2 = {m['inner_accuracy']:.3f})")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agenttrace.attribution.flow import action_text, argument_values, is_human
+from agenttrace.attribution.flow import action_text, argument_values, is_human, value_text
 from agenttrace.attribution.picks import reported
 from agenttrace.attribution.provenance import TOKEN, kind, lower_tokens, task_value_tokens
 from agenttrace.models import Trajectory
@@ -29,11 +29,15 @@ class LeftOut:
 
 
 def items(trajectory: Trajectory) -> set[str]:
-    """The task's tokens (lower-cased) of the kinds the run's tool arguments take."""
+    """The task's tokens (lower-cased) of the kinds the run's tool arguments take, less those in most tool
+    results (a unit, a shared qualifier: what every lookup says, not what one looks up)."""
     kinds = {kind(t) for s in trajectory.steps for c in s.tool_calls for _, v in argument_values(c.arguments)
              for t in TOKEN.findall(v)}
     kinds.discard("word")  # lower-case words are too common to stand for an item
-    return {t.lower() for t in task_value_tokens(trajectory.task or "") if kind(t) in kinds}
+    results = [lower_tokens(value_text(c.result)) for s in trajectory.steps for c in s.tool_calls if c.result]
+    common = {t for t in set().union(*results) if sum(t in r for r in results) * 2 >= len(results)} \
+        if len(results) >= 2 else set()
+    return {t.lower() for t in task_value_tokens(trajectory.task or "") if kind(t) in kinds} - common
 
 
 def left_out(trajectory: Trajectory) -> list[LeftOut]:

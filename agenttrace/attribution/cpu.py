@@ -179,7 +179,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "task_drop": len(f.dropped) / max(len(f.dropped) + len(toks & task_tokens), 1) if f.plan_like else 0.0,
             "constraint_deficit": f.constraint_deficit,
             "assume_here": float(f.assume_word is not None),
-            "offtask_origin": float(bool(f.originates)),
+            "offtask_origin": float(bool(f.originates) or any(a.origin == a.call for a in f.off_task)),
             "offtask_given": float(any(a.given_at is not None for a in f.off_task)),
             "offtask_ungiven": float(any(a.given_at is None for a in f.off_task)),
             "constraint_lost": float(bool(f.loses)),

@@ -1,14 +1,16 @@
 """Fitting the ``cpu`` attributor (:mod:`agenttrace.attribution.cpu`) on labelled trajectories; numpy only.
 
 The model is a conditional logit over the steps of a trajectory: loss = -log p(labelled step) - 0.5 * log
-p(labelled agent), L2-regularised, fitted with Adam (vectorised over all steps of all trajectories). Every
-labelled group (a data source, a framework, a team's reviewed runs) is weighted equally, the synthetic group
-``SYNTHETIC`` at a chosen weight (0 allowed). Each trajectory is seen twice: with the ground truth and without.
+p(labelled agent), L2-regularised, fitted with Adam (vectorised over all steps of all trajectories). Groups
+are a data source's parts (``suite/langgraph`` is the suite's LangGraph runs; a dev source or a team's
+reviewed runs is one group): either every group or every source (its groups sharing its weight) weighs the
+same, the synthetic group ``SYNTHETIC`` at a chosen weight (0 allowed). Each trajectory is seen twice: with
+the ground truth and without.
 
 Every choice is made by leave-one-group-out over the groups it is given (:func:`select`): each group is
-scored, without the ground truth, by models fitted on the others; the feature set (all or COMPACT), L2 and
-synthetic weight (GRID) whose cross-fitted scores give the labelled steps the highest likelihood
-(group-averaged, at the best temperature) win; the verdict rule (RULES, best mean (agent + step exact) / 2),
+scored, without the ground truth, by models fitted on the others; the feature set (all or COMPACT), L2,
+synthetic weight and balance (GRID) whose cross-fitted scores give the labelled steps the highest likelihood
+(averaged so that every source counts the same, at the best temperature) win; the verdict rule (RULES, best mean (agent + step exact) / 2),
 the temperature and the uncertainty threshold (the cut that best separates right from wrong verdicts) are read
 off the same cross-fitted scores. :func:`train` makes the choices and fits the final model on every group.
 Used by ``agenttrace train --attributor cpu``, bench/train_cpu_attributor.py and bench/generalisation.py.
@@ -60,8 +62,9 @@ COMPACT = (
     "leaves_out_items",
 )
 FEATURE_SETS = {"all": FEATURES, "compact": COMPACT}
-GRID = [{"features": fs, "l2": l2, "synthetic": w}
-        for fs in FEATURE_SETS for l2 in (0.03, 0.3, 1.0) for w in (0.0, 0.3)]
+# balance: "groups" weighs every group the same in the fit; "sources" every data source (its groups share it)
+GRID = [{"features": fs, "l2": l2, "synthetic": w, "balance": b}
+        for fs in FEATURE_SETS for l2 in (0.3, 1.0) for w in (0.0, 0.3) for b in ("groups", "sources")]
 # how a verdict is read off the distribution (cpu.decide): agent by probability mass or by the top step, and
 # the ratio within which an earlier step of that agent is preferred to its most likely one
 RULES = [(by_mass, earliest) for by_mass in (True, False) for earliest in (1.0, 0.8, 0.6, 0.4)]
@@ -114,15 +117,30 @@ class Rows:
         return zip(self.starts, ends, self.targets)
 
 
+def family(group: str) -> str:
+    """The data source a group belongs to: ``suite/langgraph`` is a framework of the source ``suite``."""
+    return group.split("/", 1)[0]
+
+
+def family_shares(groups: list[str]) -> dict[str, float]:
+    """Each group's weight when every source counts the same and its groups share the source's weight."""
+    members: dict[str, int] = {}
+    for g in groups:
+        members[family(g)] = members.get(family(g), 0) + 1
+    return {g: 1.0 / members[family(g)] for g in groups}
+
+
 def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
     s = s - np.maximum.reduceat(s, rows.starts)[rows.seg]
     e = np.exp(s)
     return e / np.add.reduceat(e, rows.starts)[rows.seg]
 
 
-def fit(rows: Rows, features=FEATURES, l2: float = 0.03, synthetic: float = 0.3, iters: int = 150, lr: float = 0.1) -> StepModel:
+def fit(rows: Rows, features=FEATURES, l2: float = 0.03, synthetic: float = 0.3, balance: str = "groups",
+        iters: int = 150, lr: float = 0.1) -> StepModel:
     """The conditional logit fitted on ``rows`` over ``features`` (the others keep weight 0); every group weighs
-    the same, the synthetic pipelines ``synthetic`` times as much."""
+    the same (``balance="groups"``) or every data source (``"sources"``: its groups share its weight), the
+    synthetic pipelines ``synthetic`` times as much."""
     keep = np.array([f in features for f in FEATURES], dtype=float)
     mean = rows.x.mean(axis=0)
     scale = rows.x.std(axis=0)
@@ -131,7 +149,8 @@ def fit(rows: Rows, features=FEATURES, l2: float = 0.03, synthetic: float = 0.3,
     size: dict[str, int] = {}
     for g in rows.group:
         size[g] = size.get(g, 0) + 1
-    wt = np.array([(synthetic if g == SYNTHETIC else 1.0) / size[g] for g in rows.group])
+    share = family_shares(list(size)) if balance == "sources" else {g: 1.0 for g in size}
+    wt = np.array([(synthetic if g == SYNTHETIC else share[g]) / size[g] for g in rows.group])
     wt /= wt.sum()
     w = np.zeros(len(FEATURES))
     m = np.zeros_like(w)
@@ -182,12 +201,18 @@ class Choice:
     table: list = field(default_factory=list)
 
 
+def _source_mean(per: dict[str, list[float]]) -> float:
+    """The mean of each group's mean, every source weighing the same (see :func:`family_shares`)."""
+    share = family_shares(list(per))
+    return float(sum(share[g] * np.mean(x) for g, x in per.items()) / sum(share.values()))
+
+
 def _group_accuracy(v: list[tuple[bool, bool, float]], groups: list[str]) -> float:
-    """(agent + step exact) / 2, averaged over the groups (each counts the same)."""
+    """(agent + step exact) / 2, averaged over the groups, every source weighing the same."""
     per: dict[str, list[float]] = {}
     for (agent_ok, step_ok, _), g in zip(v, groups):
         per.setdefault(g, []).append((agent_ok + step_ok) / 2)
-    return float(np.mean([np.mean(x) for x in per.values()]))
+    return _source_mean(per)
 
 
 def _threshold(conf: np.ndarray, hit: np.ndarray) -> float:
@@ -199,12 +224,13 @@ def _threshold(conf: np.ndarray, hit: np.ndarray) -> float:
 
 
 def _group_nll(scores: np.ndarray, rows: Rows, temperature: float) -> float:
-    """Negative log-likelihood of the labelled steps, averaged per group and then over the groups."""
+    """Negative log-likelihood of the labelled steps, averaged per group and then over the groups, every source
+    weighing the same."""
     p = _segment_softmax(scores / temperature, rows)
     per: dict[str, list[float]] = {}
     for g, t in zip(rows.group, rows.targets):
         per.setdefault(g, []).append(-math.log(max(p[t], 1e-12)))
-    return float(np.mean([np.mean(x) for x in per.values()]))
+    return _source_mean(per)
 
 
 def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
@@ -222,7 +248,8 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     best: tuple[float, dict, np.ndarray, float] | None = None
     table = []
     for config in GRID:
-        scores = np.concatenate([fit(train_rows[h], FEATURE_SETS[config["features"]], config["l2"], config["synthetic"])
+        scores = np.concatenate([fit(train_rows[h], FEATURE_SETS[config["features"]], config["l2"], config["synthetic"],
+                                     config["balance"])
                                  .scores(held_rows[h].x) for h in names])
         temperature = _best_temperature(scores, held)
         nll = _group_nll(scores, held, temperature)
@@ -243,11 +270,11 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     synth = Featurised(synthetic)
     choice = select(feats, synth)
     c = choice.config
-    model = fit(Rows({**feats, SYNTHETIC: synth}), FEATURE_SETS[c["features"]], c["l2"], c["synthetic"])
+    model = fit(Rows({**feats, SYNTHETIC: synth}), FEATURE_SETS[c["features"]], c["l2"], c["synthetic"], c["balance"])
     model.temperature, model.threshold = choice.temperature, choice.threshold
     model.by_mass, model.earliest = choice.rule
     model.meta = {"chosen_by": "leave-one-group-out over the training groups", "features": c["features"],
-                  "l2": c["l2"], "synthetic_weight": c["synthetic"],
+                  "l2": c["l2"], "synthetic_weight": c["synthetic"], "balance": c["balance"],
                   "agent_by_mass": choice.rule[0], "earliest": choice.rule[1],
                   "inner_accuracy": round(choice.score, 4), "groups": {k: len(v.items) for k, v in feats.items()}}
     return model

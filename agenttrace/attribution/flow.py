@@ -294,7 +294,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     steps = trajectory.steps
     task = trajectory.task or ""
     seen_numbers = set(numbers(task))  # every number any input so far has carried
-    recent = list(seen_numbers)  # the same, in the order they were first seen
+    recent = list(numbers(task))  # the same, in the order they were first seen
     seen_words = tokens(task)
     named_seen = _named_values(task.lower())
     answer = final_answer(trajectory)
@@ -316,7 +316,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         results = result_text(step) if arrive[pos] == pos else ""
         if arrive[pos] != pos:
             relayed.setdefault(arrive[pos], []).append(result_text(step))
-        given = set(numbers(step.input or "")) | set(numbers(results))
+        given = dict.fromkeys([*numbers(step.input or ""), *numbers(results)])  # ordered: runs are reproducible
         own = numbers(actions)
         if not f.human:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given]
@@ -377,7 +377,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             else:
                 pending_failure.pop(step.agent, None)
         recent += [v for v in (*own, *given) if v not in seen_numbers]
-        seen_numbers |= set(own) | given
+        seen_numbers |= set(own) | set(given)
         seen_words |= step_tokens | tokens(results) | tokens(step.input or "")
         for text in relayed.pop(pos, []):
             arrived = numbers(text)

@@ -13,8 +13,8 @@ Only short argument values (names, dates, amounts: at most :data:`MAX_VALUE` cha
 text such as queries, code or delegated instructions is not an argument value in this sense. Handoff calls
 (naming the agent the step hands over to) and agents' names are the team's routing, not data, and calls
 that only carry the step's own words (:func:`~agenttrace.attribution.flow.speaks`) are not lookups. A call that
-its agent makes again with the token replaced (same tool, same other arguments), saying so, was repaired,
-and is left out.
+its agent makes again with the token replaced (same tool, same other arguments), saying so (or saying nothing
+and never repeating what the first call returned), was repaired, and is left out.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from agenttrace.attribution.flow import (
     arrivals,
     is_handoff,
     is_human,
+    numbers,
     result_text,
     salient_task_words,
     speaks,
@@ -140,12 +141,16 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
 
 def _redone(steps: list[Step], pos: int, index: int, argument: str, token: str) -> bool:
     """Whether the call was repaired: the same agent calls the same tool again with the same other arguments and
-    ``argument`` without ``token``, in a step whose text names ``token`` (it says what it is correcting)."""
+    ``argument`` without ``token``, in a step whose text names ``token`` (it says what it is correcting), or
+    that has no text (some frameworks record none) when nothing the first call returned is repeated later."""
     call = steps[pos].tool_calls[index]
     others = sorted((a, v) for a, v in argument_values(call.arguments) if a != argument)
+    returned = set(numbers(value_text(call.result)))
+    dropped = not any(returned & set(numbers(action_text(s))) for s in steps[pos + 1:])
     for later_pos in range(pos, len(steps)):
         later_step = steps[later_pos]
-        if later_step.agent != steps[pos].agent or token not in lower_tokens(later_step.content):
+        says = token in lower_tokens(later_step.content) or (not later_step.content.strip() and dropped)
+        if later_step.agent != steps[pos].agent or not says:
             continue
         for j, later in enumerate(later_step.tool_calls):
             args = argument_values(later.arguments)
