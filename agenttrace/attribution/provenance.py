@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from agenttrace.attribution.flow import (
+    DATES,
     action_text,
     argument_values,
     arrivals,
@@ -38,14 +39,13 @@ from agenttrace.models import Step, Trajectory
 
 MAX_VALUE = 60
 TOKEN = re.compile(r"[A-Za-z0-9]+(?:[._'/-][A-Za-z0-9]+)*")
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}")
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+)([A-Za-z0-9]+)")
 
 
 def kind(token: str) -> str:
     """``date``, ``number``, ``name`` (capitalised) or ``word``."""
-    if _DATE.fullmatch(token):
+    if DATES.fullmatch(token):
         return "date"
     if _NUMBER.fullmatch(token):
         return "number"
