@@ -55,7 +55,7 @@ COMPACT = (
     "is_human", "first_action", "rel_pos", "is_last", "agent_first_turn", "agent_share", "agent_opens", "agent_closes",
     "agent_problem_share", "agent_to_answer", "introduced_to_answer", "underived", "first_underived",
     "returned_to_answer", "arg_ungrounded", "arg_unseen", "first_repeat",
-    "num_conflict", "task_drop", "problem_here", "problem_next", "problem_next_other", "first_problem",
+    "num_conflict", "task_drop", "assume_here", "problem_here", "problem_next", "problem_next_other", "first_problem",
     "before_first_problem", "ignores_failure", "repaired", "last_unrepaired", "error_words", "error_words_next",
     "first_anomaly", "has_expected", "expected_seen_before",
     "offtask_origin", "offtask_given", "offtask_ungiven", "constraint_lost", "pick_contradicts", "pick_agrees",
