@@ -23,6 +23,7 @@ scratch (no cache), on one core (torch.set_num_threads(1)).
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import pickle
@@ -42,7 +43,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from train_cpu_attributor import load_suite  # noqa: E402
 
 from agenttrace.attribution.cpu import StepModel, decide, extract_features, softmax  # noqa: E402
-from agenttrace.attribution.cpu_fit import Featurised, Rows, load_dev, usable  # noqa: E402
+from agenttrace.attribution import cpu_fit  # noqa: E402
+from agenttrace.attribution.cpu_fit import Featurised, Rows, load_dev, segment_softmax, stack, usable  # noqa: E402
 from text_encoder import ENCODER_FEATURES, CachedEncoder, TextEncoder, encoder_features  # noqa: E402
 from agenttrace.data.scoring import SubsetScore, score  # noqa: E402
 
@@ -54,48 +56,21 @@ def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-# ---------------------------------------------------------------- the fit (cpu_fit.fit, width from the matrix)
+# ---------------------------------------------------------------- the fit
 
-def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
-    s = s - np.maximum.reduceat(s, rows.starts)[rows.seg]
-    e = np.exp(s)
-    return e / np.add.reduceat(e, rows.starts)[rows.seg]
-
-
-def fit(x: np.ndarray, rows: Rows, l2: float, iters: int = 150, lr: float = 0.1) -> StepModel:
+def fit(x: np.ndarray, rows: Rows, l2: float) -> StepModel:
     """cpu_fit.fit with every column, every group weighing the same and no synthetic group, on the matrix ``x``
     (rows.x, widened or replaced) instead of rows.x."""
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-6] = 1.0
-    z = (x - mean) / scale
-    size: dict[str, int] = {}
-    for g in rows.group:
-        size[g] = size.get(g, 0) + 1
-    wt = np.array([1.0 / size[g] for g in rows.group])
-    wt /= wt.sum()
-    w = np.zeros(x.shape[1])
-    m = np.zeros_like(w)
-    v = np.zeros_like(w)
-    onehot = np.zeros(len(z))
-    onehot[rows.targets] = 1.0
-    for t in range(1, iters + 1):
-        p = _segment_softmax(z @ w, rows)
-        pa = p * rows.agent_mask
-        q = pa / np.maximum(np.add.reduceat(pa, rows.starts)[rows.seg], 1e-12)
-        g = (p - onehot) + 0.5 * (p - q)
-        grad = z.T @ (g * wt[rows.seg]) + 2 * l2 * w
-        m = 0.9 * m + 0.1 * grad
-        v = 0.999 * v + 0.001 * grad**2
-        w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    return StepModel(w, mean, scale)
+    widened = copy.copy(rows)
+    widened.x = x
+    return cpu_fit.fit(widened, None, l2, 0.0, "groups")
 
 
 def group_nll(scores: np.ndarray, rows: Rows) -> float:
     """Negative log-likelihood of the labelled steps at the best temperature, every group weighing the same."""
     best = math.inf
     for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 31)):
-        p = _segment_softmax(scores / t, rows)
+        p = segment_softmax(scores / t, rows)
         per: dict[str, list[float]] = {}
         for g, target in zip(rows.group, rows.targets):
             per.setdefault(g, []).append(-math.log(max(p[target], 1e-12)))
@@ -129,22 +104,9 @@ def choose_l2(data: Data, groups: dict[str, Featurised]) -> dict[str, tuple[floa
         for v in VARIANTS:
             for l2 in L2S:
                 nll[v, l2].append(fit(train_x[v], train_rows, l2).scores(held_x[v]))
-    held = _stack(held_parts)
+    held = stack(held_parts)
     score = {key: group_nll(np.concatenate(s), held) for key, s in nll.items()}
     return {v: min((score[v, l2], l2) for l2 in L2S) for v in VARIANTS}
-
-
-def _stack(parts: list[Rows]) -> Rows:
-    out = Rows({})
-    offsets = np.cumsum([0] + [len(p.x) for p in parts[:-1]])
-    out.x = np.concatenate([p.x for p in parts])
-    out.starts = np.concatenate([p.starts + o for p, o in zip(parts, offsets)])
-    out.targets = np.concatenate([p.targets + o for p, o in zip(parts, offsets)])
-    out.agent_mask = np.concatenate([p.agent_mask for p in parts])
-    out.agents = [a for p in parts for a in p.agents]
-    out.group = [g for p in parts for g in p.group]
-    out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
-    return out
 
 
 def split(data: Data, train_groups: dict[str, Featurised], held: Featurised) -> tuple[dict, dict]:

@@ -130,7 +130,7 @@ def family_shares(groups: list[str]) -> dict[str, float]:
     return {g: 1.0 / members[family(g)] for g in groups}
 
 
-def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
+def segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
     s = s - np.maximum.reduceat(s, rows.starts)[rows.seg]
     e = np.exp(s)
     return e / np.add.reduceat(e, rows.starts)[rows.seg]
@@ -138,10 +138,11 @@ def _segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
 
 def fit(rows: Rows, features=FEATURES, l2: float = 0.03, synthetic: float = 0.3, balance: str = "groups",
         iters: int = 150, lr: float = 0.1) -> StepModel:
-    """The conditional logit fitted on ``rows`` over ``features`` (the others keep weight 0); every group weighs
-    the same (``balance="groups"``) or every data source (``"sources"``: its groups share its weight), the
-    synthetic pipelines ``synthetic`` times as much."""
-    keep = np.array([f in features for f in FEATURES], dtype=float)
+    """The conditional logit fitted on ``rows`` over ``features`` (the others keep weight 0; None: every column
+    of ``rows.x``, whatever its width); every group weighs the same (``balance="groups"``) or every data source
+    (``"sources"``: its groups share its weight), the synthetic pipelines ``synthetic`` times as much."""
+    width = rows.x.shape[1]
+    keep = np.ones(width) if features is None else np.array([f in features for f in FEATURES], dtype=float)
     mean = rows.x.mean(axis=0)
     scale = rows.x.std(axis=0)
     scale[scale < 1e-6] = 1.0
@@ -152,13 +153,13 @@ def fit(rows: Rows, features=FEATURES, l2: float = 0.03, synthetic: float = 0.3,
     share = family_shares(list(size)) if balance == "sources" else {g: 1.0 for g in size}
     wt = np.array([(synthetic if g == SYNTHETIC else share[g]) / size[g] for g in rows.group])
     wt /= wt.sum()
-    w = np.zeros(len(FEATURES))
+    w = np.zeros(width)
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     onehot = np.zeros(len(z))
     onehot[rows.targets] = 1.0
     for t in range(1, iters + 1):
-        p = _segment_softmax(z @ w, rows)
+        p = segment_softmax(z @ w, rows)
         pa = p * rows.agent_mask
         q = pa / np.maximum(np.add.reduceat(pa, rows.starts)[rows.seg], 1e-12)
         g = (p - onehot) + 0.5 * (p - q)
@@ -173,7 +174,7 @@ def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
     """The temperature minimising the negative log-likelihood of the labelled steps."""
     best = (math.inf, 1.0)
     for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 61)):
-        p = _segment_softmax(scores / t, rows)
+        p = segment_softmax(scores / t, rows)
         nll = -np.log(np.maximum(p[rows.targets], 1e-12)).mean()
         best = min(best, (nll, float(t)))
     return best[1]
@@ -226,7 +227,7 @@ def _threshold(conf: np.ndarray, hit: np.ndarray) -> float:
 def _group_nll(scores: np.ndarray, rows: Rows, temperature: float) -> float:
     """Negative log-likelihood of the labelled steps, averaged per group and then over the groups, every source
     weighing the same."""
-    p = _segment_softmax(scores / temperature, rows)
+    p = segment_softmax(scores / temperature, rows)
     per: dict[str, list[float]] = {}
     for g, t in zip(rows.group, rows.targets):
         per.setdefault(g, []).append(-math.log(max(p[t], 1e-12)))
@@ -243,7 +244,7 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     if len(names) < 2:
         raise ValueError("selection needs at least two labelled groups")
     held_rows = {h: Rows({h: groups[h]}, views=(False,)) for h in names}
-    held = _stack([held_rows[h] for h in names])
+    held = stack([held_rows[h] for h in names])
     train_rows = {h: Rows({**{k: groups[k] for k in names if k != h}, SYNTHETIC: synthetic}) for h in names}
     best: tuple[float, dict, np.ndarray, float] | None = None
     table = []
@@ -257,9 +258,9 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
         if best is None or nll < best[0] - 1e-9:
             best = (nll, config, scores, temperature)
     _, config, scores, temperature = best
-    rules = [(_group_accuracy(verdicts(_segment_softmax(scores, held), held, rule), held.group), rule) for rule in RULES]
+    rules = [(_group_accuracy(verdicts(segment_softmax(scores, held), held, rule), held.group), rule) for rule in RULES]
     accuracy, rule = max(rules, key=lambda r: r[0])
-    v = verdicts(_segment_softmax(scores / temperature, held), held, rule)
+    v = verdicts(segment_softmax(scores / temperature, held), held, rule)
     threshold = _threshold(np.array([c for *_, c in v]), np.array([s for _, s, _ in v]))
     return Choice(config, rule, temperature, threshold, accuracy, table)
 
@@ -280,7 +281,8 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     return model
 
 
-def _stack(parts: list[Rows]) -> Rows:
+def stack(parts: list[Rows]) -> Rows:
+    """The rows of ``parts`` one after the other, as one Rows."""
     out = Rows({})
     offsets = np.cumsum([0] + [len(p.x) for p in parts[:-1]])
     out.x = np.concatenate([p.x for p in parts])
