@@ -109,8 +109,22 @@ def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whow
             f"{s['mean_reward']:.3f} | {cal} | {split} | {t} |")
 
 
+def kind_rows(verdicts: list[tuple[LabelledTrajectory, Prediction, bool]]) -> list[str]:
+    """Agent and step exact, and the share flagged uncertain, per planted error kind (the cpu verdicts of the
+    leave-one-framework-out splits, pooled: each suite run is held out once)."""
+    by_kind: dict[str, list[tuple[bool, bool, bool]]] = {}
+    for it, (agent, step), unsure in verdicts:
+        by_kind.setdefault(it.tags.get("error_kind", "?"), []).append(
+            (agent == it.label.agent, step == it.label.step, unsure))
+    out = ["| error kind | n | agent exact | step exact | flagged uncertain |", "|---|---|---|---|---|"]
+    for kind, hits in sorted(by_kind.items()):
+        a, s, u = (np.mean([h[i] for h in hits]) for i in range(3))
+        out.append(f"| {kind} | {len(hits)} | {a:.3f} | {s:.3f} | {u:.2f} |")
+    return out
+
+
 def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool,
-               choices: list[str]) -> list[str]:
+               choices: list[str], verdicts: list | None = None) -> list[str]:
     held = usable(held)
     started = time.perf_counter()
     model = train(train_groups, synth)
@@ -135,6 +149,8 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
             conf.append(a.confidence or 0.0)
             unsure.append(a.uncertain)
         out.append(row(f"{title}: {held_name} - {label}", preds, held, whowhen, conf, ms, unsure))
+        if verdicts is not None and not use_g:
+            verdicts += zip(held, preds, unsure)
     train_items = usable([it for v in train_groups.values() for it in v])
     for name, fn in baselines(train_items, held).items():
         out.append(row(f"{title}: {held_name} - {name}", [fn(it.trajectory) for it in held], held, whowhen))
@@ -160,6 +176,7 @@ def main() -> None:
              "| confident / uncertain acc (n) | ms median / p99 |",
              "|---|---|---|---|---|---|---|---|---|"]
     choices: list[str] = []
+    by_kind: list = []
     for held in dev:
         train_groups = {k: v for k, v in dev.items() if k != held}
         train_groups.update({f"suite/{k}": v for k, v in by_framework.items()})
@@ -169,9 +186,13 @@ def main() -> None:
             continue
         for held in parts:
             train_groups = {**dev, **{f"suite/{k}": v for k, v in parts.items() if k != held}}
-            lines += split_rows(title, held, train_groups, parts[held], synth, whowhen=False, choices=choices)
+            lines += split_rows(title, held, train_groups, parts[held], synth, whowhen=False, choices=choices,
+                                verdicts=by_kind if title == "framework" else None)
     if not suite:
         lines.append("\n(no labelled suite under --suite: leave-one-framework-out and leave-one-topology-out not run)")
+    if by_kind:
+        lines += ["", "By planted error kind (cpu, without the ground truth; the leave-one-framework-out verdicts pooled, "
+                  "each suite run held out once):", "", *kind_rows(by_kind)]
     text = "\n".join(lines + ["", "Choices made by the inner cross-validation of each split (training groups only):", *choices])
     print(text)
     Path(args.out).write_text("# cpu attributor: generalisation (bench/generalisation.py)\n\n"
