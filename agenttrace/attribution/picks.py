@@ -39,6 +39,12 @@ def reported(text: str, task_lower: str) -> dict[str, float]:
     return out
 
 
+def _as_in(task: str, candidate: str) -> str:
+    """The candidate as the task writes it (the pairs are read lower-cased)."""
+    found = re.search(rf"(?<![A-Za-z0-9]){re.escape(candidate)}(?![A-Za-z0-9])", task, re.IGNORECASE)
+    return found.group(0) if found else candidate
+
+
 @dataclass(frozen=True)
 class Pick:
     """Step ``pos`` names ``chosen`` as the answer; ``best`` is the candidate its inputs put at the extreme."""
@@ -74,7 +80,7 @@ def picks(trajectory: Trajectory) -> list[Pick]:
             named = [c for c in values if re.search(rf"(?<![a-z0-9]){re.escape(c)}(?![a-z0-9])", low)]
             if len(named) == 1:
                 best = max(values, key=lambda c: sign * values[c])
-                out.append(Pick(pos, named[0], values[named[0]], best, values[best]))
+                out.append(Pick(pos, _as_in(task, named[0]), values[named[0]], _as_in(task, best), values[best]))
         for j in range(pos + 1):
             if arrive[j] == pos:
                 values.update(reported(result_text(steps[j]), task_lower))
