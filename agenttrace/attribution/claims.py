@@ -27,6 +27,7 @@ from agenttrace.attribution.flow import (
     arrivals,
     final_answer,
     is_human,
+    mentions,
     norm_number,
     result_text,
     value_text,
@@ -173,6 +174,11 @@ class ReachesAnswer(Claim):
         return norm_number(self.value) in _numbers_in(view.answer)
 
 
+def _argument(argument: str, value: str) -> str:
+    """A call's argument as a reason quotes it: ``name='value'``, or ``'value'`` for a bare one."""
+    return f"{argument}={value!r}" if argument else repr(value)
+
+
 def _made_call(view: View, pos: int, tool: str, argument: str, value: str) -> bool:
     """Whether step ``pos`` called ``tool`` with ``argument`` = ``value`` (compared on the first 80 characters)."""
     if not view.in_step(pos):
@@ -213,7 +219,7 @@ class CallsWithUnseenWord(Claim):
     word: str
 
     def clause(self, view: View) -> str:
-        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        arg = _argument(self.argument, self.value)
         return f"it called {self.tool} with {arg}, although '{self.word}' is in neither the task nor anything it was given"
 
     def holds(self, view: View) -> bool:
@@ -441,10 +447,6 @@ class LosesExpected(Claim):
                 and exp not in _clean(view.answer).lower())
 
 
-def _mentions(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(phrase.lower())}(?![a-z0-9])", text.lower()) is not None
-
-
 def _data_before(view: View, pos: int) -> str:
     """The task and every tool result before step ``pos``: what the run was given, not what agents wrote."""
     return "\n".join([view.trajectory.task or "", *view.arrived(pos)])
@@ -461,12 +463,12 @@ class CallsOffTask(Claim):
     token: str
 
     def clause(self, view: View) -> str:
-        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        arg = _argument(self.argument, self.value)
         return f"it called {self.tool} with {arg}, and neither the task nor any tool result before it has '{self.token}'"
 
     def holds(self, view: View) -> bool:
-        return (_made_call(view, self.pos, self.tool, self.argument, self.value) and _mentions(self.value, self.token)
-                and not _mentions(_data_before(view, self.pos), self.token))
+        return (_made_call(view, self.pos, self.tool, self.argument, self.value) and mentions(self.value, self.token)
+                and not mentions(_data_before(view, self.pos), self.token))
 
 
 @dataclass(frozen=True)
@@ -481,15 +483,15 @@ class FirstToState(Claim):
     value: str
 
     def clause(self, view: View) -> str:
-        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        arg = _argument(self.argument, self.value)
         return (f"it is the first to say '{self.token}', which is not in the task; step {view.steps[self.call].index} "
                 f"then called {self.tool} with {arg}")
 
     def holds(self, view: View) -> bool:
-        return (view.in_step(self.pos) and self.pos < self.call and _mentions(view.actions[self.pos], self.token)
-                and not any(_mentions(view.actions[j], self.token) for j in range(self.pos))
-                and not _mentions(_data_before(view, self.call), self.token)
-                and _made_call(view, self.call, self.tool, self.argument, self.value) and _mentions(self.value, self.token))
+        return (view.in_step(self.pos) and self.pos < self.call and mentions(view.actions[self.pos], self.token)
+                and not any(mentions(view.actions[j], self.token) for j in range(self.pos))
+                and not mentions(_data_before(view, self.call), self.token)
+                and _made_call(view, self.call, self.tool, self.argument, self.value) and mentions(self.value, self.token))
 
 
 @dataclass(frozen=True)
@@ -505,8 +507,8 @@ class HadTaskValue(Claim):
         return f"the task's '{self.value}' was in {where}"
 
     def holds(self, view: View) -> bool:
-        return (view.in_step(self.pos) and 0 <= self.given < self.pos and _mentions(view.trajectory.task or "", self.value)
-                and _mentions(view.actions[self.given], self.value))
+        return (view.in_step(self.pos) and 0 <= self.given < self.pos and mentions(view.trajectory.task or "", self.value)
+                and mentions(view.actions[self.given], self.value))
 
 
 @dataclass(frozen=True)
@@ -522,17 +524,17 @@ class DropsTaskValue(Claim):
 
     def clause(self, view: View) -> str:
         listed = ", ".join(f"'{v}'" for v in self.values)
-        arg = f"{self.argument}={self.value!r}" if self.argument else repr(self.value)
+        arg = _argument(self.argument, self.value)
         return (f"it passes the task on without its {listed}, and step {view.steps[self.call].index} then called "
                 f"{self.tool} with {arg}")
 
     def holds(self, view: View) -> bool:
         task = view.trajectory.task or ""
         return (view.in_step(self.pos) and self.pos < self.call and bool(self.values)
-                and all(_mentions(task, v) for v in self.values)
-                and not any(_mentions(view.actions[j], v) for j in range(self.pos + 1) for v in self.values)
+                and all(mentions(task, v) for v in self.values)
+                and not any(mentions(view.actions[j], v) for j in range(self.pos + 1) for v in self.values)
                 and _made_call(view, self.call, self.tool, self.argument, self.value)
-                and not any(_mentions(self.value, v) for v in self.values))
+                and not any(mentions(self.value, v) for v in self.values))
 
 
 def _number(value: float) -> str:
@@ -557,7 +559,7 @@ class PicksAgainstInputs(Claim):
                 f"{_number(self.best_value)}, {more}, and the task asks for the {self.word}")
 
     def holds(self, view: View) -> bool:
-        if not view.in_step(self.pos) or not _mentions(view.trajectory.task or "", self.word):
+        if not view.in_step(self.pos) or not mentions(view.trajectory.task or "", self.word):
             return False
         earlier = "\n".join(view.actions[:self.pos] + view.arrived(self.pos)).lower()
 
@@ -565,7 +567,7 @@ class PicksAgainstInputs(Claim):
             return re.search(rf"{re.escape(name.lower())}\s*[:=]\s*{re.escape(_number(value))}(?![\d.])", earlier) is not None
 
         further = self.best_value > self.chosen_value if self.higher else self.best_value < self.chosen_value
-        return (further and _mentions(view.actions[self.pos], self.chosen) and reported(self.chosen, self.chosen_value)
+        return (further and mentions(view.actions[self.pos], self.chosen) and reported(self.chosen, self.chosen_value)
                 and reported(self.best, self.best_value))
 
 
@@ -588,10 +590,10 @@ class HandsBackWithout(Claim):
         agent = view.steps[self.pos].agent
         turn = range(self.handed_by + 1, self.pos + 1)
         last = self.pos + 1 == len(view.steps) or view.steps[self.pos + 1].agent != agent
-        return (last and view.steps[self.handed_by].agent != agent and _mentions(view.actions[self.handed_by], agent)
+        return (last and view.steps[self.handed_by].agent != agent and mentions(view.actions[self.handed_by], agent)
                 and all(view.steps[j].agent == agent for j in turn)
-                and all(_mentions(view.actions[self.handed_by], i) for i in self.items)
-                and not any(_mentions(view.actions[j], i) for j in turn for i in self.items))
+                and all(mentions(view.actions[self.handed_by], i) for i in self.items)
+                and not any(mentions(view.actions[j], i) for j in turn for i in self.items))
 
 
 def check_claims(trajectory: Trajectory, claims: list[Claim], view: View | None = None) -> list[Claim]:

@@ -45,7 +45,7 @@ from agenttrace.attribution.flow import (
     tokens,
     window,
 )
-from agenttrace.attribution.picks import HIGHEST, LOWEST, direction, picks
+from agenttrace.attribution.picks import picks
 from agenttrace.attribution.provenance import off_task_arguments
 from agenttrace.models import Attribution, Candidate, Trajectory
 
@@ -390,10 +390,7 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         return [cl.DropsTaskValue(pos, a.task_values[:3], a.call, a.tool, a.argument, a.value)]
     if feature == "pick_contradicts" and f.pick is not None and not f.pick.agrees:
         p = f.pick
-        word = next(w for w in (HIGHEST if direction(view.trajectory.task or "") > 0 else LOWEST)
-                    if re.search(rf"(?<![a-z-]){w}(?![a-z-])", (view.trajectory.task or "").lower()))
-        return [cl.PicksAgainstInputs(pos, word, direction(view.trajectory.task or "") > 0, p.chosen, p.chosen_value,
-                                      p.best, p.best_value)]
+        return [cl.PicksAgainstInputs(pos, p.word, p.higher, p.chosen, p.chosen_value, p.best, p.best_value)]
     if feature == "leaves_out_items" and f.left_out is not None:
         return [cl.HandsBackWithout(pos, f.left_out.handed_by, f.left_out.items[:3])]
     if feature == "agent_first_turn":

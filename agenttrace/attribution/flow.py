@@ -84,6 +84,11 @@ def tokens(text: str) -> set[str]:
     return set(_TOKEN.findall(window(text.lower(), 6000)))
 
 
+def mentions(text: str, phrase: str) -> bool:
+    """Whether ``phrase`` is in ``text`` as a whole word or words (case-insensitive)."""
+    return re.search(rf"(?<![a-z0-9]){re.escape(phrase.lower())}(?![a-z0-9])", text.lower()) is not None
+
+
 def first_word(text: str, words: tuple[str, ...]) -> str | None:
     """The word of ``words`` that occurs first in ``text`` (lower-cased), or None."""
     best: tuple[int, str] | None = None

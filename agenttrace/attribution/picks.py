@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agenttrace.attribution.flow import action_text, arrivals, is_handoff, is_human, result_text
+from agenttrace.attribution.flow import action_text, arrivals, is_handoff, is_human, mentions, result_text
 from agenttrace.models import Trajectory
 
 HIGHEST = ("most", "highest", "largest", "biggest", "greatest", "maximum", "warmest", "hottest", "dearest",
@@ -22,11 +22,21 @@ LOWEST = ("least", "lowest", "smallest", "minimum", "cheapest", "coldest", "cool
 _PAIR = re.compile(r"([A-Za-z][\w' -]{0,40}?)\s*[:=]\s*(-?\d[\d,]*(?:\.\d+)?)(?![\w/-]|\.\d)")
 
 
+def superlative(task: str) -> tuple[str, int] | None:
+    """The superlative the task asks by (the first of HIGHEST or LOWEST it uses) and its direction: +1 for the
+    highest, -1 for the lowest; None for neither (or both)."""
+    words = set(re.findall(r"[a-z-]+", task.lower()))
+    high = next((w for w in HIGHEST if w in words), None)
+    low = next((w for w in LOWEST if w in words), None)
+    if (high is None) == (low is None):
+        return None
+    return (high, 1) if high else (low, -1)
+
+
 def direction(task: str) -> int:
     """+1 when the task asks for the highest, -1 for the lowest, 0 for neither (or both)."""
-    words = set(re.findall(r"[a-z-]+", task.lower()))
-    high, low = bool(words & set(HIGHEST)), bool(words & set(LOWEST))
-    return (1 if high else -1) if high != low else 0
+    asked = superlative(task)
+    return asked[1] if asked else 0
 
 
 def reported(text: str, task_lower: str) -> dict[str, float]:
@@ -34,7 +44,7 @@ def reported(text: str, task_lower: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for m in _PAIR.finditer(text):
         name = " ".join(m.group(1).split()).lower()
-        if len(name) >= 3 and re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", task_lower):
+        if len(name) >= 3 and mentions(task_lower, name):
             out[name] = float(m.group(2).replace(",", ""))
     return out
 
@@ -47,9 +57,12 @@ def _as_in(task: str, candidate: str) -> str:
 
 @dataclass(frozen=True)
 class Pick:
-    """Step ``pos`` names ``chosen`` as the answer; ``best`` is the candidate its inputs put at the extreme."""
+    """Step ``pos`` names ``chosen`` as the answer; ``best`` is the candidate its inputs put at the extreme the
+    task asks for by ``word`` (``higher``: the highest)."""
 
     pos: int
+    word: str
+    higher: bool
     chosen: str
     chosen_value: float
     best: str
@@ -63,9 +76,10 @@ class Pick:
 def picks(trajectory: Trajectory) -> list[Pick]:
     """Every pick of the run (see the module's doc), in step order."""
     task = trajectory.task or ""
-    sign = direction(task)
-    if not sign:
+    asked = superlative(task)
+    if asked is None:
         return []
+    word, sign = asked
     task_lower = task.lower()
     values: dict[str, float] = {}
     out: list[Pick] = []
@@ -77,10 +91,11 @@ def picks(trajectory: Trajectory) -> list[Pick]:
         acts = any(not is_handoff(step, call) for call in step.tool_calls)
         if not is_human(step) and not acts and not mine and len(values) >= 2:
             low = own.lower()
-            named = [c for c in values if re.search(rf"(?<![a-z0-9]){re.escape(c)}(?![a-z0-9])", low)]
+            named = [c for c in values if mentions(low, c)]
             if len(named) == 1:
                 best = max(values, key=lambda c: sign * values[c])
-                out.append(Pick(pos, _as_in(task, named[0]), values[named[0]], _as_in(task, best), values[best]))
+                out.append(Pick(pos, word, sign > 0, _as_in(task, named[0]), values[named[0]], _as_in(task, best),
+                                values[best]))
         for j in range(pos + 1):
             if arrive[j] == pos:
                 values.update(reported(result_text(steps[j]), task_lower))
