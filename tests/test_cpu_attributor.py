@@ -199,3 +199,54 @@ def test_the_first_of_repeated_identical_steps_is_marked():
     x, _ = extract_features(traj)
     assert list(x[:, _col("first_repeat")]) == [0, 1, 0, 0]
     assert list(x[:, _col("repeats")]) == [0, 1, 1, 1]
+
+
+def test_list_numbers_locators_and_identifiers_are_not_quantities():
+    from agenttrace.attribution.flow import numbers
+
+    plan = ("### 1. GIVEN FACTS\n- the store opens at 9\n2. **Search** the shop\n(1) a task and (2) a plan\n"
+            "Assign WebSurfer to steps 1 through 4. See ../2023/validation/df6561b2-7ee5-4540.png and "
+            "https://example.org/a?q=57 (warning at orchestrator.py:216; File \"x.py\", line 402).\n"
+            '{"task_id": "3", "line_number": 12, "taskId": 8}: rent is $5/month, 3/4 of 60 km, paid: 7')
+    assert set(numbers(plan)) == {"9", "5", "3", "4", "60", "7"}
+
+
+def test_numbers_of_long_runs_of_characters_take_linear_time():
+    import time
+
+    from agenttrace.attribution.flow import numbers
+
+    started = time.perf_counter()
+    for text in ("a" * 40000, "x/" * 20000, "ab_" * 13000 + "id: 5", 'File "' + "a" * 40000, "1." * 20000):
+        numbers(text)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_tool_output_a_text_log_prints_into_a_message_is_an_input():
+    from agenttrace.attribution.flow import action_text, result_text
+    from agenttrace.attribution.observations import split
+
+    assert split("exitcode: 0 (execution succeeded)\nCode output: 124") == ("", "exitcode: 0 (execution succeeded)\nCode output: 124")
+    surfer = "I clicked 'Prices'.\n\nHere is a screenshot of [Prices](https://x.org). The viewport shows 40% ..."
+    assert split(surfer)[0] == "I clicked 'Prices'."
+    browser = "Address: https://en.wikipedia.org/wiki/Dragon\nTitle: Dragon - Wikipedia\nViewport position: 1 of 43."
+    assert split(browser) == ("", browser)
+    assert split("The address is 5 Main St.\nTitle: none") == ("The address is 5 Main St.\nTitle: none", "")
+    traj = Trajectory(run_id="t", task="What is 2 + 2 squared?", steps=[
+        Step(index=0, agent="coder", content="```python\nprint((2 + 2) ** 2)\n```"),
+        Step(index=1, agent="terminal", content="exitcode: 0 (execution succeeded)\nCode output: 16"),
+        Step(index=2, agent="checker", content="The result is 16."),
+    ])
+    _, flows = extract_features(traj)
+    assert action_text(traj.steps[1]) == "" and "16" in result_text(traj.steps[1])
+    assert [f.introduced for f in flows] == [[], [], []]
+
+
+def test_the_same_words_twice_in_a_row_are_one_turn_logged_twice_not_a_loop():
+    said = "Engineer thinking: the function is written and tested."
+    traj = Trajectory(run_id="t", task="write f", steps=[
+        Step(index=0, agent="Engineer", content=said), Step(index=1, agent="Engineer", content=said),
+        Step(index=2, agent="Lead", content="Please check it again."), Step(index=3, agent="Engineer", content=said),
+    ])
+    _, flows = extract_features(traj)
+    assert [f.repeats for f in flows] == [None, None, None, 1]

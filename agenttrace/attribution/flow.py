@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agenttrace.attribution import observations
 from agenttrace.models import Step, ToolCall, Trajectory
 
 if TYPE_CHECKING:
@@ -42,8 +43,29 @@ DONE_WORDS = ("terminate", "final answer", "the answer is", "in conclusion", "ta
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
 DATES = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
-# list numbering "1. ", "2) ": at a line's start, or after a sentence's end ("... shipped. 2. Calculator: ...")
-_ENUM = re.compile(r"(?:^\s*|(?<=[.;:!?] ))\d{1,2}[.)]\s+(?=[A-Za-z])", re.MULTILINE)
+# list numbering "1. ", "2) ", "3. **Check": at a line's start, or after a sentence's end ("... shipped. 2. Calculator:
+# ..."); and inline "(1) a task and (2) a plan"
+_ENUM = re.compile(r"(?:^\s*(?:#{1,6}\s*|[-*+]\s+)?|(?<=[.;:!?] ))\d{1,2}[.)]\s+(?=[*_#\[(]*[A-Za-z])"
+                   r"|(?<!\w)\(\d{1,2}\)(?=\s+[A-Za-z])", re.MULTILINE)
+# where things are, not how many: source locations ("orchestrator.py:216", 'File "x.py", line 402'), references to
+# steps ("steps 1 through 4"), a value given to a key that names an identifier or a position ("task_id": "1",
+# line_number=3); every repetition is bounded, so a long run of characters costs linear time
+_LOCATOR = re.compile(r"\b[\w-]{1,80}\.[a-z]{1,4}:\d+\b|\bFile \"[^\"\n]{0,300}\", line \d+|"
+                      r"\b[Ss]teps? \d+(?:\s{0,3}(?:-|to|through|and)\s{0,3}\d+)?|"
+                      r"(?:\b(?:\w{0,40}_)?(?i:id|ids|index|idx|line|lineno|line_number|page|position|offset)|"
+                      r"\b[a-z]{1,40}(?:Id|Index|Line|Page|Position|Offset))[\"']?\s{0,3}[:=]\s{0,3}[\"']?-?\d+")
+_WORD = re.compile(r"\S+")
+_LETTER = re.compile(r"[A-Za-z_]")
+
+
+def _not_path(m: re.Match) -> str:
+    """A URL or a file path ("https://x.org/a?id=5", "../2023/validation/df65.png") as a blank; other words as
+    they are (a rate such as "5/month", a fraction "3/4")."""
+    word = m.group(0)
+    path = "://" in word or word.startswith("/") or word.count("/") >= 2
+    return " " if path and _LETTER.search(word) else word
+
+
 _TOKEN = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
 _NAMED_AFTER = re.compile(r"\b([a-z][a-z_]{2,})[ \t]*(?:=|:|\bis\b|\bwas\b|\bare\b)[ \t]*(-?\d+(?:\.\d+)?)\b")
 _NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
@@ -72,10 +94,11 @@ def norm_number(surface: str) -> str:
 
 
 def numbers(text: str) -> dict[str, str]:
-    """The numbers of a text, list numbering and dates (not quantities) left out: normalised value -> first
-    surface form."""
+    """The numbers of a text, list numbering, dates and locators (not quantities) left out: normalised value ->
+    first surface form."""
     out: dict[str, str] = {}
-    for m in _NUM.finditer(DATES.sub(" ", _ENUM.sub(" ", window(text)))):
+    text = _LOCATOR.sub(" ", _WORD.sub(_not_path, _ENUM.sub(" ", window(text))))
+    for m in _NUM.finditer(DATES.sub(" ", text)):
         out.setdefault(norm_number(m.group(0)), m.group(0))
     return out
 
@@ -124,8 +147,10 @@ def is_handoff(step: Step, call: ToolCall) -> bool:
 
 
 def action_text(step: Step) -> str:
-    """What the step's agent itself produced: its text, its tool calls' names and arguments, its handoff."""
-    parts = [step.content] if step.content else []
+    """What the step's agent itself produced: its text (tool output a text log printed into it left out, see
+    :mod:`agenttrace.attribution.observations`), its tool calls' names and arguments, its handoff."""
+    own = observations.split(step.content)[0] if step.content else ""
+    parts = [own] if own else []
     parts += [f"{c.name}({value_text(c.arguments)})" for c in step.tool_calls]
     if step.transfer_to:
         parts.append(f"transfer to {step.transfer_to}")
@@ -147,8 +172,9 @@ def speaks(step: Step, call: ToolCall) -> bool:
 
 def result_text(step: Step) -> str:
     """What the environment answered to the step's tool calls (results and errors), calls that only carry the
-    step's own words (:func:`speaks`) left out."""
-    parts = []
+    step's own words (:func:`speaks`) left out, and tool output a text log printed into the step's text."""
+    printed = observations.split(step.content)[1] if step.content else ""
+    parts = [printed] if printed else []
     for c in step.tool_calls:
         if c.error:
             parts.append(c.error)
@@ -371,7 +397,10 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             f.has_code = "```" in actions or "def " in actions
             f.done = any(w in low for w in DONE_WORDS)
             earlier = last_actions.get(step.agent)
-            if earlier is not None and actions.strip() and earlier[1] == actions:
+            # the same actions again after something came back (a tool result, another agent's turn) is a loop; the
+            # same words twice in a row with nothing in between is one turn logged twice (a thought and its message)
+            if (earlier is not None and actions.strip() and earlier[1] == actions
+                    and (earlier[0] < pos - 1 or step.tool_calls or steps[earlier[0]].tool_calls)):
                 f.repeats = earlier[0]
             failed_before = pending_failure.get(step.agent)
             if failed_before is not None and f.problem_word is None and not _names_failed_tool(steps[failed_before], step):

@@ -1,0 +1,36 @@
+"""Tool output that a text-only log writes into an agent's message.
+
+Spans keep a tool's result apart from the agent's words; a text-only log (Who&When, a chat transcript) often
+does not: some frameworks print what their tools observed as part of, or as the whole of, an agent's message.
+That part is an input of the run (what the environment answered), not something the agent said, so a number
+in it is not one the agent introduced. The conventions below are the frameworks' own output formats, not the
+wording of any data set:
+
+* AutoGen / AG2 code executor: its whole reply is the execution's report ("exitcode: 1 (execution failed)
+  ..."), or its stock reply when a message holds no code to run;
+* AutoGen's text browser (WebSurfer agents, FileSurfer): the page state it prints, "Address: ..." followed by
+  "Title: ..." or "Viewport position: ...", then the page;
+* Magentic-One's multimodal WebSurfer: after the action it took ("I clicked 'Products'."), "Here is a
+  screenshot of ..." followed by the page's metadata and OCR text.
+"""
+
+from __future__ import annotations
+
+import re
+
+_STARTS = re.compile(
+    r"^\s*exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
+    r"|^\s*There is no code from the last \d+ messages? for me to execute"
+    r"|^Address: \S+[ \t]*\n(?:Title|Viewport position): "
+    r"|^Here is a screenshot of ",
+    re.MULTILINE,
+)
+
+
+def split(text: str) -> tuple[str, str]:
+    """``text`` as (the agent's own words, the tool output printed after them); the second is empty when the
+    text follows none of the conventions."""
+    m = _STARTS.search(text)
+    if m is None:
+        return text, ""
+    return text[:m.start()].rstrip(), text[m.start():]
