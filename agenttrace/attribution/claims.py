@@ -188,13 +188,22 @@ def _made_call(view: View, pos: int, tool: str, argument: str, value: str) -> bo
 
 
 @dataclass(frozen=True)
-class CallsWithUngivenArgument(Claim):
-    """The step calls ``tool`` with ``argument`` = ``value``, and ``number`` of that value was in no input it had
-    before the call (the task, earlier steps, the input it was handed)."""
+class OwnCall(Claim):
+    """A claim about a call the step made: ``tool`` with ``argument`` = ``value``."""
 
     tool: str
     argument: str
     value: str
+
+    def made(self, view: View) -> bool:
+        return _made_call(view, self.pos, self.tool, self.argument, self.value)
+
+
+@dataclass(frozen=True)
+class CallsWithUngivenArgument(OwnCall):
+    """The step calls ``tool`` with ``argument`` = ``value``, and ``number`` of that value was in no input it had
+    before the call (the task, earlier steps, the input it was handed)."""
+
     number: str
 
     def clause(self, view: View) -> str:
@@ -202,20 +211,17 @@ class CallsWithUngivenArgument(Claim):
         return f"it called {self.tool} with {arg}, whose {self.number} is in neither the task nor anything it was given"
 
     def holds(self, view: View) -> bool:
-        if not _made_call(view, self.pos, self.tool, self.argument, self.value):
+        if not self.made(view):
             return False
         return (norm_number(self.number) in _numbers_in(self.value)
                 and not view.number_before_calls(self.pos, self.number))
 
 
 @dataclass(frozen=True)
-class CallsWithUnseenWord(Claim):
+class CallsWithUnseenWord(OwnCall):
     """The step calls ``tool`` with ``argument`` = ``value``, and ``word`` of that value was in no input it had
     before the call (the task, earlier steps, the input it was handed)."""
 
-    tool: str
-    argument: str
-    value: str
     word: str
 
     def clause(self, view: View) -> str:
@@ -223,7 +229,7 @@ class CallsWithUnseenWord(Claim):
         return f"it called {self.tool} with {arg}, although '{self.word}' is in neither the task nor anything it was given"
 
     def holds(self, view: View) -> bool:
-        if not _made_call(view, self.pos, self.tool, self.argument, self.value):
+        if not self.made(view):
             return False
         before = set(_WORD.findall(view.inputs_before_calls(self.pos).lower()))
         return self.word in _WORD.findall(self.value.lower()) and self.word not in before
@@ -453,13 +459,10 @@ def _data_before(view: View, pos: int) -> str:
 
 
 @dataclass(frozen=True)
-class CallsOffTask(Claim):
+class CallsOffTask(OwnCall):
     """The step calls ``tool`` with ``argument`` = ``value``, whose ``token`` is in neither the task nor any tool
     result before the step."""
 
-    tool: str
-    argument: str
-    value: str
     token: str
 
     def clause(self, view: View) -> str:
@@ -467,7 +470,7 @@ class CallsOffTask(Claim):
         return f"it called {self.tool} with {arg}, and neither the task nor any tool result before it has '{self.token}'"
 
     def holds(self, view: View) -> bool:
-        return (_made_call(view, self.pos, self.tool, self.argument, self.value) and mentions(self.value, self.token)
+        return (self.made(view) and mentions(self.value, self.token)
                 and not mentions(_data_before(view, self.pos), self.token))
 
 
