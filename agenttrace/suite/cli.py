@@ -47,7 +47,7 @@ def generate_command(framework, n, seed, out, topologies) -> None:
 
 
 @suite_group.command("summary", help="Counts of labelled runs in suite files: framework x topology, framework x "
-                                     "error kind, topology x error kind, positions and repaired errors per framework.")
+                                     "error kind, topology x error kind, positions, repaired and noticed errors per framework.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def summary_command(paths) -> None:
     from agenttrace.models import LabelledTrajectory
@@ -55,8 +55,9 @@ def summary_command(paths) -> None:
     tags = [LabelledTrajectory.model_validate_json(line).tags for path in paths
             for line in path.read_text().splitlines() if line.strip()]
     for row, column in (("framework", "topology"), ("framework", "error_kind"), ("topology", "error_kind"),
-                        ("framework", "position"), ("framework", "repaired")):
-        click.echo(_table(Counter((t[row], t[column]) for t in tags), row, column))
+                        ("framework", "position"), ("framework", "repaired"),
+                        ("framework", "noticed")):
+        click.echo(_table(Counter((t.get(row, "-"), t.get(column, "-")) for t in tags), row, column))
 
 
 def _table(counts: Counter, row: str, column: str) -> str:

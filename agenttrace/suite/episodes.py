@@ -3,7 +3,7 @@
 Episode ``index`` of a framework gets error kind ``index mod |kinds|`` (in a per-framework seeded order), a
 target position that cycles early/middle/late and a topology in turn (the next one where the kind cannot sit);
 the rest (world, task values, wording, names, topology,
-whether an earlier error is made and repaired) is drawn from ``random.Random(seed)``. An episode is kept
+whether an earlier error is made and repaired, whether the decisive one is noticed) is drawn from ``random.Random(seed)``. An episode is kept
 only if, on paper, the faulty run's answer is wrong and the clean run's is right; the real runs decide.
 """
 
@@ -21,6 +21,7 @@ from agenttrace_collector.failure import answer_matches
 
 POSITIONS = ("early", "middle", "late")
 REPAIR_RATE = 0.35
+NOTICE_RATE = 0.3
 ATTEMPTS = 30
 TRIES_PER_TOPOLOGY = 4
 
@@ -53,6 +54,7 @@ def make_episode(framework: str, base_seed: int, index: int,
     seed = f"{base_seed}:{framework}:{index}"
     rng = random.Random(seed)
     want_repair = rng.random() < REPAIR_RATE
+    want_notice = rng.random() < NOTICE_RATE
     # topologies in turn (balanced over a framework's episodes): a few tasks on this one, then the next ones
     order = [topologies[(index + k) % len(topologies)] for k in range(len(topologies))]
     for attempt in range(ATTEMPTS):
@@ -60,7 +62,7 @@ def make_episode(framework: str, base_seed: int, index: int,
         family = FAMILIES[rng.choice(sorted(FAMILIES))]
         task = _task(family, rng)
         episode = _plant(f"{seed}:{attempt}", topology, topology.names(rng), World.create(family, rng), task, kind,
-                         target, want_repair)
+                         target, want_repair, want_notice)
         if episode is not None:
             return episode
     return None
@@ -96,11 +98,12 @@ def _task(family: Family, rng: random.Random) -> Task:
 
 
 def _play(seed: str, topology: Topology, names: dict[str, str], world: World, task: Task,
-          fault: Fault | None = None, repair: Fault | None = None, clean: bool = False) -> Simulation:
+          fault: Fault | None = None, repair: Fault | None = None, clean: bool = False,
+          notice: bool = False) -> Simulation:
     tool_of = {names[r]: (task.family.tool, False) for r in LOOKERS if r in names}
     if "archivist" in names:
         tool_of[names["archivist"]] = (task.family.archive_tool, True)
-    sim = Simulation(world, task, seed, tool_of, fault, repair, clean)
+    sim = Simulation(world, task, seed, tool_of, fault, repair, clean, notice)
     try:
         topology.play(sim, names)
     except RunEnds:
@@ -109,7 +112,7 @@ def _play(seed: str, topology: Topology, names: dict[str, str], world: World, ta
 
 
 def _plant(seed: str, topology: Topology, names: dict[str, str], world: World, task: Task, kind: ErrorKind,
-           target: str, want_repair: bool) -> Episode | None:
+           target: str, want_repair: bool, want_notice: bool) -> Episode | None:
     expected = task.expected(world)
     probe = _play(seed, topology, names, world, task)
     assert answer_matches(probe.answer, expected), (probe.answer, expected)
@@ -122,7 +125,7 @@ def _plant(seed: str, topology: Topology, names: dict[str, str], world: World, t
         this_lookup = max((turn for _, turn in fixable if turn <= sites[n].turn), default=-1)
         earlier = [r for r, turn in fixable if turn < this_lookup]  # a repair in an earlier lookup
         repair = Fault(ErrorKind.WRONG_TOOL_ARGUMENT, earlier[-1]) if want_repair and earlier else None
-        faulty = _play(seed, topology, names, world, task, Fault(kind, n), repair)
+        faulty = _play(seed, topology, names, world, task, Fault(kind, n), repair, notice=want_notice)
         clean = _play(seed, topology, names, world, task, Fault(kind, n), repair, clean=True)
         if faulty.label and not answer_matches(faulty.answer, expected) and answer_matches(clean.answer, expected):
             agents = tuple(AgentSpec(name, f"Your name is {name}. {ROLE_DUTIES[role]}",

@@ -106,6 +106,7 @@ def _confirm(framework: str, episode: Episode, faulty, clean, result: Result) ->
     else:
         tags = {"topology": episode.topology, "error_kind": episode.kind.value,
                 "position": position(step, len(faulty.steps)), "repaired": "yes" if script.repaired else "no",
+                "noticed": "yes" if script.noticed else "no",
                 "seed": episode.seed, "world": episode.task.family.name}
         result.items.append(record(f"suite-{episode.seed}", framework, faulty, script.label_agent, step, script.reason,
                                    tags))

@@ -66,3 +66,4 @@ class Script:
     label_agent: str | None = None
     reason: str | None = None
     repaired: bool = False
+    noticed: bool = False              # someone voiced a doubt about the decisive error and went on

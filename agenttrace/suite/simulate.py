@@ -5,7 +5,9 @@ registers the *sites* where an error of some kind could sit (the n-th lookup, th
 synthesis ...). Given a ``Fault`` (kind, n-th site of that kind) the policy makes that error there and lets
 everything after follow from it; with ``clean=True`` the same run is written without the agent's error (an
 environment's transient failure stays, and is then handled well). A second, ``repair`` fault is a wrong tool
-argument that the agent notices and fixes in its next turn: present in both runs, never decisive.
+argument that the agent notices and fixes in its next turn: present in both runs, never decisive. With
+``notice``, the next agent (or user) to speak after the decisive error voices a doubt about it and goes on
+anyway: an error that is noticed but not repaired is still the decisive one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from agenttrace.suite.worlds import World
 
 K = ErrorKind
 LOOP_REPEATS = 3
+# what a teammate says when something looks wrong but it carries on; no numbers or names, so that a doubt
+# voiced in the final answer's turn never reads as an answer
+DOUBTS = ("Hmm, that doesn't look quite right to me, but let's go on.",
+          "I'm not sure that is correct; continuing anyway.",
+          "Something seems off there. I'll proceed with it regardless.",
+          "That looks suspicious, but we'll go with it.")
 
 
 @dataclass(frozen=True)
@@ -46,12 +54,14 @@ class Simulation:
     fault: Fault | None = None
     repair: Fault | None = None
     clean: bool = False
+    notice: bool = False
     turns: list[Turn] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
     flaky: set[str] = field(default_factory=set)
     down: set[str] = field(default_factory=set)
     label: tuple[str, int, str] | None = None          # agent, turn index, reason
     repaired: bool = False
+    noticed: bool = False
     answer: str = ""
 
     def __post_init__(self) -> None:
@@ -85,7 +95,17 @@ class Simulation:
         return self._rng("say", *key).choice(choices).format(**values)
 
     def _turn(self, agent: str, text: str, calls: tuple[ToolUse, ...] = (), handoff: str | None = None) -> None:
+        if self._doubt_due(agent):
+            text = f"{self._say(('doubt', agent), *DOUBTS)} {text}"
+            self.noticed = True
         self.turns.append(Turn(agent, text, calls, handoff))
+
+    def _doubt_due(self, agent: str) -> bool:
+        """The first turn after the decisive error by someone other than its maker, when it is to be noticed."""
+        if not self.notice or self.noticed or self.label is None:
+            return False
+        culprit, turn, _ = self.label
+        return culprit not in (agent, ENVIRONMENT) and len(self.turns) > turn
 
     def _give_up(self, agent: str, text: str) -> None:
         self._turn(agent, text)
@@ -295,4 +315,4 @@ class Simulation:
     def script(self) -> Script:
         agent, turn, reason = self.label or (None, None, None)
         return Script(tuple(self.turns), frozenset(self.flaky), frozenset(self.down), self.answer, turn, agent, reason,
-                      self.repaired)
+                      self.repaired, self.noticed)

@@ -1,0 +1,35 @@
+"""The suite's episodes on paper (no framework): a decisive error that a teammate notices but does not repair."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("agenttrace_collector")
+
+from agenttrace.suite.episodes import make_episode  # noqa: E402
+from agenttrace.suite.simulate import DOUBTS  # noqa: E402
+from agenttrace.suite.taxonomy import ENVIRONMENT  # noqa: E402
+from agenttrace.suite.topologies import TOPOLOGIES  # noqa: E402
+from agenttrace_collector.failure import answer_matches  # noqa: E402
+
+
+def _doubts(script) -> list[int]:
+    return [k for k, turn in enumerate(script.turns) if turn.text.startswith(DOUBTS)]
+
+
+def test_a_noticed_error_is_doubted_once_by_someone_else_after_it_and_the_run_still_fails():
+    episodes = [e for i in range(60) if (e := make_episode("langgraph", 7, i, tuple(TOPOLOGIES))) is not None]
+    noticed = [e for e in episodes if e.faulty.noticed]
+    assert 5 <= len(noticed) < len(episodes)
+    for e in episodes:
+        faulty, clean = e.faulty, e.clean
+        assert _doubts(clean) == [] and not clean.noticed
+        assert not answer_matches(faulty.answer, e.expected) and answer_matches(clean.answer, e.expected)
+        if not faulty.noticed:
+            assert _doubts(faulty) == []
+            continue
+        [at] = _doubts(faulty)
+        assert at > faulty.label_turn
+        assert faulty.turns[at].agent not in (faulty.label_agent, ENVIRONMENT)
+        # nobody else spoke between the error and the doubt: it is the first reaction to it
+        assert {t.agent for t in faulty.turns[faulty.label_turn + 1:at]} <= {faulty.label_agent}
