@@ -4,8 +4,9 @@
 
 Splits (the model is refitted on the training side of each; every choice - feature set, L2, synthetic
 weight, whether every group or every source weighs the same, how the verdict is read off the distribution,
-temperature, uncertainty threshold - is made by an inner leave-one-group-out over the training side's groups
-only, never by looking at the held-out side; the choices are listed under the table):
+temperature, uncertainty threshold, and the temperature and threshold of each kind of log (recorded tool calls
+and handoffs, or a transcript of messages only) - is made by an inner leave-one-group-out over the training
+side's groups only, never by looking at the held-out side; the choices are listed under the table):
 * leave-one-source-out on the dev data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj code-dev);
 * leave-one-framework-out and leave-one-topology-out on the labelled suite (build/suite), when present.
 Suite items are in the training side of the dev splits and the dev data in the training side of the suite
@@ -109,17 +110,17 @@ def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whow
             f"{s['mean_reward']:.3f} | {cal} | {split} | {t} |")
 
 
-def kind_rows(verdicts: list[tuple[LabelledTrajectory, Prediction, bool]]) -> list[str]:
-    """Agent and step exact, and the share flagged uncertain, per planted error kind (the cpu verdicts of the
-    leave-one-framework-out splits, pooled: each suite run is held out once)."""
-    by_kind: dict[str, list[tuple[bool, bool, bool]]] = {}
+def tag_rows(verdicts: list[tuple[LabelledTrajectory, Prediction, bool]], *tags: str) -> list[str]:
+    """Agent and step exact, and the share flagged uncertain, per value of the suite ``tags`` (the cpu verdicts
+    of the leave-one-framework-out splits, pooled: each suite run is held out once)."""
+    by_value: dict[str, list[tuple[bool, bool, bool]]] = {}
     for it, (agent, step), unsure in verdicts:
-        by_kind.setdefault(it.tags.get("error_kind", "?"), []).append(
+        by_value.setdefault(", ".join(f"{t} {it.tags.get(t, '?')}" for t in tags), []).append(
             (agent == it.label.agent, step == it.label.step, unsure))
-    out = ["| error kind | n | agent exact | step exact | flagged uncertain |", "|---|---|---|---|---|"]
-    for kind, hits in sorted(by_kind.items()):
+    out = [f"| {' / '.join(tags)} | n | agent exact | step exact | flagged uncertain |", "|---|---|---|---|---|"]
+    for value, hits in sorted(by_value.items()):
         a, s, u = (np.mean([h[i] for h in hits]) for i in range(3))
-        out.append(f"| {kind} | {len(hits)} | {a:.3f} | {s:.3f} | {u:.2f} |")
+        out.append(f"| {value} | {len(hits)} | {a:.3f} | {s:.3f} | {u:.2f} |")
     return out
 
 
@@ -134,8 +135,10 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
     choices.append(f"* {title} {held_name}: {m['features']} features, L2 {m['l2']}, synthetic weight {m['synthetic_weight']}, "
                    f"every {m['balance'][:-1]} weighing the same, "
                    f"agent by {'probability mass' if m['agent_by_mass'] else 'top step'}, earlier step within "
-                   f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}, uncertain below {model.threshold:.2f} "
-                   f"(inner (agent+step)/2 = {m['inner_accuracy']:.3f})")
+                   f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}, uncertain below {model.threshold:.2f}"
+                   + "".join(f"; {kind} logs T={t:.2f}, uncertain below {th:.2f}"
+                             for kind, (t, th) in model.calibration.items())
+                   + f" (inner (agent+step)/2 = {m['inner_accuracy']:.3f})")
     att = CpuAttributor(model=model)
     out = []
     for label, use_g in (("cpu", False), ("cpu+G", True)):
@@ -192,7 +195,10 @@ def main() -> None:
         lines.append("\n(no labelled suite under --suite: leave-one-framework-out and leave-one-topology-out not run)")
     if by_kind:
         lines += ["", "By planted error kind (cpu, without the ground truth; the leave-one-framework-out verdicts pooled, "
-                  "each suite run held out once):", "", *kind_rows(by_kind)]
+                  "each suite run held out once):", "", *tag_rows(by_kind, "error_kind"),
+                  "", "By what comes with the decisive error: an earlier error that was repaired, and a teammate voicing "
+                  "a doubt about the decisive one and going on (same verdicts):", "",
+                  *tag_rows(by_kind, "repaired", "noticed")]
     text = "\n".join(lines + ["", "Choices made by the inner cross-validation of each split (training groups only):", *choices])
     print(text)
     Path(args.out).write_text("# cpu attributor: generalisation (bench/generalisation.py)\n\n"

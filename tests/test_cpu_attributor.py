@@ -9,10 +9,23 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import whowhen_fixtures as fx  # noqa: E402
 
 from agenttrace.attribution import get_attributor  # noqa: E402
-from agenttrace.attribution.cpu import FEATURES, CpuAttributor, StepModel, extract_features  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from agenttrace.attribution import claims as cl  # noqa: E402
+from agenttrace.attribution.base import AttributorError  # noqa: E402
+from agenttrace.attribution.cpu import (  # noqa: E402
+    FEATURES,
+    CpuAttributor,
+    StepModel,
+    extract_features,
+    log_kind,
+    softmax,
+)
+from agenttrace.attribution.cpu_fit import Featurised, Rows, _group_accuracy, take, verdicts  # noqa: E402
 from agenttrace.attribution.flow import read_flow  # noqa: E402
 from agenttrace.data.datasets import from_whowhen  # noqa: E402
-from agenttrace.models import Step, ToolCall, Trajectory  # noqa: E402
+from agenttrace.models import Label, LabelledTrajectory, Step, ToolCall, Trajectory  # noqa: E402
 
 
 def test_registered_as_cpu_and_ships_its_model():
@@ -44,7 +57,7 @@ def test_the_seeded_error_is_among_the_candidates():
         a = att.attribute(item.trajectory)
         assert len(a.candidates) == 3 and (a.candidates[0].agent, a.candidates[0].step) == (a.agent, a.step)
         assert any((c.agent, c.step) == (item.label.agent, item.label.step) for c in a.candidates), a.reason
-        assert a.uncertain == (a.confidence < att.model.threshold)
+        assert a.uncertain == (a.confidence < att.model.calibrated(log_kind(item.trajectory))[1])
 
 
 def test_the_human_request_is_never_blamed():
@@ -95,6 +108,86 @@ def test_model_round_trips_through_json():
     again = StepModel.from_json(model.to_json())
     assert (abs(again.weights - model.weights) < 1e-5).all()
     assert abs(again.temperature - model.temperature) < 1e-3 and again.threshold == model.threshold
+
+
+def test_a_transcript_and_a_run_with_recorded_calls_are_calibrated_apart():
+    model = CpuAttributor().model
+    assert set(model.calibration) == {"structured", "text"}
+    assert model.calibration["text"] != model.calibration["structured"]
+    transcript = from_whowhen(fx.algorithm_generated(0)).trajectory
+    run = Trajectory(run_id="r", task="sum", steps=[
+        Step(index=0, agent="worker", content="", tool_calls=[ToolCall(name="calc", arguments={"a": 1}, result="1")]),
+        Step(index=1, agent="worker", content="It is 1.")])
+    assert (log_kind(transcript), log_kind(run)) == ("text", "structured")
+    x, _ = extract_features(transcript)
+    temperature, threshold = model.calibrated("text")
+    p = softmax(model.scores(x) / temperature)
+    verdict = CpuAttributor().attribute(transcript)
+    assert verdict.confidence == round(float(p[verdict.step]), 4)
+    assert verdict.uncertain == (p[verdict.step] < threshold)
+    again = StepModel.from_json(model.to_json())
+    for kind, (t, th) in model.calibration.items():
+        assert abs(again.calibrated(kind)[0] - t) < 1e-3 and again.calibrated(kind)[1] == th
+    assert again.calibrated(None) == (again.temperature, again.threshold)
+
+
+@pytest.mark.parametrize("calibration, message", [({"xml": {"temperature": 1.0, "threshold": 0.5}}, "unknown log kinds"),
+                                                  ({"text": {"temperature": 1.0}}, "no 'threshold'"),
+                                                  ({"text": [1.0, 0.5]}, "wrong type")])
+def test_a_model_with_a_bad_calibration_is_refused_with_the_reason(calibration, message):
+    data = CpuAttributor().model.to_json() | {"calibration": calibration}
+    with pytest.raises(AttributorError, match=message):
+        StepModel.from_json(data)
+
+
+def test_take_keeps_the_chosen_trajectories_whole():
+    items = [from_whowhen(fx.algorithm_generated(k)) for k in range(4)]
+    rows = Rows({"a": Featurised(items[:2]), "b": Featurised(items[2:])}, views=(False,))
+    part, steps = take(rows, [1, 3])
+    assert len(part) == 2 and part.group == ["a", "b"] and part.kind == ["text", "text"]
+    assert (part.x == rows.x[steps]).all()
+    for (a, b, t), k in zip(part.segments(), [1, 3]):
+        assert b - a == len(items[k].trajectory.steps) and t - a == items[k].label.step
+    assert np.array_equal(part.seg, np.repeat([0, 1], [len(items[1].trajectory.steps), len(items[3].trajectory.steps)]))
+
+
+def test_a_verdict_right_on_agent_and_step_scores_one_and_right_on_the_agent_only_a_half():
+    steps = [Step(index=i, agent=a, content=f"turn {i}") for i, a in enumerate(["lead", "worker", "lead"])]
+    item = LabelledTrajectory(id="x", subset="g", trajectory=Trajectory(run_id="x", steps=steps),
+                              label=Label(agent="lead", step=2))
+    rows = Rows({"g": Featurised([item])}, views=(False,))
+    named = {2: (True, True), 0: (True, False), 1: (False, False)}
+    for pos, (agent_ok, step_ok) in named.items():
+        p = np.eye(3)[pos]
+        assert verdicts(p, rows, (False, 1.0))[0][:2] == (agent_ok, step_ok)
+        assert _group_accuracy(verdicts(p, rows, (False, 1.0)), rows.group) == (agent_ok + step_ok) / 2
+
+
+def test_a_bill_total_from_the_reported_prices_is_derived_and_a_wrong_one_is_not():
+    def run(total: str) -> Trajectory:
+        return Trajectory(run_id="b", task="What do 5 x kettle and 2 x office chair cost in total (region UK)?", steps=[
+            Step(index=0, agent="scout", content="", tool_calls=[
+                ToolCall(name="price", arguments={"product": "kettle"}, result="kettle in the UK store: 47 EUR"),
+                ToolCall(name="price", arguments={"product": "office chair"}, result="office chair: 135 EUR")]),
+            Step(index=1, agent="scout", content="Results: kettle: 47 EUR; office chair: 135 EUR."),
+            Step(index=2, agent="lead", content=f"In total: {total} EUR."),
+        ])
+    assert read_flow(run("505"))[2].underived == []  # 5 x 47 + 2 x 135
+    assert read_flow(run("525"))[2].underived == ["525"]
+
+
+def test_the_quote_of_a_step_is_its_own_words_not_the_page_printed_after_them():
+    page = "I clicked 'Thriller (album) - Wikipedia'.\n\nHere is a screenshot of [Thriller](https://en.wikipedia.org)."
+    traj = Trajectory(run_id="q", task="Which is the fifth single?", steps=[
+        Step(index=0, agent="Orchestrator", content="Please open the album's page."),
+        Step(index=1, agent="WebSurfer", content=page + " The viewport shows 5 singles: " + "x " * 200),
+        Step(index=2, agent="Orchestrator", content="FINAL ANSWER: Human Nature"),
+    ])
+    att = CpuAttributor()
+    x, flows = extract_features(traj)
+    view = cl.View(traj)
+    [says] = [c for c in att._claims(view, 1, x, flows) if isinstance(c, cl.Says)]
+    assert says.text == "I clicked 'Thriller (album) - Wikipedia'." and says.holds(view)
 
 
 def _col(name: str) -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from agenttrace.attribution import claims as cl
 from agenttrace.attribution.cpu import FEATURES, CpuAttributor, extract_features
-from agenttrace.attribution.coverage import left_out
+from agenttrace.attribution.coverage import items, left_out
 from agenttrace.attribution.flow import arrivals, read_flow, speaks
 from agenttrace.attribution.picks import direction, picks
 from agenttrace.attribution.provenance import off_task_arguments
@@ -189,3 +189,18 @@ def test_a_turn_that_hands_back_before_covering_what_it_was_handed():
     assert not cl.HandsBackWithout(2, 0, ("oslo-vienna",)).holds(view)  # it did look that one up
     assert left_out(run("Done. Oslo-Vienna: 120 EUR; Paris-Rome: 80 EUR.")) == []
     assert left_out(run("Which date should I use for Oslo-Vienna?")) == []  # a question, not a report
+    assert left_out(run("Which date should I use?\nNext speaker: lead")) == []  # still a question
+
+
+def test_a_unit_code_the_task_names_is_not_an_item_to_cover():
+    task = "Add up the fare of Oslo-Vienna, Paris-Rome for date 2025-03-18. Reply with the total in EUR."
+    run = Trajectory(run_id="u", task=task, steps=[
+        Step(index=0, agent="lead", content="scout, please look up Oslo-Vienna, Paris-Rome.", transfer_to="scout"),
+        Step(index=1, agent="scout", content="Checking.", tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 120),
+                                                                      _fare("Paris-Rome", "2025-03-18", 80)]),
+        Step(index=2, agent="scout", content="Oslo-Vienna: 120 EUR; Paris-Rome: 80 EUR. Over to you, lead.",
+             transfer_to="lead"),
+        Step(index=3, agent="lead", content="The total is 200."),
+    ])
+    assert "eur" not in items(run) and {"oslo-vienna", "paris-rome"} <= items(run)
+    assert left_out(run) == []

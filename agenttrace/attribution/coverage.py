@@ -6,17 +6,21 @@ turn runs from the message that handed it the work (the latest step of another s
 handoff, a delegation, "scout, please ...") to its last consecutive step. The turn *leaves out* an item the handing message names (without a value for it: an item
 reported as "Porto: 6" is data handed on, not work) when neither the agent's text nor its tool arguments
 during the turn name it: it reported back, or stopped, before covering it. A turn that ends in a question
-is not a report.
+(on its last line or the one before) is not a report.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from agenttrace.attribution.flow import action_text, argument_values, is_human, value_text
 from agenttrace.attribution.picks import reported
 from agenttrace.attribution.provenance import TOKEN, kind, lower_tokens, task_value_tokens
 from agenttrace.models import Trajectory
+
+
+_UNIT = re.compile(r"\d[ \t]*([A-Z]{2,5})\b")  # "302 EUR", "5 USD": a unit code, not a name
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,24 @@ class LeftOut:
 
 def items(trajectory: Trajectory) -> set[str]:
     """The task's tokens (lower-cased) of the kinds the run's tool arguments take, less those in most tool
-    results (a unit, a shared qualifier: what every lookup says, not what one looks up)."""
+    results (a shared qualifier: what every lookup says, not what one looks up) and unit codes (what a tool
+    result puts right after a number: "302 EUR")."""
     kinds = {kind(t) for s in trajectory.steps for c in s.tool_calls for _, v in argument_values(c.arguments)
              for t in TOKEN.findall(v)}
     kinds.discard("word")  # lower-case words are too common to stand for an item
-    results = [lower_tokens(value_text(c.result)) for s in trajectory.steps for c in s.tool_calls if c.result]
-    common = {t for t in set().union(*results) if sum(t in r for r in results) * 2 >= len(results)} \
+    texts = [value_text(c.result) for s in trajectory.steps for c in s.tool_calls if c.result]
+    results = [lower_tokens(text) for text in texts]
+    common = {t for t in set().union(*results) if sum(t in r for r in results) * 2 > len(results)} \
         if len(results) >= 2 else set()
-    return {t.lower() for t in task_value_tokens(trajectory.task or "") if kind(t) in kinds} - common
+    units = {m.group(1).lower() for text in texts for m in _UNIT.finditer(text)}
+    return {t.lower() for t in task_value_tokens(trajectory.task or "") if kind(t) in kinds} - common - units
+
+
+def _asks(text: str) -> bool:
+    """It ends in a question, on its last line or the one before (then followed by a line such as who is to
+    answer)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return any(line.endswith("?") for line in lines[-2:])
 
 
 def left_out(trajectory: Trajectory) -> list[LeftOut]:
@@ -58,7 +72,7 @@ def left_out(trajectory: Trajectory) -> list[LeftOut]:
         handing = action_text(steps[start - 1])
         if step.agent.lower() not in handing.lower():  # a report coming back, not work handed to it
             continue
-        if step.content.rstrip().endswith("?"):  # it asks before going on: not a report
+        if _asks(step.content):  # it asks before going on: not a report
             continue
         handed = (lower_tokens(handing) & wanted) - set(reported(handing, task))
         done = set().union(*(lower_tokens(action_text(steps[j])) for j in range(start, pos + 1)))

@@ -14,11 +14,13 @@ A linear model scores the steps and a softmax turns the scores into a distributi
 conditional logit). The verdict is read off it by :func:`decide` (the agent by probability mass or by the
 top step, then that agent's earliest near-best step); the reported probabilities use a calibrated
 temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
-Which features count, the regularisation, the verdict rule, the temperature and the threshold are all chosen
+Temperature and threshold are calibrated per kind of log (:func:`log_kind`): a run whose tool calls and
+handoffs are recorded as such, or a transcript of messages only, whose verdicts are far less often right.
+Which features count, the regularisation, the verdict rule, the temperatures and thresholds are all chosen
 by leave-one-group-out over the training data (:mod:`agenttrace.attribution.cpu_fit`). The reason is built from
 claims (:mod:`agenttrace.attribution.claims`) and only claims the checker verifies are said.
 
-The weights, temperature and threshold live in ``cpu_model.json`` next to this file;
+The weights, temperatures and thresholds live in ``cpu_model.json`` next to this file;
 ``bench/train_cpu_attributor.py`` rebuilds it.
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from agenttrace.attribution import claims as cl
+from agenttrace.attribution import observations
 from agenttrace.attribution.base import Attributor, AttributorError
 from agenttrace.attribution.coverage import left_out
 from agenttrace.attribution.flow import (
@@ -229,6 +232,15 @@ def _relative(x: np.ndarray, name: str, z: bool) -> None:
     x[:, _COL[name]] = d
 
 
+LOG_KINDS = ("structured", "text")
+
+
+def log_kind(trajectory: Trajectory) -> str:
+    """``structured`` when the run records tool calls or handoffs as such (spans, the suite), ``text`` when it
+    is a transcript of messages only (most published logs)."""
+    return "structured" if any(s.tool_calls or s.transfer_to for s in trajectory.steps) else "text"
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max()
     e = np.exp(z)
@@ -257,7 +269,8 @@ class StepModel:
     """A linear scorer over standardised features; ``probabilities`` is the tempered softmax over the steps."""
 
     def __init__(self, weights, mean, scale, meta: dict[str, Any] | None = None, *, temperature: float = 1.0,
-                 threshold: float = 0.5, earliest: float = 1.0, by_mass: bool = True):
+                 threshold: float = 0.5, earliest: float = 1.0, by_mass: bool = True,
+                 calibration: dict[str, tuple[float, float]] | None = None):
         self.weights = np.asarray(weights, dtype=float)
         self.mean = np.asarray(mean, dtype=float)
         self.scale = np.asarray(scale, dtype=float)
@@ -266,12 +279,18 @@ class StepModel:
         self.threshold = float(threshold)
         self.earliest = float(earliest)
         self.by_mass = bool(by_mass)
+        # log kind -> (temperature, threshold); a kind not here uses the pooled temperature and threshold
+        self.calibration = {kind: (float(t), float(th)) for kind, (t, th) in (calibration or {}).items()}
+
+    def calibrated(self, kind: str | None = None) -> tuple[float, float]:
+        """(temperature, threshold) for a kind of log (:func:`log_kind`)."""
+        return self.calibration.get(kind, (self.temperature, self.threshold))
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.weights
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return softmax(self.scores(x) / self.temperature) if len(x) else np.zeros(0)
+    def probabilities(self, x: np.ndarray, kind: str | None = None) -> np.ndarray:
+        return softmax(self.scores(x) / self.calibrated(kind)[0]) if len(x) else np.zeros(0)
 
     def contributions(self, x_row: np.ndarray, x_all: np.ndarray) -> np.ndarray:
         """How much each feature *present* in this step lifts it above the trajectory's average step
@@ -289,6 +308,8 @@ class StepModel:
             "threshold": self.threshold,
             "earliest": self.earliest,
             "agent_by_mass": self.by_mass,
+            "calibration": {kind: {"temperature": round(t, 4), "threshold": th}
+                            for kind, (t, th) in self.calibration.items()},
             "meta": self.meta,
         }
 
@@ -300,13 +321,18 @@ class StepModel:
             raise AttributorError("the model was built for other features; refit it "
                                   "(agenttrace train --attributor cpu) or rebuild it with bench/train_cpu_attributor.py")
         try:
+            calibration = {kind: (c["temperature"], c["threshold"])
+                           for kind, c in data.get("calibration", {}).items()}
             model = cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
                         temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),
-                        earliest=data.get("earliest", 1.0), by_mass=data.get("agent_by_mass", True))
+                        earliest=data.get("earliest", 1.0), by_mass=data.get("agent_by_mass", True),
+                        calibration=calibration)
         except KeyError as exc:
             raise AttributorError(f"the model has no {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise AttributorError(f"the model has a value that is not a number: {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise AttributorError(f"the model has a value of the wrong type: {exc}") from None
+        if unknown := set(model.calibration) - set(LOG_KINDS):
+            raise AttributorError(f"the model calibrates unknown log kinds {sorted(unknown)}; known: {list(LOG_KINDS)}")
         for name in ("weights", "mean", "scale"):
             if getattr(model, name).shape != (len(FEATURES),):
                 raise AttributorError(f"the model's {name} must be {len(FEATURES)} numbers, one per feature")
@@ -416,7 +442,7 @@ class CpuAttributor(Attributor):
 
     def step_probabilities(self, trajectory: Trajectory) -> np.ndarray:
         x, _ = extract_features(trajectory, use_expected=self.use_expected)
-        return self.model.probabilities(x)
+        return self.model.probabilities(x, log_kind(trajectory))
 
     def attribute(self, trajectory: Trajectory) -> Attribution:
         return self.explain(trajectory)[0]
@@ -430,7 +456,8 @@ class CpuAttributor(Attributor):
                 uncertain=True, reason="The trajectory has no steps, so no agent or step can be blamed.",
             ), []
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
-        p = self.model.probabilities(x)
+        kind = log_kind(trajectory)
+        p = self.model.probabilities(x, kind)
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
         pos = decide(softmax(self.model.scores(x)), [s.agent for s in steps], self.model.earliest, self.model.by_mass)
@@ -440,7 +467,7 @@ class CpuAttributor(Attributor):
         candidates = [Candidate(agent=steps[i].agent, step=steps[i].index, probability=round(float(p[i]), 4))
                       for i in [pos, *others]]
         confidence = float(p[pos])
-        uncertain = confidence < self.model.threshold
+        uncertain = confidence < self.model.calibrated(kind)[1]
         view = cl.View(trajectory)
         claims = self._claims(view, pos, x, flows)
         head = (f"is the most likely decisive error ({confidence:.0%} calibrated probability"
@@ -462,8 +489,8 @@ class CpuAttributor(Attributor):
             for claim in evidence_claims(view, pos, FEATURES[j], flows[pos], expected_at):
                 if claim not in chosen and claim.holds(view):
                     chosen.append(claim)
-        words = view.steps[pos].content.split()
-        quote = " ".join(words)
+        # its own words: tool output a text log printed after them is not what it says
+        quote = " ".join(observations.split(view.steps[pos].content)[0].split())
         if len(quote) > _QUOTE_CHARS:
             quote = quote[:_QUOTE_CHARS].rsplit(" ", 1)[0]
         if quote:

@@ -12,7 +12,8 @@ scored, without the ground truth, by models fitted on the others; the feature se
 synthetic weight and balance (GRID) whose cross-fitted scores give the labelled steps the highest likelihood
 (averaged so that every source counts the same, at the best temperature) win; the verdict rule (RULES, best mean (agent + step exact) / 2),
 the temperature and the uncertainty threshold (the cut that best separates right from wrong verdicts) are read
-off the same cross-fitted scores. :func:`train` makes the choices and fits the final model on every group.
+off the same cross-fitted scores, pooled and per log kind (a kind the held-out verdicts of two groups or more
+show). :func:`train` makes the choices and fits the final model on every group.
 Used by ``agenttrace train --attributor cpu``, bench/train_cpu_attributor.py and bench/generalisation.py.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agenttrace.attribution.cpu import FEATURES, StepModel, decide, extract_features
+from agenttrace.attribution.cpu import FEATURES, LOG_KINDS, StepModel, decide, extract_features, log_kind
 from agenttrace.data.datasets import load_any
 from agenttrace.models import LabelledTrajectory
 
@@ -50,6 +51,9 @@ def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
 
 
 SYNTHETIC = "synthetic_pipeline"
+# a log kind gets its own temperature and threshold when the held-out verdicts of at least two groups and this
+# many runs of that kind show how often its verdicts are right
+MIN_CALIBRATION_RUNS = 20
 # A smaller set of the strongest generic signals; inner cross-validation chooses between it and all features.
 COMPACT = (
     "is_human", "first_action", "rel_pos", "is_last", "agent_first_turn", "agent_share", "agent_opens", "agent_closes",
@@ -82,13 +86,14 @@ class Featurised:
             if id(it.trajectory) not in _FEATURE_CACHE:
                 _FEATURE_CACHE[id(it.trajectory)] = {g: extract_features(it.trajectory, use_expected=g)[0] for g in (True, False)}
         self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][g] for it in self.items] for g in (True, False)}
+        self.kinds = [log_kind(it.trajectory) for it in self.items]
 
 
 class Rows:
     """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
 
     def __init__(self, groups: dict[str, Featurised], views: tuple[bool, ...] = (True, False)):
-        xs, starts, targets, masks, group, agents = [], [], [], [], [], []
+        xs, starts, targets, masks, group, kind, agents = [], [], [], [], [], [], []
         offset = 0
         for name, feats in groups.items():
             for k, it in enumerate(feats.items):
@@ -100,12 +105,14 @@ class Rows:
                     masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
                     agents += [s.agent for s in it.trajectory.steps]
                     group.append(name)
+                    kind.append(feats.kinds[k])
                     offset += len(x)
         self.x = np.concatenate(xs) if xs else np.zeros((0, len(FEATURES)))
         self.starts = np.array(starts, dtype=int)
         self.targets = np.array(targets, dtype=int)
         self.agent_mask = np.concatenate([np.array(m, dtype=float) for m in masks]) if masks else np.zeros(0)
         self.group = group
+        self.kind = kind  # each trajectory's log kind
         self.agents = agents
         self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
 
@@ -186,7 +193,7 @@ def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[
     out = []
     for a, b, target in rows.segments():
         pos = decide(p[a:b], rows.agents[a:b], rule[1], rule[0])
-        out.append((bool(rows.agent_mask[a + pos]), a + pos == target, float(p[a + pos])))
+        out.append((bool(rows.agent_mask[a + pos]), bool(a + pos == target), float(p[a + pos])))
     return out
 
 
@@ -200,6 +207,7 @@ class Choice:
     threshold: float
     score: float
     table: list = field(default_factory=list)
+    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _source_mean(per: dict[str, list[float]]) -> float:
@@ -260,9 +268,19 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     _, config, scores, temperature = best
     rules = [(_group_accuracy(verdicts(segment_softmax(scores, held), held, rule), held.group), rule) for rule in RULES]
     accuracy, rule = max(rules, key=lambda r: r[0])
-    v = verdicts(segment_softmax(scores / temperature, held), held, rule)
-    threshold = _threshold(np.array([c for *_, c in v]), np.array([s for _, s, _ in v]))
-    return Choice(config, rule, temperature, threshold, accuracy, table)
+    threshold = _calibrated_threshold(scores, held, rule, temperature)
+    calibration = {}
+    for kind in LOG_KINDS:
+        rows, steps = take(held, [k for k, v in enumerate(held.kind) if v == kind])
+        if len(set(rows.group)) >= 2 and len(rows) >= MIN_CALIBRATION_RUNS:
+            t = _best_temperature(scores[steps], rows)
+            calibration[kind] = (t, _calibrated_threshold(scores[steps], rows, rule, t))
+    return Choice(config, rule, temperature, threshold, accuracy, table, calibration)
+
+
+def _calibrated_threshold(scores: np.ndarray, rows: Rows, rule: tuple[bool, float], temperature: float) -> float:
+    v = verdicts(segment_softmax(scores / temperature, rows), rows, rule)
+    return _threshold(np.array([c for *_, c in v]), np.array([s for _, s, _ in v]))
 
 
 def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledTrajectory]) -> StepModel:
@@ -273,6 +291,7 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     c = choice.config
     model = fit(Rows({**feats, SYNTHETIC: synth}), FEATURE_SETS[c["features"]], c["l2"], c["synthetic"], c["balance"])
     model.temperature, model.threshold = choice.temperature, choice.threshold
+    model.calibration = {kind: (float(t), float(th)) for kind, (t, th) in choice.calibration.items()}
     model.by_mass, model.earliest = choice.rule
     model.meta = {"chosen_by": "leave-one-group-out over the training groups", "features": c["features"],
                   "l2": c["l2"], "synthetic_weight": c["synthetic"], "balance": c["balance"],
@@ -291,9 +310,28 @@ def stack(parts: list[Rows]) -> Rows:
     out.agent_mask = np.concatenate([p.agent_mask for p in parts])
     out.agents = [a for p in parts for a in p.agents]
     out.group = [g for p in parts for g in p.group]
+    out.kind = [k for p in parts for k in p.kind]
     out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
     return out
 
+
+
+def take(rows: Rows, keep: list[int]) -> tuple[Rows, np.ndarray]:
+    """The trajectories numbered ``keep`` as Rows of their own, and the positions of their steps in ``rows``."""
+    ends = np.append(rows.starts[1:], len(rows.x))
+    spans = [np.arange(rows.starts[k], ends[k]) for k in keep]
+    steps = np.concatenate(spans) if spans else np.zeros(0, dtype=int)
+    lengths = np.array([len(s) for s in spans], dtype=int)
+    out = Rows({})
+    out.x = rows.x[steps]
+    out.starts = np.cumsum(np.append(0, lengths[:-1])) if len(keep) else np.zeros(0, dtype=int)
+    out.targets = out.starts + (rows.targets[keep] - rows.starts[keep])
+    out.agent_mask = rows.agent_mask[steps]
+    out.agents = [rows.agents[i] for i in steps]
+    out.group = [rows.group[k] for k in keep]
+    out.kind = [rows.kind[k] for k in keep]
+    out.seg = np.repeat(np.arange(len(keep)), lengths)
+    return out, steps
 
 
 # ---------------------------------------------------------------- refitting on a team's own labelled runs

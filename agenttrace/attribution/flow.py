@@ -68,6 +68,8 @@ def _not_path(m: re.Match) -> str:
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
 _NAMED_AFTER = re.compile(r"\b([a-z][a-z_]{2,})[ \t]*(?:=|:|\bis\b|\bwas\b|\bare\b)[ \t]*(-?\d+(?:\.\d+)?)\b")
+# "5 x kettle", "2 × office chair": a count of an item, up to the next separator
+_COUNTED = re.compile(r"\b(\d{1,4})[ \t]*[x\u00d7][ \t]+([a-z][a-z -]{0,40}?)[ \t]*(?=[,;.()]|\band\b|$)", re.M)
 _NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
               "that", "step", "line", "code", "output", "exitcode", "result", "answer", "value", "total",
               "number", "count", "http", "https", "www", "am", "pm", "id", "index", "port", "version"}
@@ -262,13 +264,45 @@ class StepFlow:
         return bool(self.problem_word or self.failed_tool or self.result_problem)
 
 
-def _named_values(text: str) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
+def _named_pairs(text: str) -> list[tuple[str, str]]:
+    """(name, value) of each "name: 5" / "name = 5" / "name is 5" in ``text``, in order."""
+    pairs = []
     for m in _NAMED_AFTER.finditer(window(text, 6000)):
         words = [w for w in re.split(r"[ _]+", m.group(1)) if w and w not in _NAME_STOP]
         if words:
-            out.setdefault(words[-1], set()).add(norm_number(m.group(2)))
+            pairs.append((words[-1], norm_number(m.group(2))))
+    return pairs
+
+
+def _by_name(pairs: list[tuple[str, str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for name, value in pairs:
+        out.setdefault(name, set()).add(value)
     return out
+
+
+def counted_items(task: str) -> list[tuple[tuple[str, ...], float]]:
+    """The items a task counts ("5 x kettle", "2 × office chair"): the first words of each item's name, and
+    how many."""
+    out = []
+    for m in _COUNTED.finditer(window(task.lower(), 6000)):
+        words = tuple(w for w in re.split(r"[ _-]+", m.group(2).strip()) if w and w not in _NAME_STOP)[:3]
+        if words:
+            out.append((words, float(m.group(1))))
+    return out
+
+
+def weighted_totals(counted: list[tuple[tuple[str, ...], float]], latest: dict[str, str]) -> list[str]:
+    """Each counted item's count times the value last reported for it (under the last word of its name that
+    has one), and the total of those: what a step given the values may compute (5 x kettle at 47 and
+    2 x office chair at 135 total 505)."""
+    parts = []
+    for words, count in counted:
+        name = next((w for w in reversed(words) if w in latest), None)
+        value = _as_float(latest[name]) if name else None
+        if value is not None:
+            parts.append(count * value)
+    return [str(x) for x in parts + ([sum(parts)] if len(parts) > 1 else [])]
 
 
 def salient_task_words(task: str) -> set[str]:
@@ -327,7 +361,9 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     seen_numbers = set(numbers(task))  # every number any input so far has carried
     recent = list(numbers(task))  # the same, in the order they were first seen
     seen_words = tokens(task)
-    named_seen = _named_values(task.lower())
+    named_seen = _by_name(_named_pairs(task.lower()))
+    counted = counted_items(task)
+    latest: dict[str, str] = {}  # name -> the value any input last gave it
     answer = final_answer(trajectory)
     answer_numbers = set(numbers(answer))
     task_words = tokens(task)
@@ -348,11 +384,12 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         if arrive[pos] != pos:
             relayed.setdefault(arrive[pos], []).append(result_text(step))
         given = dict.fromkeys([*numbers(step.input or ""), *numbers(results)])  # ordered: runs are reproducible
+        latest.update(_named_pairs(window(results.lower())))
         own = numbers(actions)
         if not f.human:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
-            pool = recent + [v for v in given if v not in seen_numbers]
+            pool = recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
             f.underived = [s for s in f.introduced if not derivable(norm_number(s), pool)]
             f.unseen_argument = _unseen_argument(step, seen_words | tokens(step.input or ""))
             inputs = seen_numbers | set(numbers(step.input or ""))  # what it had before calling its tools
@@ -367,13 +404,15 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                     if missing:
                         f.ungrounded.append(UngroundedArgument(call.name, arg, text[:80], missing[0],
                                                                reaching[0] if reaching else None))
-        named = _named_values(low)
+        pairs = _named_pairs(low)
+        named = _by_name(pairs)
         for key, vals in named.items():
             before = named_seen.get(key)
             if before and not (vals & before) and not f.human and f.conflict is None:
                 f.conflict = (key, sorted(before)[0], sorted(vals)[0])
         for key, vals in named.items():
             named_seen.setdefault(key, set()).update(vals)
+        latest.update(pairs)
         step_tokens = tokens(actions)
         f.plan_like = not f.human and (len(_ENUM.findall(window(actions, 6000))) >= 2 or bool(step.transfer_to)
                                        or "->" in (step.role or ""))
