@@ -1,4 +1,5 @@
-"""The suite's episodes on paper (no framework): a decisive error that a teammate notices but does not repair."""
+"""The suite's episodes on paper (no framework): a decisive error that a teammate notices but does not repair,
+and a misspelt tool argument whose failure the agent papers over with a guess."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ pytest.importorskip("agenttrace_collector")
 
 from agenttrace.suite.episodes import make_episode  # noqa: E402
 from agenttrace.suite.simulate import DOUBTS  # noqa: E402
-from agenttrace.suite.taxonomy import ENVIRONMENT  # noqa: E402
+from agenttrace.suite.taxonomy import ENVIRONMENT, ErrorKind  # noqa: E402
 from agenttrace.suite.topologies import TOPOLOGIES  # noqa: E402
+from agenttrace.suite.worlds import ToolError  # noqa: E402
 from agenttrace_collector.failure import answer_matches  # noqa: E402
 
 
@@ -33,3 +35,21 @@ def test_a_noticed_error_is_doubted_once_by_someone_else_after_it_and_the_run_st
         assert faulty.turns[at].agent not in (faulty.label_agent, ENVIRONMENT)
         # nobody else spoke between the error and the doubt: it is the first reaction to it
         assert {t.agent for t in faulty.turns[faulty.label_turn + 1:at]} <= {faulty.label_agent}
+
+
+def test_a_misspelt_argument_fails_and_the_failed_call_not_the_guess_after_it_is_decisive():
+    episodes = [e for i in range(88) if (e := make_episode("langgraph", 20250901, i, tuple(TOPOLOGIES))) is not None
+                and e.kind is ErrorKind.WRONG_TOOL_ARGUMENT]
+    typos = [e for e in episodes
+             if (e.task.family.item_arg in (call := e.faulty.turns[e.faulty.label_turn].calls[0]).arguments)
+             and call.arguments[e.task.family.item_arg] not in e.task.family.items]
+    assert typos
+    for e in typos:
+        call = e.faulty.turns[e.faulty.label_turn].calls[0]
+        typo = call.arguments[e.task.family.item_arg]
+        with pytest.raises(ToolError, match="not found"):
+            e.world.tools()[call.name](**call.arguments)
+        after = e.faulty.turns[e.faulty.label_turn + 1]
+        assert after.agent == e.faulty.label_agent and "failed; I'll assume" in after.text
+        assert typo not in str([t.calls for t in e.clean.turns])
+        assert "misspelt" not in e.faulty.reason and typo in e.faulty.reason

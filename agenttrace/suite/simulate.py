@@ -5,7 +5,9 @@ registers the *sites* where an error of some kind could sit (the n-th lookup, th
 synthesis ...). Given a ``Fault`` (kind, n-th site of that kind) the policy makes that error there and lets
 everything after follow from it; with ``clean=True`` the same run is written without the agent's error (an
 environment's transient failure stays, and is then handled well). A second, ``repair`` fault is a wrong tool
-argument that the agent notices and fixes in its next turn: present in both runs, never decisive. With
+argument that the agent notices and fixes in its next turn: present in both runs, never decisive. A wrong
+tool argument is another item, another qualifier, or a misspelt item that the tool rejects, after which the
+agent assumes a value instead of fixing its call (the failed call, not the guess, is decisive). With
 ``notice``, the next agent (or user) to speak after the decisive error voices a doubt about it and goes on
 anyway: an error that is noticed but not repaired is still the decisive one.
 """
@@ -13,6 +15,7 @@ anyway: an error that is noticed but not repaired is still the decisive one.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from agenttrace.suite.plan import Script, Task, ToolUse, Turn
@@ -27,6 +30,18 @@ DOUBTS = ("Hmm, that doesn't look quite right to me, but let's go on.",
           "I'm not sure that is correct; continuing anyway.",
           "Something seems off there. I'll proceed with it regardless.",
           "That looks suspicious, but we'll go with it.")
+
+
+def misspelt(value: str) -> str:
+    """``value`` with two different neighbouring letters of its last word of four letters or more swapped:
+    a typo (kettle -> ketlte, Paris-Rome -> Paris-Rmoe)."""
+    words = list(re.finditer(r"[A-Za-z]{4,}", value))
+    if not words:
+        return value + value[-1:]
+    m = words[-1]
+    w = m.group(0)
+    i = next((i for i in range(len(w) - 3, 0, -1) if w[i] != w[i + 1]), 1)
+    return value[:m.start()] + w[:i] + w[i + 1] + w[i] + w[i + 2:] + value[m.end():]
 
 
 @dataclass(frozen=True)
@@ -209,12 +224,19 @@ class Simulation:
                              arg=f.qualifier_arg, wrong=wrong, right=qualifier)
             self.repaired = True
         if decisive and not self.clean:
-            if self._rng("which-arg", item).random() < 0.5:
+            which = self._rng("which-arg", item).random()
+            if which < 1 / 3:
                 key, wrong = f.item_arg, self._other(f.items, set(self.task.items), "arg", item)
-            else:
+            elif which < 2 / 3:
                 key, wrong = f.qualifier_arg, self._other(f.qualifiers, {qualifier}, "arg", item)
+            else:  # a misspelt item: the tool does not know it, and the agent guesses instead of fixing the call
+                key, wrong = f.item_arg, misspelt(item)
             self._blame(agent, K.WRONG_TOOL_ARGUMENT, tool=tool, argument=key, wrong=wrong, right=args[key])
             args = args | {key: wrong}
+            if (args[f.item_arg], args[f.qualifier_arg]) not in self.world.current:
+                self._turn(agent, text, (ToolUse(tool, args),))
+                guess = self._off(self._true(agent, item), "guess", item)
+                return guess, f"The lookup of {item} failed; I'll assume {guess} {f.unit}."
         call = (ToolUse(tool, args),)
         if self._planted(K.ENVIRONMENT_FAULT):
             self.down.add(item)

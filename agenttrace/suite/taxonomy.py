@@ -11,6 +11,7 @@ ENVIRONMENT = "environment"
 
 class ErrorKind(str, Enum):
     WRONG_TOOL_ARGUMENT = "wrong_tool_argument"        # calls a tool with an item or qualifier the task did not ask for
+                                                       # (or a misspelt item: the call fails and the agent guesses)
     MISREAD_TOOL_RESULT = "misread_tool_result"        # reports a value other than the one its tool returned
     INVENTED_FACT = "invented_fact"                    # states a value it never looked up
     PLAN_DROPS_CONSTRAINT = "plan_drops_constraint"    # a plan or brief leaves out the task's qualifier

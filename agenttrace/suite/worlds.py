@@ -3,7 +3,8 @@
 Each world holds a table of current values and a stale archive, keyed by (item, qualifier). Its tools are
 plain Python functions with typed arguments and a docstring, so every framework can wrap them; a tool's
 result is computed from the table when the framework calls it. The environment can fail: a *flaky* item
-fails on its first lookup only, a *down* item on every lookup.
+fails on its first lookup only, a *down* item on every lookup; a call with an item or qualifier the table
+does not have (a typo) fails too, by the caller's fault.
 """
 
 from __future__ import annotations
@@ -67,8 +68,16 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 )}
 
 
-class ServiceDown(RuntimeError):
-    """A tool's backing service failed: the environment's fault, reported to the agent as the tool's error."""
+class ToolError(RuntimeError):
+    """A tool call failed; the framework reports it to the agent as the tool's error."""
+
+
+class ServiceDown(ToolError):
+    """A tool's backing service failed: the environment's fault."""
+
+
+class UnknownArgument(ToolError):
+    """The tool has no such item or qualifier: the caller's fault."""
 
 
 @dataclass
@@ -110,7 +119,8 @@ class World:
             self._failed_once.add(item)
             raise ServiceDown(f"{self.family.tool} timed out for {item}; the request can be retried")
         if (item, qualifier) not in self.current:
-            raise KeyError(f"unknown {self.family.item_arg} {item!r} or {self.family.qualifier_arg} {qualifier!r}")
+            raise UnknownArgument(f"{self.family.item_arg} {item!r} not found for {self.family.qualifier_arg} "
+                                  f"{qualifier!r}")
         return self.result_text(item, qualifier, archived=archived)
 
     def tools(self) -> dict[str, Callable[..., str]]:

@@ -13,7 +13,7 @@ from pydantic_ai.output import ToolOutput
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from agenttrace.suite.drivers import HandoffDriver
-from agenttrace.suite.worlds import ServiceDown
+from agenttrace.suite.worlds import ToolError
 
 MAX_HANDOFFS = 100
 
@@ -36,7 +36,7 @@ def _retrying(fn):
     def call(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ServiceDown as exc:
+        except ToolError as exc:
             raise ModelRetry(str(exc)) from exc
 
     return call
