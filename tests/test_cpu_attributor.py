@@ -18,6 +18,7 @@ from agenttrace.attribution.cpu import (  # noqa: E402
     FEATURES,
     CpuAttributor,
     StepModel,
+    evidence_claims,
     extract_features,
     log_kind,
     softmax,
@@ -188,6 +189,25 @@ def test_the_quote_of_a_step_is_its_own_words_not_the_page_printed_after_them():
     view = cl.View(traj)
     [says] = [c for c in att._claims(view, 1, x, flows) if isinstance(c, cl.Says)]
     assert says.text == "I clicked 'Thriller (album) - Wikipedia'." and says.holds(view)
+
+
+def test_a_call_that_fails_on_a_word_the_caller_made_up_is_its_own_doing():
+    def run(city: str) -> Trajectory:
+        return Trajectory(run_id="f", task="What is the forecast high of Porto on Thursday?", steps=[
+            Step(index=0, agent="lead", content="scout, get Porto (day: Thursday).", transfer_to="scout"),
+            Step(index=1, agent="scout", content="Checking Porto.", tool_calls=[ToolCall(
+                name="get_forecast", arguments={"city": city, "day": "Thursday"}, error="the service timed out")]),
+            Step(index=2, agent="scout", content="The lookup of Porto failed; I'll assume 25 degrees."),
+            Step(index=3, agent="lead", content="Porto: 25 degrees."),
+        ])
+    typo, flaky = run("Potro"), run("Porto")
+    col = FEATURES.index("fails_on_own_argument")
+    assert extract_features(typo)[0][:, col].tolist() == [0, 1, 0, 0]
+    assert extract_features(flaky)[0][:, col].tolist() == [0, 0, 0, 0]  # the environment failed a right call
+    view = cl.View(typo)
+    claims = evidence_claims(view, 1, "fails_on_own_argument", read_flow(typo)[1], None)
+    assert [type(c).__name__ for c in claims] == ["CallsWithUnseenWord", "ToolFailed"]
+    assert all(c.holds(view) for c in claims)
 
 
 def _col(name: str) -> int:

@@ -4,7 +4,8 @@ Each step is described by features of what it *does* versus what it *receives* (
 :mod:`agenttrace.attribution.flow`): numbers its own actions introduce, whether arithmetic on its inputs
 gives them and whether they reach the final answer, tool arguments (numbers or words) that nothing it was
 given supports and what those calls returned, quantities it restates differently, what a plan leaves out of
-the task, problems in its own words versus in its tool results, failures it goes on from without a word,
+the task, problems in its own words versus in its tool results, a call that fails on an argument the step
+made up (the caller's doing, not the environment's), failures it goes on from without a word,
 errors that are repaired later, loops, the earliest anomalous step, plus generic structure (relative
 position, first action, an agent's turn count, handoffs, relative length and novelty) and agent-level terms
 (the agent opens or closes the run, its share of steps and of problems). No feature reads an agent's name,
@@ -68,9 +69,10 @@ FEATURES = (
     # where an off-task tool argument came from, and where the task's value for it was lost; picks; coverage
     "offtask_origin", "offtask_given", "offtask_ungiven", "constraint_lost", "pick_contradicts", "pick_agrees",
     "leaves_out_items",
-    # problems: in its own words, from its tools, right after it, ignored, repaired, repeated
-    "problem_here", "tool_failed", "result_problem", "problem_next", "problem_next_other", "first_problem",
-    "before_first_problem", "after_first_problem", "ignores_failure", "repaired", "last_unrepaired",
+    # problems: in its own words, from its tools (one that failed on an argument it made up), right after it,
+    # ignored, repaired, repeated
+    "problem_here", "tool_failed", "fails_on_own_argument", "result_problem", "problem_next", "problem_next_other",
+    "first_problem", "before_first_problem", "after_first_problem", "ignores_failure", "repaired", "last_unrepaired",
     "late_unrepaired", "repeats", "first_repeat", "error_words", "error_words_z", "error_words_next", "first_anomaly",
     # with the ground truth
     "has_expected", "expected_seen_before",
@@ -191,6 +193,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "leaves_out_items": float(f.left_out is not None),
             "problem_here": float(f.problem_word is not None),
             "tool_failed": float(f.failed_tool is not None),
+            "fails_on_own_argument": float(_own_failing_argument(i, f) is not None),
             "result_problem": float(f.result_problem is not None),
             "problem_next": float(nxt is not None and problems[nxt]),
             "problem_next_other": float(nxt_other is not None and problems[nxt_other]),
@@ -351,6 +354,18 @@ class StepModel:
             raise AttributorError(f"{path} is not a usable cpu model: {exc}") from None
 
 
+def _own_failing_argument(pos: int, f: StepFlow) -> cl.Claim | None:
+    """When the step's failed tool call had an argument with a word or number no input gave it (the caller's
+    doing, not the environment's: a typo, a made-up id), the claim that says so."""
+    if f.failed_tool is None:
+        return None
+    tool = f.failed_tool[0]
+    if f.unseen_argument is not None and f.unseen_argument[0] == tool:
+        return cl.CallsWithUnseenWord(pos, *f.unseen_argument)
+    u = next((u for u in f.ungrounded if u.tool == tool), None)
+    return cl.CallsWithUngivenArgument(pos, u.tool, u.argument, u.value, u.number) if u else None
+
+
 def _assumption(text: str, word: str) -> str | None:
     low = text.lower()
     at = low.find(word)
@@ -390,6 +405,8 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         return [cl.ReportsProblem(pos, f.problem_word)]
     if feature == "tool_failed" and f.failed_tool:
         return [cl.ToolFailed(pos, f.failed_tool[0], f.failed_tool[1][:60])]
+    if feature == "fails_on_own_argument" and (own := _own_failing_argument(pos, f)) is not None:
+        return [own, cl.ToolFailed(pos, f.failed_tool[0], f.failed_tool[1][:60])]
     if feature in ("problem_next", "before_first_problem", "problem_next_other", "error_words_next"):
         word = view.problem_word_at(pos + 1) if pos + 1 < len(view.steps) else None
         return [cl.NextReportsProblem(pos, word)] if word else []
