@@ -132,8 +132,9 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
     print(f"{title} {held_name}: fitted with inner leave-one-group-out in {time.perf_counter() - started:.0f} s",
           file=sys.stderr, flush=True)
     m = model.meta
-    choices.append(f"* {title} {held_name}: {m['features']} features, L2 {m['l2']}, synthetic weight {m['synthetic_weight']}, "
-                   f"every {m['balance'][:-1]} weighing the same, "
+    averaged = "; ".join(f"{c['features']} L2 {c['l2']} synthetic {c['synthetic']} by {c['balance']}"
+                         for c in m["averaged"])
+    choices.append(f"* {title} {held_name}: average of ({averaged}), "
                    f"agent by {'probability mass' if m['agent_by_mass'] else 'top step'}, earlier step within "
                    f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}, uncertain below {model.threshold:.2f}"
                    + "".join(f"; {kind} logs T={t:.2f}, uncertain below {th:.2f}"

@@ -208,6 +208,19 @@ def test_a_call_that_fails_on_a_word_the_caller_made_up_is_its_own_doing():
     claims = evidence_claims(view, 1, "fails_on_own_argument", read_flow(typo)[1], None)
     assert [type(c).__name__ for c in claims] == ["CallsWithUnseenWord", "ToolFailed"]
     assert all(c.holds(view) for c in claims)
+    # a delegation that carries the step's own words is not a lookup with made-up arguments, failed or not
+    words = "I'll split this up. scout: get the forecast high of Porto (day: Thursday)."
+    delegated = Trajectory(run_id="d", task="What is the forecast high of Porto on Thursday?", steps=[
+        Step(index=0, agent="lead", content=words, tool_calls=[ToolCall(name="scout", arguments={"task": words},
+                                                                        error="Error while generating output")]),
+        Step(index=1, agent="scout", content="Checking Porto.", tool_calls=[_forecast("Porto")]),
+    ])
+    assert extract_features(delegated)[0][:, col].tolist() == [0, 0]
+    assert read_flow(delegated)[0].unseen_argument is None
+
+
+def _forecast(city: str) -> ToolCall:
+    return ToolCall(name="get_forecast", arguments={"city": city, "day": "Thursday"}, result=f"{city}: 21 degrees")
 
 
 def _col(name: str) -> int:

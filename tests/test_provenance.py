@@ -156,6 +156,13 @@ def test_a_pick_against_the_reported_values_and_one_that_follows_them():
     assert not cl.PicksAgainstInputs(2, "coldest", False, "Porto", 6, "Seville", 25).holds(view)
     x, _ = extract_features(traj)
     assert x[2, _col("pick_contradicts")] == 1 and x[2, _col("pick_agrees")] == 0
+    # the same pick written through a final_answer tool (smolagents): the call only carries its words
+    said = traj.model_copy(deep=True)
+    said.steps[2].tool_calls = [ToolCall(name="final_answer", arguments={"answer": "The answer is Porto."},
+                                         result="The answer is Porto.")]
+    [through_tool] = picks(said)
+    assert (through_tool.pos, through_tool.chosen, through_tool.agrees) == (2, "Porto", False)
+    assert claim.holds(cl.View(said))
 
 
 @pytest.mark.parametrize("plan,dates", [

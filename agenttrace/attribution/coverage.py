@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agenttrace.attribution.flow import action_text, argument_values, is_human, value_text
+from agenttrace.attribution.flow import action_text, argument_values, is_human, speaks, value_text
 from agenttrace.attribution.picks import reported
 from agenttrace.attribution.provenance import TOKEN, kind, lower_tokens, task_value_tokens
 from agenttrace.models import Trajectory
@@ -33,11 +33,12 @@ class LeftOut:
 
 
 def items(trajectory: Trajectory) -> set[str]:
-    """The task's tokens (lower-cased) of the kinds the run's tool arguments take, less those in most tool
+    """The task's tokens (lower-cased) of the kinds the run's tool arguments take (not those of a call that
+    only carries its step's words: a delegation, a final answer), less those in most tool
     results (a shared qualifier: what every lookup says, not what one looks up) and unit codes (what a tool
     result puts right after a number: "302 EUR")."""
-    kinds = {kind(t) for s in trajectory.steps for c in s.tool_calls for _, v in argument_values(c.arguments)
-             for t in TOKEN.findall(v)}
+    kinds = {kind(t) for s in trajectory.steps for c in s.tool_calls if not speaks(s, c)
+             for _, v in argument_values(c.arguments) for t in TOKEN.findall(v)}
     kinds.discard("word")  # lower-case words are too common to stand for an item
     texts = [value_text(c.result) for s in trajectory.steps for c in s.tool_calls if c.result]
     results = [lower_tokens(text) for text in texts]

@@ -8,9 +8,10 @@ same, the synthetic group ``SYNTHETIC`` at a chosen weight (0 allowed). Each tra
 the ground truth and without.
 
 Every choice is made by leave-one-group-out over the groups it is given (:func:`select`): each group is
-scored, without the ground truth, by models fitted on the others; the feature set (all or COMPACT), L2,
-synthetic weight and balance (GRID) whose cross-fitted scores give the labelled steps the highest likelihood
-(averaged so that every source counts the same, at the best temperature) win; the verdict rule (RULES, best mean (agent + step exact) / 2),
+scored, without the ground truth, by models fitted on the others; of the configurations of feature set (all
+or COMPACT), L2, synthetic weight and balance (GRID), the half whose cross-fitted scores give the labelled
+steps the highest likelihood (averaged so that every source counts the same, at the best temperature) are
+fitted and their weights averaged; the verdict rule (RULES, best mean (agent + step exact) / 2),
 the temperature and the uncertainty threshold (the cut that best separates right from wrong verdicts) are read
 off the same cross-fitted scores, pooled and per log kind (a kind the held-out verdicts of two groups or more
 show). :func:`train` makes the choices and fits the final model on every group.
@@ -202,7 +203,7 @@ def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[
 class Choice:
     """What inner cross-validation chose, and how the cross-fitted verdicts scored under it."""
 
-    config: dict
+    configs: list[dict]  # the grid configurations whose fitted models are averaged
     rule: tuple[bool, float]
     temperature: float
     threshold: float
@@ -245,28 +246,32 @@ def _group_nll(scores: np.ndarray, rows: Rows, temperature: float) -> float:
 
 def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     """Every choice by leave-one-group-out over ``groups`` only: each group is scored (without the ground truth)
-    by models fitted on the others. The feature set, L2 and synthetic weight whose cross-fitted scores give the
-    labelled steps the highest likelihood (at their best temperature; a proper score, steadier than accuracy
-    on a few hundred runs) win; then the verdict rule with the best mean (agent + step exact) / 2, and the
-    uncertainty threshold, are read off the same cross-fitted scores."""
+    by models fitted on the others. The better half of the grid's configurations by the likelihood their
+    cross-fitted scores give the labelled steps (at their best temperature; a proper score, steadier than
+    accuracy on a few hundred runs) is kept and averaged; then the verdict rule with the best mean
+    (agent + step exact) / 2, the temperatures and the uncertainty thresholds are read off the averaged
+    cross-fitted scores."""
     names = list(groups)
     if len(names) < 2:
         raise ValueError("selection needs at least two labelled groups")
     held_rows = {h: Rows({h: groups[h]}, views=(False,)) for h in names}
     held = stack([held_rows[h] for h in names])
     train_rows = {h: Rows({**{k: groups[k] for k in names if k != h}, SYNTHETIC: synthetic}) for h in names}
-    best: tuple[float, dict, np.ndarray, float] | None = None
+    fitted: list[tuple[float, int, np.ndarray]] = []
     table = []
-    for config in GRID:
+    for k, config in enumerate(GRID):
         scores = np.concatenate([fit(train_rows[h], FEATURE_SETS[config["features"]], config["l2"], config["synthetic"],
                                      config["balance"])
                                  .scores(held_rows[h].x) for h in names])
-        temperature = _best_temperature(scores, held)
-        nll = _group_nll(scores, held, temperature)
+        nll = _group_nll(scores, held, _best_temperature(scores, held))
         table.append((config, round(nll, 4)))
-        if best is None or nll < best[0] - 1e-9:
-            best = (nll, config, scores, temperature)
-    _, config, scores, temperature = best
+        fitted.append((nll, k, scores))
+    # the better half of the grid, averaged: near-tied configurations disagree on held-out data far more than
+    # their likelihoods differ, and the average of linear models is a linear model
+    kept = sorted(fitted, key=lambda f: (f[0], f[1]))[:max(1, len(fitted) // 2)]
+    configs = [GRID[k] for _, k, _ in kept]
+    scores = np.mean([s for *_, s in kept], axis=0)
+    temperature = _best_temperature(scores, held)
     rules = [(_group_accuracy(verdicts(segment_softmax(scores, held), held, rule), held.group), rule) for rule in RULES]
     accuracy, rule = max(rules, key=lambda r: r[0])
     threshold = _calibrated_threshold(scores, held, rule, temperature)
@@ -276,7 +281,7 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
         if len(set(rows.group)) >= 2 and len(rows) >= MIN_CALIBRATION_RUNS:
             t = _best_temperature(scores[steps], rows)
             calibration[kind] = (t, _calibrated_threshold(scores[steps], rows, rule, t))
-    return Choice(config, rule, temperature, threshold, accuracy, table, calibration)
+    return Choice(configs, rule, temperature, threshold, accuracy, table, calibration)
 
 
 def _calibrated_threshold(scores: np.ndarray, rows: Rows, rule: tuple[bool, float], temperature: float) -> float:
@@ -289,13 +294,13 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     feats = {k: Featurised(v) for k, v in groups.items()}
     synth = Featurised(synthetic)
     choice = select(feats, synth)
-    c = choice.config
-    model = fit(Rows({**feats, SYNTHETIC: synth}), FEATURE_SETS[c["features"]], c["l2"], c["synthetic"], c["balance"])
+    rows = Rows({**feats, SYNTHETIC: synth})
+    fits = [fit(rows, FEATURE_SETS[c["features"]], c["l2"], c["synthetic"], c["balance"]) for c in choice.configs]
+    model = StepModel(np.mean([f.weights for f in fits], axis=0), fits[0].mean, fits[0].scale)  # same rows: same scaling
     model.temperature, model.threshold = choice.temperature, choice.threshold
     model.calibration = {kind: (float(t), float(th)) for kind, (t, th) in choice.calibration.items()}
     model.by_mass, model.earliest = choice.rule
-    model.meta = {"chosen_by": "leave-one-group-out over the training groups", "features": c["features"],
-                  "l2": c["l2"], "synthetic_weight": c["synthetic"], "balance": c["balance"],
+    model.meta = {"chosen_by": "leave-one-group-out over the training groups", "averaged": choice.configs,
                   "agent_by_mass": choice.rule[0], "earliest": choice.rule[1],
                   "inner_accuracy": round(choice.score, 4), "groups": {k: len(v.items) for k, v in feats.items()}}
     return model

@@ -344,8 +344,11 @@ def derivable(value: str, pool: list[str]) -> bool:
 
 
 def _unseen_argument(step: Step, seen_words: set[str]) -> tuple[str, str, str, str] | None:
-    """The first tool argument with a word (three letters or more, no digits) that no input carries, and the word."""
+    """The first tool argument with a word (three letters or more, no digits) that no input carries, and the word
+    (a call that only carries the step's own words says nothing new: not an argument)."""
     for call in step.tool_calls:
+        if speaks(step, call):
+            continue
         for arg, text in argument_values(call.arguments):
             unseen = [w for w in _TOKEN.findall(text.lower())
                       if len(w) >= 3 and not any(c.isdigit() for c in w) and w not in seen_words]
@@ -399,7 +402,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 reaching = [surface for v, surface in returned.items()
                             if v in answer_numbers and v not in seen_numbers and v not in own]
                 f.returned_to_answer += [(call.name, r) for r in reaching]
-                for arg, text in argument_values(call.arguments):
+                for arg, text in ([] if speaks(step, call) else argument_values(call.arguments)):
                     missing = [surface for v, surface in numbers(text).items() if v not in inputs]
                     if missing:
                         f.ungrounded.append(UngroundedArgument(call.name, arg, text[:80], missing[0],

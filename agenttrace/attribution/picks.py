@@ -2,7 +2,8 @@
 
 A task that asks for an extreme ("which is the warmest", "the cheapest") names its candidates; steps report
 values for them ("Porto: 6 degrees; Seville: 25 degrees"). A step that then names exactly one candidate, and
-reports no values itself and calls no tool (a handoff aside), has *picked* it. The pick contradicts its inputs when another candidate's latest
+reports no values itself and calls no tool (a handoff, or a call that only carries its words such as a
+``final_answer`` tool, aside), has *picked* it. The pick contradicts its inputs when another candidate's latest
 reported value is more extreme in the direction the task asks for, and agrees with them when it is the
 extreme. Directions come from a fixed list of English superlatives; a task without one asks for no pick.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agenttrace.attribution.flow import action_text, arrivals, is_handoff, is_human, mentions, result_text
+from agenttrace.attribution.flow import action_text, arrivals, is_handoff, is_human, mentions, result_text, speaks
 from agenttrace.models import Trajectory
 
 HIGHEST = ("most", "highest", "largest", "biggest", "greatest", "maximum", "warmest", "hottest", "dearest",
@@ -88,7 +89,7 @@ def picks(trajectory: Trajectory) -> list[Pick]:
     for pos, step in enumerate(steps):
         own = action_text(step)
         mine = reported(own, task_lower)
-        acts = any(not is_handoff(step, call) for call in step.tool_calls)
+        acts = any(not is_handoff(step, call) and not speaks(step, call) for call in step.tool_calls)
         if not is_human(step) and not acts and not mine and len(values) >= 2:
             low = own.lower()
             named = [c for c in values if mentions(low, c)]

@@ -101,8 +101,8 @@ def train_cpu(paths: tuple[str, ...], collector_url: str | None, dev_data: str |
     Path(out).write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
     meta = model.meta
     click.echo(f"fitted on {sum(meta['trained_on'].values())} labelled runs from {len(meta['trained_on'])} source(s); "
-               f"{meta['features']} features, L2 {meta['l2']}, cross-validated (agent + step exact) / 2 = "
-               f"{meta['inner_accuracy']:.3f}")
+               f"{len(meta['averaged'])} of the grid's configurations averaged, cross-validated "
+               f"(agent + step exact) / 2 = {meta['inner_accuracy']:.3f}")
     click.echo(f"wrote {out}; load it with: agenttrace collector --attributor cpu -o model_path={out}")
 
 
