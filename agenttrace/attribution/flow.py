@@ -265,9 +265,9 @@ class StepFlow:
 
 
 def _named_pairs(text: str) -> list[tuple[str, str]]:
-    """(name, value) of each "name: 5" / "name = 5" / "name is 5" in ``text``, in order."""
+    """(name, value) of each "name: 5" / "name = 5" / "name is 5" in ``text`` (any case), in order."""
     pairs = []
-    for m in _NAMED_AFTER.finditer(window(text, 6000)):
+    for m in _NAMED_AFTER.finditer(window(text, 6000).lower()):
         words = [w for w in re.split(r"[ _]+", m.group(1)) if w and w not in _NAME_STOP]
         if words:
             pairs.append((words[-1], norm_number(m.group(2))))
@@ -343,17 +343,14 @@ def derivable(value: str, pool: list[str]) -> bool:
     return False
 
 
-def _unseen_argument(step: Step, seen_words: set[str]) -> tuple[str, str, str, str] | None:
-    """The first tool argument with a word (three letters or more, no digits) that no input carries, and the word
-    (a call that only carries the step's own words says nothing new: not an argument)."""
-    for call in step.tool_calls:
-        if speaks(step, call):
-            continue
-        for arg, text in argument_values(call.arguments):
-            unseen = [w for w in _TOKEN.findall(text.lower())
-                      if len(w) >= 3 and not any(c.isdigit() for c in w) and w not in seen_words]
-            if unseen:
-                return call.name, arg, text[:80], unseen[0]
+def _unseen_argument(call: ToolCall, seen_words: set[str]) -> tuple[str, str, str, str] | None:
+    """The call's first argument with a word (three letters or more, no digits) that no input carries, and the
+    word."""
+    for arg, text in argument_values(call.arguments):
+        unseen = [w for w in _TOKEN.findall(text.lower())
+                  if len(w) >= 3 and not any(c.isdigit() for c in w) and w not in seen_words]
+        if unseen:
+            return call.name, arg, text[:80], unseen[0]
     return None
 
 
@@ -364,7 +361,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     seen_numbers = set(numbers(task))  # every number any input so far has carried
     recent = list(numbers(task))  # the same, in the order they were first seen
     seen_words = tokens(task)
-    named_seen = _by_name(_named_pairs(task.lower()))
+    named_seen = _by_name(_named_pairs(task))
     counted = counted_items(task)
     latest: dict[str, str] = {}  # name -> the value any input last gave it
     answer = final_answer(trajectory)
@@ -387,14 +384,14 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         if arrive[pos] != pos:
             relayed.setdefault(arrive[pos], []).append(result_text(step))
         given = dict.fromkeys([*numbers(step.input or ""), *numbers(results)])  # ordered: runs are reproducible
-        latest.update(_named_pairs(window(results.lower())))
+        latest.update(_named_pairs(results))
         own = numbers(actions)
         if not f.human:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
             pool = recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
             f.underived = [s for s in f.introduced if not derivable(norm_number(s), pool)]
-            f.unseen_argument = _unseen_argument(step, seen_words | tokens(step.input or ""))
+            known_words = seen_words | tokens(step.input or "")
             inputs = seen_numbers | set(numbers(step.input or ""))  # what it had before calling its tools
             for call in step.tool_calls:
                 # in the order the result gives them; a relayed delegation result is the delegate's, not the tool's
@@ -402,7 +399,11 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 reaching = [surface for v, surface in returned.items()
                             if v in answer_numbers and v not in seen_numbers and v not in own]
                 f.returned_to_answer += [(call.name, r) for r in reaching]
-                for arg, text in ([] if speaks(step, call) else argument_values(call.arguments)):
+                if speaks(step, call):  # it only carries the step's own words: no arguments of its own
+                    continue
+                if f.unseen_argument is None:
+                    f.unseen_argument = _unseen_argument(call, known_words)
+                for arg, text in argument_values(call.arguments):
                     missing = [surface for v, surface in numbers(text).items() if v not in inputs]
                     if missing:
                         f.ungrounded.append(UngroundedArgument(call.name, arg, text[:80], missing[0],

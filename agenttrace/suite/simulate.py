@@ -233,7 +233,7 @@ class Simulation:
                 key, wrong = f.item_arg, misspelt(item)
             self._blame(agent, K.WRONG_TOOL_ARGUMENT, tool=tool, argument=key, wrong=wrong, right=args[key])
             args = args | {key: wrong}
-            if (args[f.item_arg], args[f.qualifier_arg]) not in self.world.current:
+            if not self.world.knows(args[f.item_arg], args[f.qualifier_arg]):
                 self._turn(agent, text, (ToolUse(tool, args),))
                 guess = self._off(self._true(agent, item), "guess", item)
                 return guess, f"The lookup of {item} failed; I'll assume {guess} {f.unit}."

@@ -112,13 +112,17 @@ class World:
                                          value=self.value(item, qualifier, archived=archived))
         return f"{text} (archive)" if archived else text
 
+    def knows(self, item: str, qualifier: str) -> bool:
+        """Whether the tools have a value for ``item`` under ``qualifier`` (a typo has none)."""
+        return (item, qualifier) in self.current
+
     def lookup(self, item: str, qualifier: str, *, archived: bool = False) -> str:
         if item in self.down:
             raise ServiceDown(f"{self.family.tool} service unavailable (503) for {item}")
         if item in self.flaky and item not in self._failed_once:
             self._failed_once.add(item)
             raise ServiceDown(f"{self.family.tool} timed out for {item}; the request can be retried")
-        if (item, qualifier) not in self.current:
+        if not self.knows(item, qualifier):
             raise UnknownArgument(f"{self.family.item_arg} {item!r} not found for {self.family.qualifier_arg} "
                                   f"{qualifier!r}")
         return self.result_text(item, qualifier, archived=archived)
