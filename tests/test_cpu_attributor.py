@@ -58,7 +58,7 @@ def test_the_seeded_error_is_among_the_candidates():
         a = att.attribute(item.trajectory)
         assert len(a.candidates) == 3 and (a.candidates[0].agent, a.candidates[0].step) == (a.agent, a.step)
         assert any((c.agent, c.step) == (item.label.agent, item.label.step) for c in a.candidates), a.reason
-        assert a.uncertain == (a.confidence < att.model.calibrated(log_kind(item.trajectory))[1])
+        assert a.uncertain == (a.confidence < att.model.calibrated(log_kind(item.trajectory)).threshold)
 
 
 def test_the_human_request_is_never_blamed():
@@ -121,19 +121,25 @@ def test_a_transcript_and_a_run_with_recorded_calls_are_calibrated_apart():
         Step(index=1, agent="worker", content="It is 1.")])
     assert (log_kind(transcript), log_kind(run)) == ("text", "structured")
     x, _ = extract_features(transcript)
-    temperature, threshold = model.calibrated("text")
+    temperature, threshold, *_ = model.calibrated("text")
     p = softmax(model.scores(x) / temperature)
     verdict = CpuAttributor().attribute(transcript)
     assert verdict.confidence == round(float(p[verdict.step]), 4)
     assert verdict.uncertain == (p[verdict.step] < threshold)
     again = StepModel.from_json(model.to_json())
-    for kind, (t, th) in model.calibration.items():
-        assert abs(again.calibrated(kind)[0] - t) < 1e-3 and again.calibrated(kind)[1] == th
-    assert again.calibrated(None) == (again.temperature, again.threshold)
+    for kind, c in model.calibration.items():
+        assert abs(again.calibrated(kind).temperature - c.temperature) < 1e-3
+        assert again.calibrated(kind)[1:] == c[1:]
+    assert again.calibrated(None) == (again.temperature, again.threshold, again.by_mass, again.earliest)
 
 
-@pytest.mark.parametrize("calibration, message", [({"xml": {"temperature": 1.0, "threshold": 0.5}}, "unknown log kinds"),
+_RULE = {"agent_by_mass": True, "earliest": 1.0}
+
+
+@pytest.mark.parametrize("calibration, message", [({"xml": {"temperature": 1.0, "threshold": 0.5} | _RULE},
+                                                   "unknown log kinds"),
                                                   ({"text": {"temperature": 1.0}}, "no 'threshold'"),
+                                                  ({"text": {"temperature": 1.0, "threshold": 0.5}}, "no 'agent_by_mass'"),
                                                   ({"text": [1.0, 0.5]}, "wrong type")])
 def test_a_model_with_a_bad_calibration_is_refused_with_the_reason(calibration, message):
     data = CpuAttributor().model.to_json() | {"calibration": calibration}

@@ -1,8 +1,11 @@
 """Where an off-task tool argument came from, where the task's value was lost, picks against the inputs,
-and results that arrive late (agenttrace.attribution.provenance, .picks, .flow.arrivals): what the cpu
+turns that leave out what they were handed, tools nothing asked for, and results that arrive late
+(agenttrace.attribution.provenance, .picks, .coverage, .alternatives, .flow.arrivals): what the cpu
 attributor reads, and the claims its reasons make of it, which must hold."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -211,3 +214,112 @@ def test_a_unit_code_the_task_names_is_not_an_item_to_cover():
     ])
     assert "eur" not in items(run) and {"oslo-vienna", "paris-rome"} <= items(run)
     assert left_out(run) == []
+
+
+def _price(product: str, value: int) -> ToolCall:
+    return ToolCall(name="get_price", arguments={"product": product, "region": "EU"},
+                    result=f"{product} in the EU store: {value} EUR per unit")
+
+
+def test_what_the_task_lists_beside_a_looked_up_value_is_an_item_whatever_its_case():
+    task = "What is the total unit price of 1 x wall clock, 5 x standing fan, 2 x kettle for region EU?"
+    run = Trajectory(run_id="l", task=task, steps=[
+        Step(index=0, agent="lead", content="scout: get the unit price of 1 x wall clock, 5 x standing fan, "
+                                            "2 x kettle (region: EU).", transfer_to="scout"),
+        Step(index=1, agent="scout", content="Looking up wall clock.", tool_calls=[_price("wall clock", 93)]),
+        Step(index=2, agent="scout", content="Here is what I found: wall clock: 93 EUR.", transfer_to="lead"),
+        Step(index=3, agent="lead", content="In total: 93 EUR."),
+    ])
+    assert {"wall clock", "standing fan", "kettle"} <= items(run) and "region eu" not in items(run)
+    [gap] = left_out(run)
+    assert (gap.pos, gap.handed_by, gap.items) == (2, 0, ("kettle", "standing fan"))
+    assert cl.HandsBackWithout(2, 0, gap.items).holds(cl.View(run))
+    # a list none of whose elements a tool took is not a list of items: "day Thursday" is no list element
+    weather = Trajectory(run_id="w", task="For day Thursday, find the warmest of these using current data: Porto.",
+                         steps=[Step(index=0, agent="scout", content="Checking.", tool_calls=[_forecast("Porto")])])
+    assert "find the warmest" not in items(weather)
+
+
+def test_a_users_request_is_work_handed_to_whoever_answers_it():
+    task = "Which is the most expensive of monitor stand, desk lamp, coffee grinder for region EU?"
+    run = Trajectory(run_id="r", task=task, steps=[
+        Step(index=0, agent="customer", role="human",
+             content="Hello, which is the most expensive of monitor stand, desk lamp, coffee grinder?"),
+        Step(index=1, agent="assistant", content="Sure. For which region?"),
+        Step(index=2, agent="customer", role="human", content="EU, please."),
+        Step(index=3, agent="assistant", content="Let me get monitor stand.", tool_calls=[_price("monitor stand", 177)]),
+        Step(index=4, agent="assistant", content="Results: monitor stand: 177 EUR."),
+        Step(index=5, agent="customer", role="human", content="Thanks, go ahead."),
+        Step(index=6, agent="assistant", content="monitor stand is the most expensive."),
+    ])
+    [gap] = left_out(run)  # only the first report leaves the request out; the answer after it repeats the gap
+    assert (gap.pos, gap.handed_by, gap.items) == (4, 0, ("coffee grinder", "desk lamp"))
+    view = cl.View(run)
+    claim = cl.HandsBackWithout(4, 0, gap.items)
+    assert claim.holds(view) and "which step 0 by customer asked for" in claim.clause(view)
+    assert not cl.HandsBackWithout(4, 0, ("monitor stand",)).holds(view)
+
+
+def _forecast(city: str, tool: str = "get_forecast") -> ToolCall:
+    return ToolCall(name=tool, arguments={"city": city, "day": "Thursday"}, result=f"{city}: 21 degrees")
+
+
+def test_a_tool_nothing_asked_for_beside_its_alternative_and_whose_choice_it_was():
+    from agenttrace.attribution.alternatives import name_words, off_request_calls
+
+    def run(second: str, archivist_has_both: bool = False) -> Trajectory:
+        calls = [_forecast("Porto", "get_climate_average")] + ([_forecast("Lyon")] if archivist_has_both else [])
+        return Trajectory(run_id="a", task="Which is the warmest of Lyon, Porto on Thursday?", steps=[
+            Step(index=0, agent="lead", content="scout, get the forecast high of Lyon.", transfer_to="scout"),
+            Step(index=1, agent="scout", content="Checking Lyon.", tool_calls=[_forecast("Lyon")]),
+            Step(index=2, agent="scout", content="Lyon: 21 degrees.", transfer_to="lead"),
+            Step(index=3, agent="lead", content=second, transfer_to="archivist"),
+            Step(index=4, agent="archivist", content="Checking Porto.", tool_calls=calls),
+            Step(index=5, agent="archivist", content="Porto: 21 degrees.", transfer_to="lead"),
+            Step(index=6, agent="lead", content="Lyon is the warmest."),
+        ])
+
+    assert name_words("getClimate_average2") == {"get", "climate", "average", "2"}
+    handed = run("archivist, get the forecast high of Porto.")
+    [call] = off_request_calls(handed)
+    assert (call.pos, call.tool, call.alternative, call.words, call.handed_by) == (
+        4, "get_climate_average", "get_forecast", ("average", "climate"), 3)
+    x, _ = extract_features(handed)
+    assert x[:, _col("hands_to_off_request")].tolist() == [0, 0, 0, 1, 0, 0, 0]
+    view = cl.View(handed)
+    claim = cl.HandsToOffRequest(3, 4, "get_climate_average", "get_forecast", ("average", "climate"))
+    assert claim.holds(view) and not replace(claim, pos=2).holds(view)  # step 3, not 2, hands it the work
+    # the archivist that has both tools chose the wrong one itself
+    chose = run("archivist, get the forecast high of Porto.", archivist_has_both=True)
+    [own] = off_request_calls(chose)
+    assert own.handed_by is None and extract_features(chose)[0][4, _col("calls_off_request")] == 1
+    assert cl.CallsOffRequest(4, "get_climate_average", "get_forecast", ("average", "climate")).holds(cl.View(chose))
+    assert not claim.holds(cl.View(chose))  # it does call get_forecast
+    # asked for: the climate average is what the lead wanted
+    assert off_request_calls(run("archivist, get the climate average of Porto.")) == []
+    assert not cl.CallsOffRequest(4, "get_climate_average", "get_forecast", ("average", "climate")).holds(
+        cl.View(run("archivist, get the climate average of Porto.")))
+
+
+def test_a_user_who_gives_a_count_other_than_the_tasks_is_not_a_blameless_request():
+    task = "Add up the current unit price of 2 x desk lamp, 3 x wall clock (region UK)."
+
+    def run(request: str) -> Trajectory:
+        return Trajectory(run_id="u", task=task, steps=[
+            Step(index=0, agent="customer", role="human", content=request),
+            Step(index=1, agent="assistant", content="Which region should I use?", transfer_to="customer"),
+            Step(index=2, agent="customer", role="human", content="UK, please."),
+            Step(index=3, agent="assistant", content="Checking.", tool_calls=[_price("desk lamp", 10), _price("wall clock", 20)]),
+            Step(index=4, agent="assistant", content="In total: 100 EUR."),
+        ])
+
+    wrong = run("Hello, can you tell me the total of 2 x desk lamp, 4 x wall clock?")
+    x, flows = extract_features(wrong)
+    assert flows[0].conflict == ("wall clock", "3", "4")
+    assert (x[0, _col("num_conflict")], x[0, _col("is_request")]) == (1, 0)
+    assert cl.RestatesDifferently(0, "wall clock", "3", "4").holds(cl.View(wrong))
+    right = run("Hello, can you tell me the total of 2 x desk lamp, 3 x wall clock?")
+    x, flows = extract_features(right)
+    assert flows[0].conflict is None and (x[0, _col("num_conflict")], x[0, _col("is_request")]) == (0, 1)
+    assert x[2, _col("is_request")] == 0  # a reply after the agent has acted is not the request
+    assert not flows[1].plan_like  # a question hands back to ask, not to plan

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from agenttrace.attribution.alternatives import name_words
 from agenttrace.attribution.flow import (
     DATES,
     ERROR_WORDS,
@@ -576,27 +577,90 @@ class PicksAgainstInputs(Claim):
 
 @dataclass(frozen=True)
 class HandsBackWithout(Claim):
-    """Step ``handed_by`` (another agent's, just before this agent's run of steps, naming it) names each of ``items``;
-    none of this agent's steps from then up to this one, the last of the run, names any of them."""
+    """Step ``handed_by`` (another agent's, just before this agent's run of steps, naming it; or a user's, with
+    only the user and this agent speaking since) names each of ``items``; none of this agent's steps from then
+    up to this one, the last of its run, names any of them."""
 
     handed_by: int
     items: tuple[str, ...]
 
     def clause(self, view: View) -> str:
         listed = ", ".join(f"'{i}'" for i in self.items)
-        return (f"its turn ends without {listed}, which step {view.steps[self.handed_by].index} by "
-                f"{view.steps[self.handed_by].agent} handed it")
+        by = view.steps[self.handed_by]
+        return (f"its turn ends without {listed}, which step {by.index} by {by.agent} "
+                + ("asked for" if is_human(by) else "handed it"))
 
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and 0 <= self.handed_by < self.pos and self.items):
             return False
         agent = view.steps[self.pos].agent
+        by = view.steps[self.handed_by]
         turn = range(self.handed_by + 1, self.pos + 1)
         last = self.pos + 1 == len(view.steps) or view.steps[self.pos + 1].agent != agent
-        return (last and view.steps[self.handed_by].agent != agent and mentions(view.actions[self.handed_by], agent)
-                and all(view.steps[j].agent == agent for j in turn)
+        own = [j for j in turn if view.steps[j].agent == agent]
+        if is_human(by):
+            handed = all(view.steps[j].agent == agent or is_human(view.steps[j]) for j in turn)
+        else:
+            handed = mentions(view.actions[self.handed_by], agent) and len(own) == len(turn)
+        return (last and by.agent != agent and handed
                 and all(mentions(view.actions[self.handed_by], i) for i in self.items)
-                and not any(mentions(view.actions[j], i) for j in turn for i in self.items))
+                and not any(mentions(view.actions[j], i) for j in own for i in self.items))
+
+
+@dataclass(frozen=True)
+class CallsOffRequest(Claim):
+    """The step calls ``tool``, whose name has ``words``, which neither ``alternative``'s name, the task nor any
+    step's own words before it have; the run calls ``alternative`` with the same argument names, and every word
+    of its name that ``tool``'s lacks is in the task or said before the step."""
+
+    tool: str
+    alternative: str
+    words: tuple[str, ...]
+
+    def clause(self, view: View) -> str:
+        listed = ", ".join(f"'{w}'" for w in self.words)
+        return (f"it called {self.tool}, although nothing before it asks for {listed}, and {self.alternative} "
+                f"takes the same arguments")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and self.words):
+            return False
+        signatures = {c.name: {frozenset(c.arguments) for c in s.tool_calls if isinstance(c.arguments, dict)}
+                      for s in view.steps for c in s.tool_calls}
+        own = {frozenset(c.arguments) for c in view.steps[self.pos].tool_calls
+               if c.name == self.tool and isinstance(c.arguments, dict) and c.arguments}
+        before = " ".join([view.trajectory.task or ""] + [s.content for s in view.steps[:self.pos]]).lower()
+        asked = set(re.findall(r"[a-z0-9]+", before))
+        mine, other = name_words(self.tool), name_words(self.alternative)
+        return (bool(own & signatures.get(self.alternative, set())) and set(self.words) <= mine - other
+                and not set(self.words) & asked and other - mine <= asked)
+
+
+@dataclass(frozen=True)
+class HandsToOffRequest(Claim):
+    """The step is the other agent's right before the turn of the agent of step ``call``, which calls ``tool``
+    as :class:`CallsOffRequest` says, and that agent never calls ``alternative``."""
+
+    call: int
+    tool: str
+    alternative: str
+    words: tuple[str, ...]
+
+    def clause(self, view: View) -> str:
+        callee = view.steps[self.call]
+        return (f"it hands the work to {callee.agent}, who then calls {self.tool} (step {callee.index}) although "
+                f"nothing before asks for {', '.join(repr(w) for w in self.words)}, and never {self.alternative}, "
+                f"which takes the same arguments")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and view.in_step(self.call) and self.pos < self.call):
+            return False
+        callee = view.steps[self.call].agent
+        return (view.steps[self.pos].agent != callee
+                and all(view.steps[j].agent == callee for j in range(self.pos + 1, self.call + 1))
+                and CallsOffRequest(self.call, self.tool, self.alternative, self.words).holds(view)
+                and not any(c.name == self.alternative for s in view.steps if s.agent == callee
+                            for c in s.tool_calls))
 
 
 def check_claims(trajectory: Trajectory, claims: list[Claim], view: View | None = None) -> list[Claim]:

@@ -5,7 +5,9 @@ Each step is described by features of what it *does* versus what it *receives* (
 gives them and whether they reach the final answer, tool arguments (numbers or words) that nothing it was
 given supports and what those calls returned, quantities it restates differently, what a plan leaves out of
 the task, problems in its own words versus in its tool results, a call that fails on an argument the step
-made up (the caller's doing, not the environment's), failures it goes on from without a word,
+made up (the caller's doing, not the environment's), a turn that hands back without what it was handed, a
+tool nothing asked for beside one that takes the same arguments (or handing work to the agent that calls
+it), failures it goes on from without a word,
 errors that are repaired later, loops, the earliest anomalous step, plus generic structure (relative
 position, first action, an agent's turn count, handoffs, relative length and novelty) and agent-level terms
 (the agent opens or closes the run, its share of steps and of problems). No feature reads an agent's name,
@@ -15,8 +17,8 @@ A linear model scores the steps and a softmax turns the scores into a distributi
 conditional logit). The verdict is read off it by :func:`decide` (the agent by probability mass or by the
 top step, then that agent's earliest near-best step); the reported probabilities use a calibrated
 temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
-Temperature and threshold are calibrated per kind of log (:func:`log_kind`): a run whose tool calls and
-handoffs are recorded as such, or a transcript of messages only, whose verdicts are far less often right.
+Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run whose tool calls
+and handoffs are recorded as such, or a transcript of messages only, whose verdicts are far less often right.
 Which features count, the regularisation, the verdict rule, the temperatures and thresholds are all chosen
 by leave-one-group-out over the training data (:mod:`agenttrace.attribution.cpu_fit`). The reason is built from
 claims (:mod:`agenttrace.attribution.claims`) and only claims the checker verifies are said.
@@ -31,13 +33,14 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from agenttrace.attribution import claims as cl
 from agenttrace.attribution import observations
 from agenttrace.attribution.base import Attributor, AttributorError
+from agenttrace.attribution.alternatives import off_request_calls
 from agenttrace.attribution.coverage import left_out
 from agenttrace.attribution.flow import (
     ERROR_WORDS,
@@ -57,7 +60,7 @@ MODEL_PATH = Path(__file__).with_name("cpu_model.json")
 
 FEATURES = (
     # structure
-    "is_human", "is_first", "first_action", "is_last", "rel_pos", "agent_first_turn", "agent_turn_log",
+    "is_request", "is_first", "first_action", "is_last", "rel_pos", "agent_first_turn", "agent_turn_log",
     "first_turn_given_work", "agent_share", "agent_len_z", "next_same_agent", "hands_off", "log_len", "log_len_z",
     "novelty", "novelty_z", "task_overlap", "answer_first", "done_here", "code_here", "code_rel", "plan_like",
     # the agent as a whole: the same value on each of its steps, so it moves probability between agents
@@ -68,7 +71,7 @@ FEATURES = (
     "arg_ungrounded_to_answer", "num_conflict", "task_drop", "constraint_deficit", "assume_here",
     # where an off-task tool argument came from, and where the task's value for it was lost; picks; coverage
     "offtask_origin", "offtask_given", "offtask_ungiven", "constraint_lost", "pick_contradicts", "pick_agrees",
-    "leaves_out_items",
+    "leaves_out_items", "calls_off_request", "hands_to_off_request",
     # problems: in its own words, from its tools (one that failed on an argument it made up), right after it,
     # ignored, repaired, repeated
     "problem_here", "tool_failed", "fails_on_own_argument", "result_problem", "problem_next", "problem_next_other",
@@ -78,6 +81,7 @@ FEATURES = (
     "has_expected", "expected_seen_before",
 )
 _COL = {f: j for j, f in enumerate(FEATURES)}
+_ALSO_HUMAN = ("is_request", "agent_share", "offtask_origin", "num_conflict")  # the rest describe agents' actions
 _SENTENCE = re.compile(r"[^.!?\n]{1,160}")
 _QUOTE_CHARS = 120
 
@@ -107,6 +111,11 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         flows[pick.pos].pick = pick
     for gap in left_out(trajectory):
         flows[gap.pos].left_out = gap
+    for call in off_request_calls(trajectory):
+        if call.handed_by is None:
+            flows[call.pos].off_request = flows[call.pos].off_request or call
+        else:
+            flows[call.handed_by].hands_off_request = flows[call.handed_by].hands_off_request or call
     counts: dict[str, int] = {}
     for s in steps:
         counts[s.agent] = counts.get(s.agent, 0) + 1
@@ -145,7 +154,8 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         has_expected = bool(expected) and expected in _norm(window(actions, 12000))
         agent_step = 0.0 if f.human else 1.0
         row = {
-            "is_human": float(f.human),
+            # the user's request defines the task unless it says what the task does not; a later reply can be wrong
+            "is_request": float(f.human and i < first_action and not f.originates and f.conflict is None),
             "is_first": float(i == 0),
             "first_action": float(i == first_action),
             "is_last": float(i == n - 1),
@@ -191,6 +201,8 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "pick_contradicts": float(f.pick is not None and not f.pick.agrees),
             "pick_agrees": float(f.pick is not None and f.pick.agrees),
             "leaves_out_items": float(f.left_out is not None),
+            "calls_off_request": float(f.off_request is not None),
+            "hands_to_off_request": float(f.hands_off_request is not None),
             "problem_here": float(f.problem_word is not None),
             "tool_failed": float(f.failed_tool is not None),
             "fails_on_own_argument": float(_own_failing_argument(i, f) is not None),
@@ -213,7 +225,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "has_expected": float(has_expected),
             "expected_seen_before": float(expected_seen and not has_expected),
         }
-        x[i] = [row[name] * (agent_step if name not in ("is_human", "agent_share", "offtask_origin") else 1.0) for name in FEATURES]
+        x[i] = [row[name] * (1.0 if name in _ALSO_HUMAN else agent_step) for name in FEATURES]
         turned[step.agent] = turned.get(step.agent, 0) + 1
         expected_seen = expected_seen or has_expected
     lengths = x[:, _COL["log_len_z"]]
@@ -268,12 +280,22 @@ def decide(p: np.ndarray, agents: list[str], earliest: float = 1.0, by_mass: boo
     return next(i for i in mine if p[i] >= earliest * top)
 
 
+class Calibration(NamedTuple):
+    """How one kind of log is read: the softmax temperature, the probability below which a verdict is
+    uncertain, and the verdict rule (:func:`decide`)."""
+
+    temperature: float
+    threshold: float
+    by_mass: bool
+    earliest: float
+
+
 class StepModel:
     """A linear scorer over standardised features; ``probabilities`` is the tempered softmax over the steps."""
 
     def __init__(self, weights, mean, scale, meta: dict[str, Any] | None = None, *, temperature: float = 1.0,
                  threshold: float = 0.5, earliest: float = 1.0, by_mass: bool = True,
-                 calibration: dict[str, tuple[float, float]] | None = None):
+                 calibration: dict[str, Calibration] | None = None):
         self.weights = np.asarray(weights, dtype=float)
         self.mean = np.asarray(mean, dtype=float)
         self.scale = np.asarray(scale, dtype=float)
@@ -282,18 +304,19 @@ class StepModel:
         self.threshold = float(threshold)
         self.earliest = float(earliest)
         self.by_mass = bool(by_mass)
-        # log kind -> (temperature, threshold); a kind not here uses the pooled temperature and threshold
-        self.calibration = {kind: (float(t), float(th)) for kind, (t, th) in (calibration or {}).items()}
+        # log kind -> its own calibration and verdict rule; a kind not here uses the pooled ones
+        self.calibration = {kind: Calibration(float(c[0]), float(c[1]), bool(c[2]), float(c[3]))
+                            for kind, c in (calibration or {}).items()}
 
-    def calibrated(self, kind: str | None = None) -> tuple[float, float]:
-        """(temperature, threshold) for a kind of log (:func:`log_kind`)."""
-        return self.calibration.get(kind, (self.temperature, self.threshold))
+    def calibrated(self, kind: str | None = None) -> Calibration:
+        """The temperature, uncertainty threshold and verdict rule for a kind of log (:func:`log_kind`)."""
+        return self.calibration.get(kind, Calibration(self.temperature, self.threshold, self.by_mass, self.earliest))
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.weights
 
     def probabilities(self, x: np.ndarray, kind: str | None = None) -> np.ndarray:
-        return softmax(self.scores(x) / self.calibrated(kind)[0]) if len(x) else np.zeros(0)
+        return softmax(self.scores(x) / self.calibrated(kind).temperature) if len(x) else np.zeros(0)
 
     def contributions(self, x_row: np.ndarray, x_all: np.ndarray) -> np.ndarray:
         """How much each feature *present* in this step lifts it above the trajectory's average step
@@ -311,8 +334,9 @@ class StepModel:
             "threshold": self.threshold,
             "earliest": self.earliest,
             "agent_by_mass": self.by_mass,
-            "calibration": {kind: {"temperature": round(t, 4), "threshold": th}
-                            for kind, (t, th) in self.calibration.items()},
+            "calibration": {kind: {"temperature": round(c.temperature, 4), "threshold": c.threshold,
+                                   "agent_by_mass": c.by_mass, "earliest": c.earliest}
+                            for kind, c in self.calibration.items()},
             "meta": self.meta,
         }
 
@@ -324,7 +348,7 @@ class StepModel:
             raise AttributorError("the model was built for other features; refit it "
                                   "(agenttrace train --attributor cpu) or rebuild it with bench/train_cpu_attributor.py")
         try:
-            calibration = {kind: (c["temperature"], c["threshold"])
+            calibration = {kind: Calibration(c["temperature"], c["threshold"], c["agent_by_mass"], c["earliest"])
                            for kind, c in data.get("calibration", {}).items()}
             model = cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
                         temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),
@@ -436,6 +460,10 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         return [cl.PicksAgainstInputs(pos, p.word, p.higher, p.chosen, p.chosen_value, p.best, p.best_value)]
     if feature == "leaves_out_items" and f.left_out is not None:
         return [cl.HandsBackWithout(pos, f.left_out.handed_by, f.left_out.items[:3])]
+    if feature == "calls_off_request" and (c := f.off_request) is not None:
+        return [cl.CallsOffRequest(pos, c.tool, c.alternative, c.words)]
+    if feature == "hands_to_off_request" and (c := f.hands_off_request) is not None:
+        return [cl.HandsToOffRequest(pos, c.pos, c.tool, c.alternative, c.words)]
     if feature == "agent_first_turn":
         return [cl.FirstTurn(pos)]
     if feature == "first_action":
@@ -477,14 +505,15 @@ class CpuAttributor(Attributor):
         p = self.model.probabilities(x, kind)
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
-        pos = decide(softmax(self.model.scores(x)), [s.agent for s in steps], self.model.earliest, self.model.by_mass)
+        calibrated = self.model.calibrated(kind)
+        pos = decide(softmax(self.model.scores(x)), [s.agent for s in steps], calibrated.earliest, calibrated.by_mass)
         agent = steps[pos].agent
         agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos][:2]
         candidates = [Candidate(agent=steps[i].agent, step=steps[i].index, probability=round(float(p[i]), 4))
                       for i in [pos, *others]]
         confidence = float(p[pos])
-        uncertain = confidence < self.model.calibrated(kind)[1]
+        uncertain = confidence < calibrated.threshold
         view = cl.View(trajectory)
         claims = self._claims(view, pos, x, flows)
         head = (f"is the most likely decisive error ({confidence:.0%} calibrated probability"

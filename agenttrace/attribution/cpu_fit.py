@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agenttrace.attribution.cpu import FEATURES, LOG_KINDS, StepModel, decide, extract_features, log_kind
+from agenttrace.attribution.cpu import (
+    FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind,
+)
 from agenttrace.data.datasets import load_any
 from agenttrace.models import LabelledTrajectory
 
@@ -57,7 +59,7 @@ SYNTHETIC = "synthetic_pipeline"
 MIN_CALIBRATION_RUNS = 20
 # A smaller set of the strongest generic signals; inner cross-validation chooses between it and all features.
 COMPACT = (
-    "is_human", "first_action", "rel_pos", "is_last", "agent_first_turn", "agent_share", "agent_opens", "agent_closes",
+    "is_request", "first_action", "rel_pos", "is_last", "agent_first_turn", "agent_share", "agent_opens", "agent_closes",
     "agent_problem_share", "agent_to_answer", "introduced_to_answer", "underived", "first_underived",
     "returned_to_answer", "arg_ungrounded", "arg_unseen", "first_repeat",
     "num_conflict", "task_drop", "assume_here", "problem_here", "fails_on_own_argument", "problem_next",
@@ -65,7 +67,7 @@ COMPACT = (
     "before_first_problem", "ignores_failure", "repaired", "last_unrepaired", "error_words", "error_words_next",
     "first_anomaly", "has_expected", "expected_seen_before",
     "offtask_origin", "offtask_given", "offtask_ungiven", "constraint_lost", "pick_contradicts", "pick_agrees",
-    "leaves_out_items",
+    "leaves_out_items", "calls_off_request", "hands_to_off_request",
 )
 FEATURE_SETS = {"all": FEATURES, "compact": COMPACT}
 # balance: "groups" weighs every group the same in the fit; "sources" every data source (its groups share it)
@@ -209,7 +211,7 @@ class Choice:
     threshold: float
     score: float
     table: list = field(default_factory=list)
-    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
+    calibration: dict[str, Calibration] = field(default_factory=dict)
 
 
 def _source_mean(per: dict[str, list[float]]) -> float:
@@ -250,7 +252,7 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     cross-fitted scores give the labelled steps (at their best temperature; a proper score, steadier than
     accuracy on a few hundred runs) is kept and averaged; then the verdict rule with the best mean
     (agent + step exact) / 2, the temperatures and the uncertainty thresholds are read off the averaged
-    cross-fitted scores."""
+    cross-fitted scores, pooled and for each kind of log with enough runs of at least two groups."""
     names = list(groups)
     if len(names) < 2:
         raise ValueError("selection needs at least two labelled groups")
@@ -272,16 +274,23 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     configs = [GRID[k] for _, k, _ in kept]
     scores = np.mean([s for *_, s in kept], axis=0)
     temperature = _best_temperature(scores, held)
-    rules = [(_group_accuracy(verdicts(segment_softmax(scores, held), held, rule), held.group), rule) for rule in RULES]
-    accuracy, rule = max(rules, key=lambda r: r[0])
+    accuracy, rule = _best_rule(scores, held)
     threshold = _calibrated_threshold(scores, held, rule, temperature)
     calibration = {}
     for kind in LOG_KINDS:
         rows, steps = take(held, [k for k, v in enumerate(held.kind) if v == kind])
         if len(set(rows.group)) >= 2 and len(rows) >= MIN_CALIBRATION_RUNS:
             t = _best_temperature(scores[steps], rows)
-            calibration[kind] = (t, _calibrated_threshold(scores[steps], rows, rule, t))
+            _, kind_rule = _best_rule(scores[steps], rows)
+            threshold_k = _calibrated_threshold(scores[steps], rows, kind_rule, t)
+            calibration[kind] = Calibration(float(t), float(threshold_k), bool(kind_rule[0]), float(kind_rule[1]))
     return Choice(configs, rule, temperature, threshold, accuracy, table, calibration)
+
+
+def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float]]:
+    """The verdict rule with the best mean (agent + step exact) / 2 on ``rows``, and that mean."""
+    return max(((_group_accuracy(verdicts(segment_softmax(scores, rows), rows, rule), rows.group), rule)
+                for rule in RULES), key=lambda r: r[0])
 
 
 def _calibrated_threshold(scores: np.ndarray, rows: Rows, rule: tuple[bool, float], temperature: float) -> float:
@@ -298,7 +307,7 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     fits = [fit(rows, FEATURE_SETS[c["features"]], c["l2"], c["synthetic"], c["balance"]) for c in choice.configs]
     model = StepModel(np.mean([f.weights for f in fits], axis=0), fits[0].mean, fits[0].scale)  # same rows: same scaling
     model.temperature, model.threshold = choice.temperature, choice.threshold
-    model.calibration = {kind: (float(t), float(th)) for kind, (t, th) in choice.calibration.items()}
+    model.calibration = dict(choice.calibration)
     model.by_mass, model.earliest = choice.rule
     model.meta = {"chosen_by": "leave-one-group-out over the training groups", "averaged": choice.configs,
                   "agent_by_mass": choice.rule[0], "earliest": choice.rule[1],

@@ -3,7 +3,9 @@
 An agent's own text, its tool-call arguments and its handoff choices are its **actions**; tool results,
 other agents' messages, the task, the user's turns and the input it was handed are its **inputs**. A
 value (a number, an argument) is *introduced* by a step when it is in the step's actions and in none of
-its inputs: a number that first shows up in a tool result is the tool's, not the caller's. Values are
+its inputs: a number that first shows up in a tool result is the tool's, not the caller's (0 and 1, which
+count, index and flag everything, are never introduced). A count of something the task counts, given
+differently ("4 x wall clock" where the task says 3), is a conflict, by an agent or by the user. Values are
 followed to the run's final answer, tool arguments are compared with everything the caller was given,
 and an error counts as *repaired* when the same agent later gets past it (the failing tool succeeds, or
 the agent goes on without reporting a problem).
@@ -23,6 +25,7 @@ from agenttrace.attribution import observations
 from agenttrace.models import Step, ToolCall, Trajectory
 
 if TYPE_CHECKING:
+    from agenttrace.attribution.alternatives import OffRequestCall
     from agenttrace.attribution.coverage import LeftOut
     from agenttrace.attribution.picks import Pick
     from agenttrace.attribution.provenance import OffTaskArgument
@@ -69,7 +72,7 @@ def _not_path(m: re.Match) -> str:
 _TOKEN = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
 _NAMED_AFTER = re.compile(r"\b([a-z][a-z_]{2,})[ \t]*(?:=|:|\bis\b|\bwas\b|\bare\b)[ \t]*(-?\d+(?:\.\d+)?)\b")
 # "5 x kettle", "2 × office chair": a count of an item, up to the next separator
-_COUNTED = re.compile(r"\b(\d{1,4})[ \t]*[x\u00d7][ \t]+([a-z][a-z -]{0,40}?)[ \t]*(?=[,;.()]|\band\b|$)", re.M)
+_COUNTED = re.compile(r"\b(\d{1,4})[ \t]*[x\u00d7][ \t]+([a-z][a-z -]{0,40}?)[ \t]*(?=[,;.()?!]|\band\b|$)", re.M)
 _NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
               "that", "step", "line", "code", "output", "exitcode", "result", "answer", "value", "total",
               "number", "count", "http", "https", "www", "am", "pm", "id", "index", "port", "version"}
@@ -140,6 +143,13 @@ def is_human(step: Step) -> bool:
     """A user's turn: by the speaker's name or a "human" role (AG2 records agents with role "user", so that role
     alone says nothing)."""
     return step.agent.lower() in _HUMAN or (step.role or "").lower() == "human"
+
+
+def asks(text: str) -> bool:
+    """It ends in a question, on its last line or the one before (then followed by a line such as who is to
+    answer)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return any(line.endswith("?") for line in lines[-2:])
 
 
 def is_handoff(step: Step, call: ToolCall) -> bool:
@@ -252,12 +262,14 @@ class StepFlow:
     has_code: bool = False
     done: bool = False
     answer_tokens_first: float = 0.0  # share of the answer's distinctive tokens this step is first to state
-    # filled in from agenttrace.attribution.provenance, .picks and .coverage:
+    # filled in from agenttrace.attribution.provenance, .picks, .coverage and .alternatives:
     off_task: list[OffTaskArgument] = field(default_factory=list)  # its own calls' off-task arguments
     originates: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments of later calls it first stated
     loses: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments whose task value it dropped
     pick: Pick | None = None
     left_out: LeftOut | None = None  # items its turn was handed and it ends without
+    off_request: OffRequestCall | None = None  # its own call of a tool nothing asked for, beside an alternative
+    hands_off_request: OffRequestCall | None = None  # a call of such a tool by the agent it handed the work to
 
     @property
     def has_problem(self) -> bool:
@@ -311,8 +323,13 @@ def salient_task_words(task: str) -> set[str]:
             if (any(c.isdigit() for c in t) or len(t) >= 4) and t not in _TASK_STOP}
 
 
+_TRIVIAL = {"0", "1"}  # they count, index and flag everything: no step makes them up
 _POOL = 30  # the most recent distinct numbers an introduced number may be derived from
 _SUM_RUN = 8  # longest run of consecutive recent numbers whose sum counts as derived
+
+
+def _count(n: float) -> str:
+    return norm_number(str(n))
 
 
 def _as_float(value: str) -> float | None:
@@ -363,6 +380,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     seen_words = tokens(task)
     named_seen = _by_name(_named_pairs(task))
     counted = counted_items(task)
+    task_counts = dict(counted)
     latest: dict[str, str] = {}  # name -> the value any input last gave it
     answer = final_answer(trajectory)
     answer_numbers = set(numbers(answer))
@@ -387,7 +405,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         latest.update(_named_pairs(results))
         own = numbers(actions)
         if not f.human:
-            f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given]
+            f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given and v not in _TRIVIAL]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
             pool = recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
             f.underived = [s for s in f.introduced if not derivable(norm_number(s), pool)]
@@ -416,10 +434,13 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 f.conflict = (key, sorted(before)[0], sorted(vals)[0])
         for key, vals in named.items():
             named_seen.setdefault(key, set()).update(vals)
+        if f.conflict is None:  # a count of the task's given differently, by an agent or the user
+            f.conflict = next(((" ".join(words), _count(task_counts[words]), _count(n)) for words, n in
+                               counted_items(low) if words in task_counts and n != task_counts[words]), None)
         latest.update(pairs)
         step_tokens = tokens(actions)
-        f.plan_like = not f.human and (len(_ENUM.findall(window(actions, 6000))) >= 2 or bool(step.transfer_to)
-                                       or "->" in (step.role or ""))
+        f.plan_like = not f.human and not asks(step.content) and (
+            len(_ENUM.findall(window(actions, 6000))) >= 2 or bool(step.transfer_to) or "->" in (step.role or ""))
         if f.plan_like and salient:
             f.dropped = sorted(salient - step_tokens)
             if task_constraints:

@@ -1,0 +1,82 @@
+"""Tools that stand in for each other, and calls to the one nothing in the run asked for.
+
+Two tools are *alternatives* when the run calls both with the same argument names (``get_fare`` and
+``get_archived_fare``, both with ``route`` and ``date``). A call goes *off the request* when its tool's name has
+a word that the alternative's name lacks and that neither the task nor any message before the call contains,
+while every word of the alternative's name that it lacks is in one of them ("archived" in
+``get_archived_fare`` when nothing asks for archived data, while ``get_fare`` adds no word of its own).
+
+Whose choice it was: an agent that calls both tools chose the wrong one itself. An agent that only ever calls
+the off-request tool had no such choice, so the message that handed it the work (the other agent's step
+right before its turn) chose the wrong agent for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agenttrace.attribution.flow import is_human, speaks
+from agenttrace.models import Trajectory
+
+_NAME_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_TEXT_WORD = re.compile(r"[a-z0-9]+")
+
+
+def name_words(name: str) -> set[str]:
+    """The words of a tool's name, lower-cased: snake_case, kebab-case and camelCase are split."""
+    return {w.lower() for w in _NAME_WORD.findall(name)}
+
+
+@dataclass(frozen=True)
+class OffRequestCall:
+    """Step ``pos`` calls ``tool``, whose ``words`` nothing asked for, where ``alternative`` takes the same
+    arguments; ``handed_by`` is the step that handed the caller its work when the caller never calls the
+    alternative itself (None when it does, or a user handed it the work)."""
+
+    pos: int
+    tool: str
+    alternative: str
+    words: tuple[str, ...]
+    handed_by: int | None
+
+
+def off_request_calls(trajectory: Trajectory) -> list[OffRequestCall]:
+    """The first call of each off-request tool, by each agent, in step order."""
+    steps = trajectory.steps
+    calls = [(pos, c) for pos, s in enumerate(steps) for c in s.tool_calls
+             if isinstance(c.arguments, dict) and c.arguments and not speaks(s, c)]
+    tools_of: dict[frozenset[str], set[str]] = {}
+    used_by: dict[str, set[str]] = {}
+    for pos, c in calls:
+        tools_of.setdefault(frozenset(c.arguments), set()).add(c.name)
+        used_by.setdefault(steps[pos].agent, set()).add(c.name)
+    asked = set(_TEXT_WORD.findall((trajectory.task or "").lower()))
+    said_to = 0  # steps whose words are in ``asked``
+    out, seen = [], set()
+    for pos, c in calls:
+        while said_to < pos:
+            asked |= set(_TEXT_WORD.findall(steps[said_to].content.lower()))
+            said_to += 1
+        agent = steps[pos].agent
+        if (agent, c.name) in seen:
+            continue
+        words = name_words(c.name)
+        for alternative in sorted(tools_of[frozenset(c.arguments)] - {c.name}):
+            other = name_words(alternative)
+            unasked = tuple(sorted(words - other - asked))
+            if unasked and other - words <= asked:
+                seen.add((agent, c.name))
+                out.append(OffRequestCall(pos, c.name, alternative, unasked,
+                                          None if alternative in used_by[agent] else _handed_by(trajectory, pos)))
+                break
+    return out
+
+
+def _handed_by(trajectory: Trajectory, pos: int) -> int | None:
+    """The other agent's step right before the turn that holds step ``pos`` (None when a user's, or none)."""
+    steps = trajectory.steps
+    start = pos
+    while start > 0 and steps[start - 1].agent == steps[pos].agent:
+        start -= 1
+    return start - 1 if start > 0 and not is_human(steps[start - 1]) else None
