@@ -382,3 +382,16 @@ def test_the_same_words_twice_in_a_row_are_one_turn_logged_twice_not_a_loop():
     ])
     _, flows = extract_features(traj)
     assert [f.repeats for f in flows] == [None, None, None, 1]
+
+
+def test_a_code_executors_report_is_the_environment_answering_not_an_agent_acting():
+    traj = Trajectory(run_id="e", task="Print the sum of 2 and 3.", steps=[
+        Step(index=0, agent="Coder", content="```python\nprint(2 + '3')\n```"),
+        Step(index=1, agent="Computer_terminal", role="user",
+             content="exitcode: 1 (execution failed)\nCode output: TypeError: unsupported operand type(s)"),
+        Step(index=2, agent="Coder", content="The sum is 5."),
+    ])
+    x, flows = extract_features(traj)
+    assert flows[1].reports_execution and not flows[0].reports_execution
+    assert x[1, _col("problem_here")] == 0 and x[1, _col("error_words")] == 0  # it decides nothing
+    assert x[0, _col("problem_next")] == 1  # the report is the code's outcome, and the coder's

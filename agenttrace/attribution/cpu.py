@@ -10,8 +10,9 @@ tool nothing asked for beside one that takes the same arguments (or handing work
 it), failures it goes on from without a word,
 errors that are repaired later, loops, the earliest anomalous step, plus generic structure (relative
 position, first action, an agent's turn count, handoffs, relative length and novelty) and agent-level terms
-(the agent opens or closes the run, its share of steps and of problems). No feature reads an agent's name,
-a data set's phrasing or an absolute step position.
+(the agent opens or closes the run, its share of steps and of problems). A user's turn and a code executor's
+report are inputs, not actions: only what they contradict of the task is read of them. No feature reads an
+agent's name, a data set's phrasing or an absolute step position.
 
 A linear model scores the steps and a softmax turns the scores into a distribution over steps (a
 conditional logit). The verdict is read off it by :func:`decide` (the agent by probability mass or by the
@@ -152,7 +153,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         nxt = i + 1 if i + 1 < n else None
         nxt_other = next((j for j in range(i + 1, min(n, i + 4)) if steps[j].agent != step.agent), None)
         has_expected = bool(expected) and expected in _norm(window(actions, 12000))
-        agent_step = 0.0 if f.human else 1.0
+        agent_step = 0.0 if f.human or f.reports_execution else 1.0
         row = {
             # the user's request defines the task unless it says what the task does not; a later reply can be wrong
             "is_request": float(f.human and i < first_action and not f.originates and f.conflict is None),

@@ -242,6 +242,7 @@ class StepFlow:
     """What one step does with what it receives."""
 
     human: bool = False
+    reports_execution: bool = False  # its whole message is a code executor's report: it decides nothing
     introduced: list[str] = field(default_factory=list)  # surface forms of numbers its actions introduce
     introduced_to_answer: list[str] = field(default_factory=list)
     underived: list[str] = field(default_factory=list)  # introduced numbers no sum/difference/product/ratio of inputs gives
@@ -395,7 +396,8 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     arrive = arrivals(steps)
     relayed: dict[int, list[str]] = {}  # position -> results of earlier delegations that arrive after it
     for pos, step in enumerate(steps):
-        f = StepFlow(human=is_human(step))
+        f = StepFlow(human=is_human(step),
+                     reports_execution=not step.tool_calls and observations.is_execution_report(step.content))
         actions = action_text(step)
         low = window(actions.lower())
         results = result_text(step) if arrive[pos] == pos else ""

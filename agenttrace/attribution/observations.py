@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+_EXECUTION = re.compile(r"\s*(?:exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
+                        r"|There is no code from the last \d+ messages? for me to execute)")
 _STARTS = re.compile(
     r"^\s*exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
     r"|^\s*There is no code from the last \d+ messages? for me to execute"
@@ -34,3 +36,9 @@ def split(text: str) -> tuple[str, str]:
     if m is None:
         return text, ""
     return text[:m.start()].rstrip(), text[m.start():]
+
+
+def is_execution_report(text: str) -> bool:
+    """Whether the whole of ``text`` is a code executor's report: the executor runs what it is given and
+    decides nothing."""
+    return _EXECUTION.match(text) is not None
