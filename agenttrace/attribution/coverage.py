@@ -3,12 +3,13 @@
 A run's *items* are the task's tokens of the kinds its tool calls look up (a route, a city: the kinds of the
 values its arguments take, see :func:`agenttrace.attribution.provenance.kind`), and the things the task lists
 beside a value its tool calls take ("1 x wall clock, 5 x kettle for region EU" after a call with
-product="wall clock": "wall clock" and "kettle"), whatever their case or length. An agent's
-turn runs from the message that handed it the work (the latest step of another speaker, naming it: a
-handoff, a delegation, "scout, please ...") to its last consecutive step. The turn *leaves out* an item the handing message names (without a value for it: an item
-reported as "Porto: 6" is data handed on, not work) when neither the agent's text nor its tool arguments
-during the turn name it: it reported back, or stopped, before covering it. A turn that ends in a question
-(on its last line or the one before) is not a report.
+product="wall clock": "wall clock" and "kettle"), whatever their case or length. An agent's turn runs from
+the message that handed it the work (the latest step of another speaker, naming it: a handoff, a
+delegation, "scout, please ..."; or a user's request, whoever answers it) to its last consecutive step. The
+turn *leaves out* an item the handing message names (without a value for it: an item reported as "Porto: 6"
+is data handed on, not work) when neither the agent's text nor its tool arguments during the turn name it:
+it reported back, or stopped, before covering it. A turn that ends in a question (on its last line or the
+one before) is not a report.
 """
 
 from __future__ import annotations
