@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import re
 
-_EXECUTION = re.compile(r"\s*(?:exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
-                        r"|There is no code from the last \d+ messages? for me to execute)")
+_EXECUTOR = (r"exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
+             r"|There is no code from the last \d+ messages? for me to execute")
+_EXECUTION = re.compile(rf"\s*(?:{_EXECUTOR})")
 _STARTS = re.compile(
-    r"^\s*exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
-    r"|^\s*There is no code from the last \d+ messages? for me to execute"
+    rf"^\s*(?:{_EXECUTOR})"
     r"|^Address: \S+[ \t]*\n(?:Title|Viewport position): "
     r"|^Here is a screenshot of ",
     re.MULTILINE,
