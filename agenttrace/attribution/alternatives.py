@@ -23,6 +23,11 @@ _NAME_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _TEXT_WORD = re.compile(r"[a-z0-9]+")
 
 
+def said_words(text: str) -> set[str]:
+    """The words of a text, lower-cased: what it asks for, when matched against a tool's name words."""
+    return set(_TEXT_WORD.findall(text.lower()))
+
+
 def name_words(name: str) -> set[str]:
     """The words of a tool's name, lower-cased: snake_case, kebab-case and camelCase are split."""
     return {w.lower() for w in _NAME_WORD.findall(name)}
@@ -51,12 +56,12 @@ def off_request_calls(trajectory: Trajectory) -> list[OffRequestCall]:
     for pos, c in calls:
         tools_of.setdefault(frozenset(c.arguments), set()).add(c.name)
         used_by.setdefault(steps[pos].agent, set()).add(c.name)
-    asked = set(_TEXT_WORD.findall((trajectory.task or "").lower()))
+    asked = said_words(trajectory.task or "")
     said_to = 0  # steps whose words are in ``asked``
     out, seen = [], set()
     for pos, c in calls:
         while said_to < pos:
-            asked |= set(_TEXT_WORD.findall(steps[said_to].content.lower()))
+            asked |= said_words(steps[said_to].content)
             said_to += 1
         agent = steps[pos].agent
         if (agent, c.name) in seen:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from agenttrace.attribution.alternatives import name_words
+from agenttrace.attribution.alternatives import name_words, said_words
 from agenttrace.attribution.flow import (
     DATES,
     ERROR_WORDS,
@@ -629,8 +629,7 @@ class CallsOffRequest(Claim):
                       for s in view.steps for c in s.tool_calls}
         own = {frozenset(c.arguments) for c in view.steps[self.pos].tool_calls
                if c.name == self.tool and isinstance(c.arguments, dict) and c.arguments}
-        before = " ".join([view.trajectory.task or ""] + [s.content for s in view.steps[:self.pos]]).lower()
-        asked = set(re.findall(r"[a-z0-9]+", before))
+        asked = said_words(" ".join([view.trajectory.task or ""] + [s.content for s in view.steps[:self.pos]]))
         mine, other = name_words(self.tool), name_words(self.alternative)
         return (bool(own & signatures.get(self.alternative, set())) and set(self.words) <= mine - other
                 and not set(self.words) & asked and other - mine <= asked)
