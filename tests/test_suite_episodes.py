@@ -1,5 +1,6 @@
 """The suite's episodes on paper (no framework): a decisive error that a teammate notices but does not repair,
-and a misspelt tool argument whose failure the agent papers over with a guess."""
+a misspelt tool argument whose failure the agent papers over with a guess, and the script of a run that ends
+inside a delegation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 pytest.importorskip("agenttrace_collector")
 
 from agenttrace.suite.episodes import make_episode  # noqa: E402
+from agenttrace.suite.plan import ToolUse, Turn  # noqa: E402
+from agenttrace.suite.script import delegation_replies  # noqa: E402
 from agenttrace.suite.simulate import DOUBTS  # noqa: E402
 from agenttrace.suite.taxonomy import ENVIRONMENT, ErrorKind  # noqa: E402
 from agenttrace.suite.topologies import TOPOLOGIES  # noqa: E402
@@ -53,3 +56,17 @@ def test_a_misspelt_argument_fails_and_the_failed_call_not_the_guess_after_it_is
         assert after.agent == e.faulty.label_agent and "failed; I'll assume" in after.text
         assert typo not in str([t.calls for t in e.clean.turns])
         assert "misspelt" not in e.faulty.reason and typo in e.faulty.reason
+
+
+def test_when_a_teammate_gives_up_inside_a_delegation_each_waiting_caller_passes_its_words_on():
+    turns = (Turn("lead", "Look up the kettle.", handoff="worker"),
+             Turn("worker", "Checking.", calls=(ToolUse("get_price", {"product": "kettle"}),)),
+             Turn("worker", "I keep getting the same result and cannot complete the task."))
+    replies = delegation_replies(turns, lambda target, text: {"name": target, "arguments": {"task": text}},
+                                 lambda text: None)
+    assert [agent for agent, _ in replies] == ["lead", "worker", "worker", "lead"]
+    assert replies[-1][1] == "I keep getting the same result and cannot complete the task."
+    # a run that ends with the lead's own answer needs nothing more
+    closed = turns[:2] + (Turn("worker", "kettle: 40 EUR", handoff="lead"), Turn("lead", "40 EUR"))
+    assert [a for a, _ in delegation_replies(closed, lambda t, x: {"name": t}, lambda x: None)] == \
+        ["lead", "worker", "worker", "lead"]

@@ -49,7 +49,9 @@ def handoff_replies(turns: tuple[Turn, ...], handoff_call: Callable[[str], Call 
 
 def _delegation_moves(turns: tuple[Turn, ...]) -> list[tuple[Turn, str | None]]:
     """Each turn with its move: "delegate" (to ``turn.handoff``), "return" (to the agent that delegated to the
-    speaker), "answer" (a final text) or None (tool calls only)."""
+    speaker), "answer" (a final text) or None (tool calls only). A run that ends inside a delegation (a
+    teammate gives up) still returns control to each waiting caller, which passes the last text on as its
+    own final answer."""
     callers: list[str] = []
     moves = []
     for turn in turns:
@@ -61,6 +63,8 @@ def _delegation_moves(turns: tuple[Turn, ...]) -> list[tuple[Turn, str | None]]:
             moves.append((turn, "delegate"))
         else:
             moves.append((turn, None if turn.calls else "answer"))
+    if moves and moves[-1][1] == "answer":
+        moves += [(Turn(caller, turns[-1].text), "answer") for caller in reversed(callers)]
     return moves
 
 
