@@ -23,8 +23,10 @@ from agenttrace.attribution.cpu import (  # noqa: E402
     log_kind,
     softmax,
 )
-from agenttrace.attribution.cpu_fit import Featurised, Rows, _group_accuracy, take, verdicts  # noqa: E402
-from agenttrace.attribution.flow import read_flow  # noqa: E402
+from agenttrace.attribution.cpu_fit import (  # noqa: E402
+    PLAIN_RULE, Featurised, Rows, _best_rule, _group_accuracy, take, verdicts,
+)
+from agenttrace.attribution.flow import mark_users, read_flow, simulated_users  # noqa: E402
 from agenttrace.data.datasets import from_whowhen  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Step, ToolCall, Trajectory  # noqa: E402
 
@@ -395,3 +397,71 @@ def test_a_code_executors_report_is_the_environment_answering_not_an_agent_actin
     assert flows[1].reports_execution and not flows[0].reports_execution
     assert x[1, _col("problem_here")] == 0 and x[1, _col("error_words")] == 0  # it decides nothing
     assert x[0, _col("problem_next")] == 1  # the report is the code's outcome, and the coder's
+
+
+def _served(user: str, opener_asked: bool = True) -> Trajectory:
+    """A customer-service run: ``user`` asks for a price, the assistant asks back, looks it up and answers."""
+    question = "Which region should I use?" if opener_asked else "Noted, looking it up now."
+    return Trajectory(run_id="u", task="What does a kettle cost in the EU store?", steps=[
+        Step(index=0, agent=user, content="Hi! I need the price of a kettle.", transfer_to="assistant",
+             tool_calls=[ToolCall(name="transfer_to_assistant", arguments={}, result="transferred")]),
+        Step(index=1, agent="assistant", content=question, transfer_to=user,
+             tool_calls=[ToolCall(name=f"transfer_to_{user}", arguments={}, result="transferred")]),
+        Step(index=2, agent=user, content="APAC, please.", transfer_to="assistant",
+             tool_calls=[ToolCall(name="transfer_to_assistant", arguments={}, result="transferred")]),
+        Step(index=3, agent="assistant", content="Checking.", tool_calls=[
+            ToolCall(name="get_price", arguments={"product": "kettle", "region": "APAC"}, result="kettle: 40 EUR")]),
+        Step(index=4, agent="assistant", content="A kettle costs 40 EUR."),
+    ])
+
+
+def test_an_agent_that_plays_the_user_is_read_as_the_user_whatever_its_name():
+    played = _served("shopper")
+    assert simulated_users(played) == {"shopper"}
+    assert [s.role for s in mark_users(played).steps] == ["human", "assistant", "human", "assistant", "assistant"]
+    x, flows = extract_features(played)
+    assert flows[0].human and flows[2].human and not flows[1].human
+    assert x[0, _col("is_request")] == 1 and x[1, _col("first_action")] == 1
+    assert x[2, _col("hands_off")] == 0  # its handoff back is not an agent's choice
+    # its wrong region reaches the assistant's call: the value originates with the user
+    assert x[2, _col("offtask_origin")] == 1
+    assert cl.View(played).steps[0].role == "human"  # reasons are checked against the same reading
+
+
+def test_an_opener_nobody_asks_anything_or_a_transcript_has_no_simulated_user():
+    assert simulated_users(_served("intake", opener_asked=False)) == set()
+    text_only = Trajectory(run_id="t", task="Sum 2 and 3.", steps=[
+        Step(index=0, agent="planner", content="Plan: add the numbers."),
+        Step(index=1, agent="coder", content="Should I print it?"),
+        Step(index=2, agent="planner", content="Yes."),
+        Step(index=3, agent="coder", content="5"),
+    ])
+    assert simulated_users(text_only) == set() and mark_users(text_only) is text_only
+
+
+def test_relative_columns_describe_the_acting_steps_only():
+    x, _ = extract_features(_served("customer"))
+    for name in ("log_len_z", "novelty_z", "agent_len_z", "error_words_z", "introduced_rel", "code_rel"):
+        assert x[0, _col(name)] == 0 and x[2, _col(name)] == 0, name
+        assert abs(x[[1, 3, 4], _col(name)].mean()) < 1e-9, name
+
+
+def test_the_plain_verdict_rule_stands_unless_another_beats_it_by_more_than_a_standard_error():
+    steps = [Step(index=i, agent=a, content=f"turn {i}") for i, a in enumerate(["lead", "worker", "lead"])]
+
+    def rows(lead_labelled: int, worker_labelled: int) -> Rows:
+        labels = [Label(agent="lead", step=0)] * lead_labelled + [Label(agent="worker", step=1)] * worker_labelled
+        items = [LabelledTrajectory(id=str(k), subset="g", trajectory=Trajectory(run_id=str(k), steps=steps), label=lab)
+                 for k, lab in enumerate(labels)]
+        return Rows({"g": Featurised(items)}, views=(False,))
+
+    # the worker's step is the most likely; the lead holds more of the probability over its two steps
+    def scores(r: Rows) -> np.ndarray:
+        return np.tile([0.9, 1.0, 0.9], len(r))
+
+    near = rows(21, 19)  # by mass is right on 2 runs more of 40: a coin flip
+    accuracy, rule = _best_rule(scores(near), near)
+    assert rule == PLAIN_RULE and accuracy == pytest.approx(19 / 40)
+    clear = rows(36, 4)
+    accuracy, rule = _best_rule(scores(clear), clear)
+    assert rule[0] and accuracy == pytest.approx(36 / 40)

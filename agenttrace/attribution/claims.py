@@ -28,6 +28,7 @@ from agenttrace.attribution.flow import (
     arrivals,
     final_answer,
     is_human,
+    mark_users,
     mentions,
     norm_number,
     result_text,
@@ -52,6 +53,7 @@ class View:
     """The trajectory's texts, read once: actions, results and the inputs each step had."""
 
     def __init__(self, trajectory: Trajectory):
+        trajectory = mark_users(trajectory)
         self.trajectory = trajectory
         self.steps = trajectory.steps
         self.actions = [action_text(s) for s in self.steps]

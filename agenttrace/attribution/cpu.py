@@ -48,6 +48,7 @@ from agenttrace.attribution.flow import (
     StepFlow,
     action_text,
     count_words,
+    mark_users,
     read_flow,
     result_text,
     tokens,
@@ -93,6 +94,7 @@ def _norm(text: str) -> str:
 
 def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tuple[np.ndarray, list[StepFlow]]:
     """The (n_steps, n_features) matrix of a trajectory, and each step's flow (the evidence for reasons)."""
+    trajectory = mark_users(trajectory)
     steps = trajectory.steps
     n = len(steps)
     x = np.zeros((n, len(FEATURES)), dtype=float)
@@ -231,21 +233,26 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         expected_seen = expected_seen or has_expected
     lengths = x[:, _COL["log_len_z"]]
     x[:, _COL["agent_len_z"]] = [lengths[by_agent[s.agent]].mean() for s in steps]
+    acting = np.array([not (f.human or f.reports_execution) for f in flows])
     for name in ("log_len_z", "novelty_z", "agent_len_z", "error_words_z"):
-        _relative(x, name, z=True)
+        _relative(x, name, acting, z=True)
     for name in ("introduced_rel", "code_rel"):
-        _relative(x, name, z=False)
+        _relative(x, name, acting, z=False)
     return x, flows
 
 
-def _relative(x: np.ndarray, name: str, z: bool) -> None:
-    """The column relative to the trajectory: minus its mean over the steps (and over its std if ``z``)."""
+def _relative(x: np.ndarray, name: str, acting: np.ndarray, z: bool) -> None:
+    """The column relative to the steps where an agent acts: minus its mean over them (and over its std if
+    ``z``); 0 on the other steps (a user's turn, an executor's report), which it does not describe."""
     col = x[:, _COL[name]]
-    d = col - col.mean()
+    if not acting.any():
+        x[:, _COL[name]] = 0.0
+        return
+    d = col - col[acting].mean()
     if z:
-        sd = col.std()
+        sd = col[acting].std()
         d = d / sd if sd > 1e-9 else d * 0.0
-    x[:, _COL[name]] = d
+    x[:, _COL[name]] = np.where(acting, d, 0.0)
 
 
 LOG_KINDS = ("structured", "text")

@@ -11,10 +11,11 @@ Every choice is made by leave-one-group-out over the groups it is given (:func:`
 scored, without the ground truth, by models fitted on the others; of the configurations of feature set (all
 or COMPACT), L2, synthetic weight and balance (GRID), the half whose cross-fitted scores give the labelled
 steps the highest likelihood (averaged so that every source counts the same, at the best temperature) are
-fitted and their weights averaged; the verdict rule (RULES, best mean (agent + step exact) / 2),
-the temperature and the uncertainty threshold (the cut that best separates right from wrong verdicts) are read
-off the same cross-fitted scores, pooled and per log kind (a kind the held-out verdicts of two groups or more
-show). :func:`train` makes the choices and fits the final model on every group.
+fitted and their weights averaged; the verdict rule (RULES: the plain one unless another has a better mean
+(agent + step exact) / 2 by more than a standard error), the temperature and the uncertainty threshold (the
+cut that best separates right from wrong verdicts) are read off the same cross-fitted scores, pooled and per
+log kind (a kind the held-out verdicts of two groups or more show). :func:`train` makes the choices and fits
+the final model on every group.
 Used by ``agenttrace train --attributor cpu``, bench/train_cpu_attributor.py and bench/generalisation.py.
 """
 
@@ -30,7 +31,7 @@ from agenttrace.attribution.cpu import (
     FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind,
 )
 from agenttrace.data.datasets import load_any
-from agenttrace.models import LabelledTrajectory
+from agenttrace.models import LabelledTrajectory, Trajectory
 
 
 def load_dev(data: Path) -> dict[str, list[LabelledTrajectory]]:
@@ -76,9 +77,11 @@ GRID = [{"features": fs, "l2": l2, "synthetic": w, "balance": b}
 # how a verdict is read off the distribution (cpu.decide): agent by probability mass or by the top step, and
 # the ratio within which an earlier step of that agent is preferred to its most likely one
 RULES = [(by_mass, earliest) for by_mass in (True, False) for earliest in (1.0, 0.8, 0.6, 0.4)]
+PLAIN_RULE = (False, 1.0)  # the agent and step of the most likely step
 
 
-_FEATURE_CACHE: dict[int, dict[bool, np.ndarray]] = {}  # id(trajectory) -> its features per view
+# id(trajectory) -> the trajectory (held, so that its id is not reused while cached) and its features per view
+_FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray]]] = {}
 
 
 class Featurised:
@@ -88,8 +91,9 @@ class Featurised:
         self.items = usable(items)
         for it in self.items:
             if id(it.trajectory) not in _FEATURE_CACHE:
-                _FEATURE_CACHE[id(it.trajectory)] = {g: extract_features(it.trajectory, use_expected=g)[0] for g in (True, False)}
-        self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][g] for it in self.items] for g in (True, False)}
+                views = {g: extract_features(it.trajectory, use_expected=g)[0] for g in (True, False)}
+                _FEATURE_CACHE[id(it.trajectory)] = (it.trajectory, views)
+        self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][1][g] for it in self.items] for g in (True, False)}
         self.kinds = [log_kind(it.trajectory) for it in self.items]
 
 
@@ -287,10 +291,27 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     return Choice(configs, rule, temperature, threshold, accuracy, table, calibration)
 
 
+def _run_weights(groups: list[str]) -> np.ndarray:
+    """Each run's weight in :func:`_source_mean`: its group's share over the group's size, summing to 1."""
+    share = family_shares(sorted(set(groups)))
+    size = {g: groups.count(g) for g in share}
+    w = np.array([share[g] / size[g] for g in groups])
+    return w / w.sum()
+
+
 def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float]]:
-    """The verdict rule with the best mean (agent + step exact) / 2 on ``rows``, and that mean."""
-    return max(((_group_accuracy(verdicts(segment_softmax(scores, rows), rows, rule), rows.group), rule)
-                for rule in RULES), key=lambda r: r[0])
+    """The verdict rule for ``rows`` and its mean (agent + step exact) / 2, every source weighing the same:
+    the plain rule (the most likely step) unless the best one beats it by more than a standard error of
+    their paired difference. Rules a run or two apart are a coin flip on a few hundred runs, and the plain
+    one does not favour agents for the number of steps they take."""
+    p = segment_softmax(scores, rows)
+    w = _run_weights(rows.group)
+    hits = {rule: np.array([(a + s) / 2 for a, s, _ in verdicts(p, rows, rule)]) for rule in RULES}
+    best = max(RULES, key=lambda rule: (w @ hits[rule], rule == PLAIN_RULE))
+    d = hits[best] - hits[PLAIN_RULE]
+    gain = float(w @ d)
+    rule = best if gain > math.sqrt(float(np.sum(w ** 2 * (d - gain) ** 2))) else PLAIN_RULE
+    return float(w @ hits[rule]), rule
 
 
 def _calibrated_threshold(scores: np.ndarray, rows: Rows, rule: tuple[bool, float], temperature: float) -> float:

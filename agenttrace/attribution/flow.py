@@ -141,7 +141,7 @@ def value_text(value: Any) -> str:
 
 def is_human(step: Step) -> bool:
     """A user's turn: by the speaker's name or a "human" role (AG2 records agents with role "user", so that role
-    alone says nothing)."""
+    alone says nothing). :func:`mark_users` gives that role to the agents that act as the user."""
     return step.agent.lower() in _HUMAN or (step.role or "").lower() == "human"
 
 
@@ -156,6 +156,29 @@ def is_handoff(step: Step, call: ToolCall) -> bool:
     """Whether ``call`` is the step's handoff: the step hands over, and the call names the agent it hands to."""
     target = (step.transfer_to or "").lower()
     return bool(target) and (target in call.name.lower() or target in value_text(call.arguments).lower())
+
+
+def simulated_users(trajectory: Trajectory) -> set[str]:
+    """The agents that play the user, whatever their names, in a run that records its tool calls: the agent
+    that opens the run, is asked a question by another agent at least once, never calls a tool itself
+    (handoffs aside) while another agent does, and does not have the last word."""
+    steps = trajectory.steps
+    if not steps or not any(c for s in steps for c in s.tool_calls if not is_handoff(s, c)):
+        return set()
+    who = steps[0].agent
+    mine = [i for i, s in enumerate(steps) if s.agent == who]
+    acts = any(not is_handoff(steps[i], c) for i in mine for c in steps[i].tool_calls)
+    asked = any(i > 0 and steps[i - 1].agent != who and asks(steps[i - 1].content or "") for i in mine)
+    return {who} if asked and not acts and mine[-1] != len(steps) - 1 else set()
+
+
+def mark_users(trajectory: Trajectory) -> Trajectory:
+    """The trajectory with the steps of :func:`simulated_users` given the role "human" (itself when none)."""
+    users = simulated_users(trajectory)
+    if not users:
+        return trajectory
+    steps = [s.model_copy(update={"role": "human"}) if s.agent in users else s for s in trajectory.steps]
+    return trajectory.model_copy(update={"steps": steps})
 
 
 def action_text(step: Step) -> str:
