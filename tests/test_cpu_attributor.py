@@ -185,6 +185,17 @@ def test_a_bill_total_from_the_reported_prices_is_derived_and_a_wrong_one_is_not
     assert read_flow(run("525"))[2].underived == ["525"]
 
 
+def test_a_total_of_reported_values_is_derived_even_when_two_items_have_the_same_value():
+    def run(total: str) -> Trajectory:
+        return Trajectory(run_id="f", task="How much is the fare of Dublin-Athens, Warsaw-Zurich, Lisbon-Prague in total?",
+                          steps=[Step(index=0, agent="a", content="Dublin-Athens: 256 EUR."),
+                                 Step(index=1, agent="b", content="Warsaw-Zurich: 256 EUR."),
+                                 Step(index=2, agent="a", content="Lisbon-Prague: 134 EUR."),
+                                 Step(index=3, agent="calc", content=f"In total: {total} EUR.")])
+    assert read_flow(run("646"))[3].underived == []  # 256 + 256 + 134, the 256 counted twice
+    assert read_flow(run("656"))[3].underived == ["656"]
+
+
 def test_the_quote_of_a_step_is_its_own_words_not_the_page_printed_after_them():
     page = "I clicked 'Thriller (album) - Wikipedia'.\n\nHere is a screenshot of [Thriller](https://en.wikipedia.org)."
     traj = Trajectory(run_id="q", task="Which is the fifth single?", steps=[

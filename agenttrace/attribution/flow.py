@@ -341,6 +341,13 @@ def weighted_totals(counted: list[tuple[tuple[str, ...], float]], latest: dict[s
     return [str(x) for x in parts + ([sum(parts)] if len(parts) > 1 else [])]
 
 
+def named_total(task: str, latest: dict[str, str]) -> list[str]:
+    """The sum of the values last given for the items the task names, when two or more have one: what a step
+    given "Dublin-Athens: 256 EUR" and "Warsaw-Zurich: 256 EUR" may total, the same value counted twice."""
+    values = [v for name, value in latest.items() if mentions(task, name) and (v := _as_float(value)) is not None]
+    return [str(sum(values))] if len(values) > 1 else []
+
+
 def salient_task_words(task: str) -> set[str]:
     """The task's words a plan should carry: numbers and content words of four letters or more."""
     return {t for t in _TOKEN.findall(window(task.lower(), 6000))
@@ -432,7 +439,8 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         if not f.human:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given and v not in _TRIVIAL]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
-            pool = recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
+            pool = (recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
+                    + named_total(task, latest))
             f.underived = [s for s in f.introduced if not derivable(norm_number(s), pool)]
             known_words = seen_words | tokens(step.input or "")
             inputs = seen_numbers | set(numbers(step.input or ""))  # what it had before calling its tools
@@ -499,6 +507,8 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 pending_failure[step.agent] = pos
             else:
                 pending_failure.pop(step.agent, None)
+        if not f.human:
+            latest.update(_named_pairs(observations.split(step.content)[0] if step.content else ""))
         recent += [v for v in (*own, *given) if v not in seen_numbers]
         seen_numbers |= set(own) | set(given)
         seen_words |= step_tokens | tokens(results) | tokens(step.input or "")
