@@ -24,7 +24,7 @@ from agenttrace.attribution.cpu import (  # noqa: E402
     softmax,
 )
 from agenttrace.attribution.cpu_fit import (  # noqa: E402
-    PLAIN_RULE, Featurised, Rows, _best_rule, _group_accuracy, take, verdicts,
+    PLAIN_RULE, Featurised, Rows, _best_rule, _hits, take, verdicts,
 )
 from agenttrace.attribution.flow import mark_users, read_flow, simulated_users  # noqa: E402
 from agenttrace.data.datasets import from_whowhen  # noqa: E402
@@ -169,7 +169,7 @@ def test_a_verdict_right_on_agent_and_step_scores_one_and_right_on_the_agent_onl
     for pos, (agent_ok, step_ok) in named.items():
         p = np.eye(3)[pos]
         assert verdicts(p, rows, (False, 1.0))[0][:2] == (agent_ok, step_ok)
-        assert _group_accuracy(verdicts(p, rows, (False, 1.0)), rows.group) == (agent_ok + step_ok) / 2
+        assert _hits(verdicts(p, rows, (False, 1.0)))[0] == (agent_ok + step_ok) / 2
 
 
 def test_a_bill_total_from_the_reported_prices_is_derived_and_a_wrong_one_is_not():

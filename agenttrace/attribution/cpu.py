@@ -101,6 +101,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     if n == 0:
         return x, []
     flows = read_flow(trajectory)
+    acting = np.array([not (f.human or f.reports_execution) for f in flows])  # an agent acts (not an input)
     off_task = off_task_arguments(trajectory)
     calls_with = {(a.call, a.token) for a in off_task}
     for arg in off_task:
@@ -155,7 +156,6 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         nxt = i + 1 if i + 1 < n else None
         nxt_other = next((j for j in range(i + 1, min(n, i + 4)) if steps[j].agent != step.agent), None)
         has_expected = bool(expected) and expected in _norm(window(actions, 12000))
-        agent_step = 0.0 if f.human or f.reports_execution else 1.0
         row = {
             # the user's request defines the task unless it says what the task does not; a later reply can be wrong
             "is_request": float(f.human and i < first_action and not f.originates and f.conflict is None),
@@ -228,12 +228,11 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "has_expected": float(has_expected),
             "expected_seen_before": float(expected_seen and not has_expected),
         }
-        x[i] = [row[name] * (1.0 if name in _ALSO_HUMAN else agent_step) for name in FEATURES]
+        x[i] = [row[name] * (1.0 if name in _ALSO_HUMAN else float(acting[i])) for name in FEATURES]
         turned[step.agent] = turned.get(step.agent, 0) + 1
         expected_seen = expected_seen or has_expected
     lengths = x[:, _COL["log_len_z"]]
     x[:, _COL["agent_len_z"]] = [lengths[by_agent[s.agent]].mean() for s in steps]
-    acting = np.array([not (f.human or f.reports_execution) for f in flows])
     for name in ("log_len_z", "novelty_z", "agent_len_z", "error_words_z"):
         _relative(x, name, acting, z=True)
     for name in ("introduced_rel", "code_rel"):

@@ -218,18 +218,18 @@ class Choice:
     calibration: dict[str, Calibration] = field(default_factory=dict)
 
 
-def _source_mean(per: dict[str, list[float]]) -> float:
-    """The mean of each group's mean, every source weighing the same (see :func:`family_shares`)."""
-    share = family_shares(list(per))
-    return float(sum(share[g] * np.mean(x) for g, x in per.items()) / sum(share.values()))
+def _run_weights(groups: list[str]) -> np.ndarray:
+    """Each run's weight when every source weighs the same (see :func:`family_shares`) and a group's runs share
+    its weight; they sum to 1, so a weighted sum is the mean of the groups' means."""
+    share = family_shares(sorted(set(groups)))
+    size = {g: groups.count(g) for g in share}
+    w = np.array([share[g] / size[g] for g in groups])
+    return w / w.sum()
 
 
-def _group_accuracy(v: list[tuple[bool, bool, float]], groups: list[str]) -> float:
-    """(agent + step exact) / 2, averaged over the groups, every source weighing the same."""
-    per: dict[str, list[float]] = {}
-    for (agent_ok, step_ok, _), g in zip(v, groups):
-        per.setdefault(g, []).append((agent_ok + step_ok) / 2)
-    return _source_mean(per)
+def _hits(v: list[tuple[bool, bool, float]]) -> np.ndarray:
+    """(agent + step exact) / 2 of each verdict."""
+    return np.array([(agent_ok + step_ok) / 2 for agent_ok, step_ok, _ in v])
 
 
 def _threshold(conf: np.ndarray, hit: np.ndarray) -> float:
@@ -244,10 +244,7 @@ def _group_nll(scores: np.ndarray, rows: Rows, temperature: float) -> float:
     """Negative log-likelihood of the labelled steps, averaged per group and then over the groups, every source
     weighing the same."""
     p = segment_softmax(scores / temperature, rows)
-    per: dict[str, list[float]] = {}
-    for g, t in zip(rows.group, rows.targets):
-        per.setdefault(g, []).append(-math.log(max(p[t], 1e-12)))
-    return _source_mean(per)
+    return float(_run_weights(rows.group) @ -np.log(np.maximum(p[rows.targets], 1e-12)))
 
 
 def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
@@ -291,14 +288,6 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     return Choice(configs, rule, temperature, threshold, accuracy, table, calibration)
 
 
-def _run_weights(groups: list[str]) -> np.ndarray:
-    """Each run's weight in :func:`_source_mean`: its group's share over the group's size, summing to 1."""
-    share = family_shares(sorted(set(groups)))
-    size = {g: groups.count(g) for g in share}
-    w = np.array([share[g] / size[g] for g in groups])
-    return w / w.sum()
-
-
 def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float]]:
     """The verdict rule for ``rows`` and its mean (agent + step exact) / 2, every source weighing the same:
     the plain rule (the most likely step) unless the best one beats it by more than a standard error of
@@ -306,7 +295,7 @@ def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float
     one does not favour agents for the number of steps they take."""
     p = segment_softmax(scores, rows)
     w = _run_weights(rows.group)
-    hits = {rule: np.array([(a + s) / 2 for a, s, _ in verdicts(p, rows, rule)]) for rule in RULES}
+    hits = {rule: _hits(verdicts(p, rows, rule)) for rule in RULES}
     best = max(RULES, key=lambda rule: (w @ hits[rule], rule == PLAIN_RULE))
     d = hits[best] - hits[PLAIN_RULE]
     gain = float(w @ d)

@@ -507,8 +507,6 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 pending_failure[step.agent] = pos
             else:
                 pending_failure.pop(step.agent, None)
-        if not f.human:
-            latest.update(_named_pairs(observations.split(step.content)[0] if step.content else ""))
         recent += [v for v in (*own, *given) if v not in seen_numbers]
         seen_numbers |= set(own) | set(given)
         seen_words |= step_tokens | tokens(results) | tokens(step.input or "")
