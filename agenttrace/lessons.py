@@ -11,8 +11,9 @@ def lesson_for(verdict: Attribution, trajectory: Trajectory | None = None) -> Le
     if not verdict.is_decided:
         return None
     did = ""
-    if trajectory is not None and 0 <= verdict.step < len(trajectory.steps):
-        own = " ".join(action_text(trajectory.steps[verdict.step]).split())[:300]  # not its tool results
+    at = None if trajectory is None else trajectory.position(verdict.step)
+    if at is not None:
+        own = " ".join(action_text(trajectory.steps[at]).split())[:300]  # not its tool results
         did = f' You wrote: "{own}".' if own else ""
     task = f" on the task {trajectory.task[:200]!r}" if trajectory is not None and trajectory.task else ""
     text = (f"In an earlier run{task}, your step {verdict.step} was the decisive error.{did} "

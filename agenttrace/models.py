@@ -99,6 +99,12 @@ class Trajectory(BaseModel):
         """Agent names in order of first appearance."""
         return list(dict.fromkeys(step.agent for step in self.steps))
 
+    def position(self, index: int) -> int | None:
+        """Where the step with :attr:`Step.index` ``index`` is in :attr:`steps`, None when no step has it. A run
+        read from a message log keeps the messages' numbers, so a tool's answer folded into the call it
+        answers leaves a gap; labels and verdicts name steps by index."""
+        return next((k for k, step in enumerate(self.steps) if step.index == index), None)
+
 
 class Label(BaseModel):
     """The ground truth of a labelled failure: the decisive error."""

@@ -405,7 +405,7 @@ def test_a_code_executors_report_is_the_environment_answering_not_an_agent_actin
         Step(index=2, agent="Coder", content="The sum is 5."),
     ])
     x, flows = extract_features(traj)
-    assert flows[1].reports_execution and not flows[0].reports_execution
+    assert flows[1].tool_output and not flows[0].tool_output
     assert x[1, _col("problem_here")] == 0 and x[1, _col("error_words")] == 0  # it decides nothing
     assert x[0, _col("problem_next")] == 1  # the report is the code's outcome, and the coder's
 
@@ -476,3 +476,79 @@ def test_the_plain_verdict_rule_stands_unless_another_beats_it_by_more_than_a_st
     clear = rows(36, 4)
     accuracy, rule = _best_rule(scores(clear), clear)
     assert rule[0] and accuracy == pytest.approx(36 / 40)
+
+
+def test_a_run_read_back_from_an_export_or_from_chat_messages_gets_the_same_verdict():
+    import json
+
+    from agenttrace.data.datasets import to_whowhen
+
+    traj = Trajectory(run_id="t", task="How tall is the Eiffel Tower as it stands today?", answer="300 m", steps=[
+        Step(index=0, agent="searcher", content="Looking it up.", tool_calls=[
+            ToolCall(name="web_search", arguments={"query": "Eiffel Tower height", "as_of_year": 1889},
+                     result="In 1889 the tower was 300 m tall.")]),
+        Step(index=1, agent="writer", content="The tower is 300 m tall."),
+    ])
+    chat = {"question": traj.task, "answer": "300 m", "history": [
+        {"role": "assistant", "name": "searcher", "content": "Looking it up.", "tool_calls": [
+            {"id": "1", "type": "function", "function": {
+                "name": "web_search", "arguments": json.dumps({"query": "Eiffel Tower height", "as_of_year": 1889})}}]},
+        {"role": "tool", "tool_call_id": "1", "content": "In 1889 the tower was 300 m tall."},
+        {"role": "assistant", "name": "writer", "content": "The tower is 300 m tall."}]}
+    attributor = CpuAttributor(use_expected=False)
+    direct = attributor.attribute(traj)
+    assert (direct.agent, direct.step) == ("searcher", 0) and "as_of_year=1889" in direct.reason
+    for read in (from_whowhen(to_whowhen(traj)).trajectory, from_whowhen(chat).trajectory):
+        verdict = attributor.attribute(read)
+        assert (verdict.agent, verdict.step, verdict.reason) == (direct.agent, direct.step, direct.reason)
+
+
+_TEMPLATE = """# Instructions
+Pay close attention to the example provided; you can reuse it for your current situation if it fits.
+If you open a file, the line number is displayed at the front of each line you are shown.
+You may use any of the available commands to create a plan or to update the plan you already have.
+If you finish the current task, you will automatically take the next task in the existing plan.
+Review the latest outcome of the plan, focusing on what was achieved and on what is still missing.
+Using two editing commands in one command list is forbidden, because they change the line numbers.
+In your response, include at least one command; if you want to stop, use the end command.
+Some text indicating your thoughts is required before the single json array of your commands."""
+
+
+def _prompted_run(loop: str = "") -> Trajectory:
+    """A log that writes each agent's prompt (a template, the task or the message it was sent) before its reply."""
+    task = ("Write a function top3(lst) that returns the 3 largest numbers of a list of integers, in descending "
+            "order, as a new list. The input list must not be changed. When the list has fewer than three numbers, "
+            "return all of them, largest first. Duplicates count separately: top3([5, 5, 1]) is [5, 5, 1]. Use only "
+            "the standard library, add a docstring, and write the solution to the file top3.py in the workspace.")
+    ask = ("Coder, please write top3(lst) returning the three largest numbers, largest first, in a new list, "
+           "without changing the input; fewer than three numbers come back all, and duplicates count separately.")
+    steps = [
+        ("Lead", f"Lead thinking:\n# Goal\n{task}\n{_TEMPLATE}"),
+        ("Lead", "I will hand this to the coder."),
+        ("Lead", f"Lead sends to Coder: {ask}"),
+        ("Coder", f"Coder thinking:\n# Goal\n[Message] from Lead: {ask}\n{_TEMPLATE}"),
+        ("Coder", "def top3(lst): return sorted(lst)[:3]"),
+        ("Coder", f"Coder thinking:\n# Goal\n[Message] from Lead: {ask}\n{_TEMPLATE}"),
+        ("Coder", loop or "Done: top3 is written."),
+        ("Coder", loop or "Finished."),
+        ("Coder", loop or "Ending my turn."),
+        ("Lead", "The coder has finished."),
+    ]
+    return Trajectory(run_id="p", task=task, steps=[Step(index=i, agent=a, content=c) for i, (a, c) in enumerate(steps)])
+
+
+def test_a_prompt_logged_before_an_agents_reply_is_what_it_was_given_not_an_action():
+    from agenttrace.attribution.cpu import _ALSO_HUMAN
+    from agenttrace.attribution.echoes import prompt_echoes
+
+    traj = _prompted_run()
+    assert prompt_echoes(traj) == {0, 3, 5}
+    x, flows = extract_features(traj)
+    assert [f.prompt_echo for f in flows] == [i in {0, 3, 5} for i in range(10)]
+    actions = [j for j, name in enumerate(FEATURES) if name not in _ALSO_HUMAN]
+    assert not x[np.ix_([0, 3, 5], actions)].any()  # as for a user's turn, nothing of what it does is read
+    assert x[1, _col("first_action")] == 1  # the lead's first act is its reply, not the prompt it was given
+    # the same long words of its own three times over are a loop, not a prompt
+    loop = "\n".join(f"I retry the function top3 once more, attempt line {k}: sorted(lst)[:3] fails again."
+                     for k in range(14))
+    assert prompt_echoes(_prompted_run(loop)) == {0, 3, 5}

@@ -133,3 +133,103 @@ def test_bad_jsonl_line_names_the_line(tmp_path):
     path.write_text(json.dumps(fx.tracertraj_row()) + "\n{not json\n")
     with pytest.raises(DatasetError, match=r"x\.jsonl:2"):
         load_tracertraj(path)
+
+
+def _structured_run() -> tuple[Trajectory, Label]:
+    steps = [
+        Step(index=0, agent="customer", role="human", content="What do 2 kettles cost in the EU?"),
+        Step(index=1, agent="assistant", content="Let me look that up.", input="You are a shop assistant.",
+             tool_calls=[ToolCall(id="c1", name="get_price", arguments={"product": "kettle", "region": "EU"},
+                                  result='{"price": 34.5,\n "currency": "EUR"}'),
+                         ToolCall(name="python", arguments="print((1, 2)) + x", error="SyntaxError: (x)")]),
+        Step(index=2, agent="assistant", content="", transfer_to="billing"),
+        Step(index=3, agent="billing", content="2 kettles cost 79 EUR.", error="budget exceeded"),
+    ]
+    traj = Trajectory(run_id="shop-1", task="price of 2 kettles", expected="69 EUR", answer="79 EUR", steps=steps)
+    return traj, Label(agent="billing", step=3, reason="adds 10")
+
+
+def test_an_export_reads_back_with_its_tool_calls_handoffs_prompts_and_answer():
+    traj, label = _structured_run()
+    data = json.loads(json.dumps(to_whowhen(traj, label)))
+    assert "[tool call] get_price" in data["history"][1]["content"]  # still readable as a Who&When log
+    back = from_whowhen(data)
+    assert back.label == label
+    assert back.trajectory.answer == "79 EUR"
+    fields = {"index", "agent", "role", "content", "input", "transfer_to", "error"}
+    assert [s.model_dump(include=fields) for s in back.trajectory.steps] == [
+        s.model_dump(include=fields) for s in traj.steps]
+    price, python = back.trajectory.steps[1].tool_calls
+    assert (price.name, price.arguments, price.result) == ("get_price", {"product": "kettle", "region": "EU"},
+                                                           '{"price": 34.5,\n "currency": "EUR"}')
+    assert (python.name, python.arguments, python.result, python.error) == (
+        "python", "print((1, 2)) + x", None, "SyntaxError: (x)")
+
+
+def test_openai_chat_messages_fold_each_tool_answer_into_its_call_and_keep_the_message_numbers():
+    data = {
+        "question": "refund order 7",
+        "history": [
+            {"role": "user", "content": "Please refund order 7."},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "a", "type": "function", "function": {"name": "get_order", "arguments": '{"id": 7}'}},
+                {"id": "b", "type": "function", "function": {"name": "get_user", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "b", "content": '{"user": "kim"}'},
+            {"role": "tool", "tool_call_id": "a", "content": '{"total": 40}'},
+            {"role": "assistant", "content": "Refunded 45 to kim."},
+            {"role": "tool", "tool_call_id": "zz", "content": "a result nothing asked for"},
+        ],
+        "mistake_agent": "assistant", "mistake_step": "4",
+    }
+    item = from_whowhen(data)
+    steps = item.trajectory.steps
+    assert [(s.index, s.agent) for s in steps] == [(0, "user"), (1, "assistant"), (4, "assistant"), (5, "tool")]
+    order, user = steps[1].tool_calls
+    assert (order.name, order.arguments, order.result) == ("get_order", {"id": 7}, '{"total": 40}')
+    assert (user.name, user.arguments, user.result) == ("get_user", {}, '{"user": "kim"}')
+    assert item.label.step == 4 and item.trajectory.position(4) == 2
+    assert from_whowhen(data | {"mistake_step": "3"}).label.step == 1  # a tool's wrong answer: its caller's step
+    # written back, the history is numbered afresh and the label follows its step
+    again = to_whowhen(item.trajectory, item.label)
+    assert again["mistake_step"] == "2" and again["history"][2]["content"] == "Refunded 45 to kim."
+
+
+def test_a_tool_message_that_answers_no_call_is_an_input_of_the_run():
+    from agenttrace.attribution.flow import is_tool_output
+
+    item = from_whowhen({"history": [{"role": "user", "content": "hi"},
+                                     {"role": "function", "name": "lookup", "content": "42"}]})
+    step = item.trajectory.steps[1]
+    assert (step.agent, step.role, step.content) == ("lookup", "function", "42")
+    assert is_tool_output(step)
+
+
+@pytest.mark.parametrize(
+    ("tool_calls", "field"),
+    [
+        ("get_order", "history[1].tool_calls"),
+        ([{"function": {"arguments": "{}"}}], "history[1].tool_calls[0].function"),
+        ([{"function": {"name": "f"}, "error": 3}], "history[1].tool_calls[0].error"),
+    ],
+)
+def test_malformed_tool_calls_name_the_field(tool_calls, field):
+    data = {"history": [{"role": "user", "content": "hi"},
+                        {"role": "assistant", "content": "", "tool_calls": tool_calls}]}
+    with pytest.raises(DatasetError) as err:
+        from_whowhen(data)
+    assert err.value.field == field
+
+
+def test_a_call_that_names_the_next_turns_agent_is_read_as_a_handoff():
+    def call(name, arguments):
+        return {"id": name, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+
+    steps = from_whowhen({"history": [
+        {"role": "assistant", "name": "triage", "content": "", "tool_calls": [call("transfer_to_billing", {})]},
+        {"role": "tool", "tool_call_id": "transfer_to_billing", "content": "transferred"},
+        {"role": "assistant", "name": "billing", "content": "", "tool_calls": [call("handoff", {"to_agent": "refunds"})]},
+        {"role": "assistant", "name": "refunds", "content": "", "tool_calls": [call("get_order", {"id": 7})]},
+        {"role": "assistant", "name": "triage", "content": "Done."},
+    ]}).trajectory.steps
+    assert [(s.agent, s.transfer_to) for s in steps] == [
+        ("triage", "billing"), ("billing", "refunds"), ("refunds", None), ("triage", None)]

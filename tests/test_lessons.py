@@ -159,3 +159,13 @@ def test_maas_reviser_rewrites_only_the_blamed_operator():
     assert reviser("t", Attribution(run_id="r", agent=None, step=None, attributor="t")) == {}
     assert reviser("t", Attribution(run_id="r", agent="Unknown", step=0, attributor="t")) == {}
     assert reviser.prompts["Generate"] == "Solve the problem."
+
+
+def test_a_lesson_quotes_the_step_its_verdict_names_by_index_in_a_run_with_gaps():
+    # a run read from chat messages keeps the messages' numbers; a tool's answer leaves a gap (here, 1)
+    traj = Trajectory(run_id="g", task="add 2 and 3", steps=[
+        Step(index=0, agent="coder", content="calling the adder"),
+        Step(index=2, agent="coder", content="The sum is 6."),
+    ])
+    verdict = Attribution(run_id="g", agent="coder", step=2, attributor="cpu", reason="6 is not 2 + 3.")
+    assert 'You wrote: "The sum is 6."' in lesson_for(verdict, traj).text

@@ -10,8 +10,10 @@ tool nothing asked for beside one that takes the same arguments (or handing work
 it), failures it goes on from without a word,
 errors that are repaired later, loops, the earliest anomalous step, plus generic structure (relative
 position, first action, an agent's turn count, handoffs, relative length and novelty) and agent-level terms
-(the agent opens or closes the run, its share of steps and of problems). A user's turn and a code executor's
-report are inputs, not actions: only what they contradict of the task is read of them. No feature reads an
+(the agent opens or closes the run, its share of steps and of problems). A user's turn, a tool's answer logged
+as a message (a code executor's report) and an agent's prompt logged before its reply
+(:mod:`agenttrace.attribution.echoes`) are inputs, not actions: only what they contradict of the task is read
+of them. No feature reads an
 agent's name, a data set's phrasing or an absolute step position.
 
 A linear model scores the steps and a softmax turns the scores into a distribution over steps (a
@@ -101,7 +103,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     if n == 0:
         return x, []
     flows = read_flow(trajectory)
-    acting = np.array([not (f.human or f.reports_execution) for f in flows])  # an agent acts (not an input)
+    acting = np.array([not (f.human or f.tool_output or f.prompt_echo) for f in flows])  # an agent acts (not an input)
     off_task = off_task_arguments(trajectory)
     calls_with = {(a.call, a.token) for a in off_task}
     for arg in off_task:
@@ -130,8 +132,8 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     problems = [not f.human and f.has_problem for f in flows]
     first_problem = next((i for i in range(n) if problems[i]), n)
     last_unrepaired = max((i for i in range(n) if problems[i] and not flows[i].repaired), default=-1)
-    first_action = next((i for i in range(n) if not flows[i].human), 0)
-    last_action = next((i for i in reversed(range(n)) if not flows[i].human), n - 1)
+    first_action = next((i for i in range(n) if not (flows[i].human or flows[i].prompt_echo)), 0)
+    last_action = next((i for i in reversed(range(n)) if not (flows[i].human or flows[i].prompt_echo)), n - 1)
     error_words = [math.log1p(min(count_words(window(f"{action_text(s)}\n{result_text(s)}".lower(), 6000), ERROR_WORDS), 20))
                    for s in steps]
     anomalies = [not f.human and bool(f.underived or f.ungrounded or f.unseen_argument or f.conflict or f.dropped

@@ -49,8 +49,8 @@ def load_dev(data: Path) -> dict[str, list[LabelledTrajectory]]:
 
 def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
     """Items whose label names a step and agent of their trajectory."""
-    return [it for it in items if it.label is not None and 0 <= it.label.step < len(it.trajectory.steps)
-            and it.trajectory.steps[it.label.step].agent == it.label.agent]
+    return [it for it in items if it.label is not None and it.trajectory.position(it.label.step) is not None
+            and it.trajectory.steps[it.trajectory.position(it.label.step)].agent == it.label.agent]
 
 
 
@@ -109,7 +109,7 @@ class Rows:
                     x = feats.views[use_g][k]
                     xs.append(x)
                     starts.append(offset)
-                    targets.append(offset + it.label.step)
+                    targets.append(offset + it.trajectory.position(it.label.step))
                     masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
                     agents += [s.agent for s in it.trajectory.steps]
                     group.append(name)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agenttrace.attribution import observations
+from agenttrace.attribution.echoes import prompt_echoes
+from agenttrace.data.messages import TOOL_ROLES
 from agenttrace.models import Step, ToolCall, Trajectory
 
 if TYPE_CHECKING:
@@ -145,6 +147,13 @@ def is_human(step: Step) -> bool:
     return step.agent.lower() in _HUMAN or (step.role or "").lower() == "human"
 
 
+def is_tool_output(step: Step) -> bool:
+    """Whether the step is a tool's answer logged as a message of its own (a ``role: "tool"`` message, a code
+    executor's report): an input of the run, in which no agent decides anything."""
+    return (step.role or "").lower() in TOOL_ROLES or (
+        not step.tool_calls and observations.is_execution_report(step.content))
+
+
 def asks(text: str) -> bool:
     """It ends in a question, on its last line or the one before (then followed by a line such as who is to
     answer)."""
@@ -265,7 +274,8 @@ class StepFlow:
     """What one step does with what it receives."""
 
     human: bool = False
-    reports_execution: bool = False  # its whole message is a code executor's report: it decides nothing
+    tool_output: bool = False  # its whole message is what a tool answered (a tool message, an executor's report)
+    prompt_echo: bool = False  # the agent's own prompt, logged before its reply (:mod:`.echoes`): what it was given
     introduced: list[str] = field(default_factory=list)  # surface forms of numbers its actions introduce
     introduced_to_answer: list[str] = field(default_factory=list)
     underived: list[str] = field(default_factory=list)  # introduced numbers no sum/difference/product/ratio of inputs gives
@@ -424,10 +434,11 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
     flows: list[StepFlow] = []
     arrive = arrivals(steps)
+    echoes = prompt_echoes(trajectory)
     relayed: dict[int, list[str]] = {}  # position -> results of earlier delegations that arrive after it
     for pos, step in enumerate(steps):
-        f = StepFlow(human=is_human(step),
-                     reports_execution=not step.tool_calls and observations.is_execution_report(step.content))
+        f = StepFlow(human=is_human(step), tool_output=is_tool_output(step), prompt_echo=pos in echoes)
+        acts = not (f.human or f.prompt_echo)  # what it does is read; what an input says is not an action
         actions = action_text(step)
         low = window(actions.lower())
         results = result_text(step) if arrive[pos] == pos else ""
@@ -436,7 +447,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         given = dict.fromkeys([*numbers(step.input or ""), *numbers(results)])  # ordered: runs are reproducible
         latest.update(_named_pairs(results))
         own = numbers(actions)
-        if not f.human:
+        if acts:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given and v not in _TRIVIAL]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
             pool = (recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
@@ -463,16 +474,16 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         named = _by_name(pairs)
         for key, vals in named.items():
             before = named_seen.get(key)
-            if before and not (vals & before) and not f.human and f.conflict is None:
+            if before and not (vals & before) and acts and f.conflict is None:
                 f.conflict = (key, sorted(before)[0], sorted(vals)[0])
         for key, vals in named.items():
             named_seen.setdefault(key, set()).update(vals)
-        if f.conflict is None:  # a count of the task's given differently, by an agent or the user
+        if f.conflict is None and not f.prompt_echo:  # a count of the task's given differently, by an agent or the user
             f.conflict = next(((" ".join(words), _count(task_counts[words]), _count(n)) for words, n in
                                counted_items(low) if words in task_counts and n != task_counts[words]), None)
         latest.update(pairs)
         step_tokens = tokens(actions)
-        f.plan_like = not f.human and not asks(step.content) and (
+        f.plan_like = acts and not asks(step.content) and (
             len(_ENUM.findall(window(actions, 6000))) >= 2 or bool(step.transfer_to) or "->" in (step.role or ""))
         if f.plan_like and salient:
             f.dropped = sorted(salient - step_tokens)
@@ -482,7 +493,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         new_answer = (answer_tokens & step_tokens) - answer_seen
         answer_seen |= new_answer
         f.answer_tokens_first = len(new_answer) / (len(answer_tokens) + 1)
-        if not f.human:
+        if acts:
             f.problem_word = first_word(low, ERROR_WORDS)
             failed = next((c for c in step.tool_calls if c.error), None)
             if failed is not None:

@@ -17,6 +17,11 @@ differently:
 
 TracerTraj is JSONL, one such object per line, with ``question_ID`` and ``history`` items
 ``{content, name, role, step}``.
+
+A history item's tool calls are read as such (:mod:`agenttrace.data.messages`): OpenAI ``tool_calls`` and the
+``role: "tool"`` messages that answer them, or the lines :meth:`Step.render` writes, so a run written by
+:func:`to_whowhen` (``agenttrace export``, the fault injector) reads back with its calls, results, handoffs
+and the prompt each step was given (``input``), and its indices unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, Trajectory
+from agenttrace.data.messages import (
+    TOOL_ROLES,
+    MessageError,
+    answer_call,
+    handed_to,
+    openai_tool_calls,
+    unrender,
+)
+from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory
 
 HAND_CRAFTED = "Hand-Crafted"
 ALGORITHM_GENERATED = "Algorithm-Generated"
@@ -70,35 +83,30 @@ def from_whowhen(
     if not isinstance(history, list):
         raise DatasetError(source, "history", f"expected a list, got {type(history).__name__}")
     steps: list[Step] = []
+    calls: list[tuple[ToolCall, int]] = []  # the run's tool calls so far, each with its step's index
+    folded: dict[int, int] = {}  # a tool message's index -> the index of the step whose call it answers
     for i, item in enumerate(history):
-        where = f"history[{i}]"
-        if not isinstance(item, dict):
-            raise DatasetError(source, where, f"expected an object, got {type(item).__name__}")
-        content = item.get("content", "")
-        if content is None:
-            content = ""
-        if not isinstance(content, str):
-            raise DatasetError(source, f"{where}.content", f"expected a string, got {type(content).__name__}")
-        role = item.get("role")
-        name = item.get("name")
-        if role is not None and not isinstance(role, str):
-            raise DatasetError(source, f"{where}.role", f"expected a string, got {type(role).__name__}")
-        if name is not None and not isinstance(name, str):
-            raise DatasetError(source, f"{where}.name", f"expected a string, got {type(name).__name__}")
-        if name:
-            agent = name
-        elif role:
-            agent = agent_from_role(role)
-        else:
-            raise DatasetError(source, where, "has neither 'name' nor 'role', so its agent is unknown")
-        steps.append(Step(index=i, agent=agent, role=role or "assistant", content=content))
+        step = _history_step(item, i, source)
+        if step.role.lower() in TOOL_ROLES:
+            answered = answer_call([c for c, _ in calls], item)
+            if answered is not None and answered.result is None and answered.error is None:
+                answered.result = step.content  # a tool's answer is its call's result, not a turn
+                folded[i] = next(k for c, k in calls if c is answered)
+                continue
+        calls += [(c, i) for c in step.tool_calls]
+        steps.append(step)
+    for k, step in enumerate(steps[:-1]):
+        if isinstance(history[step.index].get("tool_calls"), list):
+            target = handed_to(step.tool_calls, step.agent, steps[k + 1].agent)
+            steps[k] = step.model_copy(update={"transfer_to": target}) if target else step
 
-    for key in ("question", "ground_truth"):
+    for key in ("question", "ground_truth", "answer"):
         value = data.get(key)
         if value is not None and not isinstance(value, (str, int, float)):
             raise DatasetError(source, key, f"expected a string, got {type(value).__name__}")
     question = data.get("question")
     truth = data.get("ground_truth")
+    answer = data.get("answer")  # the run's recorded answer (agenttrace's exports), not the expected one
 
     label = None
     agent = data.get("mistake_agent")
@@ -114,6 +122,7 @@ def from_whowhen(
             raise DatasetError(source, "mistake_step", f"expected an integer (or its string), got {raw_step!r}") from None
         if step < 0:
             raise DatasetError(source, "mistake_step", f"must be >= 0, got {step}")
+        step = folded.get(step, step)  # a tool's wrong answer: the step that called it
         reason = data.get("mistake_reason")
         label = Label(agent=agent, step=step, reason=None if reason is None else str(reason))
 
@@ -123,6 +132,7 @@ def from_whowhen(
         run_id=item_id,
         task=None if question is None else str(question),
         expected=None if truth is None else str(truth),
+        answer=None if answer is None else str(answer),
         outcome=Outcome.FAILURE if label is not None else Outcome.UNKNOWN,
         steps=steps,
     )
@@ -131,20 +141,52 @@ def from_whowhen(
     )
 
 
+def _history_step(item: Any, i: int, source: str) -> Step:
+    """One history item as a step (its index is its place in the history), tool calls read back."""
+    where = f"history[{i}]"
+    if not isinstance(item, dict):
+        raise DatasetError(source, where, f"expected an object, got {type(item).__name__}")
+    fields = {}
+    for key in ("content", "role", "name", "input"):
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            raise DatasetError(source, f"{where}.{key}", f"expected a string, got {type(value).__name__}")
+        fields[key] = value
+    content, role, name = fields["content"] or "", fields["role"], fields["name"]
+    if not (name or role):
+        raise DatasetError(source, where, "has neither 'name' nor 'role', so its agent is unknown")
+    step = Step(index=i, agent=name or agent_from_role(role), role=role or "assistant", content=content,
+                input=fields["input"])
+    if step.role.lower() in TOOL_ROLES:
+        return step
+    if item.get("tool_calls") is not None:
+        try:
+            return step.model_copy(update={"tool_calls": openai_tool_calls(item["tool_calls"])})
+        except MessageError as exc:
+            raise DatasetError(source, f"{where}.{exc.field}", str(exc)) from None
+    rendered = unrender(content)
+    return step.model_copy(update={"content": rendered.words, "tool_calls": rendered.tool_calls,
+                                   "transfer_to": rendered.transfer_to, "error": rendered.error})
+
+
 def to_whowhen(trajectory: Trajectory, label: Label | None = None) -> dict[str, Any]:
-    """A trajectory (and its label) in the Who&When shape; each step's content is :meth:`Step.render`."""
+    """A trajectory (and its label) in the Who&When shape, plus the run's recorded ``answer``; each step's
+    content is :meth:`Step.render`, and the prompt it was given, when recorded, its ``input``."""
     out: dict[str, Any] = {
         "question_ID": trajectory.run_id,
         "question": trajectory.task,
         "ground_truth": trajectory.expected,
+        "answer": trajectory.answer,
         "history": [
             {"content": step.render(), "name": step.agent, "role": step.role, "step": i}
+            | ({"input": step.input} if step.input else {})
             for i, step in enumerate(trajectory.steps)
         ],
     }
     if label is not None:
         out["mistake_agent"] = label.agent
-        out["mistake_step"] = str(label.step)
+        at = trajectory.position(label.step)  # the history written is numbered afresh
+        out["mistake_step"] = str(label.step if at is None else at)
         out["mistake_reason"] = label.reason
     return out
 

@@ -310,7 +310,7 @@ def inject(trajectory: Trajectory, *, step: int | None = None, kind: str | None 
         return None
     new_step, what = perturbed
     run_id = f"{trajectory.run_id}-inj-{suffix or f'{t}-{chosen}'}"
-    label = Label(agent=new_step.agent, step=t, reason=f"injected {chosen}: {what}")
+    label = Label(agent=new_step.agent, step=new_step.index, reason=f"injected {chosen}: {what}")
     if run is not None and chosen != "wrong_argument":
         from agenttrace.data.replay import Recording
 
@@ -319,7 +319,8 @@ def inject(trajectory: Trajectory, *, step: int | None = None, kind: str | None 
             return None  # the perturbation did not change the outcome: not a failure
         steps = [s.model_copy() for s in trajectory.steps[:t]] + [new_step]
         for call in replayed.calls[t + 1:]:
-            steps.append(Step(index=len(steps), agent=call.agent or f"agent{call.index}", content=call.response))
+            steps.append(Step(index=steps[-1].index + 1, agent=call.agent or f"agent{call.index}",
+                              content=call.response))
         failed = trajectory.model_copy(update={
             "run_id": run_id, "steps": steps, "outcome": Outcome.FAILURE,
             "answer": None if replayed.result is None else str(replayed.result),

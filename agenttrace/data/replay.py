@@ -227,7 +227,7 @@ def search_decisive_step(run: Replayable, failed: Recording | Trajectory, correc
         trials.append(Trial(t, correction, outcome))
         if outcome.success:
             how = "replacing its output" if isinstance(correction, str) else "re-running it with a hint"
-            return ReplaySearch(Label(agent=trajectory.steps[t].agent, step=t,
+            return ReplaySearch(Label(agent=trajectory.steps[t].agent, step=trajectory.steps[t].index,
                                       reason=f"counterfactual replay: {how} turns the failure into a success; "
                                              f"no earlier step's correction did"), trials)
     return ReplaySearch(None, trials)
@@ -285,7 +285,7 @@ def model_corrector(base_url: str, model: str, *, api_key: str | None = None, ti
     def correct(trajectory: Trajectory, t: int) -> Correction | None:
         shown = "\n\n".join(f"Step {s.index} - {s.agent}:\n{s.render()}" for s in trajectory.steps[: t + 1])
         user = (f"Task:\n{trajectory.task or '(not recorded)'}\n\n{shown}\n\n"
-                f"Write the corrected output of step {t} ({trajectory.steps[t].agent}).")
+                f"Write the corrected output of step {trajectory.steps[t].index} ({trajectory.steps[t].agent}).")
         resp = httpx.post(f"{base_url.rstrip('/')}/chat/completions", headers=headers, timeout=timeout,
                           json={"model": model, "max_tokens": max_tokens, "temperature": 0,
                                 "messages": [{"role": "system", "content": CORRECT_SYSTEM},

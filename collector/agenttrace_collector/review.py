@@ -30,9 +30,11 @@ def judged(traj: Trajectory, verdict: Attribution | None, body, reviewer: str) -
                                      "correct it")
         agent, step = verdict.agent, verdict.step
     else:
-        if body.step >= len(traj.steps):
-            raise HTTPException(400, f"run {traj.run_id} has steps 0 to {len(traj.steps) - 1}, not {body.step}")
-        agent, step = traj.steps[body.step].agent, body.step
+        at = traj.position(body.step)
+        if at is None:
+            known = f"steps {traj.steps[0].index} to {traj.steps[-1].index}" if traj.steps else "no steps"
+            raise HTTPException(400, f"run {traj.run_id} has {known}, not {body.step}")
+        agent, step = traj.steps[at].agent, body.step
         if body.agent is not None and body.agent != agent:
             raise HTTPException(400, f"step {step} is {agent!r}'s, not {body.agent!r}'s")
     confirmed = verdict is not None and (verdict.agent, verdict.step) == (agent, step)

@@ -1,0 +1,105 @@
+"""The cpu attributor on the labelled suite, read the ways a user hands runs to ``agenttrace eval``.
+
+    .venv/bin/python bench/import_formats.py [--suite build/suite]
+
+Each run of build/suite (real framework runs, rebuilt by the collector from spans) is attributed four ways:
+
+* as the collector rebuilt it (the peer: nothing lost);
+* written by ``agenttrace export`` (Who&When shape, :func:`to_whowhen`) and read back by ``agenttrace eval``;
+* written as OpenAI chat messages (assistant ``tool_calls``, one ``role: "tool"`` message per result, the
+  label's step moved to its message) and read back;
+* the same export read as prose: every step's rendered text, no tool calls (how ``agenttrace eval`` read an
+  export before it read tool calls back).
+
+The model is the shipped one, fitted on these runs, so the rows measure what each way of reading loses, not
+generalisation (bench/generalisation.py measures that). Prints exact agent and step accuracy and each
+reading's ratio to the collector's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from train_cpu_attributor import load_suite  # noqa: E402
+
+from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
+from agenttrace.attribution.cpu_fit import usable  # noqa: E402
+from agenttrace.attribution.flow import is_human  # noqa: E402
+from agenttrace.data.datasets import from_whowhen, to_whowhen  # noqa: E402
+from agenttrace.models import Label, LabelledTrajectory, Step  # noqa: E402
+
+
+def as_chat_messages(item: LabelledTrajectory) -> dict:
+    """The run as OpenAI chat messages in the Who&When shape, its label moved to the step's message."""
+    history, moved = [], {}
+    for i, step in enumerate(item.trajectory.steps):
+        moved[i] = len(history)
+        if is_human(step):
+            history.append({"role": "user", "name": step.agent, "content": step.content})
+            continue
+        calls = [(call, call.id or f"call_{i}_{j}") for j, call in enumerate(step.tool_calls)]
+        history.append({"role": "assistant", "name": step.agent, "content": step.content,
+                        "tool_calls": [{"id": cid, "type": "function", "function": {
+                            "name": call.name, "arguments": json.dumps(call.arguments, default=str)}}
+                                       for call, cid in calls] or None})
+        history += [{"role": "tool", "tool_call_id": cid, "content": call.error or _text(call.result)}
+                    for call, cid in calls]
+    label = item.label
+    return {"question_ID": item.id, "question": item.trajectory.task, "answer": item.trajectory.answer,
+            "history": history, "mistake_agent": label.agent, "mistake_step": moved[label.step]}
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def as_prose(item: LabelledTrajectory) -> LabelledTrajectory:
+    steps = [Step(index=s.index, agent=s.agent, role=s.role, content=s.render()) for s in item.trajectory.steps]
+    return item.model_copy(update={"trajectory": item.trajectory.model_copy(update={"steps": steps})})
+
+
+def read_back(data: dict, subset: str) -> LabelledTrajectory:
+    return from_whowhen(json.loads(json.dumps(data, default=str)), subset=subset)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default=str(ROOT / "build" / "suite"), help="folder of <framework>.jsonl")
+    args = ap.parse_args()
+    items = usable(load_suite(Path(args.suite)))
+    if not items:
+        sys.exit(f"no labelled runs in {args.suite}: generate the suite first (see bench/README.md)")
+    readings = {
+        "collector (spans)": lambda it: it,
+        "agenttrace export -> eval": lambda it: read_back(to_whowhen(it.trajectory, it.label), it.subset),
+        "OpenAI chat messages -> eval": lambda it: read_back(as_chat_messages(it), it.subset),
+        "export read as prose (before)": as_prose,
+    }
+    attributor = CpuAttributor(use_expected=False)
+    print(f"{len(items)} labelled suite runs; exact accuracy, and the ratio to the collector's reading")
+    print(f"{'reading':32s} {'agent':>7s} {'step':>7s} {'agent ratio':>12s} {'step ratio':>11s}")
+    base = None
+    for name, read in readings.items():
+        hits = [0, 0]
+        for k, item in enumerate(items):
+            it = read(item)
+            verdict = attributor.attribute(it.trajectory)
+            label: Label = it.label
+            hits[0] += verdict.agent == label.agent
+            hits[1] += verdict.step == label.step
+            if k % 200 == 199:
+                print(f"  {name}: {k + 1}/{len(items)}", file=sys.stderr)
+        acc = [h / len(items) for h in hits]
+        base = base or acc
+        print(f"{name:32s} {acc[0]:7.3f} {acc[1]:7.3f} {acc[0] / base[0]:12.2f} {acc[1] / base[1]:11.2f}")
+
+
+if __name__ == "__main__":
+    main()
