@@ -552,3 +552,16 @@ def test_a_prompt_logged_before_an_agents_reply_is_what_it_was_given_not_an_acti
     loop = "\n".join(f"I retry the function top3 once more, attempt line {k}: sorted(lst)[:3] fails again."
                      for k in range(14))
     assert prompt_echoes(_prompted_run(loop)) == {0, 3, 5}
+
+
+def test_the_system_message_a_chat_log_opens_with_is_what_the_run_was_asked():
+    from agenttrace.attribution.flow import is_human
+
+    item = from_whowhen({"question": "Refund order 7 in full.", "history": [
+        {"role": "system", "content": "You are a support agent. Refunds above 100 EUR need a manager."},
+        {"role": "user", "content": "Please refund order 7, it cost 40 EUR."},
+        {"role": "assistant", "name": "agent", "content": "Refunded 45 EUR."}]})
+    steps = item.trajectory.steps
+    assert [is_human(s) for s in steps] == [True, True, False]
+    verdict = CpuAttributor(use_expected=False).attribute(item.trajectory)
+    assert (verdict.agent, verdict.step) == ("agent", 2)

@@ -86,6 +86,7 @@ _TASK_STOP = {"what", "which", "when", "where", "there", "their", "this", "that"
               "many", "much", "into", "they", "them", "your", "will", "would", "could", "about", "been", "were",
               "then", "than", "also", "some", "more", "most", "only", "each", "find", "give", "please", "answer"}
 _HUMAN = {"human", "user", "customer", "simulated_user", "client"}
+_ASKING_ROLES = {"human", "system", "developer"}
 
 
 def window(text: str, size: int = WINDOW) -> str:
@@ -143,8 +144,10 @@ def value_text(value: Any) -> str:
 
 def is_human(step: Step) -> bool:
     """A user's turn: by the speaker's name or a "human" role (AG2 records agents with role "user", so that role
-    alone says nothing). :func:`mark_users` gives that role to the agents that act as the user."""
-    return step.agent.lower() in _HUMAN or (step.role or "").lower() == "human"
+    alone says nothing), or the instructions a chat log opens with (a "system" or "developer" message): what
+    the run was asked, not an agent's doing. :func:`mark_users` gives the role "human" to the agents that act
+    as the user."""
+    return step.agent.lower() in _HUMAN or (step.role or "").lower() in _ASKING_ROLES
 
 
 def is_tool_output(step: Step) -> bool:
