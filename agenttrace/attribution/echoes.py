@@ -36,15 +36,15 @@ def prompt_echoes(trajectory: Trajectory) -> set[int]:
     words = [observations.split(s.content)[0] if s.content else "" for s in steps]  # tool output left out
     shingles = [_shingles(w) for w in words]
     later = Counter(g for s in shingles for g in s)
-    task = _shingles(trajectory.task or "")
-    seen = set(task)
+    said_by: dict[tuple[str, ...], set[str | None]] = {g: {None} for g in _shingles(trajectory.task or "")}
     out = set()
     for i, (step, own) in enumerate(zip(steps, shingles)):
         later.subtract(own)
         if (own and len(words[i]) >= _MIN_CHARS and i + 1 < len(steps) and steps[i + 1].agent == step.agent
-                and sum(1 for g in own if g in seen or later[g] >= 2) >= _SEEN_SHARE * len(own)):
-            sent = task.union(*(shingles[j] for j in range(i) if steps[j].agent != step.agent))
-            if len(own & sent) >= _SENT_SHARE * len(own):
+                and sum(1 for g in own if g in said_by or later[g] >= 2) >= _SEEN_SHARE * len(own)):
+            sent = sum(1 for g in own if any(who != step.agent for who in said_by.get(g, ())))  # task: None
+            if sent >= _SENT_SHARE * len(own):
                 out.add(i)
-        seen |= own
+        for g in own:
+            said_by.setdefault(g, set()).add(step.agent)
     return out
