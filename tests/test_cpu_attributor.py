@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import eiffel  # noqa: E402
 import whowhen_fixtures as fx  # noqa: E402
+from eiffel import eiffel_run  # noqa: E402
 
 from agenttrace.attribution import get_attributor  # noqa: E402
 import numpy as np  # noqa: E402
@@ -274,12 +276,7 @@ def test_a_number_no_input_carries_is_introduced_and_followed_to_the_answer():
 
 
 def test_a_tool_argument_nothing_supports_and_what_its_call_returned():
-    traj = Trajectory(run_id="t", task="How tall is the Eiffel Tower as it stands today?", answer="300 m", steps=[
-        Step(index=0, agent="searcher", content="Looking it up.", tool_calls=[
-            ToolCall(name="web_search", arguments={"query": "Eiffel Tower height", "as_of_year": 1889},
-                     result="In 1889 the tower was 300 m tall.")]),
-        Step(index=1, agent="writer", content="300 m"),
-    ])
+    traj = eiffel_run(writer_says="300 m")
     _, flows = extract_features(traj)
     (arg,) = flows[0].ungrounded
     assert (arg.tool, arg.argument, arg.number, arg.returned) == ("web_search", "as_of_year", "1889", "300")
@@ -483,17 +480,11 @@ def test_a_run_read_back_from_an_export_or_from_chat_messages_gets_the_same_verd
 
     from agenttrace.data.datasets import to_whowhen
 
-    traj = Trajectory(run_id="t", task="How tall is the Eiffel Tower as it stands today?", answer="300 m", steps=[
-        Step(index=0, agent="searcher", content="Looking it up.", tool_calls=[
-            ToolCall(name="web_search", arguments={"query": "Eiffel Tower height", "as_of_year": 1889},
-                     result="In 1889 the tower was 300 m tall.")]),
-        Step(index=1, agent="writer", content="The tower is 300 m tall."),
-    ])
-    chat = {"question": traj.task, "answer": "300 m", "history": [
+    traj = eiffel_run()
+    chat = {"question": eiffel.TASK, "answer": "300 m", "history": [
         {"role": "assistant", "name": "searcher", "content": "Looking it up.", "tool_calls": [
-            {"id": "1", "type": "function", "function": {
-                "name": "web_search", "arguments": json.dumps({"query": "Eiffel Tower height", "as_of_year": 1889})}}]},
-        {"role": "tool", "tool_call_id": "1", "content": "In 1889 the tower was 300 m tall."},
+            {"id": "1", "type": "function", "function": {"name": "web_search", "arguments": json.dumps(eiffel.QUERY)}}]},
+        {"role": "tool", "tool_call_id": "1", "content": eiffel.RESULT},
         {"role": "assistant", "name": "writer", "content": "The tower is 300 m tall."}]}
     attributor = CpuAttributor(use_expected=False)
     direct = attributor.attribute(traj)
@@ -565,3 +556,48 @@ def test_the_system_message_a_chat_log_opens_with_is_what_the_run_was_asked():
     assert [is_human(s) for s in steps] == [True, True, False]
     verdict = CpuAttributor(use_expected=False).attribute(item.trajectory)
     assert (verdict.agent, verdict.step) == ("agent", 2)
+
+
+def test_the_first_to_write_a_line_the_last_code_keeps_is_where_that_line_comes_from():
+    buggy = "```python\ndef vowels(s):\n    return sum(c in 'aeiou' for c in s) + 1\n\nprint(vowels('banana'))\n```"
+    fixed = ("```python\ndef vowels(s):\n    return sum(c in 'aeiou' for c in s) + 1\n\n"
+             "print(vowels('banana'), vowels(''))\n```")
+    traj = Trajectory(run_id="c", task="Count the vowels of 'banana' with a function vowels(s).", steps=[
+        Step(index=0, agent="Planner", content="Write vowels(s) and test it on 'banana'."),
+        Step(index=1, agent="Coder", content=buggy),
+        Step(index=2, agent="Computer_terminal", role="user", content="exitcode: 0 (execution succeeded)\nCode output: 4"),
+        Step(index=3, agent="Coder", content=f"Adding the empty case.\n{fixed}"),
+        Step(index=4, agent="Computer_terminal", role="user", content="exitcode: 0 (execution succeeded)\nCode output: 4 1"),
+        Step(index=5, agent="Planner", content="banana has 4 vowels."),
+    ])
+    x, flows = extract_features(traj)
+    origins = {i: f.code_origin.line for i, f in enumerate(flows) if f.code_origin}
+    assert origins == {1: "def vowels(s):", 3: "print(vowels('banana'), vowels(''))"}  # the first new line of each
+    assert x[1, _col("code_origin")] == 1 and x[2, _col("code_origin")] == 0
+    view = cl.View(traj)
+    claim = cl.WritesKeptCode(1, origins[1], 3)
+    assert claim.holds(view)
+    assert claim.clause(view) == ("it is the first to write the line 'def vowels(s):', "
+                                  "which the last code an agent writes (step 3) still has")
+    assert not cl.WritesKeptCode(3, origins[1], 3).holds(view)  # step 1 wrote it first
+    # code the task hands over is no agent's
+    given = traj.model_copy(update={"task": f"Fix this and run it:\n{buggy}"})
+    _, flows = extract_features(given)
+    assert [i for i, f in enumerate(flows) if f.code_origin] == [3]
+
+
+def test_a_word_the_task_gives_in_the_plural_is_given_in_the_singular_too():
+    traj = Trajectory(run_id="k", task="What do 2 kettles cost in the EU store?", steps=[
+        Step(index=0, agent="assistant", content="Looking it up.", tool_calls=[
+            ToolCall(name="get_price", arguments={"product": "kettle", "region": "US"}, result="39.5 USD")]),
+        Step(index=1, agent="assistant", content="2 kettles cost 79 USD."),
+    ])
+    _, flows = extract_features(traj)
+    assert flows[0].unseen_argument is None  # 'kettles' gives 'kettle' ('us' is too short a word to judge)
+    assert [a.token for a in flows[0].off_task] == ["US"]
+    view = cl.View(traj)
+    assert not cl.CallsWithUnseenWord(0, "get_price", "product", "kettle", "kettle").holds(view)
+    assert not cl.CallsOffTask(0, "get_price", "product", "kettle", "kettle").holds(view)
+    assert cl.CallsOffTask(0, "get_price", "region", "US", "US").holds(view)
+    verdict = CpuAttributor(use_expected=False).attribute(traj)
+    assert "kettle'" not in verdict.reason and "region='US'" in verdict.reason

@@ -183,6 +183,7 @@ def test_openai_chat_messages_fold_each_tool_answer_into_its_call_and_keep_the_m
     }
     item = from_whowhen(data)
     steps = item.trajectory.steps
+    assert item.subset == "chat"
     assert [(s.index, s.agent) for s in steps] == [(0, "user"), (1, "assistant"), (4, "assistant"), (5, "tool")]
     order, user = steps[1].tool_calls
     assert (order.name, order.arguments, order.result) == ("get_order", {"id": 7}, '{"total": 40}')

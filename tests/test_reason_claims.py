@@ -8,6 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import whowhen_fixtures as fx  # noqa: E402
+from eiffel import eiffel_run  # noqa: E402
 
 from agenttrace.attribution import claims as cl  # noqa: E402
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
@@ -88,12 +89,7 @@ def test_the_checker_rejects_false_claims():
 
 
 def test_the_issue_example_is_said_in_the_runs_own_terms():
-    traj = Trajectory(run_id="eiffel", task="How tall is the Eiffel Tower as it stands today?", answer="300 m", steps=[
-        Step(index=0, agent="searcher", content="Looking it up.", tool_calls=[
-            ToolCall(name="web_search", arguments={"query": "Eiffel Tower height", "as_of_year": 1889},
-                     result="In 1889 the tower was 300 m tall.")]),
-        Step(index=1, agent="writer", content="The tower is 300 m tall."),
-    ])
+    traj = eiffel_run()
     view = cl.View(traj)
     claims = [cl.CallsWithUngivenArgument(0, "web_search", "as_of_year", "1889", "1889"),
               cl.ToolReturnReachesAnswer(0, "web_search", "300")]

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from agenttrace.attribution.alternatives import name_words, said_words
+from agenttrace.attribution.code_origin import code_lines, written_code
+from agenttrace.attribution.echoes import prompt_echoes
 from agenttrace.attribution.flow import (
     DATES,
     ERROR_WORDS,
@@ -30,9 +32,11 @@ from agenttrace.attribution.flow import (
     is_human,
     mark_users,
     mentions,
+    mentions_word,
     norm_number,
     result_text,
     value_text,
+    word_forms,
 )
 from agenttrace.models import Trajectory
 
@@ -60,6 +64,11 @@ class View:
         self.results = [result_text(s) for s in self.steps]
         self.answer = final_answer(trajectory)
         self.arrive = arrivals(self.steps)
+
+    @cached_property
+    def echoes(self) -> set[int]:
+        """The steps that are an agent's prompt logged before its reply (:mod:`.echoes`)."""
+        return prompt_echoes(self.trajectory)
 
     def arrived(self, pos: int) -> list[str]:
         """The tool results that have arrived before step ``pos`` (a relayed delegation result arrives only
@@ -223,7 +232,7 @@ class CallsWithUngivenArgument(OwnCall):
 @dataclass(frozen=True)
 class CallsWithUnseenWord(OwnCall):
     """The step calls ``tool`` with ``argument`` = ``value``, and ``word`` of that value was in no input it had
-    before the call (the task, earlier steps, the input it was handed)."""
+    before the call (the task, earlier steps, the input it was handed), in the singular or the plural."""
 
     word: str
 
@@ -235,7 +244,7 @@ class CallsWithUnseenWord(OwnCall):
         if not self.made(view):
             return False
         before = set(_WORD.findall(view.inputs_before_calls(self.pos).lower()))
-        return self.word in _WORD.findall(self.value.lower()) and self.word not in before
+        return self.word in _WORD.findall(self.value.lower()) and not word_forms(self.word) & before
 
 
 @dataclass(frozen=True)
@@ -464,7 +473,7 @@ def _data_before(view: View, pos: int) -> str:
 @dataclass(frozen=True)
 class CallsOffTask(OwnCall):
     """The step calls ``tool`` with ``argument`` = ``value``, whose ``token`` is in neither the task nor any tool
-    result before the step."""
+    result before the step, in the singular or the plural."""
 
     token: str
 
@@ -474,7 +483,29 @@ class CallsOffTask(OwnCall):
 
     def holds(self, view: View) -> bool:
         return (self.made(view) and mentions(self.value, self.token)
-                and not mentions(_data_before(view, self.pos), self.token))
+                and not mentions_word(_data_before(view, self.pos), self.token))
+
+
+@dataclass(frozen=True)
+class WritesKeptCode(Claim):
+    """The step is the first to write the code line ``line`` (the task and earlier steps have no such line),
+    and step ``last``, after which no agent writes code (a prompt a log shows is not written), still has it."""
+
+    line: str
+    last: int
+
+    def clause(self, view: View) -> str:
+        return (f"it is the first to write the line '{self.line}', which the last code an agent writes "
+                f"(step {view.steps[self.last].index}) still has")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and view.in_step(self.last) and self.pos <= self.last):
+            return False
+        written = [written_code(s) for s in view.steps]
+        return (self.line in written[self.pos] and self.line in written[self.last]
+                and self.line not in code_lines(view.trajectory.task or "")
+                and not any(self.line in written[j] for j in range(self.pos))
+                and not any(written[j] for j in range(self.last + 1, len(view.steps)) if j not in view.echoes))
 
 
 @dataclass(frozen=True)
@@ -496,7 +527,7 @@ class FirstToState(Claim):
     def holds(self, view: View) -> bool:
         return (view.in_step(self.pos) and self.pos < self.call and mentions(view.actions[self.pos], self.token)
                 and not any(mentions(view.actions[j], self.token) for j in range(self.pos))
-                and not mentions(_data_before(view, self.call), self.token)
+                and not mentions_word(_data_before(view, self.call), self.token)
                 and _made_call(view, self.call, self.tool, self.argument, self.value) and mentions(self.value, self.token))
 
 

@@ -7,7 +7,7 @@ given supports and what those calls returned, quantities it restates differently
 the task, problems in its own words versus in its tool results, a call that fails on an argument the step
 made up (the caller's doing, not the environment's), a turn that hands back without what it was handed, a
 tool nothing asked for beside one that takes the same arguments (or handing work to the agent that calls
-it), failures it goes on from without a word,
+it), the first writing of a line the run's last code keeps, failures it goes on from without a word,
 errors that are repaired later, loops, the earliest anomalous step, plus generic structure (relative
 position, first action, an agent's turn count, handoffs, relative length and novelty) and agent-level terms
 (the agent opens or closes the run, its share of steps and of problems). A user's turn, a tool's answer logged
@@ -44,6 +44,7 @@ from agenttrace.attribution import claims as cl
 from agenttrace.attribution import observations
 from agenttrace.attribution.base import Attributor, AttributorError
 from agenttrace.attribution.alternatives import off_request_calls
+from agenttrace.attribution.code_origin import code_origins
 from agenttrace.attribution.coverage import left_out
 from agenttrace.attribution.flow import (
     ERROR_WORDS,
@@ -66,7 +67,7 @@ FEATURES = (
     # structure
     "is_request", "is_first", "first_action", "is_last", "rel_pos", "agent_first_turn", "agent_turn_log",
     "first_turn_given_work", "agent_share", "agent_len_z", "next_same_agent", "hands_off", "log_len", "log_len_z",
-    "novelty", "novelty_z", "task_overlap", "answer_first", "done_here", "code_here", "code_rel", "plan_like",
+    "novelty", "novelty_z", "task_overlap", "answer_first", "done_here", "code_here", "code_rel", "code_origin", "plan_like",
     # the agent as a whole: the same value on each of its steps, so it moves probability between agents
     "agent_opens", "agent_closes", "agent_problem_share", "agent_to_answer",
     # what its actions introduce, and where values go
@@ -117,6 +118,8 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
         flows[pick.pos].pick = pick
     for gap in left_out(trajectory):
         flows[gap.pos].left_out = gap
+    for origin in code_origins(trajectory, list(acting)).values():
+        flows[origin.pos].code_origin = origin
     for call in off_request_calls(trajectory):
         if call.handed_by is None:
             flows[call.pos].off_request = flows[call.pos].off_request or call
@@ -181,6 +184,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
             "done_here": float(f.done),
             "code_here": float(f.has_code),
             "code_rel": float(f.has_code),
+            "code_origin": float(f.code_origin is not None),
             "plan_like": float(f.plan_like),
             "agent_opens": float(step.agent == steps[first_action].agent),
             "agent_closes": float(step.agent == steps[last_action].agent),
@@ -450,6 +454,8 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         failed = view.steps[f.ignored_error_at]
         tool = next((c.name for c in failed.tool_calls if c.error), "")
         return [cl.IgnoresFailure(pos, f.ignored_error_at, tool)]
+    if feature == "code_origin" and f.code_origin is not None:
+        return [cl.WritesKeptCode(pos, f.code_origin.line, f.code_origin.last)]
     if feature in ("repeats", "first_repeat") and f.repeats is not None:
         return [cl.Repeats(pos, f.repeats)]
     if feature == "offtask_origin" and f.originates:

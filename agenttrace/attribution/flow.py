@@ -28,6 +28,7 @@ from agenttrace.models import Step, ToolCall, Trajectory
 
 if TYPE_CHECKING:
     from agenttrace.attribution.alternatives import OffRequestCall
+    from agenttrace.attribution.code_origin import CodeOrigin
     from agenttrace.attribution.coverage import LeftOut
     from agenttrace.attribution.picks import Pick
     from agenttrace.attribution.provenance import OffTaskArgument
@@ -118,6 +119,11 @@ def tokens(text: str) -> set[str]:
 def mentions(text: str, phrase: str) -> bool:
     """Whether ``phrase`` is in ``text`` as a whole word or words (case-insensitive)."""
     return re.search(rf"(?<![a-z0-9]){re.escape(phrase.lower())}(?![a-z0-9])", text.lower()) is not None
+
+
+def mentions_word(text: str, word: str) -> bool:
+    """Whether ``text`` has ``word`` as a whole word in any of its :func:`word_forms`."""
+    return any(mentions(text, form) for form in word_forms(word.lower()))
 
 
 def first_word(text: str, words: tuple[str, ...]) -> str | None:
@@ -299,7 +305,7 @@ class StepFlow:
     has_code: bool = False
     done: bool = False
     answer_tokens_first: float = 0.0  # share of the answer's distinctive tokens this step is first to state
-    # filled in from agenttrace.attribution.provenance, .picks, .coverage and .alternatives:
+    # filled in from agenttrace.attribution.provenance, .picks, .coverage, .alternatives and .code_origin:
     off_task: list[OffTaskArgument] = field(default_factory=list)  # its own calls' off-task arguments
     originates: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments of later calls it first stated
     loses: list[OffTaskArgument] = field(default_factory=list)  # off-task arguments whose task value it dropped
@@ -307,6 +313,7 @@ class StepFlow:
     left_out: LeftOut | None = None  # items its turn was handed and it ends without
     off_request: OffRequestCall | None = None  # its own call of a tool nothing asked for, beside an alternative
     hands_off_request: OffRequestCall | None = None  # a call of such a tool by the agent it handed the work to
+    code_origin: CodeOrigin | None = None  # a line of the run's last code it is the first to write
 
     @property
     def has_problem(self) -> bool:
@@ -404,12 +411,27 @@ def derivable(value: str, pool: list[str]) -> bool:
     return False
 
 
+def word_forms(word: str) -> set[str]:
+    """``word`` and its plural or singular by a trailing s, es or ies ("kettle", "kettles"; "city", "cities"):
+    a word an input gave in either form was given."""
+    forms = {word, word + "s", word + "es"}
+    if word.endswith("ies"):
+        forms.add(word[:-3] + "y")
+    elif word.endswith("es"):
+        forms |= {word[:-2], word[:-1]}
+    elif word.endswith("s"):
+        forms.add(word[:-1])
+    if word.endswith("y"):
+        forms.add(word[:-1] + "ies")
+    return forms
+
+
 def _unseen_argument(call: ToolCall, seen_words: set[str]) -> tuple[str, str, str, str] | None:
-    """The call's first argument with a word (three letters or more, no digits) that no input carries, and the
-    word."""
+    """The call's first argument with a word (three letters or more, no digits) that no input carries in any
+    form (:func:`word_forms`), and the word."""
     for arg, text in argument_values(call.arguments):
         unseen = [w for w in _TOKEN.findall(text.lower())
-                  if len(w) >= 3 and not any(c.isdigit() for c in w) and w not in seen_words]
+                  if len(w) >= 3 and not any(c.isdigit() for c in w) and not word_forms(w) & seen_words]
         if unseen:
             return call.name, arg, text[:80], unseen[0]
     return None

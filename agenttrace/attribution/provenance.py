@@ -34,6 +34,7 @@ from agenttrace.attribution.flow import (
     salient_task_words,
     speaks,
     value_text,
+    word_forms,
 )
 from agenttrace.models import Step, Trajectory
 
@@ -123,7 +124,7 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                         continue
                     for token in TOKEN.findall(text):
                         low = token.lower()
-                        if not _meaningful(token) or low in task_lower or low in data:
+                        if not _meaningful(token) or any(f in task_lower or f in data for f in word_forms(low)):
                             continue
                         if _redone(steps, pos, c, arg, low):
                             continue

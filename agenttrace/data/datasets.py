@@ -44,6 +44,7 @@ from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall
 
 HAND_CRAFTED = "Hand-Crafted"
 ALGORITHM_GENERATED = "Algorithm-Generated"
+CHAT = "chat"  # OpenAI chat messages
 
 _ROLE_SUFFIX = re.compile(r"\s*\(.*\)\s*$")
 
@@ -64,7 +65,12 @@ def agent_from_role(role: str) -> str:
 
 
 def _detect_subset(history: list[dict[str, Any]]) -> str:
-    return ALGORITHM_GENERATED if any("name" in item for item in history) else HAND_CRAFTED
+    """``chat`` for OpenAI chat messages (tool calls, tool answers or a system message), else the Who&When
+    subset the history's shape matches."""
+    items = [item for item in history if isinstance(item, dict)]
+    if any(item.get("tool_calls") or item.get("role") in (*TOOL_ROLES, "system") for item in items):
+        return CHAT
+    return ALGORITHM_GENERATED if any("name" in item for item in items) else HAND_CRAFTED
 
 
 def from_whowhen(
