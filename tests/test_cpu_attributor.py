@@ -23,6 +23,7 @@ from agenttrace.attribution.cpu import (  # noqa: E402
     evidence_claims,
     extract_features,
     log_kind,
+    nameable,
     softmax,
 )
 from agenttrace.attribution.cpu_fit import (  # noqa: E402
@@ -124,9 +125,9 @@ def test_a_transcript_and_a_run_with_recorded_calls_are_calibrated_apart():
         Step(index=0, agent="worker", content="", tool_calls=[ToolCall(name="calc", arguments={"a": 1}, result="1")]),
         Step(index=1, agent="worker", content="It is 1.")])
     assert (log_kind(transcript), log_kind(run)) == ("text", "structured")
-    x, _ = extract_features(transcript)
+    x, flows = extract_features(transcript)
     temperature, threshold, *_ = model.calibrated("text")
-    p = softmax(model.scores(x) / temperature)
+    p = softmax(model.scores(x) / temperature, nameable(flows))
     verdict = CpuAttributor().attribute(transcript)
     assert verdict.confidence == round(float(p[verdict.step]), 4)
     assert verdict.uncertain == (p[verdict.step] < threshold)
@@ -405,6 +406,8 @@ def test_a_code_executors_report_is_the_environment_answering_not_an_agent_actin
     assert flows[1].tool_output and not flows[0].tool_output
     assert x[1, _col("problem_here")] == 0 and x[1, _col("error_words")] == 0  # it decides nothing
     assert x[0, _col("problem_next")] == 1  # the report is the code's outcome, and the coder's
+    p = CpuAttributor().step_probabilities(traj)
+    assert p[1] == 0 and p.sum() == pytest.approx(1.0)  # and no verdict names it
 
 
 def _served(user: str, opener_asked: bool = True) -> Trajectory:

@@ -16,8 +16,8 @@ as a message (a code executor's report) and an agent's prompt logged before its 
 of them. No feature reads an
 agent's name, a data set's phrasing or an absolute step position.
 
-A linear model scores the steps and a softmax turns the scores into a distribution over steps (a
-conditional logit). The verdict is read off it by :func:`decide` (the agent by probability mass or by the
+A linear model scores the steps and a softmax turns the scores into a distribution over the steps a verdict may
+name (a conditional logit; :func:`nameable`: not a tool's answer logged as a message). The verdict is read off it by :func:`decide` (the agent by probability mass or by the
 top step, then that agent's earliest near-best step); the reported probabilities use a calibrated
 temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
 Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run whose tool calls
@@ -269,7 +269,17 @@ def log_kind(trajectory: Trajectory) -> str:
     return "structured" if any(s.tool_calls or s.transfer_to for s in trajectory.steps) else "text"
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
+def nameable(flows: list[StepFlow]) -> np.ndarray:
+    """Which steps a verdict may name: an agent's act, a user's turn, a prompt a log shows; not a tool's answer
+    logged as a message of its own (an executor's report), which decides nothing."""
+    out = np.array([not f.tool_output for f in flows], dtype=bool)
+    return out if out.any() else np.ones(len(flows), dtype=bool)
+
+
+def softmax(z: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+    """The softmax of ``z``, over the steps ``among`` only (the others get 0) when given."""
+    if among is not None:
+        z = np.where(among, z, -np.inf)
     z = z - z.max()
     e = np.exp(z)
     return e / e.sum()
@@ -328,8 +338,9 @@ class StepModel:
     def scores(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.weights
 
-    def probabilities(self, x: np.ndarray, kind: str | None = None) -> np.ndarray:
-        return softmax(self.scores(x) / self.calibrated(kind).temperature) if len(x) else np.zeros(0)
+    def probabilities(self, x: np.ndarray, kind: str | None = None, among: np.ndarray | None = None) -> np.ndarray:
+        """The calibrated distribution over the steps (over ``among`` only, when given: see :func:`nameable`)."""
+        return softmax(self.scores(x) / self.calibrated(kind).temperature, among) if len(x) else np.zeros(0)
 
     def contributions(self, x_row: np.ndarray, x_all: np.ndarray) -> np.ndarray:
         """How much each feature *present* in this step lifts it above the trajectory's average step
@@ -501,8 +512,8 @@ class CpuAttributor(Attributor):
         self.use_expected = use_expected
 
     def step_probabilities(self, trajectory: Trajectory) -> np.ndarray:
-        x, _ = extract_features(trajectory, use_expected=self.use_expected)
-        return self.model.probabilities(x, log_kind(trajectory))
+        x, flows = extract_features(trajectory, use_expected=self.use_expected)
+        return self.model.probabilities(x, log_kind(trajectory), nameable(flows))
 
     def attribute(self, trajectory: Trajectory) -> Attribution:
         return self.explain(trajectory)[0]
@@ -517,14 +528,16 @@ class CpuAttributor(Attributor):
             ), []
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
         kind = log_kind(trajectory)
-        p = self.model.probabilities(x, kind)
+        among = nameable(flows)
+        p = self.model.probabilities(x, kind, among)
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
         calibrated = self.model.calibrated(kind)
-        pos = decide(softmax(self.model.scores(x)), [s.agent for s in steps], calibrated.earliest, calibrated.by_mass)
+        pos = decide(softmax(self.model.scores(x), among), [s.agent for s in steps], calibrated.earliest,
+                     calibrated.by_mass)
         agent = steps[pos].agent
         agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
-        others = [i for i in np.argsort(-p, kind="stable") if i != pos][:2]
+        others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]
         candidates = [Candidate(agent=steps[i].agent, step=steps[i].index, probability=round(float(p[i]), 4))
                       for i in [pos, *others]]
         confidence = float(p[pos])

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from agenttrace.attribution.cpu import (
-    FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind,
+    FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind, nameable,
 )
 from agenttrace.data.datasets import load_any
 from agenttrace.models import LabelledTrajectory, Trajectory
@@ -81,7 +81,7 @@ PLAIN_RULE = (False, 1.0)  # the agent and step of the most likely step
 
 
 # id(trajectory) -> the trajectory (held, so that its id is not reused while cached) and its features per view
-_FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray]]] = {}
+_FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray], np.ndarray]] = {}
 
 
 class Featurised:
@@ -91,9 +91,11 @@ class Featurised:
         self.items = usable(items)
         for it in self.items:
             if id(it.trajectory) not in _FEATURE_CACHE:
-                views = {g: extract_features(it.trajectory, use_expected=g)[0] for g in (True, False)}
-                _FEATURE_CACHE[id(it.trajectory)] = (it.trajectory, views)
+                views = {g: extract_features(it.trajectory, use_expected=g) for g in (True, False)}
+                _FEATURE_CACHE[id(it.trajectory)] = (it.trajectory, {g: v[0] for g, v in views.items()},
+                                                     nameable(views[False][1]))
         self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][1][g] for it in self.items] for g in (True, False)}
+        self.nameable = [_FEATURE_CACHE[id(it.trajectory)][2] for it in self.items]
         self.kinds = [log_kind(it.trajectory) for it in self.items]
 
 
@@ -101,7 +103,7 @@ class Rows:
     """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
 
     def __init__(self, groups: dict[str, Featurised], views: tuple[bool, ...] = (True, False)):
-        xs, starts, targets, masks, group, kind, agents = [], [], [], [], [], [], []
+        xs, starts, targets, masks, group, kind, agents, among = [], [], [], [], [], [], [], []
         offset = 0
         for name, feats in groups.items():
             for k, it in enumerate(feats.items):
@@ -112,6 +114,7 @@ class Rows:
                     targets.append(offset + it.trajectory.position(it.label.step))
                     masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
                     agents += [s.agent for s in it.trajectory.steps]
+                    among.append(feats.nameable[k])
                     group.append(name)
                     kind.append(feats.kinds[k])
                     offset += len(x)
@@ -122,6 +125,7 @@ class Rows:
         self.group = group
         self.kind = kind  # each trajectory's log kind
         self.agents = agents
+        self.nameable = np.concatenate(among) if among else np.zeros(0, dtype=bool)  # see cpu.nameable
         self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
 
     def __len__(self) -> int:
@@ -146,6 +150,8 @@ def family_shares(groups: list[str]) -> dict[str, float]:
 
 
 def segment_softmax(s: np.ndarray, rows: Rows) -> np.ndarray:
+    """Each trajectory's softmax over the steps a verdict may name (:func:`agenttrace.attribution.cpu.nameable`)."""
+    s = np.where(rows.nameable, s, -np.inf)
     s = s - np.maximum.reduceat(s, rows.starts)[rows.seg]
     e = np.exp(s)
     return e / np.add.reduceat(e, rows.starts)[rows.seg]
@@ -334,6 +340,7 @@ def stack(parts: list[Rows]) -> Rows:
     out.targets = np.concatenate([p.targets + o for p, o in zip(parts, offsets)])
     out.agent_mask = np.concatenate([p.agent_mask for p in parts])
     out.agents = [a for p in parts for a in p.agents]
+    out.nameable = np.concatenate([p.nameable for p in parts])
     out.group = [g for p in parts for g in p.group]
     out.kind = [k for p in parts for k in p.kind]
     out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
@@ -353,6 +360,7 @@ def take(rows: Rows, keep: list[int]) -> tuple[Rows, np.ndarray]:
     out.targets = out.starts + (rows.targets[keep] - rows.starts[keep])
     out.agent_mask = rows.agent_mask[steps]
     out.agents = [rows.agents[i] for i in steps]
+    out.nameable = rows.nameable[steps]
     out.group = [rows.group[k] for k in keep]
     out.kind = [rows.kind[k] for k in keep]
     out.seg = np.repeat(np.arange(len(keep)), lengths)
