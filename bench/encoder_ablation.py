@@ -14,7 +14,8 @@ the training side only (the held-out likelihood of the labelled steps, every gro
 inner negative log-likelihood (lower is better) is listed for (A) and (B): it is what an inner cross-validation
 would compare to decide whether to use the encoder at all.
 Held-out trajectories are scored without the ground truth, the verdict read off the untempered softmax by
-cpu.decide(p, agents, 1.0, True), agent and step exact as in generalisation.py. The last rows pool every
+cpu.decide(p, agents, 1.0, True) over the steps a verdict may name (cpu.nameable), agent and step exact as in
+generalisation.py. The last rows pool every
 held-out trajectory (each appears in exactly one split) with an exact two-sided sign test on the trajectories
 where (A) and (B) disagree. Encoder time: the encoder features of a sample of trajectories, each encoded from
 scratch (no cache), on one core (torch.set_num_threads(1)).
@@ -122,7 +123,7 @@ def split(data: Data, train_groups: dict[str, Featurised], held: Featurised) -> 
         x = {"base": base, "base+enc": np.hstack([base, enc]), "enc": enc}
         steps = it.trajectory.steps
         for v in VARIANTS:
-            pos = decide(softmax(models[v].scores(x[v])), [s.agent for s in steps], 1.0, True)
+            pos = decide(softmax(models[v].scores(x[v]), held.nameable[k]), [s.agent for s in steps], 1.0, True)
             s = score(steps[pos].agent, steps[pos].index, it.label)
             hits[v].append((s.agent_exact, s.step_exact))
     return hits, inner
