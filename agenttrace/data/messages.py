@@ -10,8 +10,9 @@ A Who&When-shaped ``history`` entry is a chat message; two conventions put tool 
   injector write): the agent's words, then one line per call, ``[tool call] name(arguments) -> result`` or
   ``-> error: ...``, then ``[transfer] -> agent`` and ``[error] ...``.
 
-Without them a run's tool calls read as prose: the attributor would see neither which values a tool returned
-nor which arguments an agent chose.
+A chat log records a handoff only as a call: a call that names the next turn's agent is read as the handoff
+to it (:func:`handed_to`). Without all this a run's tool calls read as prose: the attributor would see neither
+which values a tool returned nor which arguments an agent chose.
 """
 
 from __future__ import annotations
