@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from enum import Enum
 from typing import Any
@@ -54,11 +55,11 @@ class Step(BaseModel):
         """The step as one text, tool calls and their results included."""
         parts = [self.content] if self.content else []
         for call in self.tool_calls:
-            line = f"[tool call] {call.name}({_short(call.arguments)})"
+            line = f"[tool call] {call.name}({value_text(call.arguments)})"
             if call.error:
                 line += f" -> error: {call.error}"
             elif call.result is not None:
-                line += f" -> {_short(call.result)}"
+                line += f" -> {value_text(call.result)}"
             parts.append(line)
         if self.transfer_to:
             parts.append(f"[transfer] -> {self.transfer_to}")
@@ -67,13 +68,12 @@ class Step(BaseModel):
         return "\n".join(parts)
 
 
-def _short(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A tool call's arguments or result as text: a string as it is, anything else as JSON, nothing as ''."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    import json
-
     return json.dumps(value, ensure_ascii=False, default=str)
 
 

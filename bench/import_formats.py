@@ -33,7 +33,7 @@ from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
 from agenttrace.attribution.cpu_fit import usable  # noqa: E402
 from agenttrace.attribution.flow import is_human  # noqa: E402
 from agenttrace.data.datasets import from_whowhen, to_whowhen  # noqa: E402
-from agenttrace.models import Label, LabelledTrajectory, Step  # noqa: E402
+from agenttrace.models import Label, LabelledTrajectory, Step, value_text  # noqa: E402
 
 
 def as_chat_messages(item: LabelledTrajectory) -> dict:
@@ -49,15 +49,11 @@ def as_chat_messages(item: LabelledTrajectory) -> dict:
                         "tool_calls": [{"id": cid, "type": "function", "function": {
                             "name": call.name, "arguments": json.dumps(call.arguments, default=str)}}
                                        for call, cid in calls] or None})
-        history += [{"role": "tool", "tool_call_id": cid, "content": call.error or _text(call.result)}
+        history += [{"role": "tool", "tool_call_id": cid, "content": call.error or value_text(call.result)}
                     for call, cid in calls]
     label = item.label
     return {"question_ID": item.id, "question": item.trajectory.task, "answer": item.trajectory.answer,
             "history": history, "mistake_agent": label.agent, "mistake_step": moved[label.step]}
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def as_prose(item: LabelledTrajectory) -> LabelledTrajectory:

@@ -70,6 +70,11 @@ class View:
         """The steps that are an agent's prompt logged before its reply (:mod:`.echoes`)."""
         return prompt_echoes(self.trajectory)
 
+    @cached_property
+    def code(self) -> list[list[str]]:
+        """Per step, the code lines it writes (:func:`agenttrace.attribution.code_origin.written_code`)."""
+        return [written_code(s) for s in self.steps]
+
     def arrived(self, pos: int) -> list[str]:
         """The tool results that have arrived before step ``pos`` (a relayed delegation result arrives only
         after the steps it relays, as :func:`agenttrace.attribution.flow.arrivals` says)."""
@@ -501,7 +506,7 @@ class WritesKeptCode(Claim):
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and view.in_step(self.last) and self.pos <= self.last):
             return False
-        written = [written_code(s) for s in view.steps]
+        written = view.code
         return (self.line in written[self.pos] and self.line in written[self.last]
                 and self.line not in code_lines(view.trajectory.task or "")
                 and not any(self.line in written[j] for j in range(self.pos))

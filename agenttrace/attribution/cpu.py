@@ -13,12 +13,12 @@ position, first action, an agent's turn count, handoffs, relative length and nov
 (the agent opens or closes the run, its share of steps and of problems). A user's turn, a tool's answer logged
 as a message (a code executor's report) and an agent's prompt logged before its reply
 (:mod:`agenttrace.attribution.echoes`) are inputs, not actions: only what they contradict of the task is read
-of them. No feature reads an
-agent's name, a data set's phrasing or an absolute step position.
+of them. No feature reads an agent's name, a data set's phrasing or an absolute step position.
 
 A linear model scores the steps and a softmax turns the scores into a distribution over the steps a verdict may
-name (a conditional logit; :func:`nameable`: not a tool's answer logged as a message). The verdict is read off it by :func:`decide` (the agent by probability mass or by the
-top step, then that agent's earliest near-best step); the reported probabilities use a calibrated
+name (a conditional logit; :func:`nameable`: not a tool's answer logged as a message). The verdict is read off
+it by :func:`decide` (the agent by probability mass or by the top step, then that agent's earliest near-best
+step); the reported probabilities use a calibrated
 temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
 Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run whose tool calls
 and handoffs are recorded as such, or a transcript of messages only, whose verdicts are far less often right.
@@ -67,7 +67,8 @@ FEATURES = (
     # structure
     "is_request", "is_first", "first_action", "is_last", "rel_pos", "agent_first_turn", "agent_turn_log",
     "first_turn_given_work", "agent_share", "agent_len_z", "next_same_agent", "hands_off", "log_len", "log_len_z",
-    "novelty", "novelty_z", "task_overlap", "answer_first", "done_here", "code_here", "code_rel", "code_origin", "plan_like",
+    "novelty", "novelty_z", "task_overlap", "answer_first", "done_here", "code_here", "code_rel", "code_origin",
+    "plan_like",
     # the agent as a whole: the same value on each of its steps, so it moves probability between agents
     "agent_opens", "agent_closes", "agent_problem_share", "agent_to_answer",
     # what its actions introduce, and where values go
@@ -104,7 +105,7 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     if n == 0:
         return x, []
     flows = read_flow(trajectory)
-    acting = np.array([not (f.human or f.tool_output or f.prompt_echo) for f in flows])  # an agent acts (not an input)
+    acting = np.array([f.acts and not f.tool_output for f in flows])  # an agent acts (not an input)
     off_task = off_task_arguments(trajectory)
     calls_with = {(a.call, a.token) for a in off_task}
     for arg in off_task:
@@ -135,8 +136,8 @@ def extract_features(trajectory: Trajectory, *, use_expected: bool = True) -> tu
     problems = [not f.human and f.has_problem for f in flows]
     first_problem = next((i for i in range(n) if problems[i]), n)
     last_unrepaired = max((i for i in range(n) if problems[i] and not flows[i].repaired), default=-1)
-    first_action = next((i for i in range(n) if not (flows[i].human or flows[i].prompt_echo)), 0)
-    last_action = next((i for i in reversed(range(n)) if not (flows[i].human or flows[i].prompt_echo)), n - 1)
+    first_action = next((i for i in range(n) if flows[i].acts), 0)
+    last_action = next((i for i in reversed(range(n)) if flows[i].acts), n - 1)
     error_words = [math.log1p(min(count_words(window(f"{action_text(s)}\n{result_text(s)}".lower(), 6000), ERROR_WORDS), 20))
                    for s in steps]
     anomalies = [not f.human and bool(f.underived or f.ungrounded or f.unseen_argument or f.conflict or f.dropped

@@ -49,8 +49,8 @@ def load_dev(data: Path) -> dict[str, list[LabelledTrajectory]]:
 
 def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
     """Items whose label names a step and agent of their trajectory."""
-    return [it for it in items if it.label is not None and it.trajectory.position(it.label.step) is not None
-            and it.trajectory.steps[it.trajectory.position(it.label.step)].agent == it.label.agent]
+    return [it for it in items if it.label is not None and (at := it.trajectory.position(it.label.step)) is not None
+            and it.trajectory.steps[at].agent == it.label.agent]
 
 
 

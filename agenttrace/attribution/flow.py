@@ -16,15 +16,14 @@ end of a very long text is read for values.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agenttrace.attribution import observations
 from agenttrace.attribution.echoes import prompt_echoes
-from agenttrace.data.messages import TOOL_ROLES
-from agenttrace.models import Step, ToolCall, Trajectory
+from agenttrace.data.messages import TOOL_ROLES, names_agent
+from agenttrace.models import Step, ToolCall, Trajectory, value_text
 
 if TYPE_CHECKING:
     from agenttrace.attribution.alternatives import OffRequestCall
@@ -140,14 +139,6 @@ def count_words(text: str, words: tuple[str, ...]) -> int:
     return sum(text.count(w) for w in words)
 
 
-def value_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
 def is_human(step: Step) -> bool:
     """A user's turn: by the speaker's name or a "human" role (AG2 records agents with role "user", so that role
     alone says nothing), or the instructions a chat log opens with (a "system" or "developer" message): what
@@ -172,8 +163,7 @@ def asks(text: str) -> bool:
 
 def is_handoff(step: Step, call: ToolCall) -> bool:
     """Whether ``call`` is the step's handoff: the step hands over, and the call names the agent it hands to."""
-    target = (step.transfer_to or "").lower()
-    return bool(target) and (target in call.name.lower() or target in value_text(call.arguments).lower())
+    return bool(step.transfer_to) and names_agent(call, step.transfer_to)
 
 
 def simulated_users(trajectory: Trajectory) -> set[str]:
@@ -314,6 +304,11 @@ class StepFlow:
     off_request: OffRequestCall | None = None  # its own call of a tool nothing asked for, beside an alternative
     hands_off_request: OffRequestCall | None = None  # a call of such a tool by the agent it handed the work to
     code_origin: CodeOrigin | None = None  # a line of the run's last code it is the first to write
+
+    @property
+    def acts(self) -> bool:
+        """Whether what it says is an agent's own doing (not a user's turn, not a prompt a log shows)."""
+        return not (self.human or self.prompt_echo)
 
     @property
     def has_problem(self) -> bool:
@@ -463,7 +458,6 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     relayed: dict[int, list[str]] = {}  # position -> results of earlier delegations that arrive after it
     for pos, step in enumerate(steps):
         f = StepFlow(human=is_human(step), tool_output=is_tool_output(step), prompt_echo=pos in echoes)
-        acts = not (f.human or f.prompt_echo)  # what it does is read; what an input says is not an action
         actions = action_text(step)
         low = window(actions.lower())
         results = result_text(step) if arrive[pos] == pos else ""
@@ -472,7 +466,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         given = dict.fromkeys([*numbers(step.input or ""), *numbers(results)])  # ordered: runs are reproducible
         latest.update(_named_pairs(results))
         own = numbers(actions)
-        if acts:
+        if f.acts:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given and v not in _TRIVIAL]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
             pool = (recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
@@ -499,7 +493,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         named = _by_name(pairs)
         for key, vals in named.items():
             before = named_seen.get(key)
-            if before and not (vals & before) and acts and f.conflict is None:
+            if before and not (vals & before) and f.acts and f.conflict is None:
                 f.conflict = (key, sorted(before)[0], sorted(vals)[0])
         for key, vals in named.items():
             named_seen.setdefault(key, set()).update(vals)
@@ -508,7 +502,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                                counted_items(low) if words in task_counts and n != task_counts[words]), None)
         latest.update(pairs)
         step_tokens = tokens(actions)
-        f.plan_like = acts and not asks(step.content) and (
+        f.plan_like = f.acts and not asks(step.content) and (
             len(_ENUM.findall(window(actions, 6000))) >= 2 or bool(step.transfer_to) or "->" in (step.role or ""))
         if f.plan_like and salient:
             f.dropped = sorted(salient - step_tokens)
@@ -518,7 +512,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         new_answer = (answer_tokens & step_tokens) - answer_seen
         answer_seen |= new_answer
         f.answer_tokens_first = len(new_answer) / (len(answer_tokens) + 1)
-        if acts:
+        if f.acts:
             f.problem_word = first_word(low, ERROR_WORDS)
             failed = next((c for c in step.tool_calls if c.error), None)
             if failed is not None:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agenttrace.models import ToolCall
+from agenttrace.models import ToolCall, value_text
 
 TOOL_ROLES = ("tool", "function")  # roles of a message that is a tool's answer, not an agent's turn
 
@@ -87,9 +87,13 @@ def handed_to(calls: list[ToolCall], agent: str, next_agent: str) -> str | None:
     (``transfer_to_billing``, ``handoff(to_agent="billing")``); a chat log records a handoff only as a call."""
     if next_agent == agent:
         return None
-    name = next_agent.lower()
-    named = any(name in c.name.lower() or name in json.dumps(c.arguments, default=str).lower() for c in calls)
-    return next_agent if named else None
+    return next_agent if any(names_agent(c, next_agent) for c in calls) else None
+
+
+def names_agent(call: ToolCall, agent: str) -> bool:
+    """Whether ``call`` names ``agent`` (case-insensitive), in its name or in its arguments."""
+    target = agent.lower()
+    return target in call.name.lower() or target in value_text(call.arguments).lower()
 
 
 def unrender(content: str) -> Rendered:
