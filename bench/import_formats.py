@@ -8,7 +8,10 @@ Each run of build/suite (real framework runs, rebuilt by the collector from span
 * written by ``agenttrace export`` (Who&When shape, :func:`to_whowhen`) and read back by ``agenttrace eval``;
 * written as OpenAI chat messages (assistant ``tool_calls``, one ``role: "tool"`` message per result, the
   label's step moved to its message) and read back;
-* the same export read as prose: every step's rendered text, no tool calls (how ``agenttrace eval`` read an
+* written as ReAct text (``Thought:``, ``Action:``, ``Action Input:``, ``Observation:`` lines, one message
+  per step; a handoff no call names is an ``Action: transfer_to_<agent>``) and read back;
+* that ReAct text read as prose (how ``agenttrace eval`` read it before it read ReAct blocks);
+* the export read as prose: every step's rendered text, no tool calls (how ``agenttrace eval`` read an
   export before it read tool calls back).
 
 The model is the shipped one, fitted on these runs, so the rows measure what each way of reading loses, not
@@ -33,6 +36,7 @@ from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
 from agenttrace.attribution.cpu_fit import usable  # noqa: E402
 from agenttrace.attribution.flow import is_human  # noqa: E402
 from agenttrace.data.datasets import from_whowhen, to_whowhen  # noqa: E402
+from agenttrace.data.messages import names_agent  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Step, value_text  # noqa: E402
 
 
@@ -56,8 +60,30 @@ def as_chat_messages(item: LabelledTrajectory) -> dict:
             "history": history, "mistake_agent": label.agent, "mistake_step": moved[label.step]}
 
 
-def as_prose(item: LabelledTrajectory) -> LabelledTrajectory:
-    steps = [Step(index=s.index, agent=s.agent, role=s.role, content=s.render()) for s in item.trajectory.steps]
+def react_text(step: Step) -> str:
+    """A step as a ReAct agent logs it: its words as a thought, then each call and what it returned."""
+    if is_human(step):
+        return step.content  # a user's turn is plain text
+    lines = [f"Thought: {step.content}"] if step.content else []
+    for call in step.tool_calls:
+        lines += [f"Action: {call.name}", f"Action Input: {json.dumps(call.arguments, default=str)}",
+                  f"Observation: {call.error or value_text(call.result)}"]
+    if step.transfer_to and not any(names_agent(call, step.transfer_to) for call in step.tool_calls):
+        lines += [f"Action: transfer_to_{step.transfer_to}", "Action Input: {}"]
+    return "\n".join(lines)
+
+
+def as_react(item: LabelledTrajectory) -> dict:
+    """The run as ReAct text in the Who&When shape, a message per step."""
+    history = [{"role": "user" if is_human(s) else "assistant", "name": s.agent, "content": react_text(s)}
+               for s in item.trajectory.steps]
+    label = item.label
+    return {"question_ID": item.id, "question": item.trajectory.task, "answer": item.trajectory.answer,
+            "history": history, "mistake_agent": label.agent, "mistake_step": item.trajectory.position(label.step)}
+
+
+def as_prose(item: LabelledTrajectory, text=Step.render) -> LabelledTrajectory:
+    steps = [Step(index=s.index, agent=s.agent, role=s.role, content=text(s)) for s in item.trajectory.steps]
     return item.model_copy(update={"trajectory": item.trajectory.model_copy(update={"steps": steps})})
 
 
@@ -76,6 +102,8 @@ def main() -> None:
         "collector (spans)": lambda it: it,
         "agenttrace export -> eval": lambda it: read_back(to_whowhen(it.trajectory, it.label), it.subset),
         "OpenAI chat messages -> eval": lambda it: read_back(as_chat_messages(it), it.subset),
+        "ReAct text -> eval": lambda it: read_back(as_react(it), it.subset),
+        "ReAct text read as prose": lambda it: as_prose(it, react_text),
         "export read as prose (before)": as_prose,
     }
     attributor = CpuAttributor(use_expected=False)

@@ -478,7 +478,7 @@ def test_the_plain_verdict_rule_stands_unless_another_beats_it_by_more_than_a_st
     assert rule[0] and accuracy == pytest.approx(36 / 40)
 
 
-def test_a_run_read_back_from_an_export_or_from_chat_messages_gets_the_same_verdict():
+def test_a_run_read_back_from_an_export_chat_messages_or_react_text_gets_the_same_verdict():
     import json
 
     from agenttrace.data.datasets import to_whowhen
@@ -489,10 +489,16 @@ def test_a_run_read_back_from_an_export_or_from_chat_messages_gets_the_same_verd
             {"id": "1", "type": "function", "function": {"name": "web_search", "arguments": json.dumps(eiffel.QUERY)}}]},
         {"role": "tool", "tool_call_id": "1", "content": eiffel.RESULT},
         {"role": "assistant", "name": "writer", "content": "The tower is 300 m tall."}]}
+    react = {"question": eiffel.TASK, "answer": "300 m", "history": [
+        {"role": "assistant", "name": "searcher",
+         "content": f"Thought: Looking it up.\nAction: web_search\nAction Input: {json.dumps(eiffel.QUERY)}"},
+        {"role": "user", "name": "searcher", "content": f"Observation: {eiffel.RESULT}"},
+        {"role": "assistant", "name": "writer", "content": "The tower is 300 m tall."}]}
     attributor = CpuAttributor(use_expected=False)
     direct = attributor.attribute(traj)
     assert (direct.agent, direct.step) == ("searcher", 0) and "as_of_year=1889" in direct.reason
-    for read in (from_whowhen(to_whowhen(traj)).trajectory, from_whowhen(chat).trajectory):
+    for read in (from_whowhen(to_whowhen(traj)).trajectory, from_whowhen(chat).trajectory,
+                 from_whowhen(react).trajectory):
         verdict = attributor.attribute(read)
         assert (verdict.agent, verdict.step, verdict.reason) == (direct.agent, direct.step, direct.reason)
 

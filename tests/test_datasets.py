@@ -234,3 +234,33 @@ def test_a_call_that_names_the_next_turns_agent_is_read_as_a_handoff():
     ]}).trajectory.steps
     assert [(s.agent, s.transfer_to) for s in steps] == [
         ("triage", "billing"), ("billing", "refunds"), ("refunds", None), ("triage", None)]
+
+
+def test_react_text_is_read_as_calls_each_answered_by_its_observation():
+    item = from_whowhen({"question": "double the population of Paris", "mistake_agent": "researcher", "mistake_step": 2,
+                         "history": [
+        {"role": "user", "content": "What is twice the population of Paris?"},
+        {"role": "assistant", "name": "researcher",
+         "content": 'Thought: I need the population.\nAction: search\nAction Input: {"query": "Paris population"}'},
+        {"role": "user", "name": "researcher", "content": "Observation: 2102650 inhabitants (2023)."},
+        {"role": "assistant", "name": "researcher", "content": (
+            'Thought: now double it\nAction:\n```json\n{"action": "calculator", "action_input": "2102650*2"}\n```\n'
+            "Observation: 4205300\nThought: I know it now\nAction: transfer_to_writer\nAction Input: none\n"
+            "Observation: ok")},
+        {"role": "assistant", "name": "writer", "content": "Action: none needed.\nFinal Answer: 4205300"},
+        {"role": "user", "content": "Observation: a result no call asked for"},
+    ]})
+    steps = item.trajectory.steps
+    assert [(s.index, s.agent) for s in steps] == [(0, "user"), (1, "researcher"), (3, "researcher"), (4, "writer"),
+                                                   (5, "user")]
+    [search] = steps[1].tool_calls
+    assert (steps[1].content, search.name, search.arguments, search.result) == (
+        "I need the population.", "search", {"query": "Paris population"}, "2102650 inhabitants (2023).")
+    calculator, transfer = steps[2].tool_calls
+    assert (calculator.name, calculator.arguments, calculator.result) == ("calculator", "2102650*2", "4205300")
+    assert (transfer.name, transfer.arguments, transfer.result) == ("transfer_to_writer", "none", "ok")
+    assert steps[2].content == "now double it\nI know it now" and steps[2].transfer_to == "writer"
+    # an Action line that names no tool input is the agent's words; an observation answering nothing is a turn
+    assert (steps[3].tool_calls, steps[3].content) == ([], "Action: none needed.\nFinal Answer: 4205300")
+    assert steps[4].content == "Observation: a result no call asked for"
+    assert item.label.step == 1  # the observation's step: the call it answers

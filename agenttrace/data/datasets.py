@@ -38,7 +38,8 @@ from agenttrace.data.messages import (
     answer_call,
     handed_to,
     openai_tool_calls,
-    unrender,
+    read_calls,
+    renders_handoffs,
 )
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory
 
@@ -92,17 +93,20 @@ def from_whowhen(
     calls: list[tuple[ToolCall, int]] = []  # the run's tool calls so far, each with its step's index
     folded: dict[int, int] = {}  # a tool message's index -> the index of the step whose call it answers
     for i, item in enumerate(history):
-        step = _history_step(item, i, source)
-        if step.role.lower() in TOOL_ROLES:
+        step, answer = _history_step(item, i, source)
+        if answer is not None:
             answered = answer_call([c for c, _ in calls], item)
             if answered is not None and answered.result is None and answered.error is None:
-                answered.result = step.content  # a tool's answer is its call's result, not a turn
-                folded[i] = next(k for c, k in calls if c is answered)
-                continue
+                answered.result = answer  # a tool's answer is its call's result, not a turn
+                if step.role.lower() in TOOL_ROLES or not (step.content or step.tool_calls):
+                    folded[i] = next(k for c, k in calls if c is answered)
+                    continue
+            elif not (step.content or step.tool_calls):
+                step = step.model_copy(update={"content": item.get("content") or ""})  # answers nothing: a turn
         calls += [(c, i) for c in step.tool_calls]
         steps.append(step)
     for k, step in enumerate(steps[:-1]):
-        if isinstance(history[step.index].get("tool_calls"), list):
+        if step.tool_calls and not renders_handoffs(history[step.index].get("content") or ""):
             target = handed_to(step.tool_calls, step.agent, steps[k + 1].agent)
             steps[k] = step.model_copy(update={"transfer_to": target}) if target else step
 
@@ -147,8 +151,9 @@ def from_whowhen(
     )
 
 
-def _history_step(item: Any, i: int, source: str) -> Step:
-    """One history item as a step (its index is its place in the history), tool calls read back."""
+def _history_step(item: Any, i: int, source: str) -> tuple[Step, str | None]:
+    """One history item as a step (its index is its place in the history), tool calls read back, and what it
+    answers an earlier call with (a tool message's content, a ReAct observation), if anything."""
     where = f"history[{i}]"
     if not isinstance(item, dict):
         raise DatasetError(source, where, f"expected an object, got {type(item).__name__}")
@@ -164,15 +169,15 @@ def _history_step(item: Any, i: int, source: str) -> Step:
     step = Step(index=i, agent=name or agent_from_role(role), role=role or "assistant", content=content,
                 input=fields["input"])
     if step.role.lower() in TOOL_ROLES:
-        return step
+        return step, content
     if item.get("tool_calls") is not None:
         try:
-            return step.model_copy(update={"tool_calls": openai_tool_calls(item["tool_calls"])})
+            return step.model_copy(update={"tool_calls": openai_tool_calls(item["tool_calls"])}), None
         except MessageError as exc:
             raise DatasetError(source, f"{where}.{exc.field}", str(exc)) from None
-    rendered = unrender(content)
+    rendered = read_calls(content)
     return step.model_copy(update={"content": rendered.words, "tool_calls": rendered.tool_calls,
-                                   "transfer_to": rendered.transfer_to, "error": rendered.error})
+                                   "transfer_to": rendered.transfer_to, "error": rendered.error}), rendered.answer
 
 
 def to_whowhen(trajectory: Trajectory, label: Label | None = None) -> dict[str, Any]:

@@ -8,10 +8,14 @@ A Who&When-shaped ``history`` entry is a chat message; two conventions put tool 
   (or, in the older shape, a ``role: "function"`` message carrying the function's ``name``);
 * agenttrace's own rendering (:meth:`agenttrace.models.Step.render`, what ``agenttrace export`` and the fault
   injector write): the agent's words, then one line per call, ``[tool call] name(arguments) -> result`` or
-  ``-> error: ...``, then ``[transfer] -> agent`` and ``[error] ...``.
+  ``-> error: ...``, then ``[transfer] -> agent`` and ``[error] ...``;
+* ReAct text (LangChain's and LlamaIndex's ReAct agents, most research logs): lines ``Action: name`` and
+  ``Action Input: arguments`` (text or JSON), or ``Action:`` and a JSON blob ``{"action": ..., "action_input":
+  ...}``, each answered by the ``Observation: ...`` after it, in the same message or in the next message
+  that starts with it. ``Thought:`` and ``Final Answer:`` lines are the agent's words.
 
-A chat log records a handoff only as a call: a call that names the next turn's agent is read as the handoff
-to it (:func:`handed_to`). Without all this a run's tool calls read as prose: the attributor would see neither
+A chat or ReAct log records a handoff only as a call: a call that names the next turn's agent is read as the
+handoff to it (:func:`handed_to`). Without all this a run's tool calls read as prose: the attributor would see neither
 which values a tool returned nor which arguments an agent chose.
 """
 
@@ -27,6 +31,10 @@ from agenttrace.models import ToolCall, value_text
 TOOL_ROLES = ("tool", "function")  # roles of a message that is a tool's answer, not an agent's turn
 
 _MARKER = re.compile(r"^\[(tool call|transfer|error)\] ", re.MULTILINE)
+_REACT = re.compile(r"^(Thought|Action Input|Action|Observation|Final Answer):[ \t]*", re.MULTILINE)
+_FENCE = re.compile(r"^```\w*\s*|\s*```$")
+_JSON_NAME_KEYS = ("action", "name", "tool")
+_JSON_INPUT_KEYS = ("action_input", "arguments", "tool_input", "input")
 _CALL_HEAD = re.compile(r"([^\s(]+)\(")
 _ERROR = "error: "
 _ARROW = " -> "
@@ -48,6 +56,11 @@ class Rendered:
     tool_calls: list[ToolCall] = field(default_factory=list)
     transfer_to: str | None = None
     error: str | None = None
+    answer: str | None = None  # what the message answers an earlier message's call with (a ReAct observation)
+
+    def records(self) -> bool:
+        """Whether the text recorded a call, a handoff or an error beside the words."""
+        return bool(self.tool_calls or self.transfer_to or self.error)
 
 
 def openai_tool_calls(raw: Any) -> list[ToolCall]:
@@ -112,6 +125,61 @@ def unrender(content: str) -> Rendered:
         else:
             out.error = body
     return out
+
+
+def read_calls(content: str) -> Rendered:
+    """A message's words and the calls its text records: agenttrace's rendering, else ReAct's blocks, else all
+    words."""
+    rendered = unrender(content)
+    return rendered if rendered.records() else read_react(content) or rendered
+
+
+def renders_handoffs(content: str) -> bool:
+    """Whether ``content`` is agenttrace's rendering, which writes a handoff itself (``[transfer] -> X``): none
+    of its calls stands for one."""
+    return unrender(content).records()
+
+
+def read_react(content: str) -> Rendered | None:
+    """``content`` in the ReAct format: the agent's words (text before the first block, each thought without
+    its ``Thought:`` label, ``Final Answer`` blocks), its calls, each with the ``Observation`` after it, and an
+    ``Observation`` that comes before any call (it answers a call of an earlier message:
+    :attr:`Rendered.answer`); None when it has no ReAct line."""
+    marks = list(_REACT.finditer(content))
+    if not marks:
+        return None
+    blocks = [(m.group(1), content[m.end():nxt.start() if nxt else len(content)].strip(), m.start(),
+               nxt.start() if nxt else len(content)) for m, nxt in zip(marks, [*marks[1:], None])]
+    out = Rendered(content[:marks[0].start()].strip())
+    words = [out.words]
+    for k, (kind, body, start, end) in enumerate(blocks):
+        follows = blocks[k + 1][:2] if k + 1 < len(blocks) else ("", "")
+        call = _react_call(body, follows[1] if follows[0] == "Action Input" else None) if kind == "Action" else None
+        if call is not None:
+            out.tool_calls.append(call)
+        elif kind == "Observation" and not out.tool_calls and out.answer is None:
+            out.answer = body
+        elif kind == "Observation" and out.tool_calls and out.tool_calls[-1].result is None:
+            out.tool_calls[-1].result = body
+        elif kind == "Thought":
+            words.append(body)  # the label is the format's, the thought the agent's
+        elif not (kind == "Action Input" and k > 0 and blocks[k - 1][0] == "Action" and out.tool_calls):
+            words.append(content[start:end].strip())
+    out.words = "\n".join(w for w in words if w)
+    return out
+
+
+def _react_call(body: str, action_input: str | None) -> ToolCall | None:
+    """An ``Action`` block as a call: a tool's name with its ``Action Input``, or a JSON blob naming both."""
+    if action_input is None:
+        blob = _decoded(_FENCE.sub("", body))
+        if not isinstance(blob, dict):
+            return None
+        name = next((blob[k] for k in _JSON_NAME_KEYS if isinstance(blob.get(k), str) and blob[k]), None)
+        arguments = next((blob[k] for k in _JSON_INPUT_KEYS if k in blob), None)
+        return ToolCall(name=name, arguments=arguments) if name else None
+    name = body.splitlines()[0].strip() if body else ""
+    return ToolCall(name=name, arguments=_decoded(action_input.strip())) if name else None
 
 
 def _renders(content: str, mark: re.Match) -> bool:
