@@ -8,6 +8,8 @@ Each run of build/suite (real framework runs, rebuilt by the collector from span
 * written by ``agenttrace export`` (Who&When shape, :func:`to_whowhen`) and read back by ``agenttrace eval``;
 * written as OpenAI chat messages (assistant ``tool_calls``, one ``role: "tool"`` message per result, the
   label's step moved to its message) and read back;
+* written as Anthropic messages (``tool_use`` blocks, each answered by a ``tool_result`` block that says
+  whether the call failed) and read back;
 * written as ReAct text (``Thought:``, ``Action:``, ``Action Input:``, ``Observation:`` lines, one message
   per step; a handoff no call names is an ``Action: transfer_to_<agent>``) and read back;
 * that ReAct text read as prose (how ``agenttrace eval`` read it before it read ReAct blocks);
@@ -60,6 +62,28 @@ def as_chat_messages(item: LabelledTrajectory) -> dict:
             "history": history, "mistake_agent": label.agent, "mistake_step": moved[label.step]}
 
 
+def as_anthropic_messages(item: LabelledTrajectory) -> dict:
+    """The run as Anthropic messages in the Who&When shape: a user message of ``tool_result`` blocks after each
+    step that called tools, the label moved to the step's message."""
+    history, moved = [], {}
+    for i, step in enumerate(item.trajectory.steps):
+        moved[i] = len(history)
+        if is_human(step):
+            history.append({"role": "user", "name": step.agent, "content": [{"type": "text", "text": step.content}]})
+            continue
+        uses = [{"type": "tool_use", "id": call.id or f"call_{i}_{j}", "name": call.name, "input": call.arguments}
+                for j, call in enumerate(step.tool_calls)]
+        history.append({"role": "assistant", "name": step.agent,
+                        "content": [{"type": "text", "text": step.content}] * bool(step.content) + uses})
+        if uses:
+            history.append({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": use["id"], "is_error": bool(call.error),
+                 "content": call.error or value_text(call.result)} for use, call in zip(uses, step.tool_calls)]})
+    label = item.label
+    return {"question_ID": item.id, "question": item.trajectory.task, "answer": item.trajectory.answer,
+            "history": history, "mistake_agent": label.agent, "mistake_step": moved[label.step]}
+
+
 def react_text(step: Step) -> str:
     """A step as a ReAct agent logs it: its words as a thought, then each call and what it returned."""
     if is_human(step):
@@ -102,6 +126,7 @@ def main() -> None:
         "collector (spans)": lambda it: it,
         "agenttrace export -> eval": lambda it: read_back(to_whowhen(it.trajectory, it.label), it.subset),
         "OpenAI chat messages -> eval": lambda it: read_back(as_chat_messages(it), it.subset),
+        "Anthropic messages -> eval": lambda it: read_back(as_anthropic_messages(it), it.subset),
         "ReAct text -> eval": lambda it: read_back(as_react(it), it.subset),
         "ReAct text read as prose": lambda it: as_prose(it, react_text),
         "export read as prose (before)": as_prose,

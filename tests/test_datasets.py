@@ -112,7 +112,8 @@ def test_to_whowhen_renders_tool_calls_into_content_and_omits_a_missing_label():
         (lambda d: d.update(mistake_step="twelve"), "mistake_step"),
         (lambda d: d.update(mistake_step=None), "mistake_step"),
         (lambda d: d.update(mistake_agent=3), "mistake_agent"),
-        (lambda d: d["history"][2].update(content=["x"]), "history[2].content"),
+        (lambda d: d["history"][2].update(content=[{"type": "text"}]), "history[2].content[0].text"),
+        (lambda d: d["history"][2].update(content=3), "history[2].content"),
         (lambda d: d["history"].__setitem__(1, "oops"), "history[1]"),
     ],
 )
@@ -262,5 +263,127 @@ def test_react_text_is_read_as_calls_each_answered_by_its_observation():
     assert steps[2].content == "now double it\nI know it now" and steps[2].transfer_to == "writer"
     # an Action line that names no tool input is the agent's words; an observation answering nothing is a turn
     assert (steps[3].tool_calls, steps[3].content) == ([], "Action: none needed.\nFinal Answer: 4205300")
-    assert steps[4].content == "Observation: a result no call asked for"
+    assert steps[4].content == "a result no call asked for"
     assert item.label.step == 1  # the observation's step: the call it answers
+
+
+def _assert_refund_run(item, *, error_flagged: bool):
+    """The run every message convention below writes: a lookup that fails, a retry that works, a refund."""
+    steps = item.trajectory.steps
+    assert [(s.index, s.agent, s.content) for s in steps] == [
+        (0, "user", "Refund order 7, please."), (1, "assistant", "Looking it up."), (3, "assistant", ""),
+        (5, "assistant", "Refunded 40.")]
+    failed, = steps[1].tool_calls
+    retry, = steps[2].tool_calls
+    assert (failed.name, failed.arguments, retry.arguments, retry.result) == (
+        "get_order", {"id": "7x"}, {"id": 7}, '{"total": 40}')
+    assert (failed.error, failed.result) == (("Error: no order 7x", None) if error_flagged else
+                                             (None, "Error: no order 7x"))
+    assert item.label.step == 3 and item.subset == "chat"  # a tool's answer: the step that called it
+
+
+def test_langchain_message_dicts_are_read_with_their_calls_and_failed_tool_status():
+    item = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
+        {"type": "human", "content": "Refund order 7, please."},
+        {"type": "ai", "content": "Looking it up.", "tool_calls": [{"name": "get_order", "args": {"id": "7x"}, "id": "a"}]},
+        {"type": "tool", "content": "Error: no order 7x", "tool_call_id": "a", "status": "error"},
+        {"type": "ai", "content": "", "tool_calls": [{"name": "get_order", "args": {"id": 7}, "id": "b"}]},
+        {"type": "tool", "content": '{"total": 40}', "tool_call_id": "b"},
+        {"type": "ai", "content": "Refunded 40."},
+    ]})
+    _assert_refund_run(item, error_flagged=True)
+
+
+def test_anthropic_content_blocks_are_read_as_calls_and_answers():
+    item = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
+        {"role": "user", "content": [{"type": "text", "text": "Refund order 7, please."}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking it up."},
+                                          {"type": "tool_use", "id": "a", "name": "get_order", "input": {"id": "7x"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "is_error": True,
+                                      "content": [{"type": "text", "text": "Error: no order 7x"}]}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "b", "name": "get_order", "input": {"id": 7}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "b", "content": '{"total": 40}'}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Refunded 40."}, {"type": "image", "source": {}}]},
+    ]})
+    _assert_refund_run(item, error_flagged=True)
+
+
+def test_an_openai_agents_sdk_input_list_is_read_with_its_function_call_items():
+    item = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
+        {"role": "user", "content": "Refund order 7, please."},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Looking it up."}]},
+        {"type": "function_call", "call_id": "a", "name": "get_order", "arguments": '{"id": "7x"}'},
+        {"type": "function_call_output", "call_id": "a", "output": "Error: no order 7x"},
+        {"type": "function_call", "call_id": "b", "name": "get_order", "arguments": '{"id": 7}'},
+        {"type": "function_call_output", "call_id": "b", "output": '{"total": 40}'},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Refunded 40."}]},
+    ]})
+    steps = item.trajectory.steps
+    assert [(s.index, s.content, [c.name for c in s.tool_calls]) for s in steps] == [
+        (0, "Refund order 7, please.", []), (1, "Looking it up.", []), (2, "", ["get_order"]),
+        (4, "", ["get_order"]), (6, "Refunded 40.", [])]
+    # the log marks no failure; the answer reads as one
+    assert steps[2].tool_calls[0].error == "Error: no order 7x" and steps[3].tool_calls[0].result == '{"total": 40}'
+    assert item.label.step == 4
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"role": "assistant", "content": [{"type": "tool_use", "input": {}}]}, "history[1].content[0].name"),
+        ({"type": "function_call", "call_id": "a", "arguments": "{}"}, "history[1].name"),
+        ({"type": "ai", "content": "", "tool_calls": [{"args": {}}]}, "history[1].tool_calls[0].function"),
+        ({"role": "assistant", "content": [7]}, "history[1].content[0]"),
+    ],
+)
+def test_a_malformed_message_of_any_convention_names_its_field(item, field):
+    with pytest.raises(DatasetError) as err:
+        from_whowhen({"history": [{"role": "user", "content": "hi"}, item]})
+    assert err.value.field == field
+
+
+def test_smolagents_and_ag2_messages_are_read_with_their_calls_and_answers():
+    smol = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
+        {"role": "user", "content": [{"type": "text", "text": "Refund order 7, please."}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking it up."}]},
+        {"role": "tool-call", "content": [{"type": "text", "text": "Calling tools:\n[{'id': 'a', 'type': 'function', "
+                                           "'function': {'name': 'get_order', 'arguments': {'id': '7x'}}}]"}]},
+        {"role": "tool-response", "content": [{"type": "text", "text": "Call id: a\nError: no order 7x"}]},
+        {"role": "tool-call", "content": "Calling tools:\n[{'id': 'b', 'type': 'function', "
+                                         "'function': {'name': 'get_order', 'arguments': {'id': 7}}}]"},
+        {"role": "tool-response", "content": 'Call id: b\nObservation:\n{"total": 40}'},
+        {"role": "assistant", "content": "Refunded 40."},
+    ]})
+    steps = smol.trajectory.steps
+    assert [(s.index, s.agent, [c.name for c in s.tool_calls]) for s in steps] == [
+        (0, "user", []), (1, "assistant", []), (2, "assistant", ["get_order"]), (4, "assistant", ["get_order"]),
+        (6, "assistant", [])]
+    assert steps[2].tool_calls[0].error == "Error: no order 7x"
+    assert (steps[3].tool_calls[0].arguments, steps[3].tool_calls[0].result) == ({"id": 7}, '{"total": 40}')
+    assert smol.label.step == 4
+
+    ag2 = from_whowhen({"history": [
+        {"role": "user", "name": "user", "content": "Refund order 7, please."},
+        {"role": "assistant", "name": "clerk", "content": None,
+         "function_call": {"name": "get_order", "arguments": '{"id": 7}'}},
+        {"role": "function", "name": "get_order", "content": '{"total": 40}'},
+        {"role": "assistant", "name": "clerk", "content": "",
+         "tool_calls": [{"id": "r", "type": "function", "function": {"name": "refund", "arguments": '{"amount": 45}'}}]},
+        {"role": "tool", "name": "clerk", "content": "", "tool_responses": [
+            {"tool_call_id": "r", "role": "tool", "content": "ValueError: 45 exceeds the order total"}]},
+    ]}).trajectory.steps
+    assert [(s.index, s.agent) for s in ag2] == [(0, "user"), (1, "clerk"), (3, "clerk")]
+    assert ag2[1].tool_calls[0].result == '{"total": 40}'
+    assert ag2[2].tool_calls[0].error == "ValueError: 45 exceeds the order total"
+
+
+@pytest.mark.parametrize(("text", "failed"), [
+    ("Error: no order 7x", True), ("error:\nboom", True), ("ValueError('bad id')", True),
+    ("pydantic_ai.exceptions.ToolRetryError: timed out", True), ("An error occurred while running the tool.", True),
+    ("Traceback (most recent call last):\n  File ...", True),
+    ("Error rate: 5% this week", False), ('{"error": null, "total": 40}', False), ("No errors found.", False),
+])
+def test_a_tool_answer_reads_as_a_failure_only_when_it_starts_like_one(text, failed):
+    from agenttrace.data.messages import reads_as_failure
+
+    assert reads_as_failure(text) is failed

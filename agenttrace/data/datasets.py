@@ -34,12 +34,12 @@ from typing import Any
 
 from agenttrace.data.messages import (
     TOOL_ROLES,
+    Answer,
+    Message,
     MessageError,
     answer_call,
     handed_to,
-    openai_tool_calls,
-    read_calls,
-    renders_handoffs,
+    read_message,
 )
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory
 
@@ -66,10 +66,11 @@ def agent_from_role(role: str) -> str:
 
 
 def _detect_subset(history: list[dict[str, Any]]) -> str:
-    """``chat`` for OpenAI chat messages (tool calls, tool answers or a system message), else the Who&When
-    subset the history's shape matches."""
+    """``chat`` for chat messages (tool calls, tool answers, a system message, typed items or content parts),
+    else the Who&When subset the history's shape matches."""
     items = [item for item in history if isinstance(item, dict)]
-    if any(item.get("tool_calls") or item.get("role") in (*TOOL_ROLES, "system") for item in items):
+    if any(item.get("tool_calls") or item.get("type") or not isinstance(item.get("content", ""), str)
+           or item.get("role") in (*TOOL_ROLES, "system", "developer") for item in items):
         return CHAT
     return ALGORITHM_GENERATED if any("name" in item for item in items) else HAND_CRAFTED
 
@@ -92,21 +93,21 @@ def from_whowhen(
     steps: list[Step] = []
     calls: list[tuple[ToolCall, int]] = []  # the run's tool calls so far, each with its step's index
     folded: dict[int, int] = {}  # a tool message's index -> the index of the step whose call it answers
+    may_hand_off: set[int] = set()  # the steps whose calls may stand for a handoff (not agenttrace's rendering)
     for i, item in enumerate(history):
-        step, answer = _history_step(item, i, source)
-        if answer is not None:
-            answered = answer_call([c for c, _ in calls], item)
-            if answered is not None and answered.result is None and answered.error is None:
-                answered.result = answer  # a tool's answer is its call's result, not a turn
-                if step.role.lower() in TOOL_ROLES or not (step.content or step.tool_calls):
-                    folded[i] = next(k for c, k in calls if c is answered)
-                    continue
-            elif not (step.content or step.tool_calls):
-                step = step.model_copy(update={"content": item.get("content") or ""})  # answers nothing: a turn
+        step, message = _history_step(item, i, source)
+        answered = [_fold(answer, [c for c, _ in calls]) for answer in message.answers]
+        if message.answers and not (step.content or step.tool_calls):
+            if all(call is not None for call in answered):
+                folded[i] = next(k for c, k in calls if c is answered[0])  # a tool's answer is not a turn
+                continue
+            step = step.model_copy(update={"content": "\n".join(a.text for a in message.answers)})
         calls += [(c, i) for c in step.tool_calls]
         steps.append(step)
+        if message.calls_hand_off:
+            may_hand_off.add(i)
     for k, step in enumerate(steps[:-1]):
-        if step.tool_calls and not renders_handoffs(history[step.index].get("content") or ""):
+        if step.tool_calls and step.index in may_hand_off:
             target = handed_to(step.tool_calls, step.agent, steps[k + 1].agent)
             steps[k] = step.model_copy(update={"transfer_to": target}) if target else step
 
@@ -151,33 +152,37 @@ def from_whowhen(
     )
 
 
-def _history_step(item: Any, i: int, source: str) -> tuple[Step, str | None]:
-    """One history item as a step (its index is its place in the history), tool calls read back, and what it
-    answers an earlier call with (a tool message's content, a ReAct observation), if anything."""
+def _history_step(item: Any, i: int, source: str) -> tuple[Step, Message]:
+    """One history item as a step (its index is its place in the history), tool calls read back, and the
+    item as read (the tool answers it carries)."""
     where = f"history[{i}]"
     if not isinstance(item, dict):
         raise DatasetError(source, where, f"expected an object, got {type(item).__name__}")
-    fields = {}
-    for key in ("content", "role", "name", "input"):
-        value = item.get(key)
-        if value is not None and not isinstance(value, str):
-            raise DatasetError(source, f"{where}.{key}", f"expected a string, got {type(value).__name__}")
-        fields[key] = value
-    content, role, name = fields["content"] or "", fields["role"], fields["name"]
+    try:
+        message = read_message(item)
+    except MessageError as exc:
+        raise DatasetError(source, f"{where}.{exc.field}", str(exc)) from None
+    prompt = item.get("input")
+    if prompt is not None and not isinstance(prompt, str):
+        raise DatasetError(source, f"{where}.input", f"expected a string, got {type(prompt).__name__}")
+    role, name = message.role, message.name
     if not (name or role):
         raise DatasetError(source, where, "has neither 'name' nor 'role', so its agent is unknown")
-    step = Step(index=i, agent=name or agent_from_role(role), role=role or "assistant", content=content,
-                input=fields["input"])
-    if step.role.lower() in TOOL_ROLES:
-        return step, content
-    if item.get("tool_calls") is not None:
-        try:
-            return step.model_copy(update={"tool_calls": openai_tool_calls(item["tool_calls"])}), None
-        except MessageError as exc:
-            raise DatasetError(source, f"{where}.{exc.field}", str(exc)) from None
-    rendered = read_calls(content)
-    return step.model_copy(update={"content": rendered.words, "tool_calls": rendered.tool_calls,
-                                   "transfer_to": rendered.transfer_to, "error": rendered.error}), rendered.answer
+    step = Step(index=i, agent=name or agent_from_role(role), role=role or "assistant", content=message.words,
+                input=prompt, tool_calls=message.tool_calls, transfer_to=message.transfer_to, error=message.error)
+    return step, message
+
+
+def _fold(answer: Answer, calls: list[ToolCall]) -> ToolCall | None:
+    """Puts ``answer`` on the call it answers, when that call is still open; the call, else None."""
+    call = answer_call(calls, answer)
+    if call is None or call.result is not None or call.error is not None:
+        return None
+    if answer.error:
+        call.error = answer.text
+    else:
+        call.result = answer.text
+    return call
 
 
 def to_whowhen(trajectory: Trajectory, label: Label | None = None) -> dict[str, Any]:

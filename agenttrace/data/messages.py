@@ -1,11 +1,22 @@
-"""The tool calls a logged message records, read back as :class:`ToolCall` objects.
+"""A logged message, whatever convention wrote it, read back as words, tool calls and tool answers.
 
-A Who&When-shaped ``history`` entry is a chat message; two conventions put tool calls in one:
+A Who&When-shaped ``history`` entry is a message; these conventions put tool calls in one:
 
-* OpenAI chat messages (tau-bench, LangChain and OpenAI Agents SDK dumps, most chat transcripts): an
-  assistant message's ``tool_calls``, ``[{"id", "type": "function", "function": {"name", "arguments"}}]``
-  with the arguments as JSON text, each answered by a ``role: "tool"`` message carrying its ``tool_call_id``
-  (or, in the older shape, a ``role: "function"`` message carrying the function's ``name``);
+* OpenAI chat messages (tau-bench, most chat transcripts): an assistant message's ``tool_calls``,
+  ``[{"id", "type": "function", "function": {"name", "arguments"}}]`` with the arguments as JSON text, each
+  answered by a ``role: "tool"`` message carrying its ``tool_call_id`` (or, in the older shape, a ``role:
+  "function"`` message carrying the function's ``name``); ``content`` may be a list of parts
+  (``{"type": "text", "text": ...}``);
+* LangChain's message dicts: ``type`` ``ai``/``human``/``tool``/``system`` for the role, ``tool_calls`` as
+  ``[{"name", "args", "id"}]``, a tool message's ``status: "error"`` marking a failed call;
+* Anthropic's content blocks: ``tool_use`` blocks (``id``, ``name``, ``input``) are calls, ``tool_result``
+  blocks (``tool_use_id``, ``content``, ``is_error``) answers;
+* the OpenAI Responses API items an OpenAI Agents SDK run's ``to_input_list()`` gives: ``{"type":
+  "function_call", "call_id", "name", "arguments"}`` and ``{"type": "function_call_output", "call_id",
+  "output"}`` beside its messages;
+* smolagents' memory messages: a ``tool-call`` message, ``Calling tools:`` and the calls as a Python list,
+  answered by a ``tool-response`` message, ``Call id: ...`` and ``Observation:`` (or ``Error:``) text;
+* AG2/AutoGen's: the older ``function_call`` (one call) and ``tool_responses`` (answers by call id);
 * agenttrace's own rendering (:meth:`agenttrace.models.Step.render`, what ``agenttrace export`` and the fault
   injector write): the agent's words, then one line per call, ``[tool call] name(arguments) -> result`` or
   ``-> error: ...``, then ``[transfer] -> agent`` and ``[error] ...``;
@@ -14,13 +25,17 @@ A Who&When-shaped ``history`` entry is a chat message; two conventions put tool 
   ...}``, each answered by the ``Observation: ...`` after it, in the same message or in the next message
   that starts with it. ``Thought:`` and ``Final Answer:`` lines are the agent's words.
 
-A chat or ReAct log records a handoff only as a call: a call that names the next turn's agent is read as the
-handoff to it (:func:`handed_to`). Without all this a run's tool calls read as prose: the attributor would see neither
-which values a tool returned nor which arguments an agent chose.
+A tool answer that a log does not mark as failed is failed when its text starts the way frameworks write a
+failure (``Error: ...``, ``ValueError: ...``, a Python traceback: :func:`reads_as_failure`).
+
+A log other than agenttrace's records a handoff only as a call: a call that names the next turn's agent is
+read as the handoff to it (:func:`handed_to`). Without all this a run's tool calls read as prose: the
+attributor would see neither which values a tool returned nor which arguments an agent chose.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -28,9 +43,15 @@ from typing import Any
 
 from agenttrace.models import ToolCall, value_text
 
-TOOL_ROLES = ("tool", "function")  # roles of a message that is a tool's answer, not an agent's turn
+TOOL_ROLES = ("tool", "function", "tool-response")  # roles of a message that is a tool's answer, not a turn
+TEXT_PARTS = ("text", "input_text", "output_text", "summary_text")  # content parts that are words (others: images, files ...)
+_LANGCHAIN_ROLES = {"ai": "assistant", "human": "user", "tool": "tool", "system": "system", "function": "function"}
 
 _MARKER = re.compile(r"^\[(tool call|transfer|error)\] ", re.MULTILINE)
+_FAILURE = re.compile(r"\A\s*(?:(?:error|exception)\s*[:\n]|traceback \(most recent call last\)|an error occurred"
+                      r"|[\w.]*(?:error|exception)\s*[:(])", re.IGNORECASE)
+_SMOL_CALLS = "Calling tools:"
+_SMOL_CALL_ID = re.compile(r"\ACall id: *(\S+)\n")
 _REACT = re.compile(r"^(Thought|Action Input|Action|Observation|Final Answer):[ \t]*", re.MULTILINE)
 _FENCE = re.compile(r"^```\w*\s*|\s*```$")
 _JSON_NAME_KEYS = ("action", "name", "tool")
@@ -63,15 +84,165 @@ class Rendered:
         return bool(self.tool_calls or self.transfer_to or self.error)
 
 
+@dataclass
+class Answer:
+    """A tool's answer that a message carries, and what says which call it answers."""
+
+    text: str
+    call_id: str | None = None
+    name: str | None = None
+    error: bool = False
+
+
+@dataclass
+class Message:
+    """A history item as the loader needs it: who speaks, their words, the calls they make, the answers the
+    item carries, and whether a call may stand for a handoff (not in agenttrace's rendering, which writes
+    handoffs itself)."""
+
+    role: str | None
+    name: str | None
+    words: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    transfer_to: str | None = None
+    error: str | None = None
+    answers: list[Answer] = field(default_factory=list)
+    calls_hand_off: bool = True
+
+
+def read_message(item: dict[str, Any]) -> Message:
+    """One history item in any of the module's conventions; a :class:`MessageError` says which field is not
+    the shape it should be."""
+    kind = item.get("type")
+    if kind == "function_call":
+        name = _string(item, "name")
+        if not name:
+            raise MessageError("name", "a function_call item needs the function's name")
+        return Message("assistant", None, tool_calls=[
+            ToolCall(id=_string(item, "call_id"), name=name, arguments=_decoded(item.get("arguments")))])
+    if kind == "function_call_output":
+        words, _, _ = _content(item.get("output"), "output")
+        return Message("tool", None, answers=[_tool_answer(words, _string(item, "call_id"))])
+    if kind == "reasoning":  # a model's reasoning summary: the agent's words
+        return Message("assistant", None, _content(item.get("summary"), "summary")[0])
+    role = _string(item, "role") or (_LANGCHAIN_ROLES.get(kind) if isinstance(kind, str) else None)
+    name = _string(item, "name")
+    words, calls, answers = _content(item.get("content"), "content")
+    if item.get("tool_responses") is not None:  # AG2: the answers, each with its tool_call_id
+        answers += [_tool_answer(_content(r.get("content"), "tool_responses")[0], _string(r, "tool_call_id"))
+                    for r in _objects(item["tool_responses"], "tool_responses")]
+        return Message(role, name, answers=answers)
+    if (role or "").lower() in TOOL_ROLES:
+        return Message(role, name, answers=[_tool_answer(words, _string(item, "tool_call_id"), name,
+                                                         item.get("status"))])
+    if role == "tool-call" and words.startswith(_SMOL_CALLS):
+        return Message("assistant", name, tool_calls=openai_tool_calls(_literal(words[len(_SMOL_CALLS):])))
+    if item.get("tool_calls") is not None or item.get("function_call") is not None:
+        raw = item["tool_calls"] if item.get("tool_calls") is not None else [{"function": item["function_call"]}]
+        return Message(role, name, words, openai_tool_calls(raw), answers=answers)
+    if calls or answers:
+        return Message(role, name, words, calls, answers=answers)
+    rendered = unrender(words)
+    if rendered.records():
+        return Message(role, name, rendered.words, rendered.tool_calls, rendered.transfer_to, rendered.error,
+                       calls_hand_off=False)
+    react = read_react(words)
+    if react is None:
+        return Message(role, name, words)
+    for call in react.tool_calls:
+        if call.result is not None and reads_as_failure(call.result):
+            call.result, call.error = None, call.result
+    return Message(role, name, react.words, react.tool_calls,
+                   answers=[_tool_answer(react.answer)] if react.answer is not None else [])
+
+
+def reads_as_failure(text: str) -> bool:
+    """Whether a tool's answer reads as a failure: ``Error: ...``, ``ValueError(...)``, ``An error occurred
+    ...``, a Python traceback."""
+    return bool(_FAILURE.match(text))
+
+
+def _tool_answer(text: str, call_id: str | None = None, name: str | None = None, status: Any = None) -> Answer:
+    """A tool's answer: failed when the log says so (``status``) or, when it says nothing, when it reads as a
+    failure; smolagents' ``Call id:`` line names the call and its ``Observation:`` label goes."""
+    if (m := _SMOL_CALL_ID.match(text)) is not None:
+        call_id, text = call_id or m.group(1), text[m.end():]
+    text = text.removeprefix("Observation:\n")
+    failed = status == "error" if status in ("error", "success") else reads_as_failure(text)
+    return Answer(text, call_id, name, failed)
+
+
+def _literal(text: str) -> Any:
+    """A Python literal written by ``str()`` (smolagents' calls), or JSON."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return _decoded(text.strip())
+
+
+def _objects(raw: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise MessageError(where, "expected a list of objects")
+    return raw
+
+
+def _string(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and key.endswith("id"):
+        return str(value)
+    raise MessageError(key, f"expected a string, got {type(value).__name__}")
+
+
+def _content(content: Any, where: str) -> tuple[str, list[ToolCall], list[Answer]]:
+    """A message's content: a string, or a list of parts (text parts, Anthropic's ``tool_use`` and
+    ``tool_result`` blocks; other parts, such as images, carry no words)."""
+    if content is None:
+        return "", [], []
+    if isinstance(content, str):
+        return content, [], []
+    if not isinstance(content, list):
+        raise MessageError(where, f"expected a string or a list of parts, got {type(content).__name__}")
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    answers: list[Answer] = []
+    for j, part in enumerate(content):
+        at = f"{where}[{j}]"
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise MessageError(at, f"expected a string or an object with a 'type', got {type(part).__name__}")
+        kind = part.get("type")
+        if kind in TEXT_PARTS:
+            if not isinstance(part.get("text"), str):
+                raise MessageError(f"{at}.text", "a text part needs its text as a string")
+            texts.append(part["text"])
+        elif kind == "tool_use":
+            if not isinstance(part.get("name"), str) or not part["name"]:
+                raise MessageError(f"{at}.name", "a tool_use block needs the tool's name")
+            call_id = part.get("id")
+            calls.append(ToolCall(id=None if call_id is None else str(call_id), name=part["name"],
+                                  arguments=part.get("input")))
+        elif kind == "tool_result":
+            text, _, _ = _content(part.get("content"), f"{at}.content")
+            call_id = part.get("tool_use_id")
+            answers.append(Answer(text, None if call_id is None else str(call_id), error=part.get("is_error") is True))
+    return "\n".join(texts), calls, answers
+
+
 def openai_tool_calls(raw: Any) -> list[ToolCall]:
-    """An OpenAI message's ``tool_calls``. Arguments that are JSON text are decoded; a ``result``/``error``
-    key beside ``function`` (a log that answers a call in place) is kept."""
+    """A message's ``tool_calls``, OpenAI's shape or LangChain's. Arguments that are JSON text are decoded; a
+    ``result``/``error`` key beside ``function`` (a log that answers a call in place) is kept."""
     if not isinstance(raw, list):
         raise MessageError("tool_calls", f"expected a list, got {type(raw).__name__}")
     calls = []
     for j, item in enumerate(raw):
         where = f"tool_calls[{j}]"
         function = item.get("function") if isinstance(item, dict) else None
+        if function is None and isinstance(item, dict) and "args" in item:  # LangChain: {"name", "args", "id"}
+            function = {"name": item.get("name"), "arguments": item["args"]}
         if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
             raise MessageError(f"{where}.function", 'expected {"name": ..., "arguments": ...} with a name')
         error = item.get("error")
@@ -84,15 +255,13 @@ def openai_tool_calls(raw: Any) -> list[ToolCall]:
     return calls
 
 
-def answer_call(calls: list[ToolCall], message: dict[str, Any]) -> ToolCall | None:
-    """The call among ``calls`` (the run's so far, oldest first) that a tool message answers: the one with its
-    ``tool_call_id``, else the latest unanswered call of its ``name``, else the latest unanswered call."""
-    call_id = message.get("tool_call_id")
-    if call_id is not None:
-        return next((c for c in calls if c.id == str(call_id)), None)
+def answer_call(calls: list[ToolCall], answer: Answer) -> ToolCall | None:
+    """The call among ``calls`` (the run's so far, oldest first) that ``answer`` answers: the one with its call
+    id, else the latest unanswered call of its tool's name, else the latest unanswered call."""
+    if answer.call_id is not None:
+        return next((c for c in calls if c.id == answer.call_id), None)
     open_calls = [c for c in calls if c.result is None and c.error is None]
-    name = message.get("name")
-    return next((c for c in reversed(open_calls) if c.name == name), open_calls[-1] if open_calls else None)
+    return next((c for c in reversed(open_calls) if c.name == answer.name), open_calls[-1] if open_calls else None)
 
 
 def handed_to(calls: list[ToolCall], agent: str, next_agent: str) -> str | None:
@@ -125,19 +294,6 @@ def unrender(content: str) -> Rendered:
         else:
             out.error = body
     return out
-
-
-def read_calls(content: str) -> Rendered:
-    """A message's words and the calls its text records: agenttrace's rendering, else ReAct's blocks, else all
-    words."""
-    rendered = unrender(content)
-    return rendered if rendered.records() else read_react(content) or rendered
-
-
-def renders_handoffs(content: str) -> bool:
-    """Whether ``content`` is agenttrace's rendering, which writes a handoff itself (``[transfer] -> X``): none
-    of its calls stands for one."""
-    return unrender(content).records()
 
 
 def read_react(content: str) -> Rendered | None:
