@@ -4,8 +4,8 @@
 
 Splits (the model is refitted on the training side of each; every choice - feature set, L2, synthetic
 weight, whether every group or every source weighs the same, how the verdict is read off the distribution,
-temperature, uncertainty threshold, and the temperature and threshold of each kind of log (recorded tool calls
-and handoffs, or a transcript of messages only) - is made by an inner leave-one-group-out over the training
+temperature, uncertainty threshold, and the temperature and threshold of each kind of log (a run rebuilt from
+its spans, or a log read from a file) - is made by an inner leave-one-group-out over the training
 side's groups only, never by looking at the held-out side; the choices are listed under the table):
 * leave-one-source-out on the dev data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj code-dev);
 * leave-one-framework-out and leave-one-topology-out on the labelled suite (build/suite), when present.

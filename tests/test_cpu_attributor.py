@@ -116,17 +116,20 @@ def test_model_round_trips_through_json():
     assert abs(again.temperature - model.temperature) < 1e-3 and again.threshold == model.threshold
 
 
-def test_a_transcript_and_a_run_with_recorded_calls_are_calibrated_apart():
+def test_a_log_read_from_a_file_and_a_run_rebuilt_from_spans_are_calibrated_apart():
+    from agenttrace.data.datasets import to_whowhen
+
     model = CpuAttributor().model
-    assert set(model.calibration) == {"structured", "text"}
-    assert model.calibration["text"] != model.calibration["structured"]
+    assert set(model.calibration) == {"spans", "log"}
+    assert model.calibration["log"] != model.calibration["spans"]
     transcript = from_whowhen(fx.algorithm_generated(0)).trajectory
-    run = Trajectory(run_id="r", task="sum", steps=[
+    run = Trajectory(run_id="r", trace_id="4ce8", task="sum", steps=[
         Step(index=0, agent="worker", content="", tool_calls=[ToolCall(name="calc", arguments={"a": 1}, result="1")]),
         Step(index=1, agent="worker", content="It is 1.")])
-    assert (log_kind(transcript), log_kind(run)) == ("text", "structured")
+    assert (log_kind(transcript), log_kind(run)) == ("log", "spans")
+    assert log_kind(from_whowhen(to_whowhen(run)).trajectory) == "spans"  # an export keeps its trace's id
     x, flows = extract_features(transcript)
-    temperature, threshold, *_ = model.calibrated("text")
+    temperature, threshold, *_ = model.calibrated("log")
     p = softmax(model.scores(x) / temperature, nameable(flows))
     verdict = CpuAttributor().attribute(transcript)
     assert verdict.confidence == round(float(p[verdict.step]), 4)
@@ -156,7 +159,7 @@ def test_take_keeps_the_chosen_trajectories_whole():
     items = [from_whowhen(fx.algorithm_generated(k)) for k in range(4)]
     rows = Rows({"a": Featurised(items[:2]), "b": Featurised(items[2:])}, views=(False,))
     part, steps = take(rows, [1, 3])
-    assert len(part) == 2 and part.group == ["a", "b"] and part.kind == ["text", "text"]
+    assert len(part) == 2 and part.group == ["a", "b"] and part.kind == ["log", "log"]
     assert (part.x == rows.x[steps]).all()
     for (a, b, t), k in zip(part.segments(), [1, 3]):
         assert b - a == len(items[k].trajectory.steps) and t - a == items[k].label.step
@@ -476,6 +479,21 @@ def test_the_plain_verdict_rule_stands_unless_another_beats_it_by_more_than_a_st
     clear = rows(36, 4)
     accuracy, rule = _best_rule(scores(clear), clear)
     assert rule[0] and accuracy == pytest.approx(36 / 40)
+
+
+def test_a_value_a_browsing_agent_reads_off_the_page_is_not_its_own():
+    page = "Here is a screenshot of [Eiffel Tower history](https://example.org). In 1889 the tower was 300 m tall."
+    run = from_whowhen({"question": eiffel.TASK, "history": [
+        {"role": "human", "content": eiffel.TASK},
+        {"role": "Orchestrator (-> WebSurfer)", "content": "Please find how tall the Eiffel Tower is as it stands today."},
+        {"role": "WebSurfer", "content": f"I typed 'Eiffel Tower height 1889' into the browser search bar.\n\n{page}"},
+        {"role": "Orchestrator (final answer)", "content": "FINAL ANSWER: 300 m"},
+    ]}).trajectory
+    verdict = CpuAttributor(use_expected=False).attribute(run)
+    assert (verdict.agent, verdict.step) == ("WebSurfer", 2)
+    # the 300 is what the page showed, carried to the answer; the WebSurfer never "states" it
+    assert "the 300 that typed returned reaches the final answer" in verdict.reason
+    assert "states 300" not in verdict.reason
 
 
 def test_a_run_read_back_from_an_export_chat_messages_or_react_text_gets_the_same_verdict():

@@ -387,3 +387,19 @@ def test_a_tool_answer_reads_as_a_failure_only_when_it_starts_like_one(text, fai
     from agenttrace.data.messages import reads_as_failure
 
     assert reads_as_failure(text) is failed
+
+
+def test_a_browsing_agents_report_is_its_action_and_a_call_whose_result_is_the_page():
+    page = ("Here is a screenshot of [Eiffel Tower - Wikipedia](https://en.wikipedia.org/wiki/Eiffel_Tower). "
+            "The viewport shows 12% of the webpage.\nAutomatic OCR: the tower is 330 m tall since 2022.")
+    steps = from_whowhen({"history": [
+        {"role": "human", "content": "How tall is the Eiffel Tower today?"},
+        {"role": "WebSurfer", "content": f"I typed 'Eiffel Tower height' into the browser search bar.\n\n{page}"},
+        {"role": "WebSurfer", "content": "I scrolled down one page in the browser.\n\nThe viewport shows 20%."},
+        {"role": "WebSurfer", "content": "I clicked the height section, which says 330 m."},  # no page: words
+    ]}).trajectory.steps
+    typed, = steps[1].tool_calls
+    assert steps[1].content == "I typed 'Eiffel Tower height' into the browser search bar."
+    assert (typed.name, typed.arguments, typed.result) == ("typed", "Eiffel Tower height", page)
+    assert [(c.name, c.arguments, c.result) for c in steps[2].tool_calls] == [("scrolled", None, "The viewport shows 20%.")]
+    assert steps[3].tool_calls == [] and steps[3].content.endswith("330 m.")

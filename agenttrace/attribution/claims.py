@@ -137,6 +137,10 @@ class Claim:
     def holds(self, view: View) -> bool:
         raise NotImplementedError
 
+    def cites(self) -> tuple:
+        """The evidence the claim points at: a reason says one thing of it once."""
+        return (self,)
+
 
 @dataclass(frozen=True)
 class Says(Claim):
@@ -215,6 +219,13 @@ class OwnCall(Claim):
     def made(self, view: View) -> bool:
         return _made_call(view, self.pos, self.tool, self.argument, self.value)
 
+    def cites(self) -> tuple:
+        return ("call", self.pos, self.tool, self.argument, self.point())
+
+    def point(self) -> str:
+        """What of the argument the claim is about (the whole value unless a word or number of it)."""
+        return self.value
+
 
 @dataclass(frozen=True)
 class CallsWithUngivenArgument(OwnCall):
@@ -222,6 +233,9 @@ class CallsWithUngivenArgument(OwnCall):
     before the call (the task, earlier steps, the input it was handed)."""
 
     number: str
+
+    def point(self) -> str:
+        return self.number
 
     def clause(self, view: View) -> str:
         arg = f"{self.argument}={self.value}" if self.argument else self.value
@@ -240,6 +254,9 @@ class CallsWithUnseenWord(OwnCall):
     before the call (the task, earlier steps, the input it was handed), in the singular or the plural."""
 
     word: str
+
+    def point(self) -> str:
+        return self.word
 
     def clause(self, view: View) -> str:
         arg = _argument(self.argument, self.value)
@@ -481,6 +498,9 @@ class CallsOffTask(OwnCall):
     result before the step, in the singular or the plural."""
 
     token: str
+
+    def point(self) -> str:
+        return self.token
 
     def clause(self, view: View) -> str:
         arg = _argument(self.argument, self.value)

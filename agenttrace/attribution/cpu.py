@@ -20,8 +20,8 @@ name (a conditional logit; :func:`nameable`: not a tool's answer logged as a mes
 it by :func:`decide` (the agent by probability mass or by the top step, then that agent's earliest near-best
 step); the reported probabilities use a calibrated
 temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
-Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run whose tool calls
-and handoffs are recorded as such, or a transcript of messages only, whose verdicts are far less often right.
+Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run the collector rebuilt
+from its spans, or a log read from a file (a transcript, a chat log), whose verdicts are far less often right.
 Which features count, the regularisation, the verdict rule, the temperatures and thresholds are all chosen
 by leave-one-group-out over the training data (:mod:`agenttrace.attribution.cpu_fit`). The reason is built from
 claims (:mod:`agenttrace.attribution.claims`) and only claims the checker verifies are said.
@@ -261,13 +261,14 @@ def _relative(x: np.ndarray, name: str, acting: np.ndarray, z: bool) -> None:
     x[:, _COL[name]] = np.where(acting, d, 0.0)
 
 
-LOG_KINDS = ("structured", "text")
+LOG_KINDS = ("spans", "log")
 
 
 def log_kind(trajectory: Trajectory) -> str:
-    """``structured`` when the run records tool calls or handoffs as such (spans, the suite), ``text`` when it
-    is a transcript of messages only (most published logs)."""
-    return "structured" if any(s.tool_calls or s.transfer_to for s in trajectory.steps) else "text"
+    """``spans`` when the collector rebuilt the run from a trace (it has the trace's id; ``agenttrace export``
+    keeps it), ``log`` when it was read from a log (published transcripts and chat logs), whose tool calls and
+    handoffs, where it has any, were read out of messages."""
+    return "spans" if trajectory.trace_id else "log"
 
 
 def nameable(flows: list[StepFlow]) -> np.ndarray:
@@ -562,7 +563,7 @@ class CpuAttributor(Attributor):
             if contrib[j] <= 0 or len(chosen) >= self.max_evidence:
                 break
             for claim in evidence_claims(view, pos, FEATURES[j], flows[pos], expected_at):
-                if claim not in chosen and claim.holds(view):
+                if claim.cites() not in {c.cites() for c in chosen} and claim.holds(view):
                     chosen.append(claim)
         # its own words: tool output a text log printed after them is not what it says
         quote = " ".join(observations.split(view.steps[pos].content)[0].split())

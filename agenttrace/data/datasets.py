@@ -111,13 +111,14 @@ def from_whowhen(
             target = handed_to(step.tool_calls, step.agent, steps[k + 1].agent)
             steps[k] = step.model_copy(update={"transfer_to": target}) if target else step
 
-    for key in ("question", "ground_truth", "answer"):
+    for key in ("question", "ground_truth", "answer", "trace_id"):
         value = data.get(key)
         if value is not None and not isinstance(value, (str, int, float)):
             raise DatasetError(source, key, f"expected a string, got {type(value).__name__}")
     question = data.get("question")
     truth = data.get("ground_truth")
     answer = data.get("answer")  # the run's recorded answer (agenttrace's exports), not the expected one
+    trace_id = data.get("trace_id")  # an export of a run the collector rebuilt from its spans
 
     label = None
     agent = data.get("mistake_agent")
@@ -144,6 +145,7 @@ def from_whowhen(
         task=None if question is None else str(question),
         expected=None if truth is None else str(truth),
         answer=None if answer is None else str(answer),
+        trace_id=None if trace_id is None else str(trace_id),
         outcome=Outcome.FAILURE if label is not None else Outcome.UNKNOWN,
         steps=steps,
     )
@@ -186,13 +188,14 @@ def _fold(answer: Answer, calls: list[ToolCall]) -> ToolCall | None:
 
 
 def to_whowhen(trajectory: Trajectory, label: Label | None = None) -> dict[str, Any]:
-    """A trajectory (and its label) in the Who&When shape, plus the run's recorded ``answer``; each step's
-    content is :meth:`Step.render`, and the prompt it was given, when recorded, its ``input``."""
+    """A trajectory (and its label) in the Who&When shape, plus the run's recorded ``answer`` and ``trace_id``;
+    each step's content is :meth:`Step.render`, and the prompt it was given, when recorded, its ``input``."""
     out: dict[str, Any] = {
         "question_ID": trajectory.run_id,
         "question": trajectory.task,
         "ground_truth": trajectory.expected,
         "answer": trajectory.answer,
+        "trace_id": trajectory.trace_id,
         "history": [
             {"content": step.render(), "name": step.agent, "role": step.role, "step": i}
             | ({"input": step.input} if step.input else {})

@@ -17,6 +17,8 @@ A Who&When-shaped ``history`` entry is a message; these conventions put tool cal
 * smolagents' memory messages: a ``tool-call`` message, ``Calling tools:`` and the calls as a Python list,
   answered by a ``tool-response`` message, ``Call id: ...`` and ``Observation:`` (or ``Error:``) text;
 * AG2/AutoGen's: the older ``function_call`` (one call) and ``tool_responses`` (answers by call id);
+* a browsing agent's report (autogen's MultimodalWebSurfer, Magentic-One): its action in the first person,
+  ``I typed 'X' into 'Y'.``, then, after a blank line, the page it sees: one call whose result is the page;
 * agenttrace's own rendering (:meth:`agenttrace.models.Step.render`, what ``agenttrace export`` and the fault
   injector write): the agent's words, then one line per call, ``[tool call] name(arguments) -> result`` or
   ``-> error: ...``, then ``[transfer] -> agent`` and ``[error] ...``;
@@ -52,6 +54,11 @@ _FAILURE = re.compile(r"\A\s*(?:(?:error|exception)\s*[:\n]|traceback \(most rec
                       r"|[\w.]*(?:error|exception)\s*[:(])", re.IGNORECASE)
 _SMOL_CALLS = "Calling tools:"
 _SMOL_CALL_ID = re.compile(r"\ACall id: *(\S+)\n")
+# a browsing agent's report: its action in the first person on the first line, then what the page shows
+# (autogen's MultimodalWebSurfer, Magentic-One)
+_BROWSER_ACTION = re.compile(r"\AI (typed|clicked|scrolled|input|hovered over|answered|summarized|am waiting)\b([^\n]*)"
+                             r"\n\n(.+)\Z", re.DOTALL)
+_QUOTED = re.compile(r"'([^']*)'")
 _REACT = re.compile(r"^(Thought|Action Input|Action|Observation|Final Answer):[ \t]*", re.MULTILINE)
 _FENCE = re.compile(r"^```\w*\s*|\s*```$")
 _JSON_NAME_KEYS = ("action", "name", "tool")
@@ -146,6 +153,8 @@ def read_message(item: dict[str, Any]) -> Message:
     if rendered.records():
         return Message(role, name, rendered.words, rendered.tool_calls, rendered.transfer_to, rendered.error,
                        calls_hand_off=False)
+    if (browsed := read_browser_action(words)) is not None:
+        return Message(role, name, browsed.words, browsed.tool_calls)
     react = read_react(words)
     if react is None:
         return Message(role, name, words)
@@ -294,6 +303,19 @@ def unrender(content: str) -> Rendered:
         else:
             out.error = body
     return out
+
+
+def read_browser_action(content: str) -> Rendered | None:
+    """A browsing agent's report, ``I typed 'X' into 'Y'.`` then the page it sees, as its words (the action's
+    sentence) and one call (the verb, the first quoted text as its argument) whose result is the page; None for
+    other text."""
+    m = _BROWSER_ACTION.match(content)
+    if m is None:
+        return None
+    verb, rest, page = m.groups()
+    quoted = _QUOTED.search(rest)
+    call = ToolCall(name=verb.replace(" ", "_"), arguments=quoted.group(1) if quoted else None, result=page.strip())
+    return Rendered(f"I {verb}{rest}", [call])
 
 
 def read_react(content: str) -> Rendered | None:
