@@ -51,6 +51,10 @@ class Step(BaseModel):
     end_time: float | None = None
     span_id: str | None = None
 
+    def answers(self) -> list[tuple[Any, str | None]]:
+        """What each of the step's calls got back: its result and its error."""
+        return [(call.result, call.error) for call in self.tool_calls]
+
     def render(self) -> str:
         """The step as one text, tool calls and their results included."""
         parts = [self.content] if self.content else []

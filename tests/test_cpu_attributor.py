@@ -347,6 +347,23 @@ def test_the_first_of_repeated_identical_steps_is_marked():
     assert list(x[:, _col("repeats")]) == [0, 1, 1, 1]
 
 
+def test_the_same_call_is_a_loop_only_when_it_gets_back_what_it_got_before():
+    def turn(i: int, page: str) -> Step:
+        return Step(index=i, agent="WebSurfer", content="I scrolled down one page in the browser.",
+                    tool_calls=[ToolCall(name="scrolled", arguments=None, result=page)])
+
+    traj = Trajectory(run_id="scroll", task="find the 1998 winner", steps=[
+        turn(0, "page 1: winners 1990-1995"), turn(1, "page 2: winners 1996-2001"), turn(2, "page 2: winners 1996-2001")])
+    _, flows = extract_features(traj)
+    assert [f.repeats for f in flows] == [None, None, 1]  # the second scroll read a new page; the third did not
+    retry = Trajectory(run_id="retry", task="fare of Dublin-Athens", steps=[
+        Step(index=i, agent="data", content="", tool_calls=[ToolCall(name="get_fare", arguments={"route": "Dublin-Athens"},
+                                                                     **answer)])
+        for i, answer in enumerate([{"error": "timed out"}, {"result": "125 EUR"}])])
+    _, flows = extract_features(retry)
+    assert [f.repeats for f in flows] == [None, None]  # a retry that works is not a loop
+
+
 def test_list_numbers_locators_and_identifiers_are_not_quantities():
     from agenttrace.attribution.flow import numbers
 

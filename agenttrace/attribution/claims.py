@@ -421,17 +421,20 @@ class FirstProblem(Claim):
 
 @dataclass(frozen=True)
 class Repeats(Claim):
-    """The step's actions are word for word those of an ``earlier`` step of the same agent."""
+    """The step's actions are word for word those of an ``earlier`` step of the same agent, and its calls got
+    back what that step's got."""
 
     earlier: int
 
     def clause(self, view: View) -> str:
-        return f"it repeats its own step {view.steps[self.earlier].index} word for word"
+        got = ", and gets back what it got then" if view.steps[self.pos].tool_calls else ""
+        return f"it repeats its own step {view.steps[self.earlier].index} word for word{got}"
 
     def holds(self, view: View) -> bool:
         return (view.in_step(self.pos) and 0 <= self.earlier < self.pos
                 and view.steps[self.earlier].agent == view.steps[self.pos].agent
-                and bool(view.actions[self.pos].strip()) and view.actions[self.earlier] == view.actions[self.pos])
+                and bool(view.actions[self.pos].strip()) and view.actions[self.earlier] == view.actions[self.pos]
+                and view.steps[self.earlier].answers() == view.steps[self.pos].answers())
 
 
 @dataclass(frozen=True)

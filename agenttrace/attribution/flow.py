@@ -524,9 +524,11 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             f.has_code = "```" in actions or "def " in actions
             f.done = any(w in low for w in DONE_WORDS)
             earlier = last_actions.get(step.agent)
-            # the same actions again after something came back (a tool result, another agent's turn) is a loop; the
-            # same words twice in a row with nothing in between is one turn logged twice (a thought and its message)
+            # the same actions again after something came back (a tool result, another agent's turn), getting back
+            # what they got then, is a loop (a second page scrolled to, a retry that works, is not); the same words
+            # twice in a row with nothing in between is one turn logged twice (a thought and its message)
             if (earlier is not None and actions.strip() and earlier[1] == actions
+                    and step.answers() == steps[earlier[0]].answers()
                     and (earlier[0] < pos - 1 or step.tool_calls or steps[earlier[0]].tool_calls)):
                 f.repeats = earlier[0]
             failed_before = pending_failure.get(step.agent)
