@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,46 +43,46 @@ from agenttrace.data.messages import names_agent  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Step, value_text  # noqa: E402
 
 
-def as_chat_messages(item: LabelledTrajectory) -> dict:
-    """The run as OpenAI chat messages in the Who&When shape, its label moved to the step's message."""
+def as_whowhen(item: LabelledTrajectory, messages: Callable[[int, Step], list[dict]]) -> dict:
+    """The run in the Who&When shape, ``messages(i, step)`` the history items step ``i`` is written as; the
+    label moves to its step's first item."""
     history, moved = [], {}
     for i, step in enumerate(item.trajectory.steps):
         moved[i] = len(history)
-        if is_human(step):
-            history.append({"role": "user", "name": step.agent, "content": step.content})
-            continue
-        calls = [(call, call.id or f"call_{i}_{j}") for j, call in enumerate(step.tool_calls)]
-        history.append({"role": "assistant", "name": step.agent, "content": step.content,
-                        "tool_calls": [{"id": cid, "type": "function", "function": {
-                            "name": call.name, "arguments": json.dumps(call.arguments, default=str)}}
-                                       for call, cid in calls] or None})
-        history += [{"role": "tool", "tool_call_id": cid, "content": call.error or value_text(call.result)}
-                    for call, cid in calls]
+        history += messages(i, step)
     label = item.label
     return {"question_ID": item.id, "question": item.trajectory.task, "answer": item.trajectory.answer,
-            "history": history, "mistake_agent": label.agent, "mistake_step": moved[label.step]}
+            "history": history, "mistake_agent": label.agent,
+            "mistake_step": moved[item.trajectory.position(label.step)]}
 
 
-def as_anthropic_messages(item: LabelledTrajectory) -> dict:
-    """The run as Anthropic messages in the Who&When shape: a user message of ``tool_result`` blocks after each
-    step that called tools, the label moved to the step's message."""
-    history, moved = [], {}
-    for i, step in enumerate(item.trajectory.steps):
-        moved[i] = len(history)
-        if is_human(step):
-            history.append({"role": "user", "name": step.agent, "content": [{"type": "text", "text": step.content}]})
-            continue
-        uses = [{"type": "tool_use", "id": call.id or f"call_{i}_{j}", "name": call.name, "input": call.arguments}
-                for j, call in enumerate(step.tool_calls)]
-        history.append({"role": "assistant", "name": step.agent,
-                        "content": [{"type": "text", "text": step.content}] * bool(step.content) + uses})
-        if uses:
-            history.append({"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": use["id"], "is_error": bool(call.error),
-                 "content": call.error or value_text(call.result)} for use, call in zip(uses, step.tool_calls)]})
-    label = item.label
-    return {"question_ID": item.id, "question": item.trajectory.task, "answer": item.trajectory.answer,
-            "history": history, "mistake_agent": label.agent, "mistake_step": moved[label.step]}
+def chat_messages(i: int, step: Step) -> list[dict]:
+    """A step as OpenAI chat messages: the assistant's, with its ``tool_calls``, then one tool message each."""
+    if is_human(step):
+        return [{"role": "user", "name": step.agent, "content": step.content}]
+    calls = [(call, call.id or f"call_{i}_{j}") for j, call in enumerate(step.tool_calls)]
+    return [{"role": "assistant", "name": step.agent, "content": step.content,
+             "tool_calls": [{"id": cid, "type": "function", "function": {
+                 "name": call.name, "arguments": json.dumps(call.arguments, default=str)}}
+                            for call, cid in calls] or None},
+            *({"role": "tool", "tool_call_id": cid, "content": call.error or value_text(call.result)}
+              for call, cid in calls)]
+
+
+def anthropic_messages(i: int, step: Step) -> list[dict]:
+    """A step as Anthropic messages: the assistant's, with its ``tool_use`` blocks, then a user message of
+    ``tool_result`` blocks when it called tools."""
+    if is_human(step):
+        return [{"role": "user", "name": step.agent, "content": [{"type": "text", "text": step.content}]}]
+    uses = [{"type": "tool_use", "id": call.id or f"call_{i}_{j}", "name": call.name, "input": call.arguments}
+            for j, call in enumerate(step.tool_calls)]
+    out = [{"role": "assistant", "name": step.agent,
+            "content": [{"type": "text", "text": step.content}] * bool(step.content) + uses}]
+    if uses:
+        out.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": use["id"], "is_error": bool(call.error),
+             "content": call.error or value_text(call.result)} for use, call in zip(uses, step.tool_calls)]})
+    return out
 
 
 def react_text(step: Step) -> str:
@@ -97,13 +98,9 @@ def react_text(step: Step) -> str:
     return "\n".join(lines)
 
 
-def as_react(item: LabelledTrajectory) -> dict:
-    """The run as ReAct text in the Who&When shape, a message per step."""
-    history = [{"role": "user" if is_human(s) else "assistant", "name": s.agent, "content": react_text(s)}
-               for s in item.trajectory.steps]
-    label = item.label
-    return {"question_ID": item.id, "question": item.trajectory.task, "answer": item.trajectory.answer,
-            "history": history, "mistake_agent": label.agent, "mistake_step": item.trajectory.position(label.step)}
+def react_message(i: int, step: Step) -> list[dict]:
+    """A step as one ReAct message."""
+    return [{"role": "user" if is_human(step) else "assistant", "name": step.agent, "content": react_text(step)}]
 
 
 def as_prose(item: LabelledTrajectory, text=Step.render) -> LabelledTrajectory:
@@ -125,9 +122,9 @@ def main() -> None:
     readings = {
         "collector (spans)": lambda it: it,
         "agenttrace export -> eval": lambda it: read_back(to_whowhen(it.trajectory, it.label), it.subset),
-        "OpenAI chat messages -> eval": lambda it: read_back(as_chat_messages(it), it.subset),
-        "Anthropic messages -> eval": lambda it: read_back(as_anthropic_messages(it), it.subset),
-        "ReAct text -> eval": lambda it: read_back(as_react(it), it.subset),
+        "OpenAI chat messages -> eval": lambda it: read_back(as_whowhen(it, chat_messages), it.subset),
+        "Anthropic messages -> eval": lambda it: read_back(as_whowhen(it, anthropic_messages), it.subset),
+        "ReAct text -> eval": lambda it: read_back(as_whowhen(it, react_message), it.subset),
         "ReAct text read as prose": lambda it: as_prose(it, react_text),
         "export read as prose (before)": as_prose,
     }

@@ -18,10 +18,11 @@ differently:
 TracerTraj is JSONL, one such object per line, with ``question_ID`` and ``history`` items
 ``{content, name, role, step}``.
 
-A history item's tool calls are read as such (:mod:`agenttrace.data.messages`): OpenAI ``tool_calls`` and the
-``role: "tool"`` messages that answer them, or the lines :meth:`Step.render` writes, so a run written by
-:func:`to_whowhen` (``agenttrace export``, the fault injector) reads back with its calls, results, handoffs
-and the prompt each step was given (``input``), and its indices unchanged.
+A history item's tool calls are read as such in each convention :mod:`agenttrace.data.messages` knows (OpenAI,
+LangChain and Anthropic messages, ReAct text, the lines :meth:`Step.render` writes ...), and each tool answer
+is folded into the call it answers, so a run written by :func:`to_whowhen` (``agenttrace export``, the fault
+injector) reads back with its calls, results, handoffs and the prompt each step was given (``input``), and
+its indices unchanged.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall
 
 HAND_CRAFTED = "Hand-Crafted"
 ALGORITHM_GENERATED = "Algorithm-Generated"
-CHAT = "chat"  # OpenAI chat messages
+CHAT = "chat"  # chat messages (tool calls, tool answers, typed items ...)
 
 _ROLE_SUFFIX = re.compile(r"\s*\(.*\)\s*$")
 
@@ -96,7 +97,8 @@ def from_whowhen(
     may_hand_off: set[int] = set()  # the steps whose calls may stand for a handoff (not agenttrace's rendering)
     for i, item in enumerate(history):
         step, message = _history_step(item, i, source)
-        answered = [_fold(answer, [c for c, _ in calls]) for answer in message.answers]
+        so_far = [c for c, _ in calls]
+        answered = [_fold(answer, so_far) for answer in message.answers]
         if message.answers and not (step.content or step.tool_calls):
             if all(call is not None for call in answered):
                 folded[i] = next(k for c, k in calls if c is answered[0])  # a tool's answer is not a turn

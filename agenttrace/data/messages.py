@@ -158,9 +158,6 @@ def read_message(item: dict[str, Any]) -> Message:
     react = read_react(words)
     if react is None:
         return Message(role, name, words)
-    for call in react.tool_calls:
-        if call.result is not None and reads_as_failure(call.result):
-            call.result, call.error = None, call.result
     return Message(role, name, react.words, react.tool_calls,
                    answers=[_tool_answer(react.answer)] if react.answer is not None else [])
 
@@ -193,6 +190,11 @@ def _objects(raw: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         raise MessageError(where, "expected a list of objects")
     return raw
+
+
+def _id(value: Any) -> str | None:
+    """A call id as text (logs write some as numbers)."""
+    return None if value is None else str(value)
 
 
 def _string(item: dict[str, Any], key: str) -> str | None:
@@ -231,13 +233,10 @@ def _content(content: Any, where: str) -> tuple[str, list[ToolCall], list[Answer
         elif kind == "tool_use":
             if not isinstance(part.get("name"), str) or not part["name"]:
                 raise MessageError(f"{at}.name", "a tool_use block needs the tool's name")
-            call_id = part.get("id")
-            calls.append(ToolCall(id=None if call_id is None else str(call_id), name=part["name"],
-                                  arguments=part.get("input")))
+            calls.append(ToolCall(id=_id(part.get("id")), name=part["name"], arguments=part.get("input")))
         elif kind == "tool_result":
             text, _, _ = _content(part.get("content"), f"{at}.content")
-            call_id = part.get("tool_use_id")
-            answers.append(Answer(text, None if call_id is None else str(call_id), error=part.get("is_error") is True))
+            answers.append(Answer(text, _id(part.get("tool_use_id")), error=part.get("is_error") is True))
     return "\n".join(texts), calls, answers
 
 
@@ -257,8 +256,7 @@ def openai_tool_calls(raw: Any) -> list[ToolCall]:
         error = item.get("error")
         if error is not None and not isinstance(error, str):
             raise MessageError(f"{where}.error", f"expected a string, got {type(error).__name__}")
-        call_id = item.get("id")
-        calls.append(ToolCall(id=None if call_id is None else str(call_id), name=function["name"],
+        calls.append(ToolCall(id=_id(item.get("id")), name=function["name"],
                               arguments=_decoded(function.get("arguments")), result=item.get("result"),
                               error=error))
     return calls
@@ -337,8 +335,12 @@ def read_react(content: str) -> Rendered | None:
             out.tool_calls.append(call)
         elif kind == "Observation" and not out.tool_calls and out.answer is None:
             out.answer = body
-        elif kind == "Observation" and out.tool_calls and out.tool_calls[-1].result is None:
-            out.tool_calls[-1].result = body
+        elif kind == "Observation" and out.tool_calls and out.tool_calls[-1].result is None \
+                and out.tool_calls[-1].error is None:
+            if reads_as_failure(body):
+                out.tool_calls[-1].error = body
+            else:
+                out.tool_calls[-1].result = body
         elif kind == "Thought":
             words.append(body)  # the label is the format's, the thought the agent's
         elif not (kind == "Action Input" and k > 0 and blocks[k - 1][0] == "Action" and out.tool_calls):
