@@ -282,6 +282,36 @@ def _assert_refund_run(item, *, error_flagged: bool):
     assert item.label.step == 3 and item.subset == "chat"  # a tool's answer: the step that called it
 
 
+def _dumpd(cls: str, **kwargs) -> dict:
+    """A LangChain message as ``langchain_core.load.dumpd`` writes it (checked against langchain-core 1.8)."""
+    return {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", cls], "kwargs": kwargs}
+
+
+_SMOL_PROMPT = [
+    {"role": "system", "content": [{"type": "text", "text": "You are an expert assistant who can solve any task."}]},
+    {"role": "user", "content": [{"type": "text", "text": "New task:\nRefund order 7, please."}]}]
+
+
+def _smol_call(call_id: str, name: str, arguments) -> dict:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _smol_action(step_number: int, model_output, *, tool_calls=(), model_calls=(), observations=None, error=None):
+    """An action step as smolagents' ``ActionStep.dict()`` writes it (keys and shapes checked against smolagents
+    1.26's ToolCallingAgent and CodeAgent): ``tool_calls`` the calls it recorded, ``model_calls`` the native tool
+    calls in the model's message (a ToolCallingAgent's; a CodeAgent's model writes code instead)."""
+    usage = {"input_tokens": 812, "output_tokens": 31, "total_tokens": 843}
+    return {
+        "step_number": step_number, "timing": {"start_time": 1.0, "end_time": 2.5, "duration": 1.5},
+        "model_input_messages": _SMOL_PROMPT, "tool_calls": [_smol_call(*c) for c in tool_calls], "error": error,
+        "model_output_message": {"role": "assistant", "content": model_output, "raw": None, "token_usage": usage,
+                                 "tool_calls": [{"function": {"arguments": a, "name": n, "description": None}, "id": i,
+                                                 "type": "function"} for i, n, a in model_calls]},
+        "model_output": model_output, "code_action": None, "observations": observations, "observations_images": None,
+        "action_output": None, "token_usage": usage, "is_final_answer": False,
+    }
+
+
 def test_langchain_message_dicts_are_read_with_their_calls_and_failed_tool_status():
     item = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
         {"type": "human", "content": "Refund order 7, please."},
@@ -292,6 +322,38 @@ def test_langchain_message_dicts_are_read_with_their_calls_and_failed_tool_statu
         {"type": "ai", "content": "Refunded 40."},
     ]})
     _assert_refund_run(item, error_flagged=True)
+
+
+def test_langchain_serialized_messages_are_read_as_their_message_dicts():
+    item = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
+        _dumpd("HumanMessage", content="Refund order 7, please.", type="human"),
+        _dumpd("AIMessage", content="Looking it up.", type="ai", invalid_tool_calls=[],
+               tool_calls=[{"name": "get_order", "args": {"id": "7x"}, "id": "a", "type": "tool_call"}]),
+        _dumpd("ToolMessage", content="Error: no order 7x", type="tool", name="get_order", tool_call_id="a",
+               status="error"),
+        _dumpd("AIMessageChunk", content="", type="AIMessageChunk", invalid_tool_calls=[],  # a chunk: typed by class
+               tool_calls=[{"name": "get_order", "args": {"id": 7}, "id": "b", "type": "tool_call"}],
+               tool_call_chunks=[{"name": "get_order", "args": '{"id": 7}', "id": "b", "index": 0,
+                                  "type": "tool_call_chunk"}]),
+        _dumpd("ToolMessage", content='{"total": 40}', type="tool", tool_call_id="b", status="success"),
+        _dumpd("AIMessage", content=[{"type": "text", "text": "Refunded 40."}], type="ai", tool_calls=[],
+               invalid_tool_calls=[]),
+    ]})
+    _assert_refund_run(item, error_flagged=True)
+
+    # the agent: a name or role beside the serialization, as Who&When items give it, else the message's own name
+    steps = from_whowhen({"history": [
+        {"role": "human", **_dumpd("HumanMessage", content="Refund order 7, please.", type="human")},
+        {"role": "Orchestrator (-> clerk)", **_dumpd("AIMessage", content="Clerk, look order 7 up.", type="ai")},
+        {"name": "clerk", **_dumpd("AIMessage", content="", type="ai", name="gpt-4o", tool_calls=[
+            {"name": "get_order", "args": {"id": 7}, "id": "b", "type": "tool_call"}])},
+        {"name": "clerk", **_dumpd("ToolMessage", content='{"total": 40}', type="tool", tool_call_id="b")},
+        _dumpd("AIMessage", content="Refunded 40.", type="ai", name="billing"),
+    ]}).trajectory.steps
+    assert [(s.index, s.agent, s.role) for s in steps] == [
+        (0, "human", "human"), (1, "Orchestrator", "Orchestrator (-> clerk)"), (2, "clerk", "assistant"),
+        (4, "billing", "assistant")]
+    assert steps[2].tool_calls[0].result == '{"total": 40}' and steps[2].transfer_to is None
 
 
 def test_anthropic_content_blocks_are_read_as_calls_and_answers():
@@ -334,6 +396,20 @@ def test_an_openai_agents_sdk_input_list_is_read_with_its_function_call_items():
         ({"type": "function_call", "call_id": "a", "arguments": "{}"}, "history[1].name"),
         ({"type": "ai", "content": "", "tool_calls": [{"args": {}}]}, "history[1].tool_calls[0].function"),
         ({"role": "assistant", "content": [7]}, "history[1].content[0]"),
+        (_dumpd("AIMessage", content="", type="ai", tool_calls=[{"args": {}}]),
+         "history[1].kwargs.tool_calls[0].function"),
+        (_dumpd("AIMessage", content=7, type="ai"), "history[1].kwargs.content"),
+        ({"lc": 1, "type": "constructor", "id": ["langchain", "schema", "document", "Document"], "kwargs": {}},
+         "history[1].id"),
+        ({**_dumpd("AIMessage", type="ai"), "kwargs": None}, "history[1].kwargs"),
+        (_smol_action(1, "Looking.", tool_calls=[("a", "get_order", {})], error=7), "history[1].error"),
+        (_smol_action(1, "Looking.", tool_calls=[("a", "get_order", {})], observations=["40"]),
+         "history[1].observations"),
+        ({**_smol_action(1, "Looking."), "tool_calls": {"name": "get_order"}}, "history[1].tool_calls"),
+        ({**_smol_action(1, "Looking."), "model_output_message": {"role": "assistant", "tool_calls": [{"id": "a"}]}},
+         "history[1].model_output_message.tool_calls[0].function"),
+        (_smol_action(1, 7), "history[1].model_output"),
+        ({"task": ["Refund order 7"], "task_images": None}, "history[1].task"),
     ],
 )
 def test_a_malformed_message_of_any_convention_names_its_field(item, field):
@@ -375,6 +451,55 @@ def test_smolagents_and_ag2_messages_are_read_with_their_calls_and_answers():
     assert [(s.index, s.agent) for s in ag2] == [(0, "user"), (1, "clerk"), (3, "clerk")]
     assert ag2[1].tool_calls[0].result == '{"total": 40}'
     assert ag2[2].tool_calls[0].error == "ValueError: 45 exceeds the order total"
+
+
+def test_smolagents_memory_steps_are_read_with_their_calls_answers_and_errors():
+    tool_failed = "Error executing tool 'get_order' with arguments {'id': '7x'}: ValueError: no order 7x"
+    code_failed = "Code execution failed at line 'refund(45)' due to: ValueError: 45 exceeds the order total"
+    parse_failed = "Error while parsing tool call from model output: no JSON blob found"
+    item = from_whowhen({"mistake_agent": "clerk", "mistake_step": 5, "history": [
+        {"task": "Refund order 7, please.", "task_images": None},
+        {"name": "planner", "model_input_messages": _SMOL_PROMPT, "plan": "1. look order 7 up\n2. refund its total",
+         "model_output_message": {"role": "assistant", "content": "1. look order 7 up\n2. refund its total",
+                                  "tool_calls": None, "raw": None, "token_usage": None},
+         "timing": {"start_time": 1.0, "end_time": 2.0, "duration": 1.0}, "token_usage": None},
+        # a ToolCallingAgent's call that raised: smolagents recorded no tool_calls, the model's message has them
+        {"name": "clerk", **_smol_action(1, "Looking it up.", model_calls=[("a", "get_order", {"id": "7x"})],
+                                         error={"type": "AgentToolExecutionError", "message": tool_failed})},
+        {"name": "clerk", **_smol_action(2, None, tool_calls=[("b", "get_order", {"id": "7"})],
+                                         model_calls=[("b", "get_order", {"id": "7"})], observations='{"total": 40}')},
+        {"name": "clerk", **_smol_action(3, None, tool_calls=[("c", "get_refund_window", {"id": "7"})],
+                                         model_calls=[("c", "get_refund_window", {"id": "7"})],
+                                         observations="Error: no refund window for order 7")},
+        # a CodeAgent's step: the code is the call; what it printed before it failed is kept
+        {"name": "clerk", **_smol_action(4, "Thought: refund it.\n<code>\nprint('refunding')\nrefund(45)\n</code>",
+                                         tool_calls=[("call_4", "python_interpreter",
+                                                      "print('refunding')\nrefund(45)")],
+                                         observations="Execution logs:\nrefunding\n",
+                                         error={"type": "AgentExecutionError", "message": code_failed})},
+        {"name": "clerk", **_smol_action(5, "I will refund 40 now", error={"type": "AgentParsingError",
+                                                                             "message": parse_failed})},
+        {"name": "clerk", **_smol_action(6, None, tool_calls=[("d", "final_answer", {"answer": "Refunded 40."})],
+                                         model_calls=[("d", "final_answer", {"answer": "Refunded 40."})],
+                                         observations="Refunded 40.")},
+    ]})
+    steps = item.trajectory.steps
+    assert [(s.index, s.agent, s.content) for s in steps] == [
+        (0, "user", "Refund order 7, please."), (1, "planner", "1. look order 7 up\n2. refund its total"),
+        (2, "clerk", "Looking it up."), (3, "clerk", ""), (4, "clerk", ""),
+        (5, "clerk", "Thought: refund it.\n<code>\nprint('refunding')\nrefund(45)\n</code>"),
+        (6, "clerk", "I will refund 40 now"), (7, "clerk", "")]
+    assert not any("expert assistant" in s.content for s in steps)  # the prompt is an input, not words
+    answers = [[(c.name, c.arguments, c.result, c.error) for c in s.tool_calls] for s in steps[2:]]
+    assert answers == [
+        [("get_order", {"id": "7x"}, None, tool_failed)],
+        [("get_order", {"id": "7"}, '{"total": 40}', None)],
+        [("get_refund_window", {"id": "7"}, None, "Error: no refund window for order 7")],  # reads as a failure
+        [("python_interpreter", "print('refunding')\nrefund(45)", "Execution logs:\nrefunding\n", code_failed)],
+        [],
+        [("final_answer", {"answer": "Refunded 40."}, "Refunded 40.", None)]]
+    assert steps[6].error == parse_failed and steps[5].error is None  # a step without a call fails itself
+    assert (item.label.step, item.subset) == (5, "chat")
 
 
 @pytest.mark.parametrize(("text", "failed"), [

@@ -19,10 +19,10 @@ TracerTraj is JSONL, one such object per line, with ``question_ID`` and ``histor
 ``{content, name, role, step}``.
 
 A history item's tool calls are read as such in each convention :mod:`agenttrace.data.messages` knows (OpenAI,
-LangChain and Anthropic messages, ReAct text, the lines :meth:`Step.render` writes ...), and each tool answer
-is folded into the call it answers, so a run written by :func:`to_whowhen` (``agenttrace export``, the fault
-injector) reads back with its calls, results, handoffs and the prompt each step was given (``input``), and
-its indices unchanged.
+LangChain and Anthropic messages, smolagents' memory steps, ReAct text, the lines :meth:`Step.render` writes
+...), and each tool answer is folded into the call it answers, so a run written by :func:`to_whowhen`
+(``agenttrace export``, the fault injector) reads back with its calls, results, handoffs and the prompt each
+step was given (``input``), and its indices unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from agenttrace.data.messages import (
     answer_call,
     handed_to,
     read_message,
+    smolagents_step,
 )
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory
 
@@ -67,11 +68,11 @@ def agent_from_role(role: str) -> str:
 
 
 def _detect_subset(history: list[dict[str, Any]]) -> str:
-    """``chat`` for chat messages (tool calls, tool answers, a system message, typed items or content parts),
-    else the Who&When subset the history's shape matches."""
+    """``chat`` for chat messages (tool calls, tool answers, a system message, typed items or content parts) and
+    smolagents' memory steps, else the Who&When subset the history's shape matches."""
     items = [item for item in history if isinstance(item, dict)]
     if any(item.get("tool_calls") or item.get("type") or not isinstance(item.get("content", ""), str)
-           or item.get("role") in (*TOOL_ROLES, "system", "developer") for item in items):
+           or item.get("role") in (*TOOL_ROLES, "system", "developer") or smolagents_step(item) for item in items):
         return CHAT
     return ALGORITHM_GENERATED if any("name" in item for item in items) else HAND_CRAFTED
 

@@ -8,7 +8,9 @@ A Who&When-shaped ``history`` entry is a message; these conventions put tool cal
   "function"`` message carrying the function's ``name``); ``content`` may be a list of parts
   (``{"type": "text", "text": ...}``);
 * LangChain's message dicts: ``type`` ``ai``/``human``/``tool``/``system`` for the role, ``tool_calls`` as
-  ``[{"name", "args", "id"}]``, a tool message's ``status: "error"`` marking a failed call;
+  ``[{"name", "args", "id"}]``, a tool message's ``status: "error"`` marking a failed call; and the same
+  messages serialized by ``langchain_core.load.dumpd``: ``{"lc": 1, "type": "constructor", "id": [...,
+  "AIMessage"], "kwargs": {...}}``, the class for the type and the kwargs for the dict;
 * Anthropic's content blocks: ``tool_use`` blocks (``id``, ``name``, ``input``) are calls, ``tool_result``
   blocks (``tool_use_id``, ``content``, ``is_error``) answers;
 * the OpenAI Responses API items an OpenAI Agents SDK run's ``to_input_list()`` gives: ``{"type":
@@ -16,6 +18,9 @@ A Who&When-shaped ``history`` entry is a message; these conventions put tool cal
   "output"}`` beside its messages;
 * smolagents' memory messages: a ``tool-call`` message, ``Calling tools:`` and the calls as a Python list,
   answered by a ``tool-response`` message, ``Call id: ...`` and ``Observation:`` (or ``Error:``) text;
+* smolagents' memory steps (``agent.memory.get_full_steps()``): an action step's ``model_output`` is the
+  agent's words, its ``tool_calls`` its calls, answered by its ``observations`` or failed by its ``error``; a
+  task step's ``task`` is the user's words and a planning step's ``plan`` the agent's;
 * AG2/AutoGen's: the older ``function_call`` (one call) and ``tool_responses`` (answers by call id);
 * a browsing agent's report (autogen's MultimodalWebSurfer, Magentic-One): its action in the first person,
   ``I typed 'X' into 'Y'.``, then, after a blank line, the page it sees: one call whose result is the page;
@@ -40,6 +45,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +61,10 @@ _FAILURE = re.compile(r"\A\s*(?:(?:error|exception)\s*[:\n]|traceback \(most rec
                       r"|[\w.]*(?:error|exception)\s*[:(])", re.IGNORECASE)
 _SMOL_CALLS = "Calling tools:"
 _SMOL_CALL_ID = re.compile(r"\ACall id: *(\S+)\n")
+# smolagents' memory steps, each told by keys its dict always has (older releases write ``step``, not ``step_number``)
+_SMOL_STEPS = {"action": ("model_output", "observations", "tool_calls"), "planning": ("plan", "model_input_messages"),
+               "task": ("task", "task_images")}
+_LC_MESSAGE = re.compile(r"(\w+)Message(?:Chunk)?")  # a LangChain message class: AIMessage, ToolMessageChunk ...
 # a browsing agent's report: its action in the first person on the first line, then what the page shows
 # (autogen's MultimodalWebSurfer, Magentic-One)
 _BROWSER_ACTION = re.compile(r"\AI (typed|clicked|scrolled|input|hovered over|answered|summarized|am waiting)\b([^\n]*)"
@@ -121,6 +132,10 @@ def read_message(item: dict[str, Any]) -> Message:
     """One history item in any of the module's conventions; a :class:`MessageError` says which field is not
     the shape it should be."""
     kind = item.get("type")
+    if kind == "constructor" and "lc" in item:
+        return _langchain_serialized(item)
+    if (step := smolagents_step(item)) is not None:
+        return _smolagents_step(item, step)
     if kind == "function_call":
         name = _string(item, "name")
         if not name:
@@ -160,6 +175,79 @@ def read_message(item: dict[str, Any]) -> Message:
         return Message(role, name, words)
     return Message(role, name, react.words, react.tool_calls,
                    answers=[_tool_answer(react.answer)] if react.answer is not None else [])
+
+
+def smolagents_step(item: dict[str, Any]) -> str | None:
+    """Which smolagents memory step ``item`` is (``"action"``, ``"planning"``, ``"task"``), told by the keys its
+    ``dict()`` always writes; None for any other item."""
+    return next((step for step, keys in _SMOL_STEPS.items() if all(k in item for k in keys)), None)
+
+
+def _smolagents_step(item: dict[str, Any], step: str) -> Message:
+    """A smolagents memory step. The task is the user's words, a plan the agent's; an action step's words are
+    its ``model_output``, and its ``observations`` answer its calls, or its ``error`` fails them (the step
+    fails itself when it made none). ``model_input_messages`` is the prompt the step was given: an input,
+    never the agent's words. A ``role`` or ``name`` beside the step's keys, as a Who&When item gives it, names
+    the agent."""
+    role, name = _string(item, "role"), _string(item, "name")
+    if step == "task":
+        return Message(role or "user", name, _string(item, "task") or "")
+    if step == "planning":
+        return Message(role or "assistant", name, _string(item, "plan") or "")
+    words, _, _ = _content(item.get("model_output"), "model_output")
+    calls = openai_tool_calls(item["tool_calls"]) if item["tool_calls"] else _unrecorded_calls(item)
+    result, error = _string(item, "observations"), _smolagents_error(item.get("error"))
+    if error is None and result is not None and reads_as_failure(result):
+        result, error = None, result
+    for call in calls:  # parallel calls share one answer: smolagents joins their outputs into one text
+        call.result, call.error = result, error
+    return Message(role or "assistant", name, words, calls, error=None if calls else error)
+
+
+def _unrecorded_calls(item: dict[str, Any]) -> list[ToolCall]:
+    """The calls in an action step's ``model_output_message``: smolagents records a step's ``tool_calls``
+    only once every call has run, so a step whose call raised has its calls only there."""
+    message = item.get("model_output_message")
+    if not isinstance(message, dict) or not message.get("tool_calls"):
+        return []
+    with _within("model_output_message"):
+        return openai_tool_calls(message["tool_calls"])
+
+
+def _smolagents_error(error: Any) -> str | None:
+    """An action step's error, as smolagents showed it to the model: its ``message`` (``AgentError.dict()``
+    writes ``{"type", "message"}``), or the text a log wrote instead."""
+    if error is None or isinstance(error, str):
+        return error
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    raise MessageError("error", 'expected a string or {"type": ..., "message": ...}')
+
+
+def _langchain_serialized(item: dict[str, Any]) -> Message:
+    """A LangChain message as ``dumpd`` writes it: its kwargs read as LangChain's message dict, typed by the
+    class's name without ``Message`` (``AIMessageChunk`` -> ``ai``; a chunk's kwargs give the class's name as
+    its type). A ``name`` or ``role`` beside the serialization, as a Who&When item gives it, names the agent."""
+    path = item.get("id")
+    cls = path[-1] if isinstance(path, list) and path and isinstance(path[-1], str) else ""
+    if (m := _LC_MESSAGE.fullmatch(cls)) is None:
+        raise MessageError("id", f"expected a LangChain message class path such as [..., 'AIMessage'], got {path!r}")
+    if not isinstance(item.get("kwargs"), dict):
+        raise MessageError("kwargs", f"expected an object, got {type(item.get('kwargs')).__name__}")
+    with _within("kwargs"):
+        message = read_message(item["kwargs"] | {"type": m.group(1).lower()})
+    message.name = _string(item, "name") or message.name
+    message.role = _string(item, "role") or message.role
+    return message
+
+
+@contextmanager
+def _within(where: str) -> Iterator[None]:
+    """Names a :class:`MessageError` of a nested object's fields from the item (``kwargs.tool_calls[0]``)."""
+    try:
+        yield
+    except MessageError as exc:
+        raise MessageError(f"{where}.{exc.field}", str(exc)) from None
 
 
 def reads_as_failure(text: str) -> bool:
