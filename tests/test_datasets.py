@@ -324,6 +324,16 @@ def test_langchain_message_dicts_are_read_with_their_calls_and_failed_tool_statu
     _assert_refund_run(item, error_flagged=True)
 
 
+def test_an_empty_tool_call_list_leaves_the_text_to_be_read_for_calls():
+    item = from_whowhen({"history": [
+        _dumpd("HumanMessage", content="What is twice 21?", type="human"),
+        _dumpd("AIMessage", content="Thought: compute it\nAction: calculator\nAction Input: 21*2\nObservation: 42",
+               type="ai", tool_calls=[], invalid_tool_calls=[]),
+    ]})
+    [call] = item.trajectory.steps[1].tool_calls
+    assert (call.name, call.arguments, call.result) == ("calculator", "21*2", "42")
+
+
 def test_langchain_serialized_messages_are_read_as_their_message_dicts():
     item = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
         _dumpd("HumanMessage", content="Refund order 7, please.", type="human"),

@@ -159,8 +159,8 @@ def read_message(item: dict[str, Any]) -> Message:
                                                          item.get("status"))])
     if role == "tool-call" and words.startswith(_SMOL_CALLS):
         return Message("assistant", name, tool_calls=openai_tool_calls(_literal(words[len(_SMOL_CALLS):])))
-    if item.get("tool_calls") is not None or item.get("function_call") is not None:
-        raw = item["tool_calls"] if item.get("tool_calls") is not None else [{"function": item["function_call"]}]
+    if item.get("tool_calls") or item.get("function_call") is not None:  # an empty list (dumpd writes one) is no call
+        raw = item["tool_calls"] if item.get("tool_calls") else [{"function": item["function_call"]}]
         return Message(role, name, words, openai_tool_calls(raw), answers=answers)
     if calls or answers:
         return Message(role, name, words, calls, answers=answers)
