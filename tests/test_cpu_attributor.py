@@ -347,6 +347,22 @@ def test_the_first_of_repeated_identical_steps_is_marked():
     assert list(x[:, _col("repeats")]) == [0, 1, 1, 1]
 
 
+def test_the_same_call_in_other_words_is_a_repeat_and_its_claim_holds():
+    from agenttrace.attribution.claims import Repeats, View
+
+    call = ToolCall(name="get_fare", arguments={"route": "Dublin-Athens"}, result="125 EUR")
+    traj = Trajectory(run_id="recheck", task="fare of Dublin-Athens", steps=[
+        Step(index=0, agent="data", content="Let me get Dublin-Athens.", tool_calls=[call]),
+        Step(index=1, agent="data", content="Double-checking Dublin-Athens.", tool_calls=[call]),
+        Step(index=2, agent="data", content="Double-checking Dublin-Athens.")])
+    _, flows = extract_features(traj)
+    assert [f.repeats for f in flows] == [None, 0, None]  # step 2 makes no call: its words are what it does
+    view = View(traj)
+    claim = Repeats(1, 0)
+    assert claim.holds(view) and "same calls as its own step 0" in claim.clause(view)
+    assert not Repeats(2, 1).holds(view)
+
+
 def test_the_same_call_is_a_loop_only_when_it_gets_back_what_it_got_before():
     def turn(i: int, page: str) -> Step:
         return Step(index=i, agent="WebSurfer", content="I scrolled down one page in the browser.",

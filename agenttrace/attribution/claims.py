@@ -28,6 +28,7 @@ from agenttrace.attribution.flow import (
     action_text,
     argument_values,
     arrivals,
+    deed_text,
     final_answer,
     is_human,
     mark_users,
@@ -421,20 +422,23 @@ class FirstProblem(Claim):
 
 @dataclass(frozen=True)
 class Repeats(Claim):
-    """The step's actions are word for word those of an ``earlier`` step of the same agent, and its calls got
-    back what that step's got."""
+    """The step does what an ``earlier`` step of the same agent did (:func:`~.flow.deed_text`: the same calls,
+    or without calls the same words), and its calls got back what that step's got."""
 
     earlier: int
 
     def clause(self, view: View) -> str:
-        got = ", and gets back what it got then" if view.steps[self.pos].tool_calls else ""
-        return f"it repeats its own step {view.steps[self.earlier].index} word for word{got}"
+        earlier = view.steps[self.earlier].index
+        if view.steps[self.pos].tool_calls:
+            return f"it makes the same calls as its own step {earlier} and gets back what it got then"
+        return f"it repeats its own step {earlier} word for word"
 
     def holds(self, view: View) -> bool:
-        return (view.in_step(self.pos) and 0 <= self.earlier < self.pos
-                and view.steps[self.earlier].agent == view.steps[self.pos].agent
-                and bool(view.actions[self.pos].strip()) and view.actions[self.earlier] == view.actions[self.pos]
-                and view.steps[self.earlier].answers() == view.steps[self.pos].answers())
+        if not (view.in_step(self.pos) and 0 <= self.earlier < self.pos):
+            return False
+        step, earlier = view.steps[self.pos], view.steps[self.earlier]
+        return (earlier.agent == step.agent and bool(deed_text(step).strip())
+                and deed_text(earlier) == deed_text(step) and earlier.answers() == step.answers())
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,15 @@ def action_text(step: Step) -> str:
     return "\n".join(parts)
 
 
+def deed_text(step: Step) -> str:
+    """What the step does, for telling whether it does it again: the calls of a step that calls tools (a
+    second "Double-checking X" with the same call is the same lookup as "Looking up X"); the actions of one
+    that hands over (what it hands over is in its words) or makes no call."""
+    if not step.tool_calls or step.transfer_to:
+        return action_text(step)
+    return "\n".join(f"{c.name}({value_text(c.arguments)})" for c in step.tool_calls)
+
+
 def speaks(step: Step, call: ToolCall) -> bool:
     """Whether ``call`` only carries the step's own words (a ``final_answer`` tool, a managed agent handed the
     step's text): one of its arguments, 15 characters or more, is (nearly all of) the step's text. Its
@@ -450,7 +459,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     answer_seen: set[str] = set()
     salient = salient_task_words(task)
     task_constraints = len(_CONSTRAINT.findall(window(task.lower(), 6000)))
-    last_actions: dict[str, tuple[int, str]] = {}  # agent -> (position, actions) of its latest step
+    last_deeds: dict[str, tuple[int, str]] = {}  # agent -> (position, deed_text) of its latest step
     pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
     flows: list[StepFlow] = []
     arrive = arrivals(steps)
@@ -523,18 +532,19 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             f.assume_word = first_word(window(actions.lower(), 6000), ASSUME_WORDS)
             f.has_code = "```" in actions or "def " in actions
             f.done = any(w in low for w in DONE_WORDS)
-            earlier = last_actions.get(step.agent)
-            # the same actions again after something came back (a tool result, another agent's turn), getting back
-            # what they got then, is a loop (a second page scrolled to, a retry that works, is not); the same words
-            # twice in a row with nothing in between is one turn logged twice (a thought and its message)
-            if (earlier is not None and actions.strip() and earlier[1] == actions
+            earlier = last_deeds.get(step.agent)
+            deeds = deed_text(step)
+            # the same deeds again after something came back (a tool result, another agent's turn), getting back
+            # what they got then, is a repeat (a second page scrolled to, a retry that works, is not); the same
+            # words twice in a row with nothing in between is one turn logged twice (a thought and its message)
+            if (earlier is not None and deeds.strip() and earlier[1] == deeds
                     and step.answers() == steps[earlier[0]].answers()
                     and (earlier[0] < pos - 1 or step.tool_calls or steps[earlier[0]].tool_calls)):
                 f.repeats = earlier[0]
             failed_before = pending_failure.get(step.agent)
             if failed_before is not None and f.problem_word is None and not _names_failed_tool(steps[failed_before], step):
                 f.ignored_error_at = failed_before
-            last_actions[step.agent] = (pos, actions)
+            last_deeds[step.agent] = (pos, deeds)
             if f.failed_tool:
                 pending_failure[step.agent] = pos
             else:
