@@ -12,9 +12,9 @@ scored, without the ground truth, by models fitted on the others; of the configu
 or COMPACT), L2, synthetic weight and balance (GRID), the half whose cross-fitted scores give the labelled
 steps the highest likelihood (averaged so that every source counts the same, at the best temperature) are
 fitted and their weights averaged; the verdict rule (RULES: the plain one unless another has a better mean
-(agent + step exact) / 2 by more than a standard error and is no worse on any source), the temperature and the uncertainty threshold (the
-cut that best separates right from wrong verdicts) are read off the same cross-fitted scores, pooled and per
-log kind (a kind the held-out verdicts of two groups or more show). :func:`train` makes the choices and fits
+(agent + step exact) / 2 by more than a standard error and is no worse on any source), the temperature and
+the uncertainty threshold (the cut that best separates right from wrong verdicts) are read off the same
+cross-fitted scores, pooled and per log kind (a kind the held-out verdicts of two groups or more show). :func:`train` makes the choices and fits
 the final model on every group.
 Used by ``agenttrace train --attributor cpu``, bench/train_cpu_attributor.py and bench/generalisation.py.
 """

@@ -194,7 +194,7 @@ def action_text(step: Step) -> str:
     :mod:`agenttrace.attribution.observations`), its tool calls' names and arguments, its handoff."""
     own = observations.split(step.content)[0] if step.content else ""
     parts = [own] if own else []
-    parts += [f"{c.name}({value_text(c.arguments)})" for c in step.tool_calls]
+    parts += _call_texts(step)
     if step.transfer_to:
         parts.append(f"transfer to {step.transfer_to}")
     return "\n".join(parts)
@@ -206,7 +206,12 @@ def deed_text(step: Step) -> str:
     that hands over (what it hands over is in its words) or makes no call."""
     if not step.tool_calls or step.transfer_to:
         return action_text(step)
-    return "\n".join(f"{c.name}({value_text(c.arguments)})" for c in step.tool_calls)
+    return "\n".join(_call_texts(step))
+
+
+def _call_texts(step: Step) -> list[str]:
+    """Each of the step's tool calls as ``name(arguments)``."""
+    return [f"{c.name}({value_text(c.arguments)})" for c in step.tool_calls]
 
 
 def speaks(step: Step, call: ToolCall) -> bool:

@@ -141,10 +141,12 @@ LEGEND = (
 PATH is a Who&When folder of JSON files (e.g. whowhen/Hand-Crafted), a folder of such folders,
 a single Who&When .json file, or a TracerTraj .jsonl file; give several to score them together.
 A history item's tool calls are read back from OpenAI chat messages (tool_calls, role "tool"
-answers), LangChain message dicts, Anthropic tool_use / tool_result blocks, OpenAI Agents SDK
-function_call items, smolagents tool-call / tool-response messages, AG2 tool_responses, a web
-surfer's "I typed 'X' ..." report and the page after it, ReAct text (Action / Action Input / Observation lines) and agenttrace export
-files; anything else is read as the agent's words.
+answers), LangChain message dicts (also as langchain_core's dumpd writes them), Anthropic
+tool_use / tool_result blocks, OpenAI Agents SDK function_call items, smolagents tool-call /
+tool-response messages and memory steps (agent.memory.get_full_steps()), AG2 tool_responses,
+a web surfer's "I typed 'X' ..." report and the page after it, ReAct text (Action / Action
+Input / Observation lines) and agenttrace export files; anything else is read as the agent's
+words.
 Each subset gets its own table with agent- and step-level accuracy under two rules - the
 Who&When substring rule (as in its evaluate.py: lenient, a true step 1 matches a predicted 12)
 and exact match - plus AgenTracer's mean multi-granular reward.
