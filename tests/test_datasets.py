@@ -334,6 +334,26 @@ def test_an_empty_tool_call_list_leaves_the_text_to_be_read_for_calls():
     assert (call.name, call.arguments, call.result) == ("calculator", "21*2", "42")
 
 
+def test_langchain_invalid_tool_calls_are_calls_that_fail_on_their_own_arguments():
+    """What langchain-openai makes of a model's call whose arguments are not JSON (checked against 1.x): it goes
+    to ``invalid_tool_calls`` with the parser's error, nothing runs it, and the agent goes on."""
+    parse_error = "Function get_order arguments:\n\n{\"id\": 7\n\nare not valid JSON."
+    item = from_whowhen({"history": [
+        _dumpd("HumanMessage", content="Refund order 7, please.", type="human"),
+        _dumpd("AIMessage", content="", type="ai", tool_calls=[], invalid_tool_calls=[
+            {"type": "invalid_tool_call", "id": "c1", "name": "get_order", "args": '{"id": 7', "error": parse_error}]),
+        {"type": "ai", "content": "", "tool_calls": [{"name": "get_order", "args": {"id": 7}, "id": "c2"}],
+         "invalid_tool_calls": [{"type": "invalid_tool_call", "id": "c3", "name": None, "args": "{", "error": None}]},
+    ]})
+    [broken] = item.trajectory.steps[1].tool_calls
+    assert (broken.id, broken.name, broken.arguments, broken.error) == ("c1", "get_order", '{"id": 7', parse_error)
+    valid, unnamed = item.trajectory.steps[2].tool_calls
+    assert (valid.name, valid.arguments, valid.error) == ("get_order", {"id": 7}, None)
+    assert (unnamed.name, unnamed.arguments, unnamed.error) == ("(unnamed)", "{", "its arguments could not be parsed")
+    with pytest.raises(DatasetError, match=r"invalid_tool_calls\[0\]\.name"):
+        from_whowhen({"history": [{"type": "ai", "content": "", "invalid_tool_calls": [{"name": 3, "args": "{"}]}]})
+
+
 def test_langchain_serialized_messages_are_read_as_their_message_dicts():
     item = from_whowhen({"mistake_agent": "assistant", "mistake_step": 4, "history": [
         _dumpd("HumanMessage", content="Refund order 7, please.", type="human"),

@@ -8,7 +8,8 @@ A Who&When-shaped ``history`` entry is a message; these conventions put tool cal
   "function"`` message carrying the function's ``name``); ``content`` may be a list of parts
   (``{"type": "text", "text": ...}``);
 * LangChain's message dicts: ``type`` ``ai``/``human``/``tool``/``system`` for the role, ``tool_calls`` as
-  ``[{"name", "args", "id"}]``, a tool message's ``status: "error"`` marking a failed call; and the same
+  ``[{"name", "args", "id"}]``, ``invalid_tool_calls`` (arguments the model wrote that did not parse: calls that
+  fail with the parser's error), a tool message's ``status: "error"`` marking a failed call; and the same
   messages serialized by ``langchain_core.load.dumpd``: ``{"lc": 1, "type": "constructor", "id": [...,
   "AIMessage"], "kwargs": {...}}``, the class for the type and the kwargs for the dict;
 * Anthropic's content blocks: ``tool_use`` blocks (``id``, ``name``, ``input``) are calls, ``tool_result``
@@ -159,9 +160,11 @@ def read_message(item: dict[str, Any]) -> Message:
                                                          item.get("status"))])
     if role == "tool-call" and words.startswith(_SMOL_CALLS):
         return Message("assistant", name, tool_calls=openai_tool_calls(_literal(words[len(_SMOL_CALLS):])))
-    if item.get("tool_calls") or item.get("function_call") is not None:  # an empty list (dumpd writes one) is no call
-        raw = item["tool_calls"] if item.get("tool_calls") else [{"function": item["function_call"]}]
-        return Message(role, name, words, openai_tool_calls(raw), answers=answers)
+    if item.get("tool_calls") or item.get("invalid_tool_calls"):  # an empty list (dumpd writes one) is no call
+        calls = openai_tool_calls(item["tool_calls"]) if item.get("tool_calls") else []
+        return Message(role, name, words, calls + _invalid_tool_calls(item.get("invalid_tool_calls")), answers=answers)
+    if item.get("function_call") is not None:
+        return Message(role, name, words, openai_tool_calls([{"function": item["function_call"]}]), answers=answers)
     if calls or answers:
         return Message(role, name, words, calls, answers=answers)
     rendered = unrender(words)
@@ -347,6 +350,18 @@ def openai_tool_calls(raw: Any) -> list[ToolCall]:
         calls.append(ToolCall(id=_id(item.get("id")), name=function["name"],
                               arguments=_decoded(function.get("arguments")), result=item.get("result"),
                               error=error))
+    return calls
+
+
+def _invalid_tool_calls(raw: Any) -> list[ToolCall]:
+    """LangChain's ``invalid_tool_calls``: calls the model wrote whose arguments did not parse. Nothing runs
+    them; each fails with the parser's error, a failure of the agent's own making."""
+    calls = []
+    for j, item in enumerate(_objects(raw or [], "invalid_tool_calls")):
+        with _within(f"invalid_tool_calls[{j}]"):
+            calls.append(ToolCall(id=_id(item.get("id")), name=_string(item, "name") or "(unnamed)",
+                                  arguments=_decoded(item.get("args")),
+                                  error=_string(item, "error") or "its arguments could not be parsed"))
     return calls
 
 
