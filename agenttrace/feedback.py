@@ -1,7 +1,8 @@
 """Verdicts back into the app: ``on_feedback(callback)`` and ``async for a in feedback()``.
 
 A background thread long-polls the collector's ``/api/v1/feedback`` with a
-cursor (the last verdict's ``seq``), so no verdict is delivered twice; it
+cursor (the last verdict's ``seq``), so no verdict is delivered twice, not even
+to a client made after ``uninstrument()`` and ``instrument()`` again; it
 reconnects with backoff, so the collector may start after the app.
 """
 
@@ -25,7 +26,7 @@ class FeedbackClient:
     """Polls one collector for verdicts on this process's runs and hands them to subscribers."""
 
     def __init__(self, endpoint: str, service: str | None, *, own_runs_only: bool = True, poll_wait: float = 10.0,
-                 token: str | None = None):
+                 token: str | None = None, after: int = 0):
         self.endpoint = endpoint.rstrip("/")
         self.service = service
         from agenttrace.setup import auth_headers  # setup imports this module
@@ -33,7 +34,8 @@ class FeedbackClient:
         self._headers = auth_headers(token)
         self.own_runs_only = own_runs_only
         self.poll_wait = poll_wait
-        self._cursor = 0
+        self._cursor = after
+        self.handled = after  # the last verdict seq handed to the subscribers (or filtered out), never one after close
         self._callbacks: list[FeedbackCallback] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -90,6 +92,7 @@ class FeedbackClient:
     def _deliver(self, verdict: Attribution) -> None:
         if self._stop.is_set():
             return
+        self.handled = max(self.handled, verdict.seq or 0)
         if self.own_runs_only and not started_here(verdict.run_id):
             return
         with self._lock:
@@ -103,6 +106,9 @@ class FeedbackClient:
 
 _client: FeedbackClient | None = None
 _client_lock = threading.Lock()
+# Per (endpoint, service), the seq the closed shared client had handled: the client of a re-instrument starts
+# from it, so a verdict reaches this process once, however often it calls instrument() and uninstrument().
+_handled: dict[tuple[str, str | None], int] = {}
 
 
 def _shared_client() -> FeedbackClient:
@@ -113,7 +119,9 @@ def _shared_client() -> FeedbackClient:
         if _client is None:
             inst = active()
             endpoint = inst.endpoint if inst else resolve_endpoint()
-            _client = FeedbackClient(endpoint, inst.service_name if inst else None, token=inst.token if inst else None)
+            service = inst.service_name if inst else None
+            _client = FeedbackClient(endpoint, service, token=inst.token if inst else None,
+                                     after=_handled.get((endpoint, service), 0))
         return _client
 
 
@@ -139,4 +147,5 @@ def close_feedback() -> None:
     with _client_lock:
         if _client is not None:
             _client.close()
+            _handled[(_client.endpoint, _client.service)] = _client.handled
             _client = None

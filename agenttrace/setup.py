@@ -6,13 +6,13 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agenttrace import integration, propagation
 from agenttrace.feedback import close_feedback
@@ -97,6 +97,7 @@ class Instrumentation:
 
 _lock = threading.RLock()
 _active: Instrumentation | None = None
+_own_provider: TracerProvider | None = None  # the global provider agenttrace made, if it made it
 
 
 def instrument(
@@ -112,6 +113,10 @@ def instrument(
     sample_rate: float | None = None,
 ) -> Instrumentation:
     """Turns on agenttrace. Idempotent: a second call returns the first handle.
+
+    ``service_name`` (default: OTEL_SERVICE_NAME, else the script's name) is the service spans carry and
+    verdicts are filtered by; an app's own SDK TracerProvider keeps its own. After ``uninstrument()``, a new
+    name takes effect: OTel sets the global provider once, so spans are given it at export.
 
     ``frameworks`` names the integrations to enable (default: every installed one);
     an integration asked for by name that cannot run raises ``DidNotEnable``.
@@ -135,14 +140,19 @@ def instrument(
 
         set_policy(ContentPolicy.from_env(capture_content, max_content_chars))
         provider = _provider(name)
-        # An app's own provider keeps its service name; verdicts are filtered by the name spans carry.
-        name = str(provider.resource.attributes.get(SERVICE_NAME) or name)
+        if provider is not _own_provider:
+            # An app's own provider keeps its service name; verdicts are filtered by the name spans carry.
+            name = str(provider.resource.attributes.get(SERVICE_NAME) or name)
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=_traces_url(base), headers=_exporter_headers(token))
         if redact is not None:
             exporter = RedactingExporter(exporter, redact)
+        if provider.resource.attributes.get(SERVICE_NAME) != name:
+            # The provider agenttrace made global on an earlier instrument() under another name (OTel sets it once):
+            # this instrumentation's spans take the name verdicts are filtered by on the way out.
+            exporter = _RenamingExporter(exporter, provider.resource.merge(Resource({SERVICE_NAME: name})))
         stamping = RunStampingProcessor()
         batch = BatchSpanProcessor(exporter)
         export = SwitchableProcessor(batch if sample_rate is None else FailureKeepingSampler(batch, sample_rate))
@@ -209,7 +219,8 @@ def _default_service_name() -> str:
 
 
 def _provider(service_name: str) -> TracerProvider:
-    """The app's SDK TracerProvider if it set one; otherwise a new one, made global."""
+    """The global SDK TracerProvider: the app's, or the one agenttrace made global on its first instrument()."""
+    global _own_provider
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current
@@ -217,7 +228,28 @@ def _provider(service_name: str) -> TracerProvider:
     trace.set_tracer_provider(provider)
     if trace.get_tracer_provider() is not provider:  # something else won the one-time set
         raise RuntimeError("a non-SDK TracerProvider is already set globally; agenttrace cannot add to it")
+    _own_provider = provider
     return provider
+
+
+class _RenamingExporter(SpanExporter):
+    """Exports spans under another resource (the service name of a re-instrument)."""
+
+    def __init__(self, inner: SpanExporter, resource: Resource) -> None:
+        self.inner = inner
+        self.resource = resource
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([ReadableSpan(
+            name=s.name, context=s.context, parent=s.parent, resource=self.resource, attributes=s.attributes,
+            events=s.events, links=s.links, kind=s.kind, status=s.status, start_time=s.start_time,
+            end_time=s.end_time, instrumentation_scope=s.instrumentation_scope) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 def _enable_integrations(active: Instrumentation, frameworks: Iterable[str] | None) -> None:

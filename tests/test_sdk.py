@@ -210,3 +210,20 @@ def test_endpoint_comes_from_the_standard_variable(monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9999/")
     assert agenttrace.setup.resolve_endpoint() == "http://127.0.0.1:9999"
     assert agenttrace.setup.resolve_endpoint("http://x:1") == "http://x:1"
+
+
+def test_instrument_again_under_another_service_name_exports_under_that_name():
+    """OTel sets the global provider once; a re-instrument's spans, the app's own too, still carry its name."""
+    for service in ("first-service", "second-service"):
+        exporter = InMemorySpanExporter()
+        agenttrace.instrument(service_name=service, frameworks=[], exporter=exporter)
+        try:
+            assert agenttrace.setup.active().service_name == service  # the name verdicts are filtered by
+            with agenttrace.agent_step("A"):
+                trace.get_tracer("the.app").start_span("own work").end()
+            agenttrace.setup.active().force_flush()
+        finally:
+            agenttrace.uninstrument()
+        finished = exporter.get_finished_spans()
+        assert sorted(s.name for s in finished) == ["invoke_agent A", "own work"]
+        assert {s.resource.attributes["service.name"] for s in finished} == {service}
