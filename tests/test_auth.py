@@ -138,7 +138,7 @@ def otlp_request(service: str) -> trace_service_pb2.ExportTraceServiceRequest:
 
 HTTP_ROUTES = {
     # name: (method, path with {alpha} for alpha's run id, status per caller in CALLERS' order)
-    "health": ("GET", "/api/v1/health", (401, 401, 200, 200, 200)),
+    "health (status only without a token, for probes)": ("GET", "/api/v1/health", (200, 401, 200, 200, 200)),
     "runs list": ("GET", "/api/v1/runs", (401, 401, 200, 200, 200)),
     "run": ("GET", "/api/v1/runs/{alpha}", (401, 401, 404, 200, 200)),
     "run by id prefix": ("GET", "/api/v1/runs/{alpha_prefix}", (401, 401, 404, 200, 200)),
@@ -165,6 +165,16 @@ def test_http_endpoint_answers_each_caller_as_its_scope_allows(collector, runs, 
         assert resp.headers["www-authenticate"].startswith("Bearer")
     if route == "run" and expected == 200:
         assert resp.json()["trajectory"]["service"] == "alpha" and resp.json()["attributions"]
+
+
+def test_health_without_a_token_says_only_the_status_and_with_one_the_whole_report(collector):
+    probe = httpx.get(f"{collector.endpoint}/api/v1/health", timeout=10)
+    assert probe.status_code == 200 and probe.json() == {"status": "ok"}  # what a load balancer or Kubernetes sees
+    report = httpx.get(f"{collector.endpoint}/api/v1/health", headers=bearer(READER), timeout=10)
+    assert report.status_code == 200 and report.json()["status"] == "ok"
+    assert {"committed_spans", "attributor", "backlog_traces", "lag_s", "quarantined_traces"} <= set(report.json())
+    wrong = httpx.get(f"{collector.endpoint}/api/v1/health", headers=bearer(WRONG), timeout=10)
+    assert wrong.status_code == 401  # a bad token is refused, not taken for a probe
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from agenttrace.logs import get_logger
 from agenttrace.models import Attribution, Label, LabelledTrajectory, Lesson, Trajectory
-from agenttrace_collector.auth import Forbidden, Principal, request_principal
+from agenttrace_collector.auth import PRINCIPAL_KEY, Forbidden, Principal, request_principal
 from agenttrace_collector.failure_modes import DEFAULT_FAILURE_WINDOW_S, FailureModes, group_failures
 from agenttrace_collector.review import judged
 from agenttrace_collector.spans_api import SpanOut, span_out
@@ -92,9 +92,16 @@ class FeedbackBatch(BaseModel):
     cursor: int
 
 
-class Health(BaseModel):
+class Liveness(BaseModel):
+    """The health report of a request without a token (a load balancer, a Kubernetes probe)."""
+
     status: str = Field(description="ok; lagging (traces wait longer than they should); stalled (the pipeline "
                                     "stopped, or keeps failing); answered with HTTP 503 when stalled")
+
+
+class Health(Liveness):
+    """The health report of a request with a valid token."""
+
     committed_spans: int
     attributor: str | None
     backlog_traces: int = Field(description="traces due for assembly now")
@@ -118,9 +125,13 @@ STALL_AFTER_FAILURES = 3  # ticks in a row that failed make it "stalled"
 def api_router(store: Store, writer: IngestWriter, pipeline: Pipeline, attributor_name: str | None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    @router.get("/health", response_model=Health, tags=["meta"],
-                responses={503: {"model": Health, "description": "the pipeline is stalled"}})
-    def health(response: Response) -> Health:
+    @router.get("/health", response_model=Health | Liveness, tags=["meta"],
+                summary="Whether the pipeline keeps up: the status alone without a token, the whole report with one",
+                description="A request without an Authorization header (a load balancer, a Kubernetes probe) gets "
+                            "only the status (Liveness); one with a valid token gets the whole report (Health); "
+                            "a bad token gets 401. Stalled answers 503 either way.",
+                responses={503: {"model": Health | Liveness, "description": "the pipeline is stalled"}})
+    def health(request: Request, response: Response) -> Health | Liveness:
         backlog, lag = pipeline.backlog()
         status, detail = "ok", None
         if not pipeline.alive:
@@ -131,6 +142,8 @@ def api_router(store: Store, writer: IngestWriter, pipeline: Pipeline, attributo
             status, detail = "lagging", f"{backlog} traces due, the oldest for {lag:.0f} s"
         if status == "stalled":
             response.status_code = 503
+        if PRINCIPAL_KEY not in request.scope:  # HttpGuard let a probe in without a token
+            return Liveness(status=status)
         return Health(status=status, committed_spans=writer.committed_spans, attributor=attributor_name,
                       backlog_traces=backlog, lag_s=lag, quarantined_traces=store.count_quarantined(), detail=detail)
 

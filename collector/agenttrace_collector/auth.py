@@ -248,10 +248,13 @@ class HttpGuard:
     """ASGI middleware: Host check (421), authentication (401) and the security headers on every response.
 
     The UI's static files carry no data and are served to anyone on an allowed host; the page asks for
-    a token and sends it with every API call. The request's principal goes into the ASGI scope.
+    a token and sends it with every API call. The request's principal goes into the ASGI scope. A probe
+    path asked without an ``Authorization`` header (a load balancer, a Kubernetes probe) gets no principal
+    and answers liveness only; with a header, the token must be good.
     """
 
     PUBLIC = ("/", "/ui")
+    PROBES = ("/api/v1/health",)
 
     def __init__(self, app: ASGIApp, tokens: Tokens, hosts: HostAllowList) -> None:
         self.app = app
@@ -275,7 +278,9 @@ class HttpGuard:
             reply = JSONResponse({"detail": "this Host is not served here; add it with --allowed-host"}, 421)
             await reply(scope, receive, secured)
             return
-        if path not in self.PUBLIC and not path.startswith("/ui/"):
+        public = path in self.PUBLIC or path.startswith("/ui/")
+        probe = path in self.PROBES and "authorization" not in headers
+        if not (public or probe):
             try:
                 scope[PRINCIPAL_KEY] = self.tokens.authenticate(headers.get("authorization"))
             except Unauthenticated as exc:
