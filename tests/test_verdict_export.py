@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -12,6 +16,8 @@ from agenttrace.testing.scripted_llm import ScriptedLLM
 from agenttrace_collector.otlp import load_span
 from agenttrace_collector.verdict_export import verdict_span
 from tests.otlp_helpers import send_run, wait_for
+
+VERDICT = "<think>the Calculator added wrong</think><answer>Calculator | 1</answer>"
 
 
 def spans_named(collector: LocalCollector, name: str) -> list[Span]:
@@ -24,7 +30,7 @@ def attributes(span: Span) -> dict:
 
 
 def test_a_verdict_is_a_span_under_the_run_root_linked_to_the_blamed_step_in_the_downstream_trace(tmp_path):
-    with ScriptedLLM(["<think>the Calculator added wrong</think><answer>Calculator | 1</answer>"]) as llm, \
+    with ScriptedLLM([VERDICT]) as llm, \
             LocalCollector(tmp_path / "downstream.db", attributor="none", log_file=tmp_path / "down.log") as down, \
             LocalCollector(tmp_path / "front.db", attributor="openai", log_file=tmp_path / "front.log",
                            extra_args=("-o", f"base_url={llm.base_url}", "-o", "model=m", "--settle", "0.2",
@@ -46,6 +52,37 @@ def test_a_verdict_is_a_span_under_the_run_root_linked_to_the_blamed_step_in_the
         assert span.end_time_unix_nano == int(verdict.created_at * 1e9) >= span.start_time_unix_nano
         downstream_run, _ = down.wait_run(run.run_id)
         assert [s.agent for s in downstream_run.steps] == ["Planner", "Calculator"]  # the verdict span adds no step
+
+
+def test_a_worker_process_exports_its_verdicts_and_sends_the_last_one_before_it_exits(tmp_path):
+    """`agenttrace worker --export-verdicts`, stopped (SIGTERM) while the attributor is still answering: it stores
+    the verdict, then sends its span before it exits."""
+    with ScriptedLLM([VERDICT], delay_s=3) as llm, \
+            LocalCollector(tmp_path / "downstream.db", attributor="none", log_file=tmp_path / "down.log") as down, \
+            LocalCollector(tmp_path / "front.db", attributor="none", log_file=tmp_path / "front.log",
+                           extra_args=("--settle", "0.2", "--attribution-workers", "0",
+                                       "--forward", down.endpoint)) as front:
+        with open(tmp_path / "worker.log", "wb") as log:
+            worker = subprocess.Popen([str(Path(sys.executable).with_name("agenttrace")), "worker", "--db", front.db,
+                                       "--attributor", "openai", "-o", f"base_url={llm.base_url}", "-o", "model=m",
+                                       "--export-verdicts", down.endpoint], stdout=log, stderr=log)
+            try:
+                run = send_run(front.endpoint, answer="5")
+                wait_for(lambda: llm.in_flight, what="the worker asking the attributor")
+                worker.send_signal(signal.SIGTERM)
+                assert worker.wait(timeout=30) == 0
+            finally:
+                worker.kill()
+                worker.wait()
+        trajectory, [verdict] = front.wait_run(run.run_id, verdict=True)
+        [span] = wait_for(lambda: spans_named(down, "agenttrace.attribution"), what="the verdict span downstream")
+        [root] = spans_named(down, "agenttrace.run add")
+        assert span.trace_id == root.trace_id and span.parent_span_id == root.span_id
+        attrs = attributes(span)
+        assert (attrs["agenttrace.run.id"], attrs["agenttrace.attribution.agent"], attrs["agenttrace.attribution.step"],
+                attrs["agenttrace.attribution.attributor"]) == (run.run_id, "Calculator", 1, "openai")
+        assert attrs["agenttrace.attribution.blamed_span_id"] == trajectory.steps[1].span_id
+        assert span.end_time_unix_nano == int(verdict.created_at * 1e9)
 
 
 def test_an_undecided_verdict_has_no_link_and_no_agent():

@@ -41,7 +41,7 @@ def main() -> None:
     configure_logging()
 
 
-from agenttrace.cli.worker import attribution_options, attribution_settings  # noqa: E402
+from agenttrace.cli.worker import attribution_options, attribution_settings, verdict_export_options  # noqa: E402
 
 
 @main.command(help="Run the collector: receives OTLP traces, rebuilds runs, attributes failed ones.")
@@ -100,11 +100,7 @@ from agenttrace.cli.worker import attribution_options, attribution_settings  # n
               help="A header sent to every --forward endpoint, e.g. 'Authorization=Bearer ...' (repeatable).")
 @click.option("--forward-queue", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Exports queued per --forward endpoint; past it new ones are dropped (and counted).")
-@click.option("--export-verdicts", multiple=True, metavar="URL",
-              help="Send each verdict as an OTLP span 'agenttrace.attribution' into the run's trace at this endpoint "
-                   "(Phoenix, Jaeger, an OTel Collector; same URL forms as --forward; repeatable).")
-@click.option("--export-verdicts-header", multiple=True, metavar="NAME=VALUE",
-              help="A header sent to every --export-verdicts endpoint (repeatable).")
+@verdict_export_options
 @attribution_options
 def collector(db, host, port, grpc_port, attributor, attributor_option, settle, idle_timeout, max_body_bytes,
               max_pending_spans, max_pending_bytes, max_connections, read_timeout, reassemble_interval,

@@ -1,6 +1,6 @@
 """``agenttrace worker``: attribution workers in a process of their own, on any machine that reaches the store.
 
-Also the attribution options that ``agenttrace collector`` shares with it.
+Also the attribution and verdict export options that ``agenttrace collector`` shares with it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,16 @@ def attribution_options(command):
     return command
 
 
+def verdict_export_options(command):
+    """``--export-verdicts`` and its headers, for ``agenttrace collector`` and ``agenttrace worker``."""
+    command = click.option("--export-verdicts-header", multiple=True, metavar="NAME=VALUE",
+                           help="A header sent to every --export-verdicts endpoint (repeatable).")(command)
+    return click.option("--export-verdicts", multiple=True, metavar="URL",
+                        help="Send each verdict as an OTLP span 'agenttrace.attribution' into the run's trace at this "
+                             "endpoint (Phoenix, Jaeger, an OTel Collector): http(s)://host:port[/v1/traces] or "
+                             "grpc(s)://host:port (repeatable).")(command)
+
+
 def attribution_settings(batch_size, batch_wait, attribution_timeout, attribution_attempts,
                          attribution_concurrency) -> dict:
     return dict(batch_size=batch_size, batch_wait_s=batch_wait, attribution_timeout_s=attribution_timeout,
@@ -41,6 +51,8 @@ def attribution_settings(batch_size, batch_wait, attribution_timeout, attributio
 Run it beside collectors that store in PostgreSQL (start those with --attribution-workers 0 to leave all
 attribution here), for example on a GPU machine with --attributor tracer. Workers lease jobs (FOR UPDATE
 SKIP LOCKED), so any number of worker processes share the queue; a worker killed mid-job loses nothing.
+With --export-verdicts, each verdict it stores also goes out as an OTLP span into the run's trace; what is
+queued is sent before it exits on SIGTERM or SIGINT.
 
 \b
   agenttrace worker --db postgresql://user:pw@db/agenttrace --attributor tracer -o model=/models/tracer
@@ -52,7 +64,9 @@ SKIP LOCKED), so any number of worker processes share the queue; a worker killed
 @click.option("--attributor-option", "-o", multiple=True, metavar="KEY=VALUE", help="Option for the attributor.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker threads.")
 @attribution_options
-def worker_command(db, attributor, attributor_option, workers, **settings) -> None:
+@verdict_export_options
+def worker_command(db, attributor, attributor_option, workers, export_verdicts, export_verdicts_header,
+                   **settings) -> None:
     from agenttrace.attribution import AttributorError
     from agenttrace.cli import _options, require_extra
 
@@ -60,20 +74,29 @@ def worker_command(db, attributor, attributor_option, workers, **settings) -> No
     if db.startswith(("postgresql://", "postgres://")):
         require_extra("postgres", "a PostgreSQL --db")
     from agenttrace_collector.app import attribution_workers
+    from agenttrace_collector.auth import ConfigError
     from agenttrace_collector.config import CollectorConfig
+    from agenttrace_collector.metrics import Metrics
     from agenttrace_collector.store import open_store
+    from agenttrace_collector.verdict_export import VerdictExporter
 
     cfg = CollectorConfig(db=db, attributor=attributor, attributor_options=_options(attributor_option),
-                          attribution_workers=workers, **attribution_settings(**settings))
+                          attribution_workers=workers, export_verdicts=list(export_verdicts),
+                          export_verdicts_headers=list(export_verdicts_header), **attribution_settings(**settings))
+    store, metrics = open_store(db), Metrics()
     try:
-        pool = attribution_workers(open_store(db), cfg)
-    except AttributorError as exc:  # an unknown attributor or a bad model file: say which, no traceback
+        verdicts = VerdictExporter.configured(store, cfg, metrics)
+        pool = attribution_workers(store, cfg, metrics, verdicts)
+    except (AttributorError, ConfigError) as exc:  # an unknown attributor, a bad model file or URL: say which
         raise click.ClickException(str(exc)) from None
-    store = pool.store
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if verdicts is not None:
+        verdicts.start()
     pool.start()
     stop.wait()
     pool.stop()
+    if verdicts is not None:
+        verdicts.close()  # after the workers: their last verdicts are sent too
     store.close()

@@ -49,10 +49,8 @@ class Collector:
         self.forwarder = Forwarder.configured(config.forward, config.forward_headers, "spans", self.metrics,
                                               max_queue=config.forward_queue)
         self.forward = self.forwarder.submit if self.forwarder else None
-        self.verdicts = Forwarder.configured(config.export_verdicts, config.export_verdicts_headers, "verdicts",
-                                             self.metrics)
-        self.workers = attribution_workers(self.store, config, self.metrics,
-                                           VerdictExporter(self.store, self.verdicts) if self.verdicts else None)
+        self.verdicts = VerdictExporter.configured(self.store, config, self.metrics)
+        self.workers = attribution_workers(self.store, config, self.metrics, self.verdicts)
         self.redactor = Redactor.configured(builtins=config.redact_builtins, patterns=config.redact_patterns,
                                             pattern_file=config.redact_file)
         self.pipeline = Pipeline(self.store, settle_s=config.settle_s, idle_timeout_s=config.idle_timeout_s,
@@ -100,8 +98,8 @@ class Collector:
     async def serve(self) -> None:
         cfg = self.config
         self.pipeline.start()
-        for forwarder in filter(None, (self.forwarder, self.verdicts)):
-            forwarder.start()
+        for sender in filter(None, (self.forwarder, self.verdicts)):
+            sender.start()
         if self.workers is not None:
             self.workers.start()
         if self.retention is not None:
@@ -133,15 +131,16 @@ class Collector:
         self.pipeline.stop()
         if self.workers is not None:
             self.workers.stop()
-        for forwarder in filter(None, (self.forwarder, self.verdicts)):
-            forwarder.close()
+        for sender in filter(None, (self.forwarder, self.verdicts)):
+            sender.close()
         self.store.close()
         log.info("collector.stopped")
 
 
-def attribution_workers(store: SqlStore, config: CollectorConfig, metrics: Metrics | None = None,
-                        verdicts: VerdictExporter | None = None) -> AttributionWorkers | None:
-    """The workers that attribute queued failed runs, as configured; None without attributor or workers."""
+def attribution_workers(store: SqlStore, config: CollectorConfig, metrics: Metrics,
+                        verdicts: VerdictExporter | None) -> AttributionWorkers | None:
+    """The workers that attribute queued failed runs, as configured; None without attributor or workers.
+    Each verdict they store goes to ``verdicts`` too, when given (``--export-verdicts``)."""
     if not config.attributor or not config.attribution_workers:
         return None
     attributor = get_attributor(config.attributor, **config.attributor_options)
@@ -157,7 +156,7 @@ def attribution_workers(store: SqlStore, config: CollectorConfig, metrics: Metri
                               batch_wait_s=config.batch_wait_s, timeout_s=config.attribution_timeout_s,
                               lease_s=1.5 * config.attribution_timeout_s + 5,
                               max_attempts=config.attribution_attempts, concurrency=config.attribution_concurrency,
-                              on_verdict=stored if metrics is not None else None)
+                              on_verdict=stored)
 
 
 def run(config: CollectorConfig) -> None:

@@ -21,7 +21,9 @@ from agenttrace import semconv
 from agenttrace.logs import get_logger
 from agenttrace.models import Attribution, Trajectory
 from agenttrace_collector.assemble import find_run_span
+from agenttrace_collector.config import CollectorConfig
 from agenttrace_collector.forward import Forwarder
+from agenttrace_collector.metrics import Metrics
 from agenttrace_collector.spanview import decode
 from agenttrace_collector.store import SqlStore
 
@@ -78,6 +80,19 @@ class VerdictExporter:
     def __init__(self, store: SqlStore, forwarder: Forwarder) -> None:
         self.store = store
         self.forwarder = forwarder
+
+    @classmethod
+    def configured(cls, store: SqlStore, config: CollectorConfig, metrics: Metrics) -> VerdictExporter | None:
+        """The exporter to ``--export-verdicts`` targets, or None without any."""
+        forwarder = Forwarder.configured(config.export_verdicts, config.export_verdicts_headers, "verdicts", metrics)
+        return cls(store, forwarder) if forwarder else None
+
+    def start(self) -> None:
+        self.forwarder.start()
+
+    def close(self) -> None:
+        """Sends what is queued (briefly), then stops: after the workers, so that their last verdicts go too."""
+        self.forwarder.close()
 
     def export(self, verdict: Attribution, trajectory: Trajectory) -> None:
         root = self._root_span_id(trajectory)
