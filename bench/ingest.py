@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "collector"))
 
-from agenttrace.local_collector import LocalCollector, free_port  # noqa: E402
+from agenttrace.local_collector import LocalCollector  # noqa: E402
+from agenttrace.testing.phoenix import phoenix_server  # noqa: E402
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 
@@ -287,45 +285,17 @@ def run_phoenix(workdir: Path, payloads: list[bytes], n: int, warmup: bytes, arg
                          "arize-phoenix`, or pass --phoenix PATH, or --skip-phoenix")
     pdir = workdir / "phoenix"
     pdir.mkdir()
-    port, grpc_port = free_port(), free_port()
-    env = {**os.environ, "PHOENIX_WORKING_DIR": str(pdir), "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port),
-           "PHOENIX_GRPC_PORT": str(grpc_port), "PHOENIX_TELEMETRY_ENABLED": "false",
-           "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false"}
-    env.pop("PHOENIX_SQL_DATABASE_URL", None)
-    log = open(workdir / "phoenix.log", "wb")
-    proc = subprocess.Popen([exe, "serve"], env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"phoenix exited with {proc.returncode}; see {workdir / 'phoenix.log'}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("phoenix did not start within 120 s")
-            time.sleep(0.25)
-        db = pdir / "phoenix.db"
+    with phoenix_server(exe, pdir) as (base_url, db):
         # The same warm-up as for agenttrace; Phoenix stores it asynchronously, so wait for it.
-        httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=warmup, headers=PROTOBUF,
-                   timeout=30).raise_for_status()
-        while count_rows(db) < args.batch and time.monotonic() < deadline + 120:
+        httpx.post(f"{base_url}/v1/traces", content=warmup, headers=PROTOBUF, timeout=30).raise_for_status()
+        deadline = time.monotonic() + 120
+        while count_rows(db) < args.batch and time.monotonic() < deadline:
             time.sleep(0.05)
         base = count_rows(db)
-        result = blast(f"http://127.0.0.1:{port}/v1/traces", payloads, args.senders, db, base + n, args.timeout)
-        result["stored"] -= base
-        result["spans_per_s"] = result["stored"] / result["stored_s"]
-        return result
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        result = blast(f"{base_url}/v1/traces", payloads, args.senders, db, base + n, args.timeout)
+    result["stored"] -= base
+    result["spans_per_s"] = result["stored"] / result["stored_s"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

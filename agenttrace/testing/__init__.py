@@ -1,1 +1,2 @@
-"""Real test peers: a scripted OpenAI-compatible LLM server and a collector started on loopback."""
+"""Real test peers on loopback: a scripted OpenAI-compatible LLM server and an Arize Phoenix server; and mutated
+OTLP exports for fuzzing."""

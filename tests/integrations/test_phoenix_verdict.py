@@ -9,18 +9,15 @@ Run with ``nox -s phoenix_verdict`` (not a default session: arize-phoenix is a l
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from agenttrace.local_collector import LocalCollector, free_port
+from agenttrace.local_collector import LocalCollector
+from agenttrace.testing.phoenix import phoenix_server
 from agenttrace.testing.scripted_llm import ScriptedLLM
 from tests.otlp_helpers import send_run
 
@@ -32,34 +29,8 @@ def phoenix(tmp_path):
     """A Phoenix server on loopback (SQLite in tmp_path): yields (OTLP/HTTP traces URL, database path)."""
     if not PHOENIX.exists():
         pytest.fail(f"{PHOENIX} is missing: run this test with `nox -s phoenix_verdict`, which installs arize-phoenix")
-    port = free_port()
-    env = {**os.environ, "PHOENIX_WORKING_DIR": str(tmp_path), "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port),
-           "PHOENIX_GRPC_PORT": str(free_port()), "PHOENIX_TELEMETRY_ENABLED": "false",
-           "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false"}
-    env.pop("PHOENIX_SQL_DATABASE_URL", None)
-    with open(tmp_path / "phoenix.log", "wb") as log:
-        proc = subprocess.Popen([str(PHOENIX), "serve"], env=env, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 120
-            while not _healthy(f"http://127.0.0.1:{port}/healthz"):
-                assert proc.poll() is None, f"phoenix exited; see {tmp_path / 'phoenix.log'}"
-                assert time.monotonic() < deadline, "phoenix did not start within 120 s"
-                time.sleep(0.25)
-            yield f"http://127.0.0.1:{port}/v1/traces", tmp_path / "phoenix.db"
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with phoenix_server(PHOENIX, tmp_path) as (base_url, db):
+        yield f"{base_url}/v1/traces", db
 
 
 def phoenix_trace(db: Path, trace_id: str) -> dict[str, dict]:
