@@ -49,3 +49,18 @@ def export(trace: int, spans: int = 5) -> bytes:
     resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="forwarding"))])
     return ExportTraceServiceRequest(resource_spans=[ResourceSpans(
         resource=resource, scope_spans=[ScopeSpans(spans=items)])]).SerializeToString()
+
+
+def span(trace: int, span: int, parent: int, name: str, start_ns: int, end_ns: int, **attrs: str) -> Span:
+    """One OTLP span of trace ``trace`` (ids as small numbers; ``parent`` 0 for a root) with string attributes."""
+    return Span(trace_id=trace.to_bytes(16, "big"), span_id=span.to_bytes(8, "big"),
+                parent_span_id=parent.to_bytes(8, "big") if parent else b"", name=name,
+                start_time_unix_nano=start_ns, end_time_unix_nano=end_ns,
+                attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()])
+
+
+def request(spans: list[Span], service: str = "otlp-helpers") -> bytes:
+    """An OTLP/HTTP protobuf body holding ``spans``, in that order, from ``service``."""
+    resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))])
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=resource, scope_spans=[ScopeSpans(spans=spans)])]).SerializeToString()

@@ -17,6 +17,7 @@ from agenttrace_collector import otlp
 from agenttrace_collector.assemble import assemble, find_run_span
 from agenttrace_collector.failure import answer_matches, judge
 from agenttrace_collector.spanview import decode
+from tests import otlp_helpers
 
 
 @pytest.fixture
@@ -99,6 +100,48 @@ def test_parallel_branches_are_ordered_by_time_and_tool_errors_do_not_fail_a_rec
     assert [s.agent for s in traj.steps] == ["A", "B"]
     assert traj.steps[1].tool_calls[0].error == "timeout"
     assert traj.outcome is Outcome.SUCCESS and traj.termination is Termination.COMPLETED
+
+
+def _turn(trace, span_id, parent, agent, text, start_ns, end_ns):
+    return otlp_helpers.span(trace, span_id, parent, f"invoke_agent {agent}", start_ns, end_ns, **{
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent,
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": text}]}])})
+
+
+def _assembled(spans):
+    """The trajectory of OTLP spans received in the order given (as the store hands them to assembly)."""
+    views = [decode(r.data, r.service) for r in otlp.rows(otlp.parse_request(otlp_helpers.request(spans),
+                                                                               otlp.PROTOBUF))]
+    return assemble(views)
+
+
+MS = 1_700_000_000_000 * 1_000_000  # a start time in whole milliseconds, in ns
+
+
+def test_turns_that_start_in_the_same_millisecond_keep_the_order_they_ran_in():
+    """A JavaScript app's turns in one millisecond share a start time; the JS SDK's end time is that truncated
+    start plus a measured duration, so a long first turn "ends" after a short second one. The order they were
+    received in (a batch processor exports spans as they end) is the order they ran, whatever their span ids."""
+    run = otlp_helpers.span(7, 99, 0, "agenttrace.run r", MS, MS + 3_000_000, **{
+        "agenttrace.span.kind": "run", "agenttrace.run.id": "same-ms"})
+    turns = [_turn(7, 30, 99, "Planner", "plan", MS, MS + 900_000),  # received first, highest span id
+             _turn(7, 20, 99, "Coder", "code", MS, MS + 100_000),
+             _turn(7, 10, 99, "Reviewer", "ok", MS, MS + 500_000)]
+    assert [s.agent for s in _assembled([*turns, run]).steps] == ["Planner", "Coder", "Reviewer"]
+    # received the other way round, the same spans are steps in that order: nothing else tells them apart
+    assert [s.agent for s in _assembled([*reversed(turns), run]).steps] == ["Reviewer", "Coder", "Planner"]
+    # starts a nanosecond apart are no tie: they are ordered by start time, however they were received
+    apart = [_turn(7, 30 - i, 99, agent, "x", MS + i, MS + 900_000) for i, agent in enumerate(["A", "B", "C"])]
+    assert [s.agent for s in _assembled([*reversed(apart), run]).steps] == ["A", "B", "C"]
+
+
+def test_a_turn_and_a_turn_it_delegates_to_in_the_same_millisecond_are_in_that_order():
+    """A turn starts before the turns nested in it, so with equal start times its step comes first too."""
+    run = otlp_helpers.span(8, 99, 0, "agenttrace.run r", MS, MS + 3_000_000, **{
+        "agenttrace.span.kind": "run", "agenttrace.run.id": "nested"})
+    boss = _turn(8, 20, 99, "Boss", "delegated it", MS, MS + 2_000_000)
+    helper = _turn(8, 10, 20, "Helper", "done", MS, MS + 1_000_000)
+    assert [s.agent for s in _assembled([helper, boss, run]).steps] == ["Boss", "Helper"]
 
 
 def _coordinator_turn(tracer, tool_calls=(), handoffs=(), failed=()):

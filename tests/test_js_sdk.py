@@ -81,3 +81,23 @@ def test_a_js_sdk_run_is_stored_assembled_and_judged(collector, node, protocol):
     chat = by_name["chat gpt-4o-mini"]
     assert (chat["kind"], chat["model"], chat["input_tokens"], chat["output_tokens"]) == ("llm", "gpt-4o-mini", 12, 7)
     assert chat["parent_id"] == by_name["invoke_agent Planner"]["span_id"]
+
+
+def test_js_turns_that_start_in_the_same_millisecond_are_steps_in_the_order_they_ran(collector, node):
+    """A JS app stamps its spans' starts in milliseconds: six turns (each an agent span with a chat span in it)
+    that ran one after the other in one millisecond share a start time. The collector keeps the order they
+    ran in (the order they were exported and received), not the order of their random span ids."""
+    run_id = f"same-ms-{secrets.token_hex(4)}"
+    agents = ["Planner", "Researcher", "Coder", "Tester", "Reviewer", "Writer"]
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
+    done = subprocess.run([node, str(JS_APP / "same_ms_turns.mjs"), run_id, *agents], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"the JS app failed:\n{done.stdout}{done.stderr}"
+
+    trajectory, _ = collector.wait_run(run_id, timeout=30)
+    spans = collector.get(f"/api/v1/runs/{run_id}/spans", timeout=10).json()
+    assert len(spans) == 1 + 2 * len(agents) and len({s["start"] for s in spans}) == 1, "every span starts in the same millisecond"
+    assert [step.agent for step in trajectory.steps] == agents
+    assert [step.content for step in trajectory.steps] == [f"{agent} did its part" for agent in agents]
+    assert [step.input for step in trajectory.steps] == ["pass it on"] + [f"{a} did its part" for a in agents[:-1]]
+    assert trajectory.outcome.value == "success"

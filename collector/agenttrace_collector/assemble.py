@@ -17,7 +17,10 @@ one step hands off more than once (a coordinator assigning several subtasks in
 one turn), ``transfer_to`` names the first target and every handoff is also a
 ``transfer_to_{target}`` tool call on the step, as frameworks with handoff tools
 record it. Steps are ordered by start time, so parallel branches interleave as
-they happened.
+they happened. Steps that start at the same time (a sender with millisecond start
+times: turns in the same millisecond) keep the order of their spans in the tree:
+a parent's before its children's, siblings in the order they were received (see
+``build_tree``), which is the order they ran.
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ from agenttrace_collector.spanview import SpanView, build_tree
 
 @dataclass
 class _Draft:
-    time: float
-    order: int
+    time: int  # ns
+    rank: int  # the tree position (pre-order) of the span the step's time comes from: the tie-break on time
+    order: int  # emission order: the last tie-break (a turn's own step after the plans it recorded)
     step: Step
+    end: int  # ns: the end of the span the step comes from
     plan: bool = False  # a plan the agent recorded itself (a plan span with no model call under it)
 
 
@@ -63,6 +68,7 @@ class _AgentScope:
 class _Builder:
     def __init__(self, spans: list[SpanView]) -> None:
         self.roots = build_tree(spans)
+        self.rank = {s.span_id: i for i, s in enumerate(s for root in self.roots for s in root.walk())}
         self.norm: dict[str, Normalized] = {s.span_id: normalize(s) for s in spans}
         self._fold_server_sides(spans)
         self.drafts: list[_Draft] = []
@@ -85,15 +91,17 @@ class _Builder:
     def build(self) -> list[Step]:
         for root in self.roots:
             self._walk(root, None)
-        self.drafts.sort(key=lambda d: (d.time, d.order))
+        self.drafts.sort(key=lambda d: (d.time, d.rank, d.order))
         steps = []
         for i, d in enumerate(self.drafts):
             d.step.index = i
             steps.append(d.step)
         return steps
 
-    def _emit(self, time: float, step: Step, scope: _AgentScope | None) -> _Draft:
-        draft = _Draft(time, next(self._order), step)
+    def _emit(self, span: SpanView, step: Step, scope: _AgentScope | None, *, after: _Draft | None = None) -> _Draft:
+        """Adds ``span``'s step, timed by the span's start, or by ``after``'s end (a turn's output after its plans)."""
+        time, rank = (after.end, after.rank) if after else (span.start_ns, self.rank[span.span_id])
+        draft = _Draft(time, rank, next(self._order), step, span.end_ns)
         self.drafts.append(draft)
         if scope is not None:
             scope.steps.append(draft)
@@ -141,7 +149,7 @@ class _Builder:
                 input=last_user_text(n.input_messages) or n.input_text,
                 error=span.error, start_time=start, end_time=span.end, span_id=span.span_id,
             )
-            self._emit(start, step, scope)
+            self._emit(span, step, scope, after=scope.steps[-1] if scope.steps else None)
         last = scope.steps[-1].step
         last.tool_calls.extend(scope.loose_tools)
         self._handoffs(last, scope)
@@ -159,7 +167,7 @@ class _Builder:
             input=last_user_text(n.input_messages), error=span.error,
             start_time=span.start, end_time=span.end, span_id=span.span_id,
         )
-        self._emit(span.start, step, scope).plan = True
+        self._emit(span, step, scope).plan = True
 
     def _handoffs(self, step: Step, scope: _AgentScope) -> None:
         """The agent's explicit handoffs (attribute, handoff spans) onto its last step.
@@ -202,7 +210,7 @@ class _Builder:
             start_time=span.start, end_time=span.end, span_id=span.span_id,
         )
         step.transfer_to = next((t for c in calls if (t := handoff_target(c.name, c.arguments))), None)
-        self._emit(span.start, step, scope)
+        self._emit(span, step, scope)
 
     def _tool(self, span: SpanView, n: Normalized, scope: _AgentScope | None) -> None:
         call = self._find_call(scope, n)
@@ -221,7 +229,7 @@ class _Builder:
             else:
                 step = Step(index=0, agent=span.service or "tool", role="tool", tool_calls=[call],
                             start_time=span.start, end_time=span.end, span_id=span.span_id)
-                self._emit(span.start, step, None)
+                self._emit(span, step, None)
         call.result = n.tool_result
         call.error = span.error
         if call.arguments is None:

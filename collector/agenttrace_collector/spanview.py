@@ -41,6 +41,8 @@ class SpanView:
     error: str | None = None
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     children: list[SpanView] = field(default_factory=list)
+    start_ns: int = 0  # the exact times, for ordering (``start`` and ``end`` in seconds lose a few hundred ns)
+    end_ns: int = 0
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
@@ -112,6 +114,7 @@ def decode(data: bytes, service: str) -> SpanView:
         span_id=span.span_id.hex(), parent_id=span.parent_span_id.hex(), trace_id=span.trace_id.hex(),
         name=span.name, start=span.start_time_unix_nano / 1e9, end=span.end_time_unix_nano / 1e9,
         attrs=attrs, service=service, error=error, events=events,
+        start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
     )
 
 
@@ -128,6 +131,14 @@ MAX_DEPTH = 128  # span nesting kept by build_tree; deeper chains are flattened 
 
 def build_tree(spans: list[SpanView]) -> list[SpanView]:
     """Links children to parents (sorted by start); returns the roots.
+
+    ``spans`` come in the order the collector received them (the store keeps it), and spans that start at the
+    same time keep that order. Senders with millisecond start times (JavaScript apps: the OpenTelemetry JS SDK
+    stamps a start with ``Date.now()``) give turns that start in the same millisecond one start time. The
+    receive order is then the order they ran: a batch processor exports spans as they end, and of two siblings
+    that ran one after the other the first ended first. End times cannot break the tie: the JS SDK times an
+    end as the truncated start plus a duration measured in fractions of a millisecond, so a long first turn can
+    end "after" a short second one.
 
     A span is a root when its parent is absent, is itself, or lies on a cycle of parent links; a span deeper
     than ``MAX_DEPTH`` becomes a sibling of its parent, so walking the tree stays within the recursion limit.
@@ -155,6 +166,6 @@ def build_tree(spans: list[SpanView]) -> list[SpanView]:
         parent = placed[s.span_id][0]
         (parent.children if parent is not None else roots).append(s)
     for s in spans:
-        s.children.sort(key=lambda c: (c.start, c.end))
-    roots.sort(key=lambda c: (c.start, c.end))
+        s.children.sort(key=lambda c: c.start_ns)  # stable: ties keep the receive order
+    roots.sort(key=lambda c: c.start_ns)
     return roots

@@ -236,6 +236,9 @@ class SqlStore(ABC):
     # worker holds; SQLite has one writer at a time, so its subquery needs nothing.
     LEASE_LOCK = ""
 
+    # The column that numbers spans in the order they were received: SQLite's rowid, PostgreSQL's spans.seq.
+    RECEIVED = "rowid"
+
     @abstractmethod
     def write_spans(self, batch: Sequence[SpanRow]) -> None:
         """Commits spans (a span seen before is kept once) and marks their traces for assembly."""
@@ -248,8 +251,9 @@ class SqlStore(ABC):
         return self._read("SELECT COUNT(*) FROM spans")[0][0]
 
     def trace_spans(self, trace_id: bytes) -> list[tuple[bytes, str]]:
-        """(serialised span, service) for every span of a trace."""
-        return self._read("SELECT data, service FROM spans WHERE trace_id = ?", (trace_id,))
+        """(serialised span, service) for every span of a trace, in the order they were received (assembly orders
+        spans that start at the same time so: see ``build_tree``)."""
+        return self._read(f"SELECT data, service FROM spans WHERE trace_id = ? ORDER BY {self.RECEIVED}", (trace_id,))
 
     def trace_span_count(self, trace_id: bytes, cap: int) -> int:
         """How many spans a trace has, counted up to ``cap`` (so a huge trace costs no more than ``cap``)."""

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS spans (
     end_ns BIGINT NOT NULL,
     status_code INTEGER NOT NULL,
     data BYTEA NOT NULL,
+    seq BIGSERIAL,
     PRIMARY KEY (trace_id, span_id)
 );
 CREATE TABLE IF NOT EXISTS traces (
@@ -151,8 +152,13 @@ VERDICT_LOCK = 0x61677476  # "agtv"
 CLAIMS = 0x61677463  # "agtc"
 
 # Rows of the staging table are dropped at each commit of the writer connection.
-STAGING = "CREATE TEMP TABLE IF NOT EXISTS spans_in (LIKE spans) ON COMMIT DELETE ROWS"
-SPAN_TYPES = ["bytea", "bytea", "bytea", "text", "text", "int8", "int8", "int4", "bytea"]
+# spans.seq numbers spans in the order they were received (SQLite's rowid does it there), which assembly uses to
+# order spans that start at the same time; n keeps a batch's order on its way through the staging table.
+SPAN_COLUMNS = "trace_id, span_id, parent_span_id, name, service, start_ns, end_ns, status_code, data"
+STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS spans_in ON COMMIT DELETE ROWS AS SELECT {SPAN_COLUMNS}, 0::int8 AS n "
+           "FROM spans WITH NO DATA")
+SPAN_TYPES = ["bytea", "bytea", "bytea", "text", "text", "int8", "int8", "int4", "bytea", "int8"]
+PG_UPGRADES = [("spans", "seq", "BIGSERIAL")]  # a spans table an earlier build made: its rows get numbers too
 TRACES_UPSERT = (
     "INSERT INTO traces (trace_id, service, first_seen, last_seen, root_ended) "
     "SELECT t.trace_id, t.service, %(now)s, %(now)s, t.root_ended "
@@ -180,6 +186,7 @@ def _args(args: Sequence[Any]) -> list[Any]:
 
 class PostgresStore(SqlStore):
     LEASE_LOCK = " FOR UPDATE SKIP LOCKED"  # workers on several machines never lease the same job
+    RECEIVED = "seq"
     def __init__(self, url: str) -> None:
         self.url = url
         self.write_lock = threading.Lock()
@@ -189,7 +196,7 @@ class PostgresStore(SqlStore):
         self._claims_lock = threading.Lock()
         with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            for table, column, kind in UPGRADES:  # a database created by an earlier build
+            for table, column, kind in [*UPGRADES, *PG_UPGRADES]:  # a database created by an earlier build
                 conn.execute(f"ALTER TABLE IF EXISTS {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
             for statement in SCHEMA.split(";"):
                 conn.execute(statement)
@@ -292,8 +299,9 @@ class PostgresStore(SqlStore):
             with conn.transaction(), conn.cursor() as cur:
                 with cur.copy("COPY spans_in FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(SPAN_TYPES)
-                    for r in batch:
+                    for n, r in enumerate(batch):
                         copy.write_row((r.trace_id, r.span_id, r.parent_span_id, _text(r.name), _text(r.service),
-                                        r.start_ns, r.end_ns, r.status_code, r.data))
-                cur.execute("INSERT INTO spans SELECT * FROM spans_in ON CONFLICT DO NOTHING")
+                                        r.start_ns, r.end_ns, r.status_code, r.data, n))
+                cur.execute(f"INSERT INTO spans ({SPAN_COLUMNS}) SELECT {SPAN_COLUMNS} FROM spans_in ORDER BY n "
+                            "ON CONFLICT DO NOTHING")
                 cur.execute(TRACES_UPSERT, params)
