@@ -8,7 +8,8 @@ temperature, uncertainty threshold, and the temperature and threshold of each ki
 its spans, or a log read from a file) - is made by an inner leave-one-group-out over the training
 side's groups only, never by looking at the held-out side; the choices are listed under the table):
 * leave-one-source-out on the dev data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj code-dev);
-* leave-one-framework-out and leave-one-topology-out on the labelled suite (build/suite), when present.
+* leave-one-framework-out, leave-one-topology-out and leave-one-error-kind-out on the labelled suite
+  (build/suite), when present: the last asks how it does on a kind of error it never saw planted.
 Suite items are in the training side of the dev splits and the dev data in the training side of the suite
 splits. Baselines: constant agent (the most frequent labelled agent of the training side, and the
 oracle one of the held-out side), the most frequent agent of the run, the first agent step, the last step,
@@ -174,9 +175,11 @@ def main() -> None:
     synth = pipelines(args.pipelines, seed=7)
     by_framework: dict[str, list] = {}
     by_topology: dict[str, list] = {}
+    by_error_kind: dict[str, list] = {}
     for it in suite:
         by_framework.setdefault(it.tags.get("framework", it.subset), []).append(it)
         by_topology.setdefault(it.tags.get("topology", "?"), []).append(it)
+        by_error_kind.setdefault(it.tags.get("error_kind", "?"), []).append(it)
     lines = ["| held out - predictor | n | agent exact | step exact | agent / step WW substring | reward | ECE "
              "| confident / uncertain acc (n) | ms median / p99 |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -186,7 +189,7 @@ def main() -> None:
         train_groups = {k: v for k, v in dev.items() if k != held}
         train_groups.update({f"suite/{k}": v for k, v in by_framework.items()})
         lines += split_rows("source", held, train_groups, dev[held], synth, whowhen=True, choices=choices)
-    for title, parts in (("framework", by_framework), ("topology", by_topology)):
+    for title, parts in (("framework", by_framework), ("topology", by_topology), ("error kind", by_error_kind)):
         if len(parts) < 2:
             continue
         for held in parts:
@@ -194,7 +197,7 @@ def main() -> None:
             lines += split_rows(title, held, train_groups, parts[held], synth, whowhen=False, choices=choices,
                                 verdicts=by_kind if title == "framework" else None)
     if not suite:
-        lines.append("\n(no labelled suite under --suite: leave-one-framework-out and leave-one-topology-out not run)")
+        lines.append("\n(no labelled suite under --suite: the suite's splits not run)")
     if by_kind:
         lines += ["", "By planted error kind (cpu, without the ground truth; the leave-one-framework-out verdicts pooled, "
                   "each suite run held out once):", "", *tag_rows(by_kind, "error_kind"),
