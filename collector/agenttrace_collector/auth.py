@@ -248,9 +248,9 @@ class HttpGuard:
     """ASGI middleware: Host check (421), authentication (401) and the security headers on every response.
 
     The UI's static files carry no data and are served to anyone on an allowed host; the page asks for
-    a token and sends it with every API call. The request's principal goes into the ASGI scope. A probe
-    path asked without an ``Authorization`` header (a load balancer, a Kubernetes probe) gets no principal
-    and answers liveness only; with a header, the token must be good.
+    a token and sends it with every API call. The request's principal goes into the ASGI scope. When tokens
+    are on, a probe path asked without an ``Authorization`` header (a load balancer, a Kubernetes probe) gets
+    no principal and answers liveness only; with a header, the token must be good.
     """
 
     PUBLIC = ("/", "/ui")
@@ -279,7 +279,7 @@ class HttpGuard:
             await reply(scope, receive, secured)
             return
         public = path in self.PUBLIC or path.startswith("/ui/")
-        probe = path in self.PROBES and "authorization" not in headers
+        probe = self.tokens.enabled and path in self.PROBES and "authorization" not in headers
         if not (public or probe):
             try:
                 scope[PRINCIPAL_KEY] = self.tokens.authenticate(headers.get("authorization"))
