@@ -28,7 +28,7 @@ from agenttrace.attribution.flow import (
     action_text,
     argument_values,
     arrivals,
-    deed_text,
+    does_again,
     final_answer,
     is_human,
     mark_users,
@@ -422,7 +422,7 @@ class FirstProblem(Claim):
 
 @dataclass(frozen=True)
 class Repeats(Claim):
-    """The step does what an ``earlier`` step of the same agent did (:func:`~.flow.deed_text`: the same calls,
+    """The step does what an ``earlier`` step of the same agent did (:func:`~.flow.does_again`: the same calls,
     or without calls the same words), and its calls got back what that step's got."""
 
     earlier: int
@@ -437,8 +437,7 @@ class Repeats(Claim):
         if not (view.in_step(self.pos) and 0 <= self.earlier < self.pos):
             return False
         step, earlier = view.steps[self.pos], view.steps[self.earlier]
-        return (earlier.agent == step.agent and bool(deed_text(step).strip())
-                and deed_text(earlier) == deed_text(step) and earlier.answers() == step.answers())
+        return earlier.agent == step.agent and does_again(step, earlier)
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,13 @@ def deed_text(step: Step) -> str:
     return "\n".join(_call_texts(step))
 
 
+def does_again(step: Step, earlier: Step) -> bool:
+    """Whether ``step`` does what ``earlier`` did (the same :func:`deed_text`, not empty) and its calls got back
+    what ``earlier``'s got: a repeat, where a retry that works or a second page scrolled to is not."""
+    deeds = deed_text(step)
+    return bool(deeds.strip()) and deeds == deed_text(earlier) and step.answers() == earlier.answers()
+
+
 def _call_texts(step: Step) -> list[str]:
     """Each of the step's tool calls as ``name(arguments)``."""
     return [f"{c.name}({value_text(c.arguments)})" for c in step.tool_calls]
@@ -464,7 +471,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     answer_seen: set[str] = set()
     salient = salient_task_words(task)
     task_constraints = len(_CONSTRAINT.findall(window(task.lower(), 6000)))
-    last_deeds: dict[str, tuple[int, str]] = {}  # agent -> (position, deed_text) of its latest step
+    last_acts: dict[str, int] = {}  # agent -> position of its latest step
     pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
     flows: list[StepFlow] = []
     arrive = arrivals(steps)
@@ -537,19 +544,16 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             f.assume_word = first_word(window(actions.lower(), 6000), ASSUME_WORDS)
             f.has_code = "```" in actions or "def " in actions
             f.done = any(w in low for w in DONE_WORDS)
-            earlier = last_deeds.get(step.agent)
-            deeds = deed_text(step)
-            # the same deeds again after something came back (a tool result, another agent's turn), getting back
-            # what they got then, is a repeat (a second page scrolled to, a retry that works, is not); the same
-            # words twice in a row with nothing in between is one turn logged twice (a thought and its message)
-            if (earlier is not None and deeds.strip() and earlier[1] == deeds
-                    and step.answers() == steps[earlier[0]].answers()
-                    and (earlier[0] < pos - 1 or step.tool_calls or steps[earlier[0]].tool_calls)):
-                f.repeats = earlier[0]
+            earlier = last_acts.get(step.agent)
+            # the same deeds again after something came back (a tool result, another agent's turn) is a repeat; the
+            # same words twice in a row with nothing in between is one turn logged twice (a thought and its message)
+            if (earlier is not None and does_again(step, steps[earlier])
+                    and (earlier < pos - 1 or step.tool_calls or steps[earlier].tool_calls)):
+                f.repeats = earlier
             failed_before = pending_failure.get(step.agent)
             if failed_before is not None and f.problem_word is None and not _names_failed_tool(steps[failed_before], step):
                 f.ignored_error_at = failed_before
-            last_deeds[step.agent] = (pos, deeds)
+            last_acts[step.agent] = pos
             if f.failed_tool:
                 pending_failure[step.agent] = pos
             else:

@@ -143,13 +143,13 @@ class _Builder:
             return  # it only executed calls an earlier turn asked for: their results are on that turn's step
         if not scope.steps or (own and all(d.plan for d in scope.steps)):
             # the turn's own output: its only step, or the step after the plans it recorded
-            start = scope.steps[-1].step.end_time if scope.steps else span.start
+            plans = scope.steps[-1] if scope.steps else None
             step = Step(
                 index=0, agent=scope.name, content=own,
-                input=last_user_text(n.input_messages) or n.input_text,
-                error=span.error, start_time=start, end_time=span.end, span_id=span.span_id,
+                input=last_user_text(n.input_messages) or n.input_text, error=span.error,
+                start_time=plans.step.end_time if plans else span.start, end_time=span.end, span_id=span.span_id,
             )
-            self._emit(span, step, scope, after=scope.steps[-1] if scope.steps else None)
+            self._emit(span, step, scope, after=plans)
         last = scope.steps[-1].step
         last.tool_calls.extend(scope.loose_tools)
         self._handoffs(last, scope)

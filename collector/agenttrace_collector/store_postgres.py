@@ -187,6 +187,7 @@ def _args(args: Sequence[Any]) -> list[Any]:
 class PostgresStore(SqlStore):
     LEASE_LOCK = " FOR UPDATE SKIP LOCKED"  # workers on several machines never lease the same job
     RECEIVED = "seq"
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.write_lock = threading.Lock()
