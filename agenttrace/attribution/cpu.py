@@ -16,8 +16,11 @@ as a message (a code executor's report) and an agent's prompt logged before its 
 of them. No feature reads an agent's name, a data set's phrasing or an absolute step position.
 
 A linear model scores the steps and a softmax turns the scores into a distribution over the steps a verdict may
-name (a conditional logit; :func:`nameable`: not a tool's answer logged as a message). The verdict is read off
-it by :func:`decide` (the agent by probability mass or by the top step, then that agent's earliest near-best
+name (a conditional logit; :func:`nameable`: not a tool's answer logged as a message). Each step's probability
+is then moved to the earlier step its fault was inherited from, when the trajectory shows one (the first repeat
+of a loop, the plan or user's turn a wrong call follows, the hand-off to an agent with only the wrong tool:
+:mod:`agenttrace.attribution.trace_back`), a rule built in, not learned per kind of error. The verdict is read off
+the traced distribution by :func:`decide` (the agent by probability mass or by the top step, then that agent's earliest near-best
 step); the reported probabilities use a calibrated
 temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
 Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run the collector rebuilt
@@ -59,6 +62,7 @@ from agenttrace.attribution.flow import (
 )
 from agenttrace.attribution.picks import picks
 from agenttrace.attribution.provenance import off_task_arguments
+from agenttrace.attribution.trace_back import causes, link_claims, trace
 from agenttrace.models import Attribution, Candidate, Trajectory
 
 MODEL_PATH = Path(__file__).with_name("cpu_model.json")
@@ -514,8 +518,11 @@ class CpuAttributor(Attributor):
         self.use_expected = use_expected
 
     def step_probabilities(self, trajectory: Trajectory) -> np.ndarray:
+        """The calibrated probability that each step is the decisive error, each step's fault followed back to
+        the step it was inherited from (:mod:`agenttrace.attribution.trace_back`)."""
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
-        return self.model.probabilities(x, log_kind(trajectory), nameable(flows))
+        p = self.model.probabilities(x, log_kind(trajectory), nameable(flows))
+        return trace(p, causes(trajectory.steps, flows))
 
     def attribute(self, trajectory: Trajectory) -> Attribution:
         return self.explain(trajectory)[0]
@@ -531,12 +538,13 @@ class CpuAttributor(Attributor):
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
         kind = log_kind(trajectory)
         among = nameable(flows)
-        p = self.model.probabilities(x, kind, among)
+        agents = [s.agent for s in steps]
+        cause = causes(steps, flows)
+        p = trace(self.model.probabilities(x, kind, among), cause)
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
         calibrated = self.model.calibrated(kind)
-        pos = decide(softmax(self.model.scores(x), among), [s.agent for s in steps], calibrated.earliest,
-                     calibrated.by_mass)
+        pos = decide(trace(softmax(self.model.scores(x), among), cause), agents, calibrated.earliest, calibrated.by_mass)
         agent = steps[pos].agent
         agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]
@@ -555,10 +563,12 @@ class CpuAttributor(Attributor):
         ), claims
 
     def _claims(self, view: cl.View, pos: int, x: np.ndarray, flows: list[StepFlow]) -> list[cl.Claim]:
-        """Evidence claims for the features that lift the step most, each checked; then a quote of the step."""
+        """Why later steps' faults were followed back to the step, then evidence claims for the features that lift
+        it most, each checked; then a quote of the step."""
         contrib = self.model.contributions(x[pos], x)
         expected_at = next((i for i in range(pos + 1) if x[i, _COL["has_expected"]] > 0), None)
-        chosen: list[cl.Claim] = []
+        cause = causes(view.steps, flows)
+        chosen = [c for c in link_claims(pos, view.steps, flows, cause) if c.holds(view)]
         for j in np.argsort(-contrib, kind="stable"):
             if contrib[j] <= 0 or len(chosen) >= self.max_evidence:
                 break

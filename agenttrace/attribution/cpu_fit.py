@@ -30,6 +30,7 @@ import numpy as np
 from agenttrace.attribution.cpu import (
     FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind, nameable,
 )
+from agenttrace.attribution.trace_back import causes, trace
 from agenttrace.data.datasets import load_any
 from agenttrace.models import LabelledTrajectory, Trajectory
 
@@ -80,8 +81,9 @@ RULES = [(by_mass, earliest) for by_mass in (True, False) for earliest in (1.0, 
 PLAIN_RULE = (False, 1.0)  # the agent and step of the most likely step
 
 
-# id(trajectory) -> the trajectory (held, so that its id is not reused while cached) and its features per view
-_FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray], np.ndarray]] = {}
+# id(trajectory) -> the trajectory (held, so that its id is not reused while cached), its features per view, the
+# steps a verdict may name and where each step's fault is followed back to (trace_back.causes)
+_FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray], np.ndarray, list[int]]] = {}
 
 
 class Featurised:
@@ -92,10 +94,12 @@ class Featurised:
         for it in self.items:
             if id(it.trajectory) not in _FEATURE_CACHE:
                 views = {g: extract_features(it.trajectory, use_expected=g) for g in (True, False)}
+                flows = views[False][1]
                 _FEATURE_CACHE[id(it.trajectory)] = (it.trajectory, {g: v[0] for g, v in views.items()},
-                                                     nameable(views[False][1]))
+                                                     nameable(flows), causes(it.trajectory.steps, flows))
         self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][1][g] for it in self.items] for g in (True, False)}
         self.nameable = [_FEATURE_CACHE[id(it.trajectory)][2] for it in self.items]
+        self.causes = [_FEATURE_CACHE[id(it.trajectory)][3] for it in self.items]
         self.kinds = [log_kind(it.trajectory) for it in self.items]
 
 
@@ -103,7 +107,7 @@ class Rows:
     """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
 
     def __init__(self, groups: dict[str, Featurised], views: tuple[bool, ...] = (True, False)):
-        xs, starts, targets, masks, group, kind, agents, among = [], [], [], [], [], [], [], []
+        xs, starts, targets, masks, group, kind, agents, among, cause = [], [], [], [], [], [], [], [], []
         offset = 0
         for name, feats in groups.items():
             for k, it in enumerate(feats.items):
@@ -115,6 +119,7 @@ class Rows:
                     masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
                     agents += [s.agent for s in it.trajectory.steps]
                     among.append(feats.nameable[k])
+                    cause += feats.causes[k]
                     group.append(name)
                     kind.append(feats.kinds[k])
                     offset += len(x)
@@ -126,6 +131,7 @@ class Rows:
         self.kind = kind  # each trajectory's log kind
         self.agents = agents
         self.nameable = np.concatenate(among) if among else np.zeros(0, dtype=bool)  # see cpu.nameable
+        self.cause = np.array(cause, dtype=int)  # each step's trace_back.causes, a position in its own trajectory
         self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
 
     def __len__(self) -> int:
@@ -203,11 +209,13 @@ def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
 
 def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[bool, bool, float]]:
     """(agent right, step right, probability of the named step) of each trajectory, decided as the attributor
-    does (:func:`agenttrace.attribution.cpu.decide`)."""
+    does: on the distribution traced back (:func:`agenttrace.attribution.trace_back.trace`), by
+    :func:`agenttrace.attribution.cpu.decide`."""
     out = []
     for a, b, target in rows.segments():
-        pos = decide(p[a:b], rows.agents[a:b], rule[1], rule[0])
-        out.append((bool(rows.agent_mask[a + pos]), bool(a + pos == target), float(p[a + pos])))
+        traced = trace(p[a:b], list(rows.cause[a:b]))
+        pos = decide(traced, rows.agents[a:b], rule[1], rule[0])
+        out.append((bool(rows.agent_mask[a + pos]), bool(a + pos == target), float(traced[pos])))
     return out
 
 
@@ -344,6 +352,7 @@ def stack(parts: list[Rows]) -> Rows:
     out.agent_mask = np.concatenate([p.agent_mask for p in parts])
     out.agents = [a for p in parts for a in p.agents]
     out.nameable = np.concatenate([p.nameable for p in parts])
+    out.cause = np.concatenate([p.cause for p in parts])
     out.group = [g for p in parts for g in p.group]
     out.kind = [k for p in parts for k in p.kind]
     out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
@@ -364,6 +373,7 @@ def take(rows: Rows, keep: list[int]) -> tuple[Rows, np.ndarray]:
     out.agent_mask = rows.agent_mask[steps]
     out.agents = [rows.agents[i] for i in steps]
     out.nameable = rows.nameable[steps]
+    out.cause = rows.cause[steps]
     out.group = [rows.group[k] for k in keep]
     out.kind = [rows.kind[k] for k in keep]
     out.seg = np.repeat(np.arange(len(keep)), lengths)

@@ -1,0 +1,117 @@
+"""Following a step's fault back to the earlier step it was inherited from.
+
+The decisive error is the earliest step whose correction turns the failure into a success. When a step's
+fault is only what an earlier step made it do, correcting the earlier step removes both, so blame belongs
+there. A step *inherits* from an earlier one (:func:`causes`) when:
+
+* it repeats a step that is itself a repeat: a loop started at its first repeat;
+* it is its agent's next act, in the same turn, after that agent's own repeat: the give-up or wrong turn a
+  loop ends in;
+* one of its tool calls has an argument whose whole value the task does not give and an earlier step's
+  message first said (a user's wrong detail, a planner's wrong item; :attr:`StepFlow.originates`). A word
+  inside a query the caller composed is the caller's wording, and a value another agent only used in a tool
+  call was never handed on, so neither links;
+* one of its tool calls uses a value the task does not give, in place of a task value that an earlier
+  agent's restatement of the task had already left out and no step gave it again: :attr:`StepFlow.loses`;
+* it is in the turn of an agent that was handed the work by an earlier step and calls a tool nothing asked
+  for, having no other (:attr:`StepFlow.hands_off_request`): the hand-off chose the wrong agent.
+
+Which kind of error a run has is never asked: these links hold of the trajectory, whatever was planted or
+happened. :func:`trace` moves each step's probability to the step its fault is followed back to; the verdict
+is then read off the traced distribution. :func:`link_claims` says, in checked claims, why a step was blamed
+for a later one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agenttrace.attribution import claims as cl
+from agenttrace.attribution.flow import StepFlow
+from agenttrace.attribution.provenance import OffTaskArgument, lower_tokens
+from agenttrace.models import Step
+
+
+def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
+    """For each step, the earlier step its fault is inherited from (itself when none): the earliest of the
+    links above."""
+    agents = [s.agent for s in steps]
+    out = list(range(len(flows)))
+
+    def link(j: int, i: int) -> None:
+        if i < j:
+            out[j] = min(out[j], i)
+
+    last_act: dict[str, int] = {}
+    for j, f in enumerate(flows):
+        if f.repeats is not None and flows[f.repeats].repeats is not None:
+            link(j, f.repeats)
+        previous = last_act.get(agents[j])
+        if (f.repeats is None and f.acts and previous is not None and flows[previous].repeats is not None
+                and previous in _turn(j, agents)):
+            link(j, previous)
+        if f.acts and not f.tool_output:
+            last_act[agents[j]] = j
+    for i, f in enumerate(flows):
+        for a in f.originates:
+            if _handed(a, steps[i]):
+                link(a.call, i)
+        for a in f.loses:
+            link(a.call, i)
+        if f.hands_off_request is not None:
+            for j in _turn(f.hands_off_request.pos, agents):
+                link(j, i)
+    return out
+
+
+def _turn(pos: int, agents: list[str]) -> range:
+    """The consecutive steps of step ``pos``'s agent around it."""
+    start, end = pos, pos + 1
+    while start > 0 and agents[start - 1] == agents[pos]:
+        start -= 1
+    while end < len(agents) and agents[end] == agents[pos]:
+        end += 1
+    return range(start, end)
+
+
+def _handed(a: OffTaskArgument, origin: Step) -> bool:
+    """Whether the off-task argument is a value its origin's message handed on: the whole value of the
+    argument, and said in the message."""
+    return a.token == a.value.strip() and a.token.lower() in lower_tokens(origin.content)
+
+
+def root(pos: int, cause: list[int]) -> int:
+    """The step ``pos``'s fault is followed back to, link by link."""
+    while cause[pos] != pos:
+        pos = cause[pos]
+    return pos
+
+
+def trace(p: np.ndarray, cause: list[int]) -> np.ndarray:
+    """The distribution ``p`` with each step's probability moved to the step its fault is followed back to."""
+    out = np.zeros_like(p)
+    for j, pj in enumerate(p):
+        out[root(j, cause)] += pj
+    return out
+
+
+def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[int]) -> list[cl.Claim]:
+    """Why step ``pos`` carries the fault of a later step traced back to it, as claims (unchecked)."""
+    later = [j for j in range(pos + 1, len(cause)) if cause[j] == pos]
+    if not later:
+        return []
+    f = flows[pos]
+    out: list[cl.Claim] = []
+    if f.repeats is not None:
+        out.append(cl.Repeats(pos, f.repeats))
+    for a in f.originates:
+        if a.call in later and _handed(a, steps[pos]):
+            out.append(cl.FirstToState(pos, a.token, a.call, a.tool, a.argument, a.value))
+            break
+    for a in f.loses:
+        if a.call in later:
+            out.append(cl.DropsTaskValue(pos, a.task_values[:3], a.call, a.tool, a.argument, a.value))
+            break
+    if (c := f.hands_off_request) is not None and c.pos in later:
+        out.append(cl.HandsToOffRequest(pos, c.pos, c.tool, c.alternative, c.words))
+    return out

@@ -1,0 +1,113 @@
+"""Following a step's fault back to the earlier step it was inherited from (agenttrace.attribution.trace_back):
+the links the trajectory shows, the traced distribution, and the verdict and claims of the cpu attributor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agenttrace.attribution import claims as cl
+from agenttrace.attribution.cpu import CpuAttributor, extract_features
+from agenttrace.attribution.trace_back import causes, link_claims, root, trace
+from agenttrace.models import Step, ToolCall, Trajectory
+
+TASK = "Add up the fare of Oslo-Vienna and Paris-Rome for date 2025-03-18. Reply with the total."
+
+
+def _fare(route: str, date: str, value: int, tool: str = "get_fare") -> ToolCall:
+    return ToolCall(name=tool, arguments={"route": route, "date": date},
+                    result=f"economy fare {route} on {date}: {value} EUR")
+
+
+def _handoff(agent: str) -> ToolCall:
+    return ToolCall(name=f"transfer_to_{agent}", arguments={})
+
+
+def _causes(traj: Trajectory) -> list[int]:
+    _, flows = extract_features(traj, use_expected=False)
+    return causes(traj.steps, flows)
+
+
+def _verdict(traj: Trajectory):
+    """The cpu verdict and its claims, every claim checked against the trajectory."""
+    verdict, claims = CpuAttributor().explain(traj)
+    assert cl.check_claims(traj, claims) == []
+    return verdict, claims
+
+
+def test_a_loop_is_followed_back_to_its_first_repeat_and_the_give_up_to_the_loop():
+    call = _fare("Oslo-Vienna", "2025-03-18", 120)
+    traj = Trajectory(run_id="loop", task=TASK, steps=[
+        Step(index=0, agent="planner", content="fetcher, look up both fares for 2025-03-18.",
+             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[call]),
+        Step(index=2, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[call]),
+        Step(index=3, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[call]),
+        Step(index=4, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[call]),
+        Step(index=5, agent="fetcher", content="I keep getting the same result and cannot complete the task."),
+    ])
+    cause = _causes(traj)
+    assert cause == [0, 1, 2, 2, 3, 4]  # step 1 is the lookup, step 2 the first repeat
+    assert [root(j, cause) for j in range(6)] == [0, 1, 2, 2, 2, 2]
+    verdict, claims = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("fetcher", 2)
+    assert cl.Repeats(2, 1) in claims
+
+
+def test_a_value_a_user_states_is_the_users_when_a_call_uses_it():
+    traj = Trajectory(run_id="user", task="What is the fare of Oslo-Vienna for date 2025-03-18?", steps=[
+        Step(index=0, agent="human", role="human", content="Hi! I need the fare of Oslo-Rome for 2025-03-18.",
+             tool_calls=[_handoff("assistant")]),
+        Step(index=1, agent="assistant", content="Looking up Oslo-Rome.", tool_calls=[_fare("Oslo-Rome", "2025-03-18", 95)]),
+        Step(index=2, agent="assistant", content="The fare is 95 EUR."),
+    ])
+    assert _causes(traj) == [0, 0, 2]
+    _, flows = extract_features(traj, use_expected=False)
+    [first] = link_claims(0, traj.steps, flows, _causes(traj))
+    assert isinstance(first, cl.FirstToState) and first.holds(cl.View(traj))
+
+
+def test_a_plan_that_leaves_out_the_tasks_date_carries_the_calls_that_use_another():
+    traj = Trajectory(run_id="plan", task=TASK, steps=[
+        Step(index=0, agent="planner", content="Plan: fetcher looks up Oslo-Vienna, Paris-Rome, then we add them up.",
+             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[_fare("Oslo-Vienna", "2025-03-04", 120)]),
+        Step(index=2, agent="fetcher", content="Looking up Paris-Rome.", tool_calls=[_fare("Paris-Rome", "2025-03-04", 180)]),
+        Step(index=3, agent="writer", content="In total: 300 EUR."),
+    ])
+    # the second call's date is in what the first call returned, so that call is read as taking it from there
+    assert _causes(traj) == [0, 0, 2, 3]
+    verdict, claims = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("planner", 0)
+    assert any(isinstance(c, cl.DropsTaskValue) for c in claims)
+
+
+def test_a_hand_off_to_the_agent_with_only_the_unasked_tool_carries_its_turn():
+    traj = Trajectory(run_id="handoff", task="What are the fares of Oslo-Vienna and Paris-Rome for date 2025-03-18? Use current data.", steps=[
+        Step(index=0, agent="lead", content="librarian, please look up Oslo-Vienna (date: 2025-03-18).",
+             tool_calls=[_handoff("librarian")], transfer_to="librarian"),
+        Step(index=1, agent="librarian", content="Checking Oslo-Vienna.",
+             tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 88, tool="get_archived_fare")]),
+        Step(index=2, agent="librarian", content="Oslo-Vienna: 88 EUR.", tool_calls=[_handoff("lead")], transfer_to="lead"),
+        Step(index=3, agent="lead", content="scout, please check Paris-Rome (date: 2025-03-18).",
+             tool_calls=[_handoff("scout")], transfer_to="scout"),
+        Step(index=4, agent="scout", content="Checking Paris-Rome.", tool_calls=[_fare("Paris-Rome", "2025-03-18", 180)]),
+        Step(index=5, agent="lead", content="The fare of Oslo-Vienna is 88 EUR."),
+    ])
+    assert _causes(traj) == [0, 0, 0, 3, 4, 5]
+
+
+def test_a_callers_own_wrong_argument_stays_its_own():
+    traj = Trajectory(run_id="own", task=TASK, steps=[
+        Step(index=0, agent="planner", content="Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).",
+             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 120)]),
+        Step(index=2, agent="fetcher", content="Looking up Paris-Rome.", tool_calls=[_fare("Paris-Rome", "2025-03-11", 180)]),
+        Step(index=3, agent="writer", content="In total: 300 EUR."),
+    ])
+    assert _causes(traj) == [0, 1, 2, 3]
+
+
+def test_tracing_moves_each_steps_probability_to_its_root():
+    p = np.array([0.1, 0.2, 0.3, 0.4])
+    assert trace(p, [0, 0, 1, 3]).tolist() == pytest.approx([0.6, 0.0, 0.0, 0.4])
