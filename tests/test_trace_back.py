@@ -58,7 +58,8 @@ def test_a_value_a_user_states_is_the_users_when_a_call_uses_it():
     traj = Trajectory(run_id="user", task="What is the fare of Oslo-Vienna for date 2025-03-18?", steps=[
         Step(index=0, agent="human", role="human", content="Hi! I need the fare of Oslo-Rome for 2025-03-18.",
              tool_calls=[_handoff("assistant")]),
-        Step(index=1, agent="assistant", content="Looking up Oslo-Rome.", tool_calls=[_fare("Oslo-Rome", "2025-03-18", 95)]),
+        Step(index=1, agent="assistant", content="Looking up Oslo-Rome.",
+             tool_calls=[_fare("Oslo-Rome", "2025-03-18", 95)]),
         Step(index=2, agent="assistant", content="The fare is 95 EUR."),
     ])
     assert _causes(traj) == [0, 0, 2]
@@ -67,14 +68,21 @@ def test_a_value_a_user_states_is_the_users_when_a_call_uses_it():
     assert isinstance(first, cl.FirstToState) and first.holds(cl.View(traj))
 
 
-def test_a_plan_that_leaves_out_the_tasks_date_carries_the_calls_that_use_another():
-    traj = Trajectory(run_id="plan", task=TASK, steps=[
-        Step(index=0, agent="planner", content="Plan: fetcher looks up Oslo-Vienna, Paris-Rome, then we add them up.",
-             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
-        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[_fare("Oslo-Vienna", "2025-03-04", 120)]),
-        Step(index=2, agent="fetcher", content="Looking up Paris-Rome.", tool_calls=[_fare("Paris-Rome", "2025-03-04", 180)]),
+def _team(plan: str, dates: tuple[str, str]) -> Trajectory:
+    """planner -> fetcher (two lookups, on the dates given) -> writer."""
+    return Trajectory(run_id="team", task=TASK, steps=[
+        Step(index=0, agent="planner", content=plan, tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.",
+             tool_calls=[_fare("Oslo-Vienna", dates[0], 120)]),
+        Step(index=2, agent="fetcher", content="Looking up Paris-Rome.",
+             tool_calls=[_fare("Paris-Rome", dates[1], 180)]),
         Step(index=3, agent="writer", content="In total: 300 EUR."),
     ])
+
+
+def test_a_plan_that_leaves_out_the_tasks_date_carries_the_calls_that_use_another():
+    traj = _team("Plan: fetcher looks up Oslo-Vienna, Paris-Rome, then we add them up.",
+                 ("2025-03-04", "2025-03-04"))
     # the second call's date is in what the first call returned, so that call is read as taking it from there
     assert _causes(traj) == [0, 0, 2, 3]
     verdict, claims = _verdict(traj)
@@ -83,28 +91,26 @@ def test_a_plan_that_leaves_out_the_tasks_date_carries_the_calls_that_use_anothe
 
 
 def test_a_hand_off_to_the_agent_with_only_the_unasked_tool_carries_its_turn():
-    traj = Trajectory(run_id="handoff", task="What are the fares of Oslo-Vienna and Paris-Rome for date 2025-03-18? Use current data.", steps=[
+    task = "What are the fares of Oslo-Vienna and Paris-Rome for date 2025-03-18? Use current data."
+    traj = Trajectory(run_id="handoff", task=task, steps=[
         Step(index=0, agent="lead", content="librarian, please look up Oslo-Vienna (date: 2025-03-18).",
              tool_calls=[_handoff("librarian")], transfer_to="librarian"),
         Step(index=1, agent="librarian", content="Checking Oslo-Vienna.",
              tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 88, tool="get_archived_fare")]),
-        Step(index=2, agent="librarian", content="Oslo-Vienna: 88 EUR.", tool_calls=[_handoff("lead")], transfer_to="lead"),
+        Step(index=2, agent="librarian", content="Oslo-Vienna: 88 EUR.", tool_calls=[_handoff("lead")],
+             transfer_to="lead"),
         Step(index=3, agent="lead", content="scout, please check Paris-Rome (date: 2025-03-18).",
              tool_calls=[_handoff("scout")], transfer_to="scout"),
-        Step(index=4, agent="scout", content="Checking Paris-Rome.", tool_calls=[_fare("Paris-Rome", "2025-03-18", 180)]),
+        Step(index=4, agent="scout", content="Checking Paris-Rome.",
+             tool_calls=[_fare("Paris-Rome", "2025-03-18", 180)]),
         Step(index=5, agent="lead", content="The fare of Oslo-Vienna is 88 EUR."),
     ])
     assert _causes(traj) == [0, 0, 0, 3, 4, 5]
 
 
 def test_a_callers_own_wrong_argument_stays_its_own():
-    traj = Trajectory(run_id="own", task=TASK, steps=[
-        Step(index=0, agent="planner", content="Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).",
-             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
-        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.", tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 120)]),
-        Step(index=2, agent="fetcher", content="Looking up Paris-Rome.", tool_calls=[_fare("Paris-Rome", "2025-03-11", 180)]),
-        Step(index=3, agent="writer", content="In total: 300 EUR."),
-    ])
+    traj = _team("Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).",
+                 ("2025-03-18", "2025-03-11"))
     assert _causes(traj) == [0, 1, 2, 3]
 
 

@@ -20,9 +20,9 @@ name (a conditional logit; :func:`nameable`: not a tool's answer logged as a mes
 is then moved to the earlier step its fault was inherited from, when the trajectory shows one (the first repeat
 of a loop, the plan or user's turn a wrong call follows, the hand-off to an agent with only the wrong tool:
 :mod:`agenttrace.attribution.trace_back`), a rule built in, not learned per kind of error. The verdict is read off
-the traced distribution by :func:`decide` (the agent by probability mass or by the top step, then that agent's earliest near-best
-step); the reported probabilities use a calibrated
-temperature, and the verdict carries the top candidates and is ``uncertain`` below the model's threshold.
+the traced distribution by :func:`decide` (the agent by probability mass or by the top step, then that agent's
+earliest near-best step); the reported probabilities use a calibrated temperature, and the verdict carries the
+top candidates and is ``uncertain`` below the model's threshold.
 Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run the collector rebuilt
 from its spans, or a log read from a file (a transcript, a chat log), whose verdicts are far less often right.
 Which features count, the regularisation, the verdict rule, the temperatures and thresholds are all chosen
@@ -544,7 +544,8 @@ class CpuAttributor(Attributor):
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
         calibrated = self.model.calibrated(kind)
-        pos = decide(trace(softmax(self.model.scores(x), among), cause), agents, calibrated.earliest, calibrated.by_mass)
+        pos = decide(trace(softmax(self.model.scores(x), among), cause), agents, calibrated.earliest,
+                     calibrated.by_mass)
         agent = steps[pos].agent
         agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]
