@@ -12,7 +12,7 @@ scored, without the ground truth, by models fitted on the others; of the configu
 or COMPACT), L2, synthetic weight and balance (GRID), the half whose cross-fitted scores give the labelled
 steps the highest likelihood (averaged so that every source counts the same, at the best temperature) are
 fitted and their weights averaged; the verdict rule (RULES: the plain one unless another has a better mean
-(agent + step exact) / 2 by more than a standard error and is no worse on any source), the temperature and
+(agent + step exact) / 2 by more than a standard error and is no worse on any group), the temperature and
 the uncertainty threshold (the cut that best separates right from wrong verdicts) are read off the same
 cross-fitted scores, pooled and per log kind (a kind the held-out verdicts of two groups or more show). :func:`train` makes the choices and fits
 the final model on every group.
@@ -305,17 +305,18 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
 def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float]]:
     """The verdict rule for ``rows`` and its mean (agent + step exact) / 2, every source weighing the same:
     the plain rule (the most likely step) unless the best one beats it by more than a standard error of
-    their paired difference and does no worse on any source. Rules a run or two apart are a coin flip on a
-    few hundred runs, a rule that wins on one source and loses on another is a trait of that source, not of
-    logs, and the plain one does not favour agents for the number of steps they take."""
+    their paired difference and does no worse on any group (a dev source, or the suite's runs of one
+    framework, team shape or kind of error). Rules a run or two apart are a coin flip on a few hundred runs,
+    a rule that wins on one group and loses on another is a trait of that group, not of logs, and the plain
+    one does not favour agents for the number of steps they take."""
     p = segment_softmax(scores, rows)
     w = _run_weights(rows.group)
     hits = {rule: _hits(verdicts(p, rows, rule)) for rule in RULES}
     best = max(RULES, key=lambda rule: (w @ hits[rule], rule == PLAIN_RULE))
     d = hits[best] - hits[PLAIN_RULE]
     gain = float(w @ d)
-    sources = np.array([family(g) for g in rows.group])
-    everywhere = all(w[sources == s] @ d[sources == s] >= 0 for s in set(sources))
+    groups = np.array(rows.group)
+    everywhere = all(w[groups == g] @ d[groups == g] >= 0 for g in set(rows.group))
     rule = best if gain > math.sqrt(float(np.sum(w ** 2 * (d - gain) ** 2))) and everywhere else PLAIN_RULE
     return float(w @ hits[rule]), rule
 
