@@ -30,6 +30,7 @@ from agenttrace.attribution.cpu_fit import (  # noqa: E402
     PLAIN_RULE, Featurised, Rows, _best_rule, _hits, take, verdicts,
 )
 from agenttrace.attribution.flow import mark_users, read_flow, simulated_users  # noqa: E402
+from agenttrace.attribution.trace_back import causes  # noqa: E402
 from agenttrace.data.datasets import from_whowhen  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Step, ToolCall, Trajectory  # noqa: E402
 
@@ -212,7 +213,7 @@ def test_the_quote_of_a_step_is_its_own_words_not_the_page_printed_after_them():
     att = CpuAttributor()
     x, flows = extract_features(traj)
     view = cl.View(traj)
-    [says] = [c for c in att._claims(view, 1, x, flows) if isinstance(c, cl.Says)]
+    [says] = [c for c in att._claims(view, 1, x, flows, causes(traj.steps, flows)) if isinstance(c, cl.Says)]
     assert says.text == "I clicked 'Thriller (album) - Wikipedia'." and says.holds(view)
 
 

@@ -554,7 +554,7 @@ class CpuAttributor(Attributor):
         confidence = float(p[pos])
         uncertain = confidence < calibrated.threshold
         view = cl.View(trajectory)
-        claims = self._claims(view, pos, x, flows)
+        claims = self._claims(view, pos, x, flows, cause)
         head = (f"is the most likely decisive error ({confidence:.0%} calibrated probability"
                 f"{', uncertain' if uncertain else ''}; {agent_mass:.0%} of it falls on {agent})")
         return Attribution(
@@ -563,12 +563,12 @@ class CpuAttributor(Attributor):
             candidates=candidates, uncertain=uncertain,
         ), claims
 
-    def _claims(self, view: cl.View, pos: int, x: np.ndarray, flows: list[StepFlow]) -> list[cl.Claim]:
+    def _claims(self, view: cl.View, pos: int, x: np.ndarray, flows: list[StepFlow],
+                cause: list[int]) -> list[cl.Claim]:
         """Why later steps' faults were followed back to the step, then evidence claims for the features that lift
         it most, each checked; then a quote of the step."""
         contrib = self.model.contributions(x[pos], x)
         expected_at = next((i for i in range(pos + 1) if x[i, _COL["has_expected"]] > 0), None)
-        cause = causes(view.steps, flows)
         chosen = [c for c in link_claims(pos, view.steps, flows, cause) if c.holds(view)]
         for j in np.argsort(-contrib, kind="stable"):
             if contrib[j] <= 0 or len(chosen) >= self.max_evidence:
