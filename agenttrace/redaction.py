@@ -11,14 +11,13 @@ redacted string by string, so they stay valid JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
 from agenttrace.content import Redactor, maybe_json
+from agenttrace.span_rewrite import rebuilt
 
 
 def redact_value(value: Any, redact: Redactor) -> Any:
@@ -49,31 +48,12 @@ def _attributes(attrs, redact: Redactor) -> dict[str, Any]:
 
 
 def redacted(span: ReadableSpan, redact: Redactor) -> ReadableSpan:
-    return ReadableSpan(
-        name=redact(span.name), context=span.context, parent=span.parent, resource=span.resource,
-        attributes=_attributes(span.attributes, redact),
-        events=[Event(e.name, _attributes(e.attributes, redact), e.timestamp) for e in span.events],
-        links=span.links, kind=span.kind, status=_status(span.status, redact), start_time=span.start_time,
-        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
-    )
+    return rebuilt(span, name=redact(span.name), attributes=_attributes(span.attributes, redact),
+                   events=[Event(e.name, _attributes(e.attributes, redact), e.timestamp) for e in span.events],
+                   status=_status(span.status, redact))
 
 
 def _status(status: Status, redact: Redactor) -> Status:
     if not status.description:
         return status
     return Status(status.status_code, redact(status.description))
-
-
-class RedactingExporter(SpanExporter):
-    def __init__(self, inner: SpanExporter, redact: Redactor) -> None:
-        self.inner = inner
-        self.redact = redact
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.inner.export([redacted(s, self.redact) for s in spans])
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)

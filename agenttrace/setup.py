@@ -6,19 +6,20 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from agenttrace import integration, propagation
 from agenttrace.feedback import close_feedback
 from agenttrace.content import ContentPolicy, Redactor, set_policy
 from agenttrace.logs import get_logger
-from agenttrace.redaction import RedactingExporter
+from agenttrace.redaction import redacted
+from agenttrace.span_rewrite import RewritingExporter, rebuilt
 from agenttrace.sampling import FailureKeepingSampler
 from agenttrace.processor import ExportOnRunEnd, RunStampingProcessor, SwitchableProcessor
 
@@ -148,11 +149,12 @@ def instrument(
 
             exporter = OTLPSpanExporter(endpoint=_traces_url(base), headers=_exporter_headers(token))
         if redact is not None:
-            exporter = RedactingExporter(exporter, redact)
+            exporter = RewritingExporter(exporter, lambda span: redacted(span, redact))
         if provider.resource.attributes.get(SERVICE_NAME) != name:
             # The provider agenttrace made global on an earlier instrument() under another name (OTel sets it once):
             # this instrumentation's spans take the name verdicts are filtered by on the way out.
-            exporter = _RenamingExporter(exporter, provider.resource.merge(Resource({SERVICE_NAME: name})))
+            renamed = provider.resource.merge(Resource({SERVICE_NAME: name}))
+            exporter = RewritingExporter(exporter, lambda span: rebuilt(span, resource=renamed))
         stamping = RunStampingProcessor()
         batch = BatchSpanProcessor(exporter)
         export = SwitchableProcessor(batch if sample_rate is None else FailureKeepingSampler(batch, sample_rate))
@@ -230,26 +232,6 @@ def _provider(service_name: str) -> TracerProvider:
         raise RuntimeError("a non-SDK TracerProvider is already set globally; agenttrace cannot add to it")
     _own_provider = provider
     return provider
-
-
-class _RenamingExporter(SpanExporter):
-    """Exports spans under another resource (the service name of a re-instrument)."""
-
-    def __init__(self, inner: SpanExporter, resource: Resource) -> None:
-        self.inner = inner
-        self.resource = resource
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.inner.export([ReadableSpan(
-            name=s.name, context=s.context, parent=s.parent, resource=self.resource, attributes=s.attributes,
-            events=s.events, links=s.links, kind=s.kind, status=s.status, start_time=s.start_time,
-            end_time=s.end_time, instrumentation_scope=s.instrumentation_scope) for s in spans])
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
 
 
 def _enable_integrations(active: Instrumentation, frameworks: Iterable[str] | None) -> None:
