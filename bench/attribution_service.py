@@ -163,7 +163,7 @@ def part_postgres(args, tmp: Path) -> None:
     print(f"\n## 3. Two `agenttrace worker` processes on one PostgreSQL database, {n // 5} failed runs, "
           "one worker killed with kill -9 halfway")
     # directly in /tmp: the server runs as "postgres", which cannot enter the bench's private temporary folder
-    pg_env = {"AGENTTRACE_PG_DIR": tempfile.mkdtemp(prefix="agenttrace-pg-", dir="/tmp")}
+    pg_env = {"AGENTTRACE_PG_DIR": tempfile.mkdtemp(prefix="agenttrace-pg-", dir="/tmp"), "AGENTTRACE_PG_OWNER": str(os.getpid())}
     started = subprocess.run([str(ROOT / "scripts" / "postgres.sh"), "start"], env={**os.environ, **pg_env}, capture_output=True, text=True, check=True)
     url = started.stdout.strip().splitlines()[-1]
     try:

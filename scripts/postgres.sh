@@ -6,6 +6,9 @@
 #   scripts/postgres.sh url      prints the URL of the running cluster
 #   scripts/postgres.sh stop     stops the cluster and removes it
 #
+# With AGENTTRACE_PG_OWNER=<pid>, start also leaves a watcher (in its own session) that stops and removes the
+# cluster once that process is gone, so a test run killed with kill -9 or a killed process group leaves no server.
+#
 # The cluster lives in $AGENTTRACE_PG_DIR (default /tmp/agenttrace-pg): data, log, password and URL. It listens
 # on 127.0.0.1 only (no Unix socket); the role and database "agenttrace" are reached with a random password
 # (scram-sha-256). Run as root, the server runs as the "postgres" user (PostgreSQL refuses root).
@@ -83,7 +86,14 @@ start() {
     -h 127.0.0.1 -p "$port" -U postgres -d postgres \
     -c "CREATE ROLE agenttrace LOGIN PASSWORD '$pw'" -c "CREATE DATABASE agenttrace OWNER agenttrace" >&2
   echo "postgresql://agenttrace:$pw@127.0.0.1:$port/agenttrace" > "$DIR/url"
+  if [ -n "${AGENTTRACE_PG_OWNER:-}" ]; then watch_owner "$AGENTTRACE_PG_OWNER"; fi
   cat "$DIR/url"
+}
+
+# Stops the cluster once process $1 has exited: a detached loop, so killing the caller's group does not kill it.
+watch_owner() {
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; AGENTTRACE_PG_DIR="$2" "$3" stop' \
+    watcher "$1" "$DIR" "$(readlink -f "$0")" </dev/null >/dev/null 2>&1 &
 }
 
 stop() {

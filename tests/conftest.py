@@ -41,14 +41,15 @@ def flush() -> None:
 
 @pytest.fixture(scope="session")
 def pg_url():
-    """The URL of a PostgreSQL cluster started for the session (installed first if missing), removed after it."""
+    """The URL of a PostgreSQL cluster started for the session (installed first if missing), removed after it,
+    or by the script's watcher once this process is gone (a run killed midway)."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
         pytest.fail("psycopg is not installed: pip install -e '.[postgres]' (scripts/_venv.sh does)")
     # In /tmp: run as root, the server runs as "postgres", which must reach the directory (TMPDIR may be private).
     state = tempfile.mkdtemp(prefix="agenttrace-pg-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    env = {**os.environ, "AGENTTRACE_PG_DIR": state}
+    env = {**os.environ, "AGENTTRACE_PG_DIR": state, "AGENTTRACE_PG_OWNER": str(os.getpid())}
     started = subprocess.run([str(PG_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=1200)
     if started.returncode == 3:
         pytest.skip(f"PostgreSQL is not installed and cannot be installed here: {started.stderr.strip()}")
