@@ -5,8 +5,8 @@ Five scenarios, each on a fresh collector process (SQLite, no attributor) on loo
 1. uploads   - N concurrent uploads of a ~31 MiB export: the collector's peak RSS and 503s, with the
                default byte budget (--max-pending-bytes 256 MiB) vs an unbounded one (the old behaviour).
 2. slowloris - 2,000 connections that never finish their headers: how many are still open after
-               --read-timeout + 3 s, vs a read timeout too long to fire (the old behaviour); and what a
-               normal export gets meanwhile.
+               --read-timeout + 3 s, and what a normal export gets at once, 1.5 s later and after, vs a
+               bare uvicorn server with the same connection limit (the server the collector is built on).
 3. grpc      - 4,000 gRPC requests whose bytes are not a protobuf: the collector's RSS growth vs a bare
                grpcio server that lets grpcio deserialize (grpcio's own path, which leaks).
 4. bigtrace  - a run of 100,000 spans whose root comes first, in 20 exports: assemblies, time to the final
@@ -122,27 +122,71 @@ def uploads(workdir: Path, n: int, size_mib: int) -> None:
 
 # ---- 2. slow-loris ---------------------------------------------------------------------------------------
 
+BARE_UVICORN = r"""
+import socket, sys, uvicorn
+
+async def app(scope, receive, send):  # answers every request 200, as a collector that accepted it would
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(2048)
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="error", limit_concurrency=int(sys.argv[1]))).run(sockets=[sock])
+"""
+
+
 def slowloris(workdir: Path, n: int, read_timeout: float) -> None:
-    print(f"\n2. {n} connections that never finish their headers, checked {read_timeout + 3:g} s later")
-    print(f"   {'collector':<34}{'still open':>11}  a normal export meanwhile -> after")
-    for label, timeout in (("--read-timeout 1e6 (old behaviour)", 1e6), (f"--read-timeout {read_timeout:g}", read_timeout)):
-        c = collector(workdir, f"loris-{int(timeout)}", "--read-timeout", str(timeout))
-        socks = []
+    print(f"\n2. {n} connections that never finish their headers (connection limit 1000); a normal export at once,"
+          f" {STALLED_PROBE_S:g} s later, and {read_timeout + 3:g} s later")
+    print(f"   {'server':<44}{'still open':>11}  a normal export: at once -> {STALLED_PROBE_S:g} s -> after")
+    bare = subprocess.Popen([sys.executable, "-c", BARE_UVICORN, "1000"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(bare.stdout.readline())
+        _loris_round("bare uvicorn (limit_concurrency 1000)", f"http://127.0.0.1:{port}", port, n, read_timeout)
+    finally:
+        bare.kill()
+        bare.wait()
+    c = collector(workdir, "loris", "--read-timeout", str(read_timeout))
+    try:
+        _loris_round(f"agenttrace collector (--read-timeout {read_timeout:g})", c.endpoint, c.port, n, read_timeout)
+    finally:
+        c.stop()
+
+
+STALLED_PROBE_S = 1.5  # past the collector's STALLED_AFTER_S
+
+
+def _loris_round(label: str, endpoint: str, port: int, n: int, read_timeout: float) -> None:
+    probe = trace_request(3, content_bytes=100).SerializeToString()
+
+    def export() -> int | str:
         try:
-            for _ in range(n):
-                s = socket.create_connection(("127.0.0.1", c.port))
-                s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-                socks.append(s)
-            probe = trace_request(3, content_bytes=100).SerializeToString()
-            during = post(c, probe)
-            time.sleep(read_timeout + 3)
-            still_open = sum(not _closed(s) for s in socks)
-            after = post(c, probe)
-        finally:
-            for s in socks:
-                s.close()
-            c.stop()
-        print(f"   {label:<34}{still_open:>11}  {during} -> {after}")
+            return httpx.post(f"{endpoint}/v1/traces", content=probe, headers=PROTOBUF, timeout=30).status_code
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            socks.append(s)
+        at_once = export()
+        time.sleep(STALLED_PROBE_S)
+        later = export()
+        time.sleep(read_timeout + 3 - STALLED_PROBE_S)
+        still_open = sum(not _closed(s) for s in socks)
+        after = export()
+    finally:
+        for s in socks:
+            s.close()
+    print(f"   {label:<44}{still_open:>11}  {at_once} -> {later} -> {after}")
 
 
 def _closed(sock: socket.socket) -> bool:

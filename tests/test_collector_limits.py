@@ -124,6 +124,25 @@ def test_requests_beyond_the_connection_limit_get_503(tmp_path):
         c.stop()
 
 
+def test_at_the_connection_limit_a_new_client_replaces_connections_stalled_on_their_headers(tmp_path):
+    c = start(tmp_path, "stalled", "--max-connections", "20", "--read-timeout", "60")
+    try:
+        loris = [socket.create_connection(("127.0.0.1", c.port)) for _ in range(20)]
+        for s in loris[10:]:
+            s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
+        time.sleep(1.5)  # past STALLED_AFTER_S, far from the read timeout
+        uploading = open_upload(c, declared=10_000, sent=100)  # headers in, body streaming: never replaced
+        req, _ = make_request(3)
+        assert export(c, req.SerializeToString()).status_code == 200
+        closed = [s for s in loris if closed_by_server(s, within_s=0.5)]
+        assert 1 <= len(closed) < len(loris)
+        assert not closed_by_server(uploading, within_s=0.5)
+    finally:
+        c.stop()
+    assert "Traceback" not in c.log_file.read_text()
+    assert log_events(c, "http.stalled_closed")
+
+
 def _growing_run(c: LocalCollector, batches: int, pause_s: float) -> None:
     """A big run whose root span (ended) and first 1,000 children come first, then ``batches`` exports of 20
     children, ``pause_s`` apart."""
