@@ -69,6 +69,11 @@ class Held:
         self.budget.take(n)
         self.bytes += n
 
+    def give_back(self, n: int) -> None:
+        """Gives back ``n`` of the bytes taken, for what the request no longer holds."""
+        self.budget.give_back(n)
+        self.bytes -= n
+
     def __enter__(self) -> Held:
         return self
 

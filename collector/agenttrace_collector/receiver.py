@@ -79,9 +79,11 @@ def http_router(writer: IngestWriter, max_body_bytes: int, redactor: Redactor | 
                 return _error(413, f"request body exceeds {max_body_bytes} bytes", reply_type)
         try:
             raw = otlp.decompress(body, request.headers.get("content-encoding"), max_body_bytes)
-            if raw is not body:
-                held.take(len(raw))
+            wire = len(body) + (len(raw) if raw is not body else 0)  # the body as sent, and decompressed
+            held.take(wire - len(body) + len(raw))  # the decompressed body, and the message about as large
             parsed = otlp.parse_request(raw, ctype)
+            del body, raw  # decoded: the bytes are given back
+            held.give_back(wire)
             if redactor is not None:
                 redactor.request(parsed)
             rows = otlp.rows(parsed)
