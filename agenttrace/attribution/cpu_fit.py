@@ -207,6 +207,20 @@ def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
     return best[1]
 
 
+def _calibrated_temperature(scores: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> float:
+    """The temperature whose verdicts' probabilities (of the step named, on the distribution traced back, as
+    the attributor reports them) best forecast an exact step hit: least Brier score, every source weighing the
+    same. The likelihood of the labelled step (:func:`_best_temperature`) calibrates the untraced distribution
+    instead, which is not the probability a verdict carries."""
+    w = _run_weights(rows.group)
+    best = (math.inf, 1.0)
+    for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 61)):
+        v = verdicts(segment_softmax(scores / t, rows), rows, rule)
+        brier = float(w @ np.array([(c - s) ** 2 for _, s, c in v]))
+        best = min(best, (brier, float(t)))
+    return best[1]
+
+
 def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[bool, bool, float]]:
     """(agent right, step right, probability of the named step) of each trajectory, decided as the attributor
     does: on the distribution traced back (:func:`agenttrace.attribution.trace_back.trace`), by
@@ -288,15 +302,15 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     kept = sorted(fitted, key=lambda f: (f[0], f[1]))[:max(1, len(fitted) // 2)]
     configs = [GRID[k] for _, k, _ in kept]
     scores = np.mean([s for *_, s in kept], axis=0)
-    temperature = _best_temperature(scores, held)
     accuracy, rule = _best_rule(scores, held)
+    temperature = _calibrated_temperature(scores, held, rule)
     threshold = _calibrated_threshold(scores, held, rule, temperature)
     calibration = {}
     for kind in LOG_KINDS:
         rows, steps = take(held, [k for k, v in enumerate(held.kind) if v == kind])
         if len(set(rows.group)) >= 2 and len(rows) >= MIN_CALIBRATION_RUNS:
-            t = _best_temperature(scores[steps], rows)
             _, kind_rule = _best_rule(scores[steps], rows)
+            t = _calibrated_temperature(scores[steps], rows, kind_rule)
             threshold_k = _calibrated_threshold(scores[steps], rows, kind_rule, t)
             calibration[kind] = Calibration(float(t), float(threshold_k), bool(kind_rule[0]), float(kind_rule[1]))
     return Choice(configs, rule, temperature, threshold, accuracy, table, calibration)
