@@ -27,7 +27,7 @@ from agenttrace.attribution.cpu import (  # noqa: E402
     softmax,
 )
 from agenttrace.attribution.cpu_fit import (  # noqa: E402
-    PLAIN_RULE, Featurised, Rows, _best_rule, _hits, take, verdicts,
+    PLAIN_RULE, Featurised, Rows, _best_rule, _calibrated_temperature, _hits, segment_softmax, take, verdicts,
 )
 from agenttrace.attribution.flow import mark_users, read_flow, simulated_users  # noqa: E402
 from agenttrace.attribution.trace_back import causes  # noqa: E402
@@ -177,6 +177,19 @@ def test_a_verdict_right_on_agent_and_step_scores_one_and_right_on_the_agent_onl
         p = np.eye(3)[pos]
         assert verdicts(p, rows, (False, 1.0))[0][:2] == (agent_ok, step_ok)
         assert _hits(verdicts(p, rows, (False, 1.0)))[0] == (agent_ok + step_ok) / 2
+
+
+def test_the_temperature_makes_the_named_steps_probability_its_hit_rate():
+    steps = [Step(index=i, agent=a, content=f"turn {i}") for i, a in enumerate(["lead", "worker", "lead"])]
+    items = [LabelledTrajectory(id=f"r{k}", subset="g", trajectory=Trajectory(run_id=f"r{k}", steps=steps),
+                                label=Label(agent="lead", step=2 if k % 2 else 0)) for k in range(4)]
+    rows = Rows({"g": Featurised(items)}, views=(False,))
+    scores = np.tile([0.0, 0.0, 2.0], 4)  # step 2 named every time, right in half the runs
+    t = _calibrated_temperature(scores, rows, (False, 1.0))
+    named = [c for *_, c in verdicts(segment_softmax(scores, rows), rows, (False, 1.0),
+                                     segment_softmax(scores / t, rows))]
+    assert all(abs(c - 0.5) < 0.05 for c in named)
+    assert segment_softmax(scores, rows)[2] > 0.7  # untempered, it would claim far more than it hits
 
 
 def test_a_bill_total_from_the_reported_prices_is_derived_and_a_wrong_one_is_not():

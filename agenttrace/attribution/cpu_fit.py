@@ -213,23 +213,27 @@ def _calibrated_temperature(scores: np.ndarray, rows: Rows, rule: tuple[bool, fl
     same. The likelihood of the labelled step (:func:`_best_temperature`) calibrates the untraced distribution
     instead, which is not the probability a verdict carries."""
     w = _run_weights(rows.group)
+    p = segment_softmax(scores, rows)
     best = (math.inf, 1.0)
     for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 61)):
-        v = verdicts(segment_softmax(scores / t, rows), rows, rule)
+        v = verdicts(p, rows, rule, segment_softmax(scores / t, rows))
         brier = float(w @ np.array([(c - s) ** 2 for _, s, c in v]))
         best = min(best, (brier, float(t)))
     return best[1]
 
 
-def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[bool, bool, float]]:
+def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float],
+             reported: np.ndarray | None = None) -> list[tuple[bool, bool, float]]:
     """(agent right, step right, probability of the named step) of each trajectory, decided as the attributor
-    does: on the distribution traced back (:func:`agenttrace.attribution.trace_back.trace`), by
-    :func:`agenttrace.attribution.cpu.decide`."""
+    does: on the distribution ``p`` traced back (:func:`agenttrace.attribution.trace_back.trace`), by
+    :func:`agenttrace.attribution.cpu.decide`; the probability is read off ``reported`` (default ``p``), traced
+    back the same way, as the attributor reports the tempered distribution's."""
+    reported = p if reported is None else reported
     out = []
     for a, b, target in rows.segments():
-        traced = trace(p[a:b], list(rows.cause[a:b]))
-        pos = decide(traced, rows.agents[a:b], rule[1], rule[0])
-        out.append((bool(rows.agent_mask[a + pos]), bool(a + pos == target), float(traced[pos])))
+        cause = list(rows.cause[a:b])
+        pos = decide(trace(p[a:b], cause), rows.agents[a:b], rule[1], rule[0])
+        out.append((bool(rows.agent_mask[a + pos]), bool(a + pos == target), float(trace(reported[a:b], cause)[pos])))
     return out
 
 
@@ -336,7 +340,7 @@ def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float
 
 
 def _calibrated_threshold(scores: np.ndarray, rows: Rows, rule: tuple[bool, float], temperature: float) -> float:
-    v = verdicts(segment_softmax(scores / temperature, rows), rows, rule)
+    v = verdicts(segment_softmax(scores, rows), rows, rule, segment_softmax(scores / temperature, rows))
     return _threshold(np.array([c for *_, c in v]), np.array([s for _, s, _ in v]))
 
 
