@@ -45,7 +45,7 @@ from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
 from agenttrace.attribution.cpu_fit import load_dev, train, usable  # noqa: E402
 from agenttrace.attribution.flow import ERROR_WORDS, is_human  # noqa: E402
 from agenttrace.models import LabelledTrajectory, Trajectory  # noqa: E402
-from agenttrace.data.scoring import SubsetScore, score  # noqa: E402
+from agenttrace.data.scoring import SubsetScore, expected_calibration_error, score  # noqa: E402
 
 Prediction = tuple[str | None, int | None]
 
@@ -86,12 +86,6 @@ def baselines(train_items: list[LabelledTrajectory], held: list[LabelledTrajecto
     }
 
 
-def ece(conf: list[float], hit: list[bool], bins: int = 10) -> float:
-    c, h = np.array(conf), np.array(hit, dtype=float)
-    idx = np.minimum((c * bins).astype(int), bins - 1)
-    return float(sum(abs(c[idx == b].mean() - h[idx == b].mean()) * (idx == b).sum() for b in range(bins) if (idx == b).any()) / len(c))
-
-
 def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whowhen: bool,
         conf: list[float] | None = None, ms: list[float] | None = None, unsure: list[bool] | None = None) -> str:
     total = SubsetScore()
@@ -100,7 +94,7 @@ def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whow
     s = total.summary()
     ww = f"{s['agent_acc_whowhen']:.3f} / {s['step_acc_whowhen']:.3f}" if whowhen else "-"
     hits = [p == (it.label.agent, it.label.step) for p, it in zip(preds, held)]
-    cal = f"{ece(conf, hits):.3f}" if conf else "-"
+    cal = f"{expected_calibration_error(conf, hits):.3f}" if conf else "-"
     split = "-"
     if unsure is not None:
         sure = [h for h, u in zip(hits, unsure) if not u]

@@ -45,7 +45,7 @@ def test_eval_writes_predictions_and_prints_both_scorings(tmp_path, data, calls)
     result = _run(eval_command, [*data, "--attributor", "cpu", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     for text in ("Hand-Crafted", "Algorithm-Generated", "code-dev", "Who&When substring", "exact match",
-                 "reward", "with G"):
+                 "reward", "with G", "ECE", "expected calibration error", "uncertain"):
         assert text in result.output
     saved = json.loads(out.read_text())
     assert saved["attributor"] == "cpu"
@@ -74,6 +74,8 @@ def test_both_runs_every_item_with_and_without_ground_truth(tmp_path, data, call
     assert set(scores) == {"with_G", "without_G"}
     assert scores["with_G"]["Hand-Crafted"]["n"] == 2
     assert sorted(e is None for _, e in calls) == [False, False, True, True]
+    hc = scores["without_G"]["Hand-Crafted"]  # the cpu attributor states a probability and flags uncertainty
+    assert 0.0 <= hc["ece"] <= 1.0 and hc["confident"] + hc["uncertain"] == 2
 
 
 def test_eval_resumes_without_recomputing(tmp_path, data, calls):

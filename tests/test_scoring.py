@@ -10,6 +10,7 @@ from agenttrace.models import Label
 from agenttrace.data.scoring import (
     Scoreboard,
     exact_agent_correct,
+    expected_calibration_error,
     exact_step_correct,
     multigranular_reward,
     score,
@@ -71,8 +72,31 @@ def test_scoreboard_aggregates_per_subset_both_ways():
     assert summ["hc"]["step_acc_exact"] == 0.5
     assert summ["hc"]["mean_reward"] == pytest.approx((0.5 + 0.5 * math.exp(-60.5) + 0.5) / 2)
     assert summ["ag"] == {"n": 1, "agent_acc_whowhen": 0.0, "step_acc_whowhen": 0.0, "agent_acc_exact": 0.0,
-                          "step_acc_exact": 0.0, "mean_reward": 0.0}
+                          "step_acc_exact": 0.0, "mean_reward": 0.0, "ece": None, "confident": None, "uncertain": None,
+                          "step_acc_exact_uncertain": None, "step_acc_exact_confident": None}
     assert summ["all"]["n"] == 3
+
+
+def test_calibration_error_is_the_weighted_gap_between_stated_probability_and_hits():
+    assert expected_calibration_error([0.9, 0.9, 0.3, 0.3], [True, True, False, True]) == pytest.approx(
+        (2 * 0.1 + 2 * 0.2) / 4)  # the 0.9 bin hits 100%, the 0.3 bin 50%
+    assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0
+    with pytest.raises(ValueError):
+        expected_calibration_error([], [])
+
+
+def test_scoreboard_reports_calibration_and_the_uncertain_verdicts_apart():
+    board = Scoreboard()
+    label = Label(agent="A", step=2)
+    for step, confidence, uncertain in [(2, 0.8, False), (2, 0.8, False), (1, 0.8, False), (1, 0.2, True), (2, 0.2, True)]:
+        board.add("s", score("A", step, label, confidence=confidence, uncertain=uncertain))
+    board.add("t", score("A", 2, label))  # a verdict that states no probability
+    summ = board.summary()
+    assert summ["s"]["ece"] == pytest.approx((3 * abs(0.8 - 2 / 3) + 2 * abs(0.2 - 0.5)) / 5)
+    assert (summ["s"]["confident"], summ["s"]["uncertain"], summ["s"]["step_acc_exact_uncertain"]) == (3, 2, 0.5)
+    assert summ["s"]["step_acc_exact_confident"] == pytest.approx(2 / 3)
+    assert summ["t"]["ece"] is None and summ["t"]["uncertain"] is None
+    assert summ["all"]["ece"] == summ["s"]["ece"] and (summ["all"]["confident"], summ["all"]["uncertain"]) == (3, 2)
 
 
 def test_score_bundles_every_rule():

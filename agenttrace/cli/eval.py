@@ -101,6 +101,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _count(n: int | None, rate: float | None) -> str:
+    """How many verdicts, and their step accuracy: "-" when the attributor does not flag its verdicts."""
+    return "-" if n is None else f"{n} ({'-' if rate is None else _pct(rate)})"
+
+
 def print_tables(console: Console, boards: dict, attributor: str) -> None:
     subsets = sorted({s for b in boards.values() for s in b.subsets})
     if len(subsets) > 1:
@@ -114,6 +119,9 @@ def print_tables(console: Console, boards: dict, attributor: str) -> None:
         table.add_column("agent acc\nexact", justify="right")
         table.add_column("step acc\nexact", justify="right")
         table.add_column("mean\nreward", justify="right")
+        table.add_column("ECE", justify="right")
+        table.add_column("confident", justify="right")
+        table.add_column("uncertain", justify="right")
         for mode, board in boards.items():
             summ = board.overall().summary() if subset == "all" else (
                 board.subsets[subset].summary() if subset in board.subsets else None)
@@ -121,7 +129,10 @@ def print_tables(console: Console, boards: dict, attributor: str) -> None:
                 continue
             table.add_row(MODE_TITLES.get(mode, mode), str(summ["n"]), _pct(summ["agent_acc_whowhen"]),
                           _pct(summ["step_acc_whowhen"]), _pct(summ["agent_acc_exact"]),
-                          _pct(summ["step_acc_exact"]), f"{summ['mean_reward']:.3f}")
+                          _pct(summ["step_acc_exact"]), f"{summ['mean_reward']:.3f}",
+                          "-" if summ["ece"] is None else f"{summ['ece']:.3f}",
+                          _count(summ["confident"], summ["step_acc_exact_confident"]),
+                          _count(summ["uncertain"], summ["step_acc_exact_uncertain"]))
         console.print(table)
     console.print(LEGEND, soft_wrap=True, highlight=False)
 
@@ -130,6 +141,8 @@ LEGEND = (
     "Who&When = the Who&When substring scoring of its evaluate.py (agent right if the true name is contained in "
     "the prediction; step right if str(true step) is a substring of str(predicted step), so true 1 matches 12). "
     "exact = exact match scoring. mean reward = AgenTracer multi-granular reward, 0.5*agent + 0.5*exp(-(dt)^2/2). "
+    "ECE = expected calibration error of the verdict's stated probability against an exact step hit (10 bins). "
+    "confident / uncertain = how many verdicts were not flagged / flagged uncertain, and their exact step accuracy. "
     "with G = the attributor saw the ground-truth answer; without G = it did not."
 )
 
@@ -149,7 +162,9 @@ Input / Observation lines) and agenttrace export files; anything else is read as
 words.
 Each subset gets its own table with agent- and step-level accuracy under two rules - the
 Who&When substring rule (as in its evaluate.py: lenient, a true step 1 matches a predicted 12)
-and exact match - plus AgenTracer's mean multi-granular reward.
+and exact match - plus AgenTracer's mean multi-granular reward, and, when the attributor states
+a probability and flags uncertain verdicts (cpu does), the expected calibration error and how
+many verdicts were confident and uncertain, each with its exact step accuracy.
 
 "with G" shows the attributor the ground-truth answer of the task; "without G" hides it.
 

@@ -131,7 +131,8 @@ def run_eval(
             t0 = time.perf_counter()
             try:
                 a = attributor.attribute(prepare(item, mode))
-                row = {"agent": a.agent, "step": a.step, "reason": a.reason, "confidence": a.confidence, "error": None}
+                row = {"agent": a.agent, "step": a.step, "reason": a.reason, "confidence": a.confidence,
+                       "uncertain": a.uncertain, "error": None}
             except Exception as exc:  # one bad item must not sink a long run; it scores 0
                 log.warning("attribution_failed", item=item.id, mode=mode, error=str(exc))
                 row = {"agent": None, "step": None, "reason": "", "confidence": None, "error": str(exc)}
@@ -165,7 +166,8 @@ def run_eval(
         result.predictions.append(row)
         if row.get("label"):
             label = Label.model_validate(row["label"])
-            s = score(row.get("agent"), row.get("step"), label)
+            s = score(row.get("agent"), row.get("step"), label, confidence=row.get("confidence"),
+                      uncertain=row.get("uncertain"))
             result.boards[row["mode"]].add(row["subset"], s)
     log.info("eval_done", computed=result.computed, skipped=result.skipped, out=str(out) if out else None)
     return result

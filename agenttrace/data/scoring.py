@@ -9,6 +9,10 @@ Two accuracy rules, kept apart and named for what they are:
 * :func:`exact_agent_correct` / :func:`exact_step_correct` - plain equality (agent names compared after
   stripping surrounding whitespace).
 
+And, for verdicts that carry a probability, calibration: the expected calibration error of that probability
+against an exact step hit (:func:`expected_calibration_error`), and the exact step accuracy of the verdicts
+flagged ``uncertain`` apart from the others.
+
 Plus AgenTracer's multi-granular reward (arXiv 2509.03312):
 ``r = lambda * [agent correct] + (1 - lambda) * exp(-(t_hat - t*)^2 / (2 sigma^2))`` with sigma = 1 and
 lambda = 0.5, and 0 when the prediction is missing or malformed. The agent term uses exact match.
@@ -81,15 +85,34 @@ def multigranular_reward(
     return lam * agent_term + (1.0 - lam) * step_term
 
 
+def expected_calibration_error(confidence: list[float], hit: list[bool], bins: int = 10) -> float:
+    """How far stated probabilities are from how often they come true: the verdicts are put in ``bins`` equal
+    bins of probability, and each bin's gap between its mean probability and its share of hits is weighed by
+    its share of the verdicts."""
+    if not confidence:
+        raise ValueError("no probabilities to calibrate")
+    counts = [0] * bins
+    stated = [0.0] * bins
+    true = [0] * bins
+    for c, h in zip(confidence, hit, strict=True):
+        b = min(int(c * bins), bins - 1)
+        counts[b] += 1
+        stated[b] += c
+        true[b] += bool(h)
+    return sum(abs(stated[b] - true[b]) for b in range(bins) if counts[b]) / len(confidence)
+
+
 @dataclass
 class Score:
-    """One prediction scored every way."""
+    """One prediction scored every way, with the probability and ``uncertain`` flag it came with, if any."""
 
     agent_whowhen: bool
     step_whowhen: bool
     agent_exact: bool
     step_exact: bool
     reward: float
+    confidence: float | None = None
+    uncertain: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,18 +124,22 @@ class Score:
         }
 
 
-def score(predicted_agent: Any, predicted_step: Any, label: Label) -> Score:
+def score(predicted_agent: Any, predicted_step: Any, label: Label, *, confidence: float | None = None,
+          uncertain: bool | None = None) -> Score:
     return Score(
         agent_whowhen=whowhen_agent_correct(predicted_agent, label.agent),
         step_whowhen=whowhen_step_correct(predicted_step, label.step),
         agent_exact=exact_agent_correct(predicted_agent, label.agent),
         step_exact=exact_step_correct(predicted_step, label.step),
         reward=multigranular_reward(predicted_agent, predicted_step, label),
+        confidence=confidence,
+        uncertain=uncertain,
     )
 
 
 def score_attribution(attribution: Attribution, label: Label) -> Score:
-    return score(attribution.agent, attribution.step, label)
+    return score(attribution.agent, attribution.step, label, confidence=attribution.confidence,
+                 uncertain=attribution.uncertain)
 
 
 @dataclass
@@ -123,6 +150,12 @@ class SubsetScore:
     agent_exact: int = 0
     step_exact: int = 0
     reward_sum: float = 0.0
+    confidences: list[float] = field(default_factory=list)  # of the verdicts that stated one
+    confident_hits: list[bool] = field(default_factory=list)  # their exact step hits, in the same order
+    flagged: int = 0  # verdicts that said whether they were uncertain
+    uncertain: int = 0
+    uncertain_step_exact: int = 0
+    confident_step_exact: int = 0
 
     def add(self, s: Score) -> None:
         self.n += 1
@@ -131,11 +164,29 @@ class SubsetScore:
         self.agent_exact += s.agent_exact
         self.step_exact += s.step_exact
         self.reward_sum += s.reward
+        if s.confidence is not None:
+            self.confidences.append(s.confidence)
+            self.confident_hits.append(s.step_exact)
+        if s.uncertain is not None:
+            self.flagged += 1
+            self.uncertain += s.uncertain
+            self.uncertain_step_exact += s.uncertain and s.step_exact
+            self.confident_step_exact += not s.uncertain and s.step_exact
+
+    def merge(self, other: SubsetScore) -> None:
+        for name in ("n", "agent_whowhen", "step_whowhen", "agent_exact", "step_exact", "reward_sum",
+                     "flagged", "uncertain", "uncertain_step_exact", "confident_step_exact"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.confidences += other.confidences
+        self.confident_hits += other.confident_hits
 
     def _rate(self, k: int) -> float:
         return k / self.n if self.n else 0.0
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, Any]:
+        """Rates over the subset; ``ece`` is None when no verdict stated a probability, the ``uncertain`` figures
+        None when none said whether it was uncertain."""
+        sure = self.flagged - self.uncertain
         return {
             "n": self.n,
             "agent_acc_whowhen": self._rate(self.agent_whowhen),
@@ -143,6 +194,11 @@ class SubsetScore:
             "agent_acc_exact": self._rate(self.agent_exact),
             "step_acc_exact": self._rate(self.step_exact),
             "mean_reward": self.reward_sum / self.n if self.n else 0.0,
+            "ece": expected_calibration_error(self.confidences, self.confident_hits) if self.confidences else None,
+            "confident": sure if self.flagged else None,
+            "uncertain": self.uncertain if self.flagged else None,
+            "step_acc_exact_uncertain": self.uncertain_step_exact / self.uncertain if self.uncertain else None,
+            "step_acc_exact_confident": self.confident_step_exact / sure if sure else None,
         }
 
 
@@ -163,12 +219,7 @@ class Scoreboard:
     def overall(self) -> SubsetScore:
         total = SubsetScore()
         for sub in self.subsets.values():
-            total.n += sub.n
-            total.agent_whowhen += sub.agent_whowhen
-            total.step_whowhen += sub.step_whowhen
-            total.agent_exact += sub.agent_exact
-            total.step_exact += sub.step_exact
-            total.reward_sum += sub.reward_sum
+            total.merge(sub)
         return total
 
     def summary(self) -> dict[str, dict[str, float | int]]:
