@@ -1,4 +1,4 @@
-"""Following a step's fault back to the earlier step it was inherited from (agenttrace.attribution.trace_back):
+"""Following a step's fault to the step it was inherited from or passed on to (agenttrace.attribution.trace_back):
 the links the trajectory shows, the traced distribution, and the verdict and claims of the cpu attributor."""
 
 from __future__ import annotations
@@ -117,3 +117,46 @@ def test_a_callers_own_wrong_argument_stays_its_own():
 def test_tracing_moves_each_steps_probability_to_its_root():
     p = np.array([0.1, 0.2, 0.3, 0.4])
     assert trace(p, [0, 0, 1, 3]).tolist() == pytest.approx([0.6, 0.0, 0.0, 0.4])
+
+
+def _failed_lookup(route: str) -> Trajectory:
+    """A fetcher whose first call fails, then goes on with a fare of its own for that route."""
+    failed = ToolCall(name="get_fare", arguments={"route": route, "date": "2025-03-18"},
+                      error=f"get_fare timed out for {route}; the request can be retried")
+    return Trajectory(run_id="flaky", task=TASK, steps=[
+        Step(index=0, agent="lead", content="fetcher, look up Oslo-Vienna and Paris-Rome for 2025-03-18.",
+             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content=f"Looking up {route}.", tool_calls=[failed]),
+        Step(index=2, agent="fetcher", content=f"The lookup of {route} failed; I'll assume 95 EUR. Next Paris-Rome.",
+             tool_calls=[_fare("Paris-Rome", "2025-03-18", 180)]),
+        Step(index=3, agent="lead", content="In total: 275 EUR."),
+    ])
+
+
+def test_a_call_the_environment_failed_passes_its_fault_to_the_act_that_goes_on_without_it():
+    traj = _failed_lookup("Oslo-Vienna")
+    cause = _causes(traj)
+    assert cause == [0, 2, 2, 3]  # the timed-out call's fault goes forward to the assumption
+    assert trace(np.array([0.1, 0.5, 0.2, 0.2]), cause).tolist() == pytest.approx([0.1, 0.0, 0.7, 0.2])
+    _, flows = extract_features(traj, use_expected=False)
+    claims = link_claims(2, traj.steps, flows, cause)
+    assert claims == [cl.GoesOnAfterFailure(2, 1, "get_fare", "get_fare timed out for Oslo-Vienna; the request can be retried")]
+    assert cl.check_claims(traj, claims) == []
+    verdict, _ = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("fetcher", 2)
+
+
+def test_a_call_that_failed_on_its_own_misspelt_argument_keeps_its_fault():
+    traj = _failed_lookup("Olso-Vienna")  # the caller's typo: no input says it
+    assert _causes(traj) == [0, 1, 2, 3]
+
+
+def test_a_retry_is_not_a_work_around():
+    traj = _failed_lookup("Oslo-Vienna")
+    retry = traj.steps[1].tool_calls[0].model_copy(update={"error": None, "result": "economy fare: 120 EUR"})
+    traj.steps[2].tool_calls.append(retry)
+    assert _causes(traj)[1] == 1
+
+
+def test_links_that_come_round_stop_before_they_repeat():
+    assert root(0, [1, 0]) == 1 and root(1, [1, 0]) == 0

@@ -421,6 +421,30 @@ class FirstProblem(Claim):
 
 
 @dataclass(frozen=True)
+class GoesOnAfterFailure(Claim):
+    """A ``tool`` call of the same agent at ``earlier`` failed with ``error`` (the start of the call's error,
+    whitespace-normalised), the agent's next step is this one, and it does not make that call again."""
+
+    earlier: int
+    tool: str
+    error: str
+
+    def clause(self, view: View) -> str:
+        return (f"its {self.tool} call at step {view.steps[self.earlier].index} failed ('{self.error}'), and it "
+                "goes on without making that call again")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and view.in_step(self.earlier) and self.earlier < self.pos):
+            return False
+        step, earlier = view.steps[self.pos], view.steps[self.earlier]
+        failed = [c for c in earlier.tool_calls
+                  if c.name == self.tool and c.error and " ".join(c.error.split()).startswith(self.error)]
+        between = [s for s in view.steps[self.earlier + 1:self.pos] if s.agent == step.agent]
+        again = any(c.name == x.name and c.arguments == x.arguments for c in step.tool_calls for x in failed)
+        return bool(failed) and earlier.agent == step.agent and not between and not again
+
+
+@dataclass(frozen=True)
 class Repeats(Claim):
     """The step does what an ``earlier`` step of the same agent did (:func:`~.flow.does_again`: the same calls,
     or without calls the same words), and its calls got back what that step's got."""

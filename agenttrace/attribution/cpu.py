@@ -411,13 +411,13 @@ class StepModel:
 def _own_failing_argument(pos: int, f: StepFlow) -> cl.Claim | None:
     """When the step's failed tool call had an argument with a word or number no input gave it (the caller's
     doing, not the environment's: a typo, a made-up id), the claim that says so."""
-    if f.failed_tool is None:
+    if not f.caused_its_failure():
         return None
     tool = f.failed_tool[0]
     if f.unseen_argument is not None and f.unseen_argument[0] == tool:
         return cl.CallsWithUnseenWord(pos, *f.unseen_argument)
-    u = next((u for u in f.ungrounded if u.tool == tool), None)
-    return cl.CallsWithUngivenArgument(pos, u.tool, u.argument, u.value, u.number) if u else None
+    u = next(u for u in f.ungrounded if u.tool == tool)
+    return cl.CallsWithUngivenArgument(pos, u.tool, u.argument, u.value, u.number)
 
 
 def _assumption(text: str, word: str) -> str | None:
@@ -518,8 +518,8 @@ class CpuAttributor(Attributor):
         self.use_expected = use_expected
 
     def step_probabilities(self, trajectory: Trajectory) -> np.ndarray:
-        """The calibrated probability that each step is the decisive error, each step's fault followed back to
-        the step it was inherited from (:mod:`agenttrace.attribution.trace_back`)."""
+        """The calibrated probability that each step is the decisive error, each step's fault followed to the
+        step it was inherited from or passed on to (:mod:`agenttrace.attribution.trace_back`)."""
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
         p = self.model.probabilities(x, log_kind(trajectory), nameable(flows))
         return trace(p, causes(trajectory.steps, flows))
@@ -565,7 +565,7 @@ class CpuAttributor(Attributor):
 
     def _claims(self, view: cl.View, pos: int, x: np.ndarray, flows: list[StepFlow],
                 cause: list[int]) -> list[cl.Claim]:
-        """Why later steps' faults were followed back to the step, then evidence claims for the features that lift
+        """Why other steps' faults were followed to the step, then evidence claims for the features that lift
         it most, each checked; then a quote of the step."""
         contrib = self.model.contributions(x[pos], x)
         expected_at = next((i for i in range(pos + 1) if x[i, _COL["has_expected"]] > 0), None)

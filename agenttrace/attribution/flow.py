@@ -310,6 +310,7 @@ class StepFlow:
     failed_tool: tuple[str, str] | None = None  # (tool, error text) of a call of its that failed
     result_problem: str | None = None  # a problem word in what its tools returned
     ignored_error_at: int | None = None  # an earlier failed call of this agent it goes on from without a word
+    works_around: int | None = None  # an earlier call of this agent the environment failed, see _mark_work_arounds
     repaired: bool = False  # its problem is got past later by the same agent
     repeats: int | None = None  # position of an earlier step of the same agent with the same actions
     assume_word: str | None = None
@@ -325,6 +326,15 @@ class StepFlow:
     off_request: OffRequestCall | None = None  # its own call of a tool nothing asked for, beside an alternative
     hands_off_request: OffRequestCall | None = None  # a call of such a tool by the agent it handed the work to
     code_origin: CodeOrigin | None = None  # a line of the run's last code it is the first to write
+
+    def caused_its_failure(self) -> bool:
+        """Whether its failed call had an argument no input gave it (a typo, a made-up id): the caller's doing,
+        not the environment's."""
+        if self.failed_tool is None:
+            return False
+        tool = self.failed_tool[0]
+        return ((self.unseen_argument is not None and self.unseen_argument[0] == tool)
+                or any(u.tool == tool for u in self.ungrounded))
 
     @property
     def acts(self) -> bool:
@@ -568,7 +578,27 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             seen_words |= tokens(text)
         flows.append(f)
     _mark_repaired(steps, flows)
+    _mark_work_arounds(steps, flows)
     return flows
+
+
+def _mark_work_arounds(steps: list[Step], flows: list[StepFlow]) -> None:
+    """A step *works around* a failed call when the call was its agent's, failed with arguments every one of
+    which an input gave (the environment's doing: a timeout, a service down, not the caller's), the step is
+    that agent's next act, it does not make the call again, and it goes on with a value of its own: an
+    assumption, or a number no input gives."""
+    for pos, f in enumerate(flows):
+        if f.failed_tool is None or not f.failed_tool[0] or f.caused_its_failure():
+            continue
+        agent = steps[pos].agent
+        after = next((j for j in range(pos + 1, len(steps))
+                      if steps[j].agent == agent and flows[j].acts and not flows[j].tool_output), None)
+        if after is None:
+            continue
+        failed = [c for c in steps[pos].tool_calls if c.error]
+        again = any(c.name == x.name and c.arguments == x.arguments for c in steps[after].tool_calls for x in failed)
+        if not again and (flows[after].assume_word or flows[after].underived):
+            flows[after].works_around = pos
 
 
 def _names_failed_tool(failed: Step, step: Step) -> bool:

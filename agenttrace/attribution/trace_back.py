@@ -16,8 +16,13 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
 * it is in the turn of an agent that was handed the work by an earlier step and calls a tool nothing asked
   for, having no other (:attr:`StepFlow.hands_off_request`): the hand-off chose the wrong agent.
 
+One link goes forward. A call that failed through no argument of its caller's (a timeout, a service down) is
+the environment's doing, and no correction of that step removes it; when the agent's next act goes on with a
+value of its own instead of calling again (:attr:`StepFlow.works_around`), that act is the correctable error,
+so the failed call's fault is followed forward to it.
+
 Which kind of error a run has is never asked: these links hold of the trajectory, whatever was planted or
-happened. :func:`trace` moves each step's probability to the step its fault is followed back to; the verdict
+happened. :func:`trace` moves each step's probability to the step its fault is followed to; the verdict
 is then read off the traced distribution. :func:`link_claims` says, in checked claims, why a step was blamed
 for a later one.
 """
@@ -33,8 +38,8 @@ from agenttrace.models import Step
 
 
 def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
-    """For each step, the earlier step its fault is inherited from (itself when none): the earliest of the
-    links above."""
+    """For each step, the step its fault is followed to (itself when none): the earliest earlier step of the
+    links above, or else the later step that works around its failure."""
     agents = [s.agent for s in steps]
     out = list(range(len(flows)))
 
@@ -61,6 +66,9 @@ def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
         if f.hands_off_request is not None:
             for j in _turn(f.hands_off_request.pos, agents):
                 link(j, i)
+    for j, f in enumerate(flows):
+        if f.works_around is not None and out[f.works_around] == f.works_around and out[j] != f.works_around:
+            out[f.works_around] = j
     return out
 
 
@@ -81,14 +89,17 @@ def _handed(a: OffTaskArgument, origin: Step) -> bool:
 
 
 def root(pos: int, cause: list[int]) -> int:
-    """The step ``pos``'s fault is followed back to, link by link."""
-    while cause[pos] != pos:
+    """The step ``pos``'s fault is followed to, link by link (where links come round, the last step before
+    they do)."""
+    seen = {pos}
+    while cause[pos] != pos and cause[pos] not in seen:
         pos = cause[pos]
+        seen.add(pos)
     return pos
 
 
 def trace(p: np.ndarray, cause: list[int]) -> np.ndarray:
-    """The distribution ``p`` with each step's probability moved to the step its fault is followed back to."""
+    """The distribution ``p`` with each step's probability moved to the step its fault is followed to."""
     out = np.zeros_like(p)
     for j, pj in enumerate(p):
         out[root(j, cause)] += pj
@@ -96,12 +107,15 @@ def trace(p: np.ndarray, cause: list[int]) -> np.ndarray:
 
 
 def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[int]) -> list[cl.Claim]:
-    """Why step ``pos`` carries the fault of a later step traced back to it, as claims (unchecked)."""
+    """Why step ``pos`` carries the fault of another step traced to it, as claims (unchecked)."""
     later = [j for j in range(pos + 1, len(cause)) if cause[j] == pos]
-    if not later:
-        return []
     f = flows[pos]
     out: list[cl.Claim] = []
+    if (k := f.works_around) is not None and cause[k] == pos:
+        tool, error = flows[k].failed_tool
+        out.append(cl.GoesOnAfterFailure(pos, k, tool, " ".join(error.split())[:80]))
+    if not later:
+        return out
     if f.repeats is not None:
         out.append(cl.Repeats(pos, f.repeats))
     for a in f.originates:
