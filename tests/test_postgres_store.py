@@ -93,6 +93,36 @@ def test_open_store_picks_postgres_for_a_url(pg_url, tmp_path):
     assert type(open_store(tmp_path / "a.db")) is Store
 
 
+def test_a_spans_table_an_earlier_build_made_gets_its_receive_order_column(pg_url):
+    """An earlier build's spans table had no ``seq``: opening the store adds it, numbering the rows already
+    there, and a trace's spans are then read in that order."""
+    import psycopg
+
+    from agenttrace_collector.store_postgres import PostgresStore
+
+    old = f"{pg_url}?options=-csearch_path%3Dearlier_build"  # a schema of its own: the other tests' tables stay as they are
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA earlier_build")
+        conn.execute("CREATE TABLE earlier_build.spans (trace_id BYTEA NOT NULL, span_id BYTEA NOT NULL, "
+                     "parent_span_id BYTEA NOT NULL, name TEXT NOT NULL, service TEXT NOT NULL, start_ns BIGINT NOT NULL, "
+                     "end_ns BIGINT NOT NULL, status_code INTEGER NOT NULL, data BYTEA NOT NULL, "
+                     "PRIMARY KEY (trace_id, span_id))")
+        for k in range(3):
+            conn.execute("INSERT INTO earlier_build.spans VALUES (%s, %s, '', 's', 'svc', 0, 1, 0, %s)",
+                         (b"t" * 16, bytes([k]) * 8, f"span {k}".encode()))
+    try:
+        store = PostgresStore(old)
+        try:
+            assert [data for data, _ in store.trace_spans(b"t" * 16)] == [b"span 0", b"span 1", b"span 2"]
+        finally:
+            store.close()
+        seqs = [r[0] for r in query(pg_url, "SELECT seq FROM earlier_build.spans ORDER BY span_id")]
+        assert len(set(seqs)) == 3 and None not in seqs
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA earlier_build CASCADE")
+
+
 def test_a_span_sent_twice_is_stored_once(pg_collector, pg_url):
     req, trace_id, ids = make_request(20)
     dup = ExportTraceServiceRequest()
