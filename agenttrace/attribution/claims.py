@@ -28,6 +28,7 @@ from agenttrace.attribution.flow import (
     action_text,
     argument_values,
     arrivals,
+    calls_again,
     does_again,
     final_answer,
     is_human,
@@ -440,8 +441,7 @@ class GoesOnAfterFailure(Claim):
         failed = [c for c in earlier.tool_calls
                   if c.name == self.tool and c.error and " ".join(c.error.split()).startswith(self.error)]
         between = [s for s in view.steps[self.earlier + 1:self.pos] if s.agent == step.agent]
-        again = any(c.name == x.name and c.arguments == x.arguments for c in step.tool_calls for x in failed)
-        return bool(failed) and earlier.agent == step.agent and not between and not again
+        return bool(failed) and earlier.agent == step.agent and not between and not calls_again(step, failed)
 
 
 @dataclass(frozen=True)

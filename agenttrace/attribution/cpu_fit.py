@@ -30,7 +30,7 @@ import numpy as np
 from agenttrace.attribution.cpu import (
     FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind, nameable,
 )
-from agenttrace.attribution.trace_back import causes, trace
+from agenttrace.attribution.trace_back import causes, root
 from agenttrace.data.datasets import load_any
 from agenttrace.models import LabelledTrajectory, Trajectory
 
@@ -82,7 +82,7 @@ PLAIN_RULE = (False, 1.0)  # the agent and step of the most likely step
 
 
 # id(trajectory) -> the trajectory (held, so that its id is not reused while cached), its features per view, the
-# steps a verdict may name and where each step's fault is followed back to (trace_back.causes)
+# steps a verdict may name and the step each step's fault is followed to (trace_back.root)
 _FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray], np.ndarray, list[int]]] = {}
 
 
@@ -95,11 +95,12 @@ class Featurised:
             if id(it.trajectory) not in _FEATURE_CACHE:
                 views = {g: extract_features(it.trajectory, use_expected=g) for g in (True, False)}
                 flows = views[False][1]
+                cause = causes(it.trajectory.steps, flows)
                 _FEATURE_CACHE[id(it.trajectory)] = (it.trajectory, {g: v[0] for g, v in views.items()},
-                                                     nameable(flows), causes(it.trajectory.steps, flows))
+                                                     nameable(flows), [root(j, cause) for j in range(len(cause))])
         self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][1][g] for it in self.items] for g in (True, False)}
         self.nameable = [_FEATURE_CACHE[id(it.trajectory)][2] for it in self.items]
-        self.causes = [_FEATURE_CACHE[id(it.trajectory)][3] for it in self.items]
+        self.roots = [_FEATURE_CACHE[id(it.trajectory)][3] for it in self.items]
         self.kinds = [log_kind(it.trajectory) for it in self.items]
 
 
@@ -107,7 +108,7 @@ class Rows:
     """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
 
     def __init__(self, groups: dict[str, Featurised], views: tuple[bool, ...] = (True, False)):
-        xs, starts, targets, masks, group, kind, agents, among, cause = [], [], [], [], [], [], [], [], []
+        xs, starts, targets, masks, group, kind, agents, among, roots = [], [], [], [], [], [], [], [], []
         offset = 0
         for name, feats in groups.items():
             for k, it in enumerate(feats.items):
@@ -119,7 +120,7 @@ class Rows:
                     masks.append([s.agent == it.label.agent for s in it.trajectory.steps])
                     agents += [s.agent for s in it.trajectory.steps]
                     among.append(feats.nameable[k])
-                    cause += feats.causes[k]
+                    roots += feats.roots[k]
                     group.append(name)
                     kind.append(feats.kinds[k])
                     offset += len(x)
@@ -131,7 +132,7 @@ class Rows:
         self.kind = kind  # each trajectory's log kind
         self.agents = agents
         self.nameable = np.concatenate(among) if among else np.zeros(0, dtype=bool)  # see cpu.nameable
-        self.cause = np.array(cause, dtype=int)  # each step's trace_back.causes, a position in its own trajectory
+        self.root = np.array(roots, dtype=int)  # the step each step's fault is followed to, in its own trajectory
         self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
 
     def __len__(self) -> int:
@@ -213,28 +214,36 @@ def _calibrated_temperature(scores: np.ndarray, rows: Rows, rule: tuple[bool, fl
     same. The likelihood of the labelled step (:func:`_best_temperature`) calibrates the untraced distribution
     instead, which is not the probability a verdict carries."""
     w = _run_weights(rows.group)
-    p = segment_softmax(scores, rows)
+    named = _named(segment_softmax(scores, rows), rows, rule)
+    hit = named == rows.targets
     best = (math.inf, 1.0)
     for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 61)):
-        v = verdicts(p, rows, rule, segment_softmax(scores / t, rows))
-        brier = float(w @ np.array([(c - s) ** 2 for _, s, c in v]))
+        brier = float(w @ (traced(segment_softmax(scores / t, rows), rows)[named] - hit) ** 2)
         best = min(best, (brier, float(t)))
     return best[1]
 
 
+def traced(p: np.ndarray, rows: Rows) -> np.ndarray:
+    """``p`` with each step's probability moved to the step its fault is followed to
+    (:func:`agenttrace.attribution.trace_back.trace`, for every trajectory at once)."""
+    return np.bincount(rows.root + rows.starts[rows.seg], weights=p, minlength=len(p))
+
+
+def _named(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> np.ndarray:
+    """The row of the step each trajectory's verdict names, decided as the attributor does: on ``p`` traced,
+    by :func:`agenttrace.attribution.cpu.decide`."""
+    p = traced(p, rows)
+    return np.array([a + decide(p[a:b], rows.agents[a:b], rule[1], rule[0]) for a, b, _ in rows.segments()], dtype=int)
+
+
 def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float],
              reported: np.ndarray | None = None) -> list[tuple[bool, bool, float]]:
-    """(agent right, step right, probability of the named step) of each trajectory, decided as the attributor
-    does: on the distribution ``p`` traced back (:func:`agenttrace.attribution.trace_back.trace`), by
-    :func:`agenttrace.attribution.cpu.decide`; the probability is read off ``reported`` (default ``p``), traced
-    back the same way, as the attributor reports the tempered distribution's."""
-    reported = p if reported is None else reported
-    out = []
-    for a, b, target in rows.segments():
-        cause = list(rows.cause[a:b])
-        pos = decide(trace(p[a:b], cause), rows.agents[a:b], rule[1], rule[0])
-        out.append((bool(rows.agent_mask[a + pos]), bool(a + pos == target), float(trace(reported[a:b], cause)[pos])))
-    return out
+    """(agent right, step right, probability of the named step) of each trajectory: the step is decided on
+    ``p`` (:func:`_named`), the probability read off ``reported`` (default ``p``) traced the same way, as the
+    attributor reports the tempered distribution's."""
+    named = _named(p, rows, rule)
+    prob = traced(p if reported is None else reported, rows)[named]
+    return [(bool(rows.agent_mask[k]), bool(k == t), float(c)) for k, t, c in zip(named, rows.targets, prob)]
 
 
 @dataclass
@@ -371,7 +380,7 @@ def stack(parts: list[Rows]) -> Rows:
     out.agent_mask = np.concatenate([p.agent_mask for p in parts])
     out.agents = [a for p in parts for a in p.agents]
     out.nameable = np.concatenate([p.nameable for p in parts])
-    out.cause = np.concatenate([p.cause for p in parts])
+    out.root = np.concatenate([p.root for p in parts])
     out.group = [g for p in parts for g in p.group]
     out.kind = [k for p in parts for k in p.kind]
     out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
@@ -392,7 +401,7 @@ def take(rows: Rows, keep: list[int]) -> tuple[Rows, np.ndarray]:
     out.agent_mask = rows.agent_mask[steps]
     out.agents = [rows.agents[i] for i in steps]
     out.nameable = rows.nameable[steps]
-    out.cause = rows.cause[steps]
+    out.root = rows.root[steps]
     out.group = [rows.group[k] for k in keep]
     out.kind = [rows.kind[k] for k in keep]
     out.seg = np.repeat(np.arange(len(keep)), lengths)

@@ -596,9 +596,13 @@ def _mark_work_arounds(steps: list[Step], flows: list[StepFlow]) -> None:
         if after is None:
             continue
         failed = [c for c in steps[pos].tool_calls if c.error]
-        again = any(c.name == x.name and c.arguments == x.arguments for c in steps[after].tool_calls for x in failed)
-        if not again and (flows[after].assume_word or flows[after].underived):
+        if not calls_again(steps[after], failed) and (flows[after].assume_word or flows[after].underived):
             flows[after].works_around = pos
+
+
+def calls_again(step: Step, calls: list[ToolCall]) -> bool:
+    """Whether ``step`` makes one of ``calls`` again: the same tool with the same arguments."""
+    return any(c.name == x.name and c.arguments == x.arguments for c in step.tool_calls for x in calls)
 
 
 def _names_failed_tool(failed: Step, step: Step) -> bool:

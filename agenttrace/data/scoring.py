@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from agenttrace.models import Attribution, Label
@@ -174,11 +174,9 @@ class SubsetScore:
             self.confident_step_exact += not s.uncertain and s.step_exact
 
     def merge(self, other: SubsetScore) -> None:
-        for name in ("n", "agent_whowhen", "step_whowhen", "agent_exact", "step_exact", "reward_sum",
-                     "flagged", "uncertain", "uncertain_step_exact", "confident_step_exact"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.confidences += other.confidences
-        self.confident_hits += other.confident_hits
+        """Adds ``other``'s counts and lists to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def _rate(self, k: int) -> float:
         return k / self.n if self.n else 0.0
