@@ -87,9 +87,10 @@ def trace_request(n_spans: int, *, content_bytes: int, trace_id: bytes | None = 
     return req
 
 
-def post(c: LocalCollector, body: bytes, client: httpx.Client | None = None) -> int:
+def post(endpoint: str, body: bytes, client: httpx.Client | None = None) -> int | str:
+    """An export's HTTP status, or the name of the error that stopped it."""
     try:
-        return (client or httpx).post(f"{c.endpoint}/v1/traces", content=body, headers=PROTOBUF, timeout=120).status_code
+        return (client or httpx).post(f"{endpoint}/v1/traces", content=body, headers=PROTOBUF, timeout=120).status_code
     except httpx.HTTPError as exc:
         return type(exc).__name__
 
@@ -110,7 +111,7 @@ def uploads(workdir: Path, n: int, size_mib: int) -> None:
 
             def one(_):
                 gate.wait()
-                return post(c, body)
+                return post(c.endpoint, body)
 
             with ThreadPoolExecutor(n) as pool:
                 statuses = Counter(pool.map(one, range(n)))
@@ -164,25 +165,18 @@ STALLED_PROBE_S = 1.5  # past the collector's STALLED_AFTER_S
 
 def _loris_round(label: str, endpoint: str, port: int, n: int, read_timeout: float) -> None:
     probe = trace_request(3, content_bytes=100).SerializeToString()
-
-    def export() -> int | str:
-        try:
-            return httpx.post(f"{endpoint}/v1/traces", content=probe, headers=PROTOBUF, timeout=30).status_code
-        except httpx.HTTPError as exc:
-            return type(exc).__name__
-
     socks = []
     try:
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             socks.append(s)
-        at_once = export()
+        at_once = post(endpoint, probe)
         time.sleep(STALLED_PROBE_S)
-        later = export()
+        later = post(endpoint, probe)
         time.sleep(read_timeout + 3 - STALLED_PROBE_S)
         still_open = sum(not _closed(s) for s in socks)
-        after = export()
+        after = post(endpoint, probe)
     finally:
         for s in socks:
             s.close()
@@ -275,9 +269,9 @@ def big_trace(workdir: Path, n_spans: int, exports: int) -> None:
                     part = ExportTraceServiceRequest()
                     part.CopyFrom(req)
                     part.resource_spans[0].scope_spans[0].spans.extend(spans[i * step:(i + 1) * step])
-                    assert post(c, part.SerializeToString(), client) == 200
+                    assert post(c.endpoint, part.SerializeToString(), client) == 200
                     t = time.perf_counter()
-                    assert post(c, trace_request(3, content_bytes=100).SerializeToString(), client) == 200
+                    assert post(c.endpoint, trace_request(3, content_bytes=100).SerializeToString(), client) == 200
                     probes.append(time.perf_counter() - t)
                     time.sleep(0.3)  # past --settle: the run is due again
             sent = time.monotonic()
@@ -314,7 +308,7 @@ def fuzz(workdir: Path, cases: int) -> None:
         def http_case(i: int) -> None:
             rng = random.Random(i)
             body = mutate(seed_request(rng), rng, rng.randint(1, 6)).SerializeToString()
-            statuses[post(c, mutate_body(body, rng) if i % 5 == 4 else body)] += 1
+            statuses[post(c.endpoint, mutate_body(body, rng) if i % 5 == 4 else body)] += 1
 
         def grpc_case(i: int) -> None:
             rng = random.Random(-i)
@@ -331,7 +325,7 @@ def fuzz(workdir: Path, cases: int) -> None:
             list(pool.map(grpc_case, range(cases // 3)))
         elapsed = time.perf_counter() - t
         rng = random.Random(0)
-        assert post(c, seed_request(rng, run_id="overload-canary").SerializeToString()) == 200
+        assert post(c.endpoint, seed_request(rng, run_id="overload-canary").SerializeToString()) == 200
         trajectory, _ = c.wait_run("overload-canary", timeout=120)
         health = c.get("/api/v1/health").json()
     finally:

@@ -79,8 +79,10 @@ def http_router(writer: IngestWriter, max_body_bytes: int, redactor: Redactor | 
                 return _error(413, f"request body exceeds {max_body_bytes} bytes", reply_type)
         try:
             raw = otlp.decompress(body, request.headers.get("content-encoding"), max_body_bytes)
-            wire = len(body) + (len(raw) if raw is not body else 0)  # the body as sent, and decompressed
-            held.take(wire - len(body) + len(raw))  # the decompressed body, and the message about as large
+            wire = len(body) if raw is body else len(body) + len(raw)  # the body as sent, and decompressed
+            if raw is not body:
+                held.take(len(raw))
+            held.take(len(raw))  # the message decoded from it, about as large
             parsed = otlp.parse_request(raw, ctype)
             del body, raw  # decoded: the bytes are given back
             held.give_back(wire)
