@@ -4,7 +4,7 @@
 
 Splits (the model is refitted on the training side of each; every choice - feature set, L2, synthetic
 weight, whether every group or every source weighs the same, how the verdict is read off the distribution,
-temperature, uncertainty threshold, and the temperature and threshold of each kind of log (a run rebuilt from
+temperature, and the temperature and verdict rule of each kind of log (a run rebuilt from
 its spans, or a log read from a file) - is made by an inner leave-one-group-out over the training
 side's groups only, never by looking at the held-out side; the choices are listed under the table):
 * leave-one-source-out on the dev data (Who&When Hand-Crafted, Algorithm-Generated, TracerTraj code-dev);
@@ -18,8 +18,8 @@ that names only an agent is given that agent's first step.
 
 Columns: exact agent and step accuracy; Who&When's substring rule (dev data only: true step 1 matches a
 predicted 12); AgenTracer's reward; expected calibration error of the verdict's probability against an
-exact step hit (10 bins); accuracy (step exact) of the confident and of the uncertain verdicts, with their
-counts; median and p99 milliseconds per trajectory (one core). The cpu rows are without the ground truth
+exact step hit (10 bins); accuracy (step exact) of the confident and of the uncertain verdicts (calibrated
+probability below one half), with their counts; median and p99 milliseconds per trajectory (one core). The cpu rows are without the ground truth
 answer (the harder case); "cpu+G" is with it.
 """
 
@@ -131,9 +131,9 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
                          for c in m["averaged"])
     choices.append(f"* {title} {held_name}: average of ({averaged}), "
                    f"agent by {'probability mass' if m['agent_by_mass'] else 'top step'}, earlier step within "
-                   f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}, uncertain below {model.threshold:.2f}"
+                   f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}"
                    + "".join(f"; {kind} logs: agent by {'probability mass' if c.by_mass else 'top step'}, earlier "
-                             f"step within {c.earliest:.0%}, T={c.temperature:.2f}, uncertain below {c.threshold:.2f}"
+                             f"step within {c.earliest:.0%}, T={c.temperature:.2f}"
                              for kind, c in model.calibration.items())
                    + f" (inner (agent+step)/2 = {m['inner_accuracy']:.3f})")
     att = CpuAttributor(model=model)

@@ -64,7 +64,7 @@ def test_the_seeded_error_is_among_the_candidates():
         a = att.attribute(item.trajectory)
         assert len(a.candidates) == 3 and (a.candidates[0].agent, a.candidates[0].step) == (a.agent, a.step)
         assert any((c.agent, c.step) == (item.label.agent, item.label.step) for c in a.candidates), a.reason
-        assert a.uncertain == (a.confidence < att.model.calibrated(log_kind(item.trajectory)).threshold)
+        assert a.uncertain == (a.confidence < att.model.threshold)
 
 
 def test_the_human_request_is_never_blamed():
@@ -130,25 +130,24 @@ def test_a_log_read_from_a_file_and_a_run_rebuilt_from_spans_are_calibrated_apar
     assert (log_kind(transcript), log_kind(run)) == ("log", "spans")
     assert log_kind(from_whowhen(to_whowhen(run)).trajectory) == "spans"  # an export keeps its trace's id
     x, flows = extract_features(transcript)
-    temperature, threshold, *_ = model.calibrated("log")
+    temperature, *_ = model.calibrated("log")
     p = softmax(model.scores(x) / temperature, nameable(flows))
     verdict = CpuAttributor().attribute(transcript)
     assert verdict.confidence == round(float(p[verdict.step]), 4)
-    assert verdict.uncertain == (p[verdict.step] < threshold)
+    assert model.threshold == 0.5 and verdict.uncertain == (p[verdict.step] < 0.5)
     again = StepModel.from_json(model.to_json())
     for kind, c in model.calibration.items():
         assert abs(again.calibrated(kind).temperature - c.temperature) < 1e-3
         assert again.calibrated(kind)[1:] == c[1:]
-    assert again.calibrated(None) == (again.temperature, again.threshold, again.by_mass, again.earliest)
+    assert again.calibrated(None) == (again.temperature, again.by_mass, again.earliest)
 
 
 _RULE = {"agent_by_mass": True, "earliest": 1.0}
 
 
-@pytest.mark.parametrize("calibration, message", [({"xml": {"temperature": 1.0, "threshold": 0.5} | _RULE},
-                                                   "unknown log kinds"),
-                                                  ({"text": {"temperature": 1.0}}, "no 'threshold'"),
-                                                  ({"text": {"temperature": 1.0, "threshold": 0.5}}, "no 'agent_by_mass'"),
+@pytest.mark.parametrize("calibration, message", [({"xml": {"temperature": 1.0} | _RULE}, "unknown log kinds"),
+                                                  ({"text": {"agent_by_mass": True}}, "no 'temperature'"),
+                                                  ({"text": {"temperature": 1.0}}, "no 'agent_by_mass'"),
                                                   ({"text": [1.0, 0.5]}, "wrong type")])
 def test_a_model_with_a_bad_calibration_is_refused_with_the_reason(calibration, message):
     data = CpuAttributor().model.to_json() | {"calibration": calibration}
@@ -433,6 +432,73 @@ def test_tool_output_a_text_log_prints_into_a_message_is_an_input():
     _, flows = extract_features(traj)
     assert action_text(traj.steps[1]) == "" and "16" in result_text(traj.steps[1])
     assert [f.introduced for f in flows] == [[], [], []]
+
+
+def test_the_field_a_browsing_agent_types_into_is_named_by_the_page_not_by_the_agent():
+    from agenttrace.attribution.observations import split
+
+    typed = "I typed 'Are crayfish crustaceans?' into '0 characters out of 2000'."
+    assert split(typed) == ("I typed 'Are crayfish crustaceans?'", "into '0 characters out of 2000'.")
+    run = from_whowhen({"question": "Are crayfish crustaceans?", "history": [
+        {"role": "human", "content": "Are crayfish crustaceans?"},
+        {"role": "WebSurfer", "content": f"{typed}\n\nHere is a screenshot of [Bing](https://bing.com). Crayfish are crustaceans."},
+        {"role": "Orchestrator (final answer)", "content": "FINAL ANSWER: yes"},
+    ]}).trajectory
+    _, flows = extract_features(run, use_expected=False)
+    assert flows[1].introduced == []  # the 2000 is the field's name on the page
+
+
+def test_a_word_an_input_gave_as_a_possessive_was_given():
+    from agenttrace.attribution.flow import word_forms
+
+    assert "jerry" in word_forms("jerry's") and "jerry's" in word_forms("jerry")
+    traj = Trajectory(run_id="t", task="Which Ben & Jerry's flavour was retired last?", steps=[
+        Step(index=0, agent="surfer", content="Searching.",
+             tool_calls=[ToolCall(name="web_search", arguments={"query": "Ben Jerry retired flavour"}, result="...")]),
+        Step(index=1, agent="surfer", content="Done."),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    assert flows[0].unseen_argument is None
+
+
+def test_a_function_word_or_a_date_in_an_argument():
+    call = lambda args: Trajectory(run_id="t", task="Find the fare of Oslo-Rome on 2025-03-25.", steps=[
+        Step(index=0, agent="fetcher", content="Looking.", tool_calls=[ToolCall(name="get_fare", arguments=args, result="1")]),
+        Step(index=1, agent="fetcher", content="Done."),
+    ])
+    _, flows = extract_features(call({"route": "what Oslo-Rome", "date": "2025-03-25"}), use_expected=False)
+    assert flows[0].unseen_argument is None  # 'what' says nothing of its own
+    _, flows = extract_features(call({"route": "Oslo-Rome", "date": "2025-03-18"}), use_expected=False)
+    assert flows[0].unseen_argument == ("get_fare", "date", "2025-03-18", "2025-03-18")  # a date no input gave
+
+
+def test_the_words_a_delegation_hands_on_are_no_lookup_key():
+    delegate = ToolCall(name="delegate_work_to_coworker", result="Oslo-Rome: 120 EUR.",
+                        arguments={"task": "Steps: look up Oslo-Rome, then report back.", "coworker": "fetcher"})
+    traj = Trajectory(run_id="t", task="Find the fare of Oslo-Rome.", steps=[
+        Step(index=0, agent="lead", content="", tool_calls=[delegate], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Oslo-Rome: 120 EUR."),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    assert flows[0].unseen_argument is None  # 'steps', 'report' are the lead's words to the fetcher
+
+
+def test_a_total_worked_out_from_what_the_step_was_given_is_not_said_to_come_from_nowhere():
+    traj = Trajectory(run_id="t", task="Add up the fares of Oslo-Rome and Paris-Rome.", steps=[
+        Step(index=0, agent="fetcher", content="Looking up.", tool_calls=[
+            ToolCall(name="get_fare", arguments={"route": "Oslo-Rome"}, result="Oslo-Rome: 120 EUR"),
+            ToolCall(name="get_fare", arguments={"route": "Paris-Rome"}, result="Paris-Rome: 180 EUR")]),
+        Step(index=1, agent="writer", content="The total is 300 EUR; with the fee, 345 EUR."),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    view = cl.View(traj)
+    assert flows[1].introduced == ["300", "345"] and flows[1].underived == ["345"]
+    assert evidence_claims(view, 1, "introduced_to_answer", flows[1], None) == [
+        cl.IntroducesNumber(1, "345"), cl.ReachesAnswer(1, "345")]
+    assert evidence_claims(view, 1, "num_introduced", flows[1], None) == [cl.IntroducesNumber(1, "345")]
+    flows[1].underived = []
+    assert evidence_claims(view, 1, "introduced_to_answer", flows[1], None) == [cl.ReachesAnswer(1, "300")]
+    assert evidence_claims(view, 1, "num_introduced", flows[1], None) == []
 
 
 def test_the_same_words_twice_in_a_row_are_one_turn_logged_twice_not_a_loop():

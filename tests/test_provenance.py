@@ -118,6 +118,20 @@ def test_routing_speaking_and_repaired_calls_are_not_off_task():
     assert read_flow(traj)[3].introduced == []
 
 
+def test_a_reason_does_not_cite_a_function_word_as_off_task():
+    from agenttrace.attribution.cpu import evidence_claims
+
+    traj = Trajectory(run_id="t", task="When did Fubo go public?", steps=[
+        Step(index=0, agent="surfer", content="Searching.",
+             tool_calls=[ToolCall(name="web_search", arguments={"query": "what year did Fubo go public IPO"}, result="2020")]),
+        Step(index=1, agent="surfer", content="2020."),
+    ])
+    assert [a.token for a in off_task_arguments(traj)] == ["what", "year", "IPO"]
+    _, flows = extract_features(traj, use_expected=False)
+    claims = evidence_claims(cl.View(traj), 0, "offtask_ungiven", flows[0], None)
+    assert [c.token for c in claims] == ["year"] and cl.check_claims(traj, claims) == []
+
+
 def test_a_delegations_result_arrives_after_the_steps_it_relays():
     relay = "Done. Oslo-Vienna: 150 EUR."
     traj = Trajectory(run_id="d", task="Look up the fare of Oslo-Vienna for date 2025-03-18.", answer="150", steps=[

@@ -146,9 +146,18 @@ def test_a_call_the_environment_failed_passes_its_fault_to_the_act_that_goes_on_
     assert (verdict.agent, verdict.step) == ("fetcher", 2)
 
 
-def test_a_call_that_failed_on_its_own_misspelt_argument_keeps_its_fault():
+def test_a_call_that_failed_on_its_own_misspelt_argument_takes_the_fault_of_the_act_that_goes_on_without_it():
     traj = _failed_lookup("Olso-Vienna")  # the caller's typo: no input says it
-    assert _causes(traj) == [0, 1, 2, 3]
+    cause = _causes(traj)
+    assert cause == [0, 1, 1, 3]  # the assumption's fault goes back to the call the typo broke
+    assert trace(np.array([0.1, 0.2, 0.5, 0.2]), cause).tolist() == pytest.approx([0.1, 0.7, 0.0, 0.2])
+    _, flows = extract_features(traj, use_expected=False)
+    claims = link_claims(1, traj.steps, flows, cause)
+    assert claims == [cl.FailureGoneAround(1, 2, "get_fare", "get_fare timed out for Olso-Vienna; the request can be retried")]
+    assert cl.check_claims(traj, claims) == []
+    verdict, _ = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("fetcher", 1)
+    assert "its next step (fetcher, step 2) goes on without making that call again" in verdict.reason
 
 
 def test_a_retry_is_not_a_work_around():

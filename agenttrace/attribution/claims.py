@@ -445,6 +445,24 @@ class GoesOnAfterFailure(Claim):
 
 
 @dataclass(frozen=True)
+class FailureGoneAround(Claim):
+    """The step's ``tool`` call failed with ``error``, and its agent's next step, ``later``, goes on without making
+    that call again (:class:`GoesOnAfterFailure` of ``later``)."""
+
+    later: int
+    tool: str
+    error: str
+
+    def clause(self, view: View) -> str:
+        later = view.steps[self.later]
+        return (f"its {self.tool} call failed ('{self.error}'), and its next step ({later.agent}, step {later.index}) "
+                "goes on without making that call again")
+
+    def holds(self, view: View) -> bool:
+        return GoesOnAfterFailure(self.later, self.pos, self.tool, self.error).holds(view)
+
+
+@dataclass(frozen=True)
 class Repeats(Claim):
     """The step does what an ``earlier`` step of the same agent did (:func:`~.flow.does_again`: the same calls,
     or without calls the same words), and its calls got back what that step's got."""

@@ -22,14 +22,15 @@ of a loop, the plan or user's turn a wrong call follows, the hand-off to an agen
 :mod:`agenttrace.attribution.trace_back`), a rule built in, not learned per kind of error. The verdict is read off
 the traced distribution by :func:`decide` (the agent by probability mass or by the top step, then that agent's
 earliest near-best step); the reported probabilities use a calibrated temperature, and the verdict carries the
-top candidates and is ``uncertain`` below the model's threshold.
-Temperature, threshold and verdict rule are chosen per kind of log (:func:`log_kind`): a run the collector rebuilt
+top candidates and is ``uncertain`` when its calibrated probability is below the model's threshold: one half
+(the verdict is then more likely wrong than right), unless a user sets another.
+Temperature and verdict rule are chosen per kind of log (:func:`log_kind`): a run the collector rebuilt
 from its spans, or a log read from a file (a transcript, a chat log), whose verdicts are far less often right.
-Which features count, the regularisation, the verdict rule, the temperatures and thresholds are all chosen
+Which features count, the regularisation, the verdict rule and the temperatures are all chosen
 by leave-one-group-out over the training data (:mod:`agenttrace.attribution.cpu_fit`). The reason is built from
 claims (:mod:`agenttrace.attribution.claims`) and only claims the checker verifies are said.
 
-The weights, temperatures and thresholds live in ``cpu_model.json`` next to this file;
+The weights, temperatures and threshold live in ``cpu_model.json`` next to this file;
 ``bench/train_cpu_attributor.py`` rebuilds it.
 """
 
@@ -51,6 +52,7 @@ from agenttrace.attribution.code_origin import code_origins
 from agenttrace.attribution.coverage import left_out
 from agenttrace.attribution.flow import (
     ERROR_WORDS,
+    FUNCTION_WORDS,
     StepFlow,
     action_text,
     count_words,
@@ -310,17 +312,16 @@ def decide(p: np.ndarray, agents: list[str], earliest: float = 1.0, by_mass: boo
 
 
 class Calibration(NamedTuple):
-    """How one kind of log is read: the softmax temperature, the probability below which a verdict is
-    uncertain, and the verdict rule (:func:`decide`)."""
+    """How one kind of log is read: the softmax temperature and the verdict rule (:func:`decide`)."""
 
     temperature: float
-    threshold: float
     by_mass: bool
     earliest: float
 
 
 class StepModel:
-    """A linear scorer over standardised features; ``probabilities`` is the tempered softmax over the steps."""
+    """A linear scorer over standardised features; ``probabilities`` is the tempered softmax over the steps.
+    A verdict whose calibrated probability is below ``threshold`` is uncertain."""
 
     def __init__(self, weights, mean, scale, meta: dict[str, Any] | None = None, *, temperature: float = 1.0,
                  threshold: float = 0.5, earliest: float = 1.0, by_mass: bool = True,
@@ -334,12 +335,12 @@ class StepModel:
         self.earliest = float(earliest)
         self.by_mass = bool(by_mass)
         # log kind -> its own calibration and verdict rule; a kind not here uses the pooled ones
-        self.calibration = {kind: Calibration(float(c[0]), float(c[1]), bool(c[2]), float(c[3]))
+        self.calibration = {kind: Calibration(float(c[0]), bool(c[1]), float(c[2]))
                             for kind, c in (calibration or {}).items()}
 
     def calibrated(self, kind: str | None = None) -> Calibration:
-        """The temperature, uncertainty threshold and verdict rule for a kind of log (:func:`log_kind`)."""
-        return self.calibration.get(kind, Calibration(self.temperature, self.threshold, self.by_mass, self.earliest))
+        """The temperature and verdict rule for a kind of log (:func:`log_kind`)."""
+        return self.calibration.get(kind, Calibration(self.temperature, self.by_mass, self.earliest))
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.weights
@@ -364,8 +365,8 @@ class StepModel:
             "threshold": self.threshold,
             "earliest": self.earliest,
             "agent_by_mass": self.by_mass,
-            "calibration": {kind: {"temperature": round(c.temperature, 4), "threshold": c.threshold,
-                                   "agent_by_mass": c.by_mass, "earliest": c.earliest}
+            "calibration": {kind: {"temperature": round(c.temperature, 4), "agent_by_mass": c.by_mass,
+                                   "earliest": c.earliest}
                             for kind, c in self.calibration.items()},
             "meta": self.meta,
         }
@@ -378,7 +379,7 @@ class StepModel:
             raise AttributorError("the model was built for other features; refit it "
                                   "(agenttrace train --attributor cpu) or rebuild it with bench/train_cpu_attributor.py")
         try:
-            calibration = {kind: Calibration(c["temperature"], c["threshold"], c["agent_by_mass"], c["earliest"])
+            calibration = {kind: Calibration(c["temperature"], c["agent_by_mass"], c["earliest"])
                            for kind, c in data.get("calibration", {}).items()}
             model = cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
                         temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),
@@ -431,14 +432,16 @@ def _assumption(text: str, word: str) -> str | None:
 
 def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected_at: int | None) -> list[cl.Claim]:
     """The claims that say, in the run's own terms, what ``feature`` saw at step ``pos``."""
+    # a number worked out from what the step was given (a total of the prices it had) is not said to be
+    # "in neither the task nor anything it was given": true, but it reads as an invention
     if feature == "introduced_to_answer" and f.introduced_to_answer:
-        v = f.introduced_to_answer[0]
-        return [cl.IntroducesNumber(pos, v), cl.ReachesAnswer(pos, v)]
+        v = next((v for v in f.introduced_to_answer if v in f.underived), f.introduced_to_answer[0])
+        return ([cl.IntroducesNumber(pos, v)] if v in f.underived else []) + [cl.ReachesAnswer(pos, v)]
     if feature in ("underived", "first_underived") and f.underived:
         v = f.underived[0]
         return [cl.IntroducesNumber(pos, v)] + ([cl.ReachesAnswer(pos, v)] if v in f.introduced_to_answer else [])
-    if feature in ("num_introduced", "introduced_rel") and f.introduced:
-        return [cl.IntroducesNumber(pos, f.introduced[0])]
+    if feature in ("num_introduced", "introduced_rel") and f.underived:
+        return [cl.IntroducesNumber(pos, f.underived[0])]
     if feature == "arg_unseen" and f.unseen_argument:
         return [cl.CallsWithUnseenWord(pos, *f.unseen_argument)]
     if feature in ("arg_ungrounded", "arg_ungrounded_to_answer") and f.ungrounded:
@@ -475,11 +478,14 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         return [cl.WritesKeptCode(pos, f.code_origin.line, f.code_origin.last)]
     if feature in ("repeats", "first_repeat") and f.repeats is not None:
         return [cl.Repeats(pos, f.repeats)]
-    if feature == "offtask_origin" and f.originates:
-        a = f.originates[0]
+    # an off-task word that is a function word ("what" in a query the agent wrote) is true, and no evidence
+    originates = [a for a in f.originates if a.token.lower() not in FUNCTION_WORDS]
+    off_task = [a for a in f.off_task if a.token.lower() not in FUNCTION_WORDS]
+    if feature == "offtask_origin" and originates:
+        a = originates[0]
         return [cl.FirstToState(pos, a.token, a.call, a.tool, a.argument, a.value)]
-    if feature in ("offtask_given", "offtask_ungiven") and f.off_task:
-        a = next((a for a in f.off_task if (a.given_at is not None) == (feature == "offtask_given")), f.off_task[0])
+    if feature in ("offtask_given", "offtask_ungiven") and off_task:
+        a = next((a for a in off_task if (a.given_at is not None) == (feature == "offtask_given")), off_task[0])
         out = [cl.CallsOffTask(pos, a.tool, a.argument, a.value, a.token)]
         if a.given_at is not None:
             out += [cl.HadTaskValue(pos, a.given_at, v) for v in a.task_values if v.lower() in view.actions[a.given_at].lower()][:1]
@@ -552,7 +558,7 @@ class CpuAttributor(Attributor):
         candidates = [Candidate(agent=steps[i].agent, step=steps[i].index, probability=round(float(p[i]), 4))
                       for i in [pos, *others]]
         confidence = float(p[pos])
-        uncertain = confidence < calibrated.threshold
+        uncertain = confidence < self.model.threshold
         view = cl.View(trajectory)
         claims = self._claims(view, pos, x, flows, cause)
         head = (f"is the most likely decisive error ({confidence:.0%} calibrated probability"

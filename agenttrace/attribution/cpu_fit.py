@@ -12,10 +12,12 @@ scored, without the ground truth, by models fitted on the others; of the configu
 or COMPACT), L2, synthetic weight and balance (GRID), the half whose cross-fitted scores give the labelled
 steps the highest likelihood (averaged so that every source counts the same, at the best temperature) are
 fitted and their weights averaged; the verdict rule (RULES: the plain one unless another has a better mean
-(agent + step exact) / 2 by more than a standard error and is no worse on any group), the temperature and
-the uncertainty threshold (the cut that best separates right from wrong verdicts) are read off the same
-cross-fitted scores, pooled and per log kind (a kind the held-out verdicts of two groups or more show). :func:`train` makes the choices and fits
-the final model on every group.
+(agent + step exact) / 2 by more than a standard error and is no worse on any group) and the temperature
+(the one whose verdicts' probabilities best forecast a hit) are read off the same cross-fitted scores, pooled
+and per log kind (a kind the held-out verdicts of two groups or more show). No uncertainty cut is fitted: on a
+calibrated probability the cut that best separates right from wrong verdicts is one half, where a fitted cut
+follows the share of right verdicts in the training groups (near 0 when they are mostly right) and flags
+nothing on a system they never showed. :func:`train` makes the choices and fits the final model on every group.
 Used by ``agenttrace train --attributor cpu``, bench/train_cpu_attributor.py and bench/generalisation.py.
 """
 
@@ -56,7 +58,7 @@ def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
 
 
 SYNTHETIC = "synthetic_pipeline"
-# a log kind gets its own temperature and threshold when the held-out verdicts of at least two groups and this
+# a log kind gets its own temperature and verdict rule when the held-out verdicts of at least two groups and this
 # many runs of that kind show how often its verdicts are right
 MIN_CALIBRATION_RUNS = 20
 # A smaller set of the strongest generic signals; inner cross-validation chooses between it and all features.
@@ -253,7 +255,6 @@ class Choice:
     configs: list[dict]  # the grid configurations whose fitted models are averaged
     rule: tuple[bool, float]
     temperature: float
-    threshold: float
     score: float
     table: list = field(default_factory=list)
     calibration: dict[str, Calibration] = field(default_factory=dict)
@@ -273,14 +274,6 @@ def _hits(v: list[tuple[bool, bool, float]]) -> np.ndarray:
     return np.array([(agent_ok + step_ok) / 2 for agent_ok, step_ok, _ in v])
 
 
-def _threshold(conf: np.ndarray, hit: np.ndarray) -> float:
-    """The probability below which a verdict is flagged uncertain: the cut that best separates the verdicts
-    that were right from those that were wrong (most verdicts on the right side of it)."""
-    cuts = np.unique(np.round(conf, 3))
-    best = max(((np.mean((conf >= c) == hit), -c) for c in cuts), default=(0.0, -0.5))
-    return -best[1]
-
-
 def _group_nll(scores: np.ndarray, rows: Rows, temperature: float) -> float:
     """Negative log-likelihood of the labelled steps, averaged per group and then over the groups, every source
     weighing the same."""
@@ -293,8 +286,8 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     by models fitted on the others. The better half of the grid's configurations by the likelihood their
     cross-fitted scores give the labelled steps (at their best temperature; a proper score, steadier than
     accuracy on a few hundred runs) is kept and averaged; then the verdict rule with the best mean
-    (agent + step exact) / 2, the temperatures and the uncertainty thresholds are read off the averaged
-    cross-fitted scores, pooled and for each kind of log with enough runs of at least two groups."""
+    (agent + step exact) / 2 and the temperatures are read off the averaged cross-fitted scores, pooled and for
+    each kind of log with enough runs of at least two groups."""
     names = list(groups)
     if len(names) < 2:
         raise ValueError("selection needs at least two labelled groups")
@@ -317,16 +310,14 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     scores = np.mean([s for *_, s in kept], axis=0)
     accuracy, rule = _best_rule(scores, held)
     temperature = _calibrated_temperature(scores, held, rule)
-    threshold = _calibrated_threshold(scores, held, rule, temperature)
     calibration = {}
     for kind in LOG_KINDS:
         rows, steps = take(held, [k for k, v in enumerate(held.kind) if v == kind])
         if len(set(rows.group)) >= 2 and len(rows) >= MIN_CALIBRATION_RUNS:
             _, kind_rule = _best_rule(scores[steps], rows)
             t = _calibrated_temperature(scores[steps], rows, kind_rule)
-            threshold_k = _calibrated_threshold(scores[steps], rows, kind_rule, t)
-            calibration[kind] = Calibration(float(t), float(threshold_k), bool(kind_rule[0]), float(kind_rule[1]))
-    return Choice(configs, rule, temperature, threshold, accuracy, table, calibration)
+            calibration[kind] = Calibration(float(t), bool(kind_rule[0]), float(kind_rule[1]))
+    return Choice(configs, rule, temperature, accuracy, table, calibration)
 
 
 def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float]]:
@@ -348,11 +339,6 @@ def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float
     return float(w @ hits[rule]), rule
 
 
-def _calibrated_threshold(scores: np.ndarray, rows: Rows, rule: tuple[bool, float], temperature: float) -> float:
-    v = verdicts(segment_softmax(scores, rows), rows, rule, segment_softmax(scores / temperature, rows))
-    return _threshold(np.array([c for *_, c in v]), np.array([s for _, s, _ in v]))
-
-
 def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledTrajectory]) -> StepModel:
     """The model fitted on ``groups`` + ``synthetic`` with the choices :func:`select` makes on them."""
     feats = {k: Featurised(v) for k, v in groups.items()}
@@ -361,7 +347,7 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     rows = Rows({**feats, SYNTHETIC: synth})
     fits = [fit(rows, FEATURE_SETS[c["features"]], c["l2"], c["synthetic"], c["balance"]) for c in choice.configs]
     model = StepModel(np.mean([f.weights for f in fits], axis=0), fits[0].mean, fits[0].scale)  # same rows: same scaling
-    model.temperature, model.threshold = choice.temperature, choice.threshold
+    model.temperature = choice.temperature
     model.calibration = dict(choice.calibration)
     model.by_mass, model.earliest = choice.rule
     model.meta = {"chosen_by": "leave-one-group-out over the training groups", "averaged": choice.configs,

@@ -85,6 +85,17 @@ _CONSTRAINT = re.compile(r"\b(?:only|at least|at most|exactly|not|no more than|n
 _TASK_STOP = {"what", "which", "when", "where", "there", "their", "this", "that", "with", "from", "have", "does",
               "many", "much", "into", "they", "them", "your", "will", "would", "could", "about", "been", "were",
               "then", "than", "also", "some", "more", "most", "only", "each", "find", "give", "please", "answer"}
+# grammatical words that carry no content of their own: one an argument uses and no input gave is no evidence
+# of anything (words of quantity, order or place - "only", "each", "most", "before", "without" - are left out:
+# they state a task's constraints)
+FUNCTION_WORDS = {
+    "the", "and", "but", "nor", "yet", "can", "will", "just", "what", "which", "who", "whom", "whose", "when",
+    "where", "why", "how", "this", "that", "these", "those", "with", "from", "into", "onto", "upon", "about",
+    "via", "has", "have", "had", "having", "does", "did", "doing", "done", "are", "was", "were", "been", "being",
+    "its", "his", "her", "hers", "their", "theirs", "them", "they", "our", "ours", "your", "yours", "you", "she",
+    "him", "there", "here", "then", "also", "would", "could", "might", "shall", "may", "whether", "either",
+    "neither", "because", "though", "although", "i'll", "i'm", "i've", "i'd", "it's", "let's", "we'll", "we're",
+}
 _HUMAN = {"human", "user", "customer", "simulated_user", "client"}
 _ASKING_ROLES = {"human", "system", "developer"}
 
@@ -310,7 +321,7 @@ class StepFlow:
     failed_tool: tuple[str, str] | None = None  # (tool, error text) of a call of its that failed
     result_problem: str | None = None  # a problem word in what its tools returned
     ignored_error_at: int | None = None  # an earlier failed call of this agent it goes on from without a word
-    works_around: int | None = None  # an earlier call of this agent the environment failed, see _mark_work_arounds
+    works_around: int | None = None  # an earlier failed call of this agent it goes on without, see _mark_work_arounds
     repaired: bool = False  # its problem is got past later by the same agent
     repeats: int | None = None  # position of an earlier step of the same agent with the same actions
     assume_word: str | None = None
@@ -438,9 +449,11 @@ def derivable(value: str, pool: list[str]) -> bool:
 
 
 def word_forms(word: str) -> set[str]:
-    """``word`` and its plural or singular by a trailing s, es or ies ("kettle", "kettles"; "city", "cities"):
-    a word an input gave in either form was given."""
-    forms = {word, word + "s", word + "es"}
+    """``word`` and its plural or singular by a trailing s, es or ies ("kettle", "kettles"; "city", "cities"),
+    and its possessive ("jerry", "jerry's"): a word an input gave in any of these forms was given."""
+    if word.endswith("'s"):
+        return {word} | word_forms(word[:-2])
+    forms = {word, word + "s", word + "es", word + "'s"}
     if word.endswith("ies"):
         forms.add(word[:-3] + "y")
     elif word.endswith("es"):
@@ -453,11 +466,12 @@ def word_forms(word: str) -> set[str]:
 
 
 def _unseen_argument(call: ToolCall, seen_words: set[str]) -> tuple[str, str, str, str] | None:
-    """The call's first argument with a word (three letters or more, no digits) that no input carries in any
-    form (:func:`word_forms`), and the word."""
+    """The call's first argument with a word (three letters or more, not a function word; no digits, or a whole
+    date) that no input carries in any form (:func:`word_forms`), and the word."""
     for arg, text in argument_values(call.arguments):
         unseen = [w for w in _TOKEN.findall(text.lower())
-                  if len(w) >= 3 and not any(c.isdigit() for c in w) and not word_forms(w) & seen_words]
+                  if len(w) >= 3 and (DATES.fullmatch(w) or not any(c.isdigit() for c in w))
+                  and w not in FUNCTION_WORDS and not word_forms(w) & seen_words]
         if unseen:
             return call.name, arg, text[:80], unseen[0]
     return None
@@ -511,7 +525,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 reaching = [surface for v, surface in returned.items()
                             if v in answer_numbers and v not in seen_numbers and v not in own]
                 f.returned_to_answer += [(call.name, r) for r in reaching]
-                if speaks(step, call):  # it only carries the step's own words: no arguments of its own
+                if speaks(step, call) or is_handoff(step, call):  # words to another agent, not a lookup's key
                     continue
                 if f.unseen_argument is None:
                     f.unseen_argument = _unseen_argument(call, known_words)
@@ -583,12 +597,13 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
 
 
 def _mark_work_arounds(steps: list[Step], flows: list[StepFlow]) -> None:
-    """A step *works around* a failed call when the call was its agent's, failed with arguments every one of
-    which an input gave (the environment's doing: a timeout, a service down, not the caller's), the step is
-    that agent's next act, it does not make the call again, and it goes on with a value of its own: an
-    assumption, or a number no input gives."""
+    """A step *works around* a failed call when the call was its agent's, the step is that agent's next act,
+    it does not make the call again, and it goes on with a value of its own: an assumption, or a number no
+    input gives. Whose fault the failure was (the caller's argument, or the environment's: a timeout, a
+    service down) is :meth:`StepFlow.caused_its_failure`; :mod:`~agenttrace.attribution.trace_back` follows
+    the fault one way or the other."""
     for pos, f in enumerate(flows):
-        if f.failed_tool is None or not f.failed_tool[0] or f.caused_its_failure():
+        if f.failed_tool is None or not f.failed_tool[0]:
             continue
         agent = steps[pos].agent
         after = next((j for j in range(pos + 1, len(steps))

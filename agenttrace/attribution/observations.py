@@ -11,7 +11,9 @@ wording of any data set:
 * AutoGen's text browser (WebSurfer agents, FileSurfer): the page state it prints, "Address: ..." followed by
   "Title: ..." or "Viewport position: ...", then the page;
 * Magentic-One's multimodal WebSurfer: after the action it took ("I clicked 'Products'."), "Here is a
-  screenshot of ..." followed by the page's metadata and OCR text.
+  screenshot of ..." followed by the page's metadata and OCR text; in "I typed 'X' into 'Y'.", Y is the name
+  the page gives the field (its label, "0 characters out of 2000"), which the framework writes in, so
+  only "I typed 'X'" is the agent's.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ _STARTS = re.compile(
     r"|^Here is a screenshot of ",
     re.MULTILINE,
 )
+_FIELD = re.compile(r"\AI (?:typed|input) '.*?'( into '.*'\.?)\s*\Z", re.DOTALL)  # group 1: the page's field
 
 
 def split(text: str) -> tuple[str, str]:
     """``text`` as (the agent's own words, the tool output printed after them); the second is empty when the
     text follows none of the conventions."""
     m = _STARTS.search(text)
-    if m is None:
-        return text, ""
-    return text[:m.start()].rstrip(), text[m.start():]
+    own, printed = (text, "") if m is None else (text[:m.start()].rstrip(), text[m.start():])
+    if (field := _FIELD.match(own)) is not None:
+        return own[:field.start(1)], own[field.start(1):].strip() + ("\n" + printed if printed else "")
+    return own, printed
 
 
 def is_execution_report(text: str) -> bool:

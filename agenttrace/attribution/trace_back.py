@@ -14,7 +14,10 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
 * one of its tool calls uses a value the task does not give, in place of a task value that an earlier
   agent's restatement of the task had already left out and no step gave it again: :attr:`StepFlow.loses`;
 * it is in the turn of an agent that was handed the work by an earlier step and calls a tool nothing asked
-  for, having no other (:attr:`StepFlow.hands_off_request`): the hand-off chose the wrong agent.
+  for, having no other (:attr:`StepFlow.hands_off_request`): the hand-off chose the wrong agent;
+* it goes on with a value of its own, instead of calling again, after its agent's call failed on an argument
+  no input gave (a misspelt name, a made-up id: :attr:`StepFlow.works_around` and
+  :meth:`StepFlow.caused_its_failure`): the corrected call would have left nothing to work around.
 
 One link goes forward. A call that failed through no argument of its caller's (a timeout, a service down) is
 the environment's doing, and no correction of that step removes it; when the agent's next act goes on with a
@@ -66,9 +69,12 @@ def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
         if f.hands_off_request is not None:
             for j in _turn(f.hands_off_request.pos, agents):
                 link(j, i)
+        if f.works_around is not None and flows[f.works_around].caused_its_failure():
+            link(i, f.works_around)
     for j, f in enumerate(flows):
-        if f.works_around is not None and out[f.works_around] == f.works_around and out[j] != f.works_around:
-            out[f.works_around] = j
+        k = f.works_around
+        if k is not None and not flows[k].caused_its_failure() and out[k] == k and out[j] != k:
+            out[k] = j
     return out
 
 
@@ -118,6 +124,9 @@ def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[
         return out
     if f.repeats is not None:
         out.append(cl.Repeats(pos, f.repeats))
+    if (j := next((j for j in later if flows[j].works_around == pos), None)) is not None:
+        tool, error = f.failed_tool
+        out.append(cl.FailureGoneAround(pos, j, tool, " ".join(error.split())[:80]))
     for a in f.originates:
         if a.call in later and _handed(a, steps[pos]):
             out.append(cl.FirstToState(pos, a.token, a.call, a.tool, a.argument, a.value))

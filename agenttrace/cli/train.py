@@ -22,7 +22,7 @@ TRACER_ONLY = {"model": "--model", "output_dir": "--output-dir"}
 --attributor cpu: refit the cpu attributor (numpy, a minute at most) on a collector's reviewed runs (--collector;
 its token from AGENTTRACE_TOKEN), on labelled Who&When / TracerTraj files (PATHS), and optionally on the dev data
 under --with-dev-data DIR (whowhen/, tracertraj/). Each source is a group of the leave-one-group-out that chooses
-features, regularisation, verdict rule, temperature and uncertainty threshold; a lone source is split into folds.
+features, regularisation, verdict rule and temperature; a lone source is split into folds.
 Load the model with `agenttrace collector --attributor cpu -o model_path=OUT`.
 
 \b
