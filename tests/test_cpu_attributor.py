@@ -27,7 +27,8 @@ from agenttrace.attribution.cpu import (  # noqa: E402
     softmax,
 )
 from agenttrace.attribution.cpu_fit import (  # noqa: E402
-    PLAIN_RULE, Featurised, Rows, _best_rule, _calibrated_temperature, _hits, segment_softmax, take, verdicts,
+    PLAIN_RULE, Featurised, Rows, _best_rule, _calibrated_temperature, _hits, _named, segment_softmax, take, traced,
+    verdicts,
 )
 from agenttrace.attribution.flow import mark_users, read_flow, simulated_users  # noqa: E402
 from agenttrace.attribution.trace_back import causes  # noqa: E402
@@ -174,7 +175,7 @@ def test_a_verdict_right_on_agent_and_step_scores_one_and_right_on_the_agent_onl
     named = {2: (True, True), 0: (True, False), 1: (False, False)}
     for pos, (agent_ok, step_ok) in named.items():
         p = np.eye(3)[pos]
-        assert verdicts(p, rows, (False, 1.0))[0][:2] == (agent_ok, step_ok)
+        assert verdicts(p, rows, (False, 1.0))[0] == (agent_ok, step_ok)
         assert _hits(verdicts(p, rows, (False, 1.0)))[0] == (agent_ok + step_ok) / 2
 
 
@@ -185,9 +186,8 @@ def test_the_temperature_makes_the_named_steps_probability_its_hit_rate():
     rows = Rows({"g": Featurised(items)}, views=(False,))
     scores = np.tile([0.0, 0.0, 2.0], 4)  # step 2 named every time, right in half the runs
     t = _calibrated_temperature(scores, rows, (False, 1.0))
-    named = [c for *_, c in verdicts(segment_softmax(scores, rows), rows, (False, 1.0),
-                                     segment_softmax(scores / t, rows))]
-    assert all(abs(c - 0.5) < 0.05 for c in named)
+    named = _named(segment_softmax(scores, rows), rows, (False, 1.0))  # decided untempered, as the attributor does
+    assert all(abs(c - 0.5) < 0.05 for c in traced(segment_softmax(scores / t, rows), rows)[named])
     assert segment_softmax(scores, rows)[2] > 0.7  # untempered, it would claim far more than it hits
 
 

@@ -479,12 +479,12 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
     if feature in ("repeats", "first_repeat") and f.repeats is not None:
         return [cl.Repeats(pos, f.repeats)]
     # an off-task word that is a function word ("what" in a query the agent wrote) is true, and no evidence
-    originates = [a for a in f.originates if a.token.lower() not in FUNCTION_WORDS]
-    off_task = [a for a in f.off_task if a.token.lower() not in FUNCTION_WORDS]
-    if feature == "offtask_origin" and originates:
+    if feature == "offtask_origin" and (
+            originates := [a for a in f.originates if a.token.lower() not in FUNCTION_WORDS]):
         a = originates[0]
         return [cl.FirstToState(pos, a.token, a.call, a.tool, a.argument, a.value)]
-    if feature in ("offtask_given", "offtask_ungiven") and off_task:
+    if feature in ("offtask_given", "offtask_ungiven") and (
+            off_task := [a for a in f.off_task if a.token.lower() not in FUNCTION_WORDS]):
         a = next((a for a in off_task if (a.given_at is not None) == (feature == "offtask_given")), off_task[0])
         out = [cl.CallsOffTask(pos, a.tool, a.argument, a.value, a.token)]
         if a.given_at is not None:

@@ -238,14 +238,9 @@ def _named(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> np.ndarray:
     return np.array([a + decide(p[a:b], rows.agents[a:b], rule[1], rule[0]) for a, b, _ in rows.segments()], dtype=int)
 
 
-def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float],
-             reported: np.ndarray | None = None) -> list[tuple[bool, bool, float]]:
-    """(agent right, step right, probability of the named step) of each trajectory: the step is decided on
-    ``p`` (:func:`_named`), the probability read off ``reported`` (default ``p``) traced the same way, as the
-    attributor reports the tempered distribution's."""
-    named = _named(p, rows, rule)
-    prob = traced(p if reported is None else reported, rows)[named]
-    return [(bool(rows.agent_mask[k]), bool(k == t), float(c)) for k, t, c in zip(named, rows.targets, prob)]
+def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[bool, bool]]:
+    """(agent right, step right) of each trajectory's verdict, decided on ``p`` (:func:`_named`)."""
+    return [(bool(rows.agent_mask[k]), bool(k == t)) for k, t in zip(_named(p, rows, rule), rows.targets)]
 
 
 @dataclass
@@ -269,9 +264,9 @@ def _run_weights(groups: list[str]) -> np.ndarray:
     return w / w.sum()
 
 
-def _hits(v: list[tuple[bool, bool, float]]) -> np.ndarray:
+def _hits(v: list[tuple[bool, bool]]) -> np.ndarray:
     """(agent + step exact) / 2 of each verdict."""
-    return np.array([(agent_ok + step_ok) / 2 for agent_ok, step_ok, _ in v])
+    return np.array([(agent_ok + step_ok) / 2 for agent_ok, step_ok in v])
 
 
 def _group_nll(scores: np.ndarray, rows: Rows, temperature: float) -> float:

@@ -151,7 +151,7 @@ class SubsetScore:
     step_exact: int = 0
     reward_sum: float = 0.0
     confidences: list[float] = field(default_factory=list)  # of the verdicts that stated one
-    confident_hits: list[bool] = field(default_factory=list)  # their exact step hits, in the same order
+    stated_hits: list[bool] = field(default_factory=list)  # their exact step hits, in the same order
     flagged: int = 0  # verdicts that said whether they were uncertain
     uncertain: int = 0
     uncertain_step_exact: int = 0
@@ -166,7 +166,7 @@ class SubsetScore:
         self.reward_sum += s.reward
         if s.confidence is not None:
             self.confidences.append(s.confidence)
-            self.confident_hits.append(s.step_exact)
+            self.stated_hits.append(s.step_exact)
         if s.uncertain is not None:
             self.flagged += 1
             self.uncertain += s.uncertain
@@ -192,7 +192,7 @@ class SubsetScore:
             "agent_acc_exact": self._rate(self.agent_exact),
             "step_acc_exact": self._rate(self.step_exact),
             "mean_reward": self.reward_sum / self.n if self.n else 0.0,
-            "ece": expected_calibration_error(self.confidences, self.confident_hits) if self.confidences else None,
+            "ece": expected_calibration_error(self.confidences, self.stated_hits) if self.confidences else None,
             "confident": sure if self.flagged else None,
             "uncertain": self.uncertain if self.flagged else None,
             "step_acc_exact_uncertain": self.uncertain_step_exact / self.uncertain if self.uncertain else None,
