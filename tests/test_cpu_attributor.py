@@ -278,6 +278,18 @@ def test_a_number_from_a_tool_result_is_not_introduced_by_the_caller():
     assert x[1, _col("num_introduced")] == 0 and x[0, _col("returned_to_answer")] == 1
 
 
+def test_a_number_the_task_gives_with_a_unit_glued_on_is_not_introduced():
+    traj = Trajectory(run_id="t", task="Which gyms near the park (<200m) open before 7am?", answer="none", steps=[
+        Step(index=0, agent="scout", content="I looked 200 metres around the park; none opens before 7 or 6."),
+        Step(index=1, agent="writer", content="none"),
+    ])
+    x, flows = extract_features(traj)
+    assert flows[0].introduced == ["6"]
+    view = cl.View(traj)
+    assert not cl.IntroducesNumber(0, "200").holds(view) and not cl.IntroducesNumber(0, "7").holds(view)
+    assert cl.IntroducesNumber(0, "6").holds(view)
+
+
 def test_a_number_no_input_carries_is_introduced_and_followed_to_the_answer():
     traj = Trajectory(run_id="t", task="A farm has 6 rows with 12 trees each. How many trees are there?",
                       answer="74", steps=[

@@ -25,6 +25,7 @@ from agenttrace.attribution.echoes import prompt_echoes
 from agenttrace.attribution.flow import (
     DATES,
     ERROR_WORDS,
+    GLUED_NUM,
     action_text,
     argument_values,
     arrivals,
@@ -49,6 +50,12 @@ _WORD = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
 def _numbers_in(text: str) -> set[str]:
     """Every number of ``text``; dates are not quantities and are left out (as the features do)."""
     return {norm_number(m.group(0)) for m in _ANY_NUMBER.finditer(DATES.sub(" ", text))}
+
+
+def _given_in(text: str) -> set[str]:
+    """Every number a reader takes ``text`` to give: its numbers and those with a unit glued on ("<200m")."""
+    text = DATES.sub(" ", text)
+    return {norm_number(m.group(0)) for pattern in (_ANY_NUMBER, GLUED_NUM) for m in pattern.finditer(text)}
 
 
 def _clean(text: str) -> str:
@@ -90,13 +97,13 @@ class View:
     def _numbers_before(self) -> list[set[str]]:
         """Per step: every number in the task, in any earlier step's own text and input, in the tool results
         that have arrived, and in the input it was handed."""
-        seen = _numbers_in(self.trajectory.task or "")
+        seen = _given_in(self.trajectory.task or "")
         out = []
         for pos, step in enumerate(self.steps):
-            arrived = set().union(*(_numbers_in(self.results[j]) for j in range(pos) if self.arrive[j] == pos - 1))
+            arrived = set().union(*(_given_in(self.results[j]) for j in range(pos) if self.arrive[j] == pos - 1))
             seen = seen | arrived
-            out.append(seen | _numbers_in(step.input or ""))
-            seen = out[-1] | _numbers_in(self.actions[pos])
+            out.append(seen | _given_in(step.input or ""))
+            seen = out[-1] | _given_in(self.actions[pos])
         return out
 
     def number_before_calls(self, pos: int, value: str) -> bool:
@@ -105,7 +112,7 @@ class View:
 
     def number_given(self, pos: int, value: str) -> bool:
         """Whether ``value`` is in any input of the step, its own tool results included."""
-        return self.number_before_calls(pos, value) or norm_number(value) in _numbers_in(self.own_results(pos))
+        return self.number_before_calls(pos, value) or norm_number(value) in _given_in(self.own_results(pos))
 
     def in_step(self, pos: int) -> bool:
         return 0 <= pos < len(self.steps)

@@ -47,6 +47,9 @@ ASSUME_WORDS = (
 DONE_WORDS = ("terminate", "final answer", "the answer is", "in conclusion", "task is complete", "successfully")
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
+# a number with a unit or suffix glued on ("<200m", "7am", "1980s", "3x3"): not a quantity a step states, but
+# one a reader takes its text to give
+GLUED_NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?=[A-Za-z])")
 DATES = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 # list numbering "1. ", "2) ", "3. **Check": at a line's start, or after a sentence's end ("... shipped. 2. Calculator:
 # ..."); and inline "(1) a task and (2) a plan"
@@ -75,16 +78,6 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
 _NAMED_AFTER = re.compile(r"\b([a-z][a-z_]{2,})[ \t]*(?:=|:|\bis\b|\bwas\b|\bare\b)[ \t]*(-?\d+(?:\.\d+)?)\b")
 # "5 x kettle", "2 × office chair": a count of an item, up to the next separator
 _COUNTED = re.compile(r"\b(\d{1,4})[ \t]*[x\u00d7][ \t]+([a-z][a-z -]{0,40}?)[ \t]*(?=[,;.()?!]|\band\b|$)", re.M)
-_NAME_STOP = {"the", "a", "an", "of", "is", "are", "was", "and", "to", "in", "at", "on", "for", "it", "this",
-              "that", "step", "line", "code", "output", "exitcode", "result", "answer", "value", "total",
-              "number", "count", "http", "https", "www", "am", "pm", "id", "index", "port", "version"}
-# words that state a requirement; a plan that states fewer of them than the task may have dropped one
-_CONSTRAINT = re.compile(r"\b(?:only|at least|at most|exactly|not|no more than|no less than|each|every|must|should|"
-                         r"except|excluding|without|never|unless|within|minimum|maximum|less than|more than|"
-                         r"fewer than|between|before|after|required?|subtract|add|minus|plus|total|remaining)\b")
-_TASK_STOP = {"what", "which", "when", "where", "there", "their", "this", "that", "with", "from", "have", "does",
-              "many", "much", "into", "they", "them", "your", "will", "would", "could", "about", "been", "were",
-              "then", "than", "also", "some", "more", "most", "only", "each", "find", "give", "please", "answer"}
 # grammatical words that carry no content of their own: one an argument uses and no input gave is no evidence
 # of anything (words of quantity, order or place - "only", "each", "most", "before", "without" - are left out:
 # they state a task's constraints)
@@ -96,6 +89,17 @@ FUNCTION_WORDS = {
     "him", "there", "here", "then", "also", "would", "could", "might", "shall", "may", "whether", "either",
     "neither", "because", "though", "although", "i'll", "i'm", "i've", "i'd", "it's", "let's", "we'll", "we're",
 }
+# the words of a request's phrasing ("how many ... please find"), which say nothing of what a task is about
+_TASK_STOP = FUNCTION_WORDS | {"many", "much", "than", "some", "more", "most", "only", "each", "find", "give", "please",
+                               "answer"}
+# words that name no quantity of their own in "name: 5" ("step: 3", "the total is 40")
+_NAME_STOP = FUNCTION_WORDS | {"a", "an", "of", "is", "to", "in", "at", "on", "for", "it", "step", "line", "code",
+                               "output", "exitcode", "result", "answer", "value", "total", "number", "count", "http",
+                               "https", "www", "am", "pm", "id", "index", "port", "version"}
+# words that state a requirement; a plan that states fewer of them than the task may have dropped one
+_CONSTRAINT = re.compile(r"\b(?:only|at least|at most|exactly|not|no more than|no less than|each|every|must|should|"
+                         r"except|excluding|without|never|unless|within|minimum|maximum|less than|more than|"
+                         r"fewer than|between|before|after|required?|subtract|add|minus|plus|total|remaining)\b")
 _HUMAN = {"human", "user", "customer", "simulated_user", "client"}
 _ASKING_ROLES = {"human", "system", "developer"}
 
@@ -112,13 +116,15 @@ def norm_number(surface: str) -> str:
     return v
 
 
-def numbers(text: str) -> dict[str, str]:
+def numbers(text: str, *, glued: bool = False) -> dict[str, str]:
     """The numbers of a text, list numbering, dates and locators (not quantities) left out: normalised value ->
-    first surface form."""
+    first surface form. ``glued`` adds the numbers with a unit or suffix glued on ("<200m" gives 200): what
+    an input gives, as against what a step states."""
     out: dict[str, str] = {}
-    text = _LOCATOR.sub(" ", _WORD.sub(_not_path, _ENUM.sub(" ", window(text))))
-    for m in _NUM.finditer(DATES.sub(" ", text)):
-        out.setdefault(norm_number(m.group(0)), m.group(0))
+    text = DATES.sub(" ", _LOCATOR.sub(" ", _WORD.sub(_not_path, _ENUM.sub(" ", window(text)))))
+    for pattern in (_NUM, GLUED_NUM) if glued else (_NUM,):
+        for m in pattern.finditer(text):
+            out.setdefault(norm_number(m.group(0)), m.group(0))
     return out
 
 
@@ -481,8 +487,8 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     """One :class:`StepFlow` per step of the trajectory."""
     steps = trajectory.steps
     task = trajectory.task or ""
-    seen_numbers = set(numbers(task))  # every number any input so far has carried
-    recent = list(numbers(task))  # the same, in the order they were first seen
+    recent = list(numbers(task, glued=True))  # every number any input so far has carried, in the order first seen
+    seen_numbers = set(recent)
     seen_words = tokens(task)
     named_seen = _by_name(_named_pairs(task))
     counted = counted_items(task)
@@ -508,7 +514,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         results = result_text(step) if arrive[pos] == pos else ""
         if arrive[pos] != pos:
             relayed.setdefault(arrive[pos], []).append(result_text(step))
-        given = dict.fromkeys([*numbers(step.input or ""), *numbers(results)])  # ordered: runs are reproducible
+        given = dict.fromkeys([*numbers(step.input or "", glued=True), *numbers(results, glued=True)])  # ordered
         latest.update(_named_pairs(results))
         own = numbers(actions)
         if f.acts:
@@ -518,7 +524,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                     + named_total(task, latest))
             f.underived = [s for s in f.introduced if not derivable(norm_number(s), pool)]
             known_words = seen_words | tokens(step.input or "")
-            inputs = seen_numbers | set(numbers(step.input or ""))  # what it had before calling its tools
+            inputs = seen_numbers | set(numbers(step.input or "", glued=True))  # what it had before calling its tools
             for call in step.tool_calls:
                 # in the order the result gives them; a relayed delegation result is the delegate's, not the tool's
                 returned = numbers(value_text(call.result)) if arrive[pos] == pos else {}
@@ -582,11 +588,12 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                 pending_failure[step.agent] = pos
             else:
                 pending_failure.pop(step.agent, None)
-        recent += [v for v in (*own, *given) if v not in seen_numbers]
-        seen_numbers |= set(own) | set(given)
+        stated = numbers(actions, glued=True)
+        recent += [v for v in (*stated, *given) if v not in seen_numbers]
+        seen_numbers |= set(stated) | set(given)
         seen_words |= step_tokens | tokens(results) | tokens(step.input or "")
         for text in relayed.pop(pos, []):
-            arrived = numbers(text)
+            arrived = numbers(text, glued=True)
             recent += [v for v in arrived if v not in seen_numbers]
             seen_numbers |= set(arrived)
             seen_words |= tokens(text)
