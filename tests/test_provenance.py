@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from agenttrace.attribution import claims as cl
-from agenttrace.attribution.cpu import FEATURES, CpuAttributor, extract_features
+from agenttrace.attribution.cpu import FEATURES, CpuAttributor, evidence_claims, extract_features
 from agenttrace.attribution.coverage import items, left_out
 from agenttrace.attribution.flow import arrivals, read_flow, speaks
 from agenttrace.attribution.picks import direction, picks
@@ -67,6 +67,29 @@ def test_a_value_the_caller_was_given_and_replaced_is_the_callers():
     assert not cl.CallsOffTask(1, "get_fare", "date", "2025-03-18", "2025-03-18").holds(view)
     assert not cl.HadTaskValue(2, 3, "2025-03-18").holds(view)
     assert not cl.HadTaskValue(2, 0, "2025-03-11").holds(view)
+
+
+@pytest.mark.parametrize("argument, cited", [
+    ("Tukru", "Turku"),  # a misspelt city stands for the task's city it most resembles, not the first one
+    ("Tukru castle tour", None),  # a word inside a longer label stands for no value of the task
+])
+def test_a_reason_names_the_task_value_an_off_task_argument_stands_for(argument, cited):
+    task = "Which is warmest on Friday: Graz, Bergen or Turku? Reply with the city."
+    traj = Trajectory(run_id="t", task=task, answer="Graz", steps=[
+        Step(index=0, agent="planner", content="Plan: compare Graz, Bergen and Turku on Friday."),
+        Step(index=1, agent="fetcher", content="Checking.", tool_calls=[
+            ToolCall(name="get_forecast", arguments={"city": "Graz", "day": "Friday"}, result="Graz: 14 C"),
+            ToolCall(name="get_forecast", arguments={"city": argument, "day": "Friday"}, result="no such city")]),
+        Step(index=2, agent="writer", content="Graz"),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    arg = flows[1].off_task[0]
+    assert (arg.token, arg.given_at, arg.task_values) == ("Tukru", 0, ("Bergen", "Turku"))
+    view = cl.View(traj)
+    claims = evidence_claims(view, 1, "offtask_given", flows[1], None)
+    assert claims[0] == cl.CallsOffTask(1, "get_forecast", "city", argument, "Tukru")
+    assert claims[1:] == ([cl.HadTaskValue(1, 0, cited)] if cited else [])
+    assert cl.check_claims(traj, claims) == []
 
 
 def test_a_value_no_step_passed_on_was_lost_by_the_first_step_restating_the_task():

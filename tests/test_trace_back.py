@@ -8,6 +8,7 @@ import pytest
 
 from agenttrace.attribution import claims as cl
 from agenttrace.attribution.cpu import CpuAttributor, extract_features
+from agenttrace.attribution.flow import BuiltOn, derivation
 from agenttrace.attribution.trace_back import causes, link_claims, root, trace
 from agenttrace.models import Step, ToolCall, Trajectory
 
@@ -83,8 +84,9 @@ def _team(plan: str, dates: tuple[str, str]) -> Trajectory:
 def test_a_plan_that_leaves_out_the_tasks_date_carries_the_calls_that_use_another():
     traj = _team("Plan: fetcher looks up Oslo-Vienna, Paris-Rome, then we add them up.",
                  ("2025-03-04", "2025-03-04"))
-    # the second call's date is in what the first call returned, so that call is read as taking it from there
-    assert _causes(traj) == [0, 0, 2, 3]
+    # the second call's date is in what the first call returned, so that call is read as taking it from there;
+    # the writer's total is worked out of what the first call returned, so it goes there, and on to the plan
+    assert _causes(traj) == [0, 0, 2, 1]
     verdict, claims = _verdict(traj)
     assert (verdict.agent, verdict.step) == ("planner", 0)
     assert any(isinstance(c, cl.DropsTaskValue) for c in claims)
@@ -111,7 +113,7 @@ def test_a_hand_off_to_the_agent_with_only_the_unasked_tool_carries_its_turn():
 def test_a_callers_own_wrong_argument_stays_its_own():
     traj = _team("Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).",
                  ("2025-03-18", "2025-03-11"))
-    assert _causes(traj) == [0, 1, 2, 3]
+    assert _causes(traj) == [0, 1, 2, 2]  # and the writer's total, worked out of what that call returned, is its
 
 
 def test_tracing_moves_each_steps_probability_to_its_root():
@@ -164,3 +166,57 @@ def test_a_retry_is_not_a_work_around():
 
 def test_links_that_come_round_stop_before_they_repeat():
     assert root(0, [1, 0]) == 1 and root(1, [1, 0]) == 0
+
+
+@pytest.mark.parametrize("route, cause", [
+    ("Oslo-Vienna", [0, 1, 2, 3]),  # a timeout: the agent that says nothing of it keeps its own fault
+    ("Olso-Vienna", [0, 1, 1, 3]),  # the caller's typo: saying nothing of the failure it caused is the same fault
+])
+def test_going_on_without_a_word_after_a_call_its_own_argument_broke(route, cause):
+    traj = _failed_lookup(route)
+    traj.steps[2].content = "Next Paris-Rome."
+    assert _causes(traj) == cause
+    if cause[2] == 1:
+        _, flows = extract_features(traj, use_expected=False)
+        claims = link_claims(1, traj.steps, flows, cause)
+        assert claims == [cl.FailureGoneAround(1, 2, "get_fare", _TIMED_OUT.format(route))]
+        assert cl.check_claims(traj, claims) == []
+
+
+def _price(product: str, value: int) -> ToolCall:
+    return ToolCall(name="get_price", arguments={"product": product}, result=f"{product}: {value} EUR per unit")
+
+
+def test_a_total_worked_out_of_a_lookup_of_the_wrong_item_carries_to_that_lookup():
+    traj = Trajectory(run_id="built", task="Add up the price of 2 x kettle and 1 x lamp. Reply with the total.",
+                      answer="The total is 156 EUR.", steps=[
+        Step(index=0, agent="lead", content="fetcher, look up kettle and lamp.", tool_calls=[_handoff("fetcher")],
+             transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Checking kettle.", tool_calls=[_price("kettle", 40)]),
+        Step(index=2, agent="fetcher", content="Checking lamp.", tool_calls=[_price("wall clock", 76)]),
+        Step(index=3, agent="fetcher", content="Done. kettle: 40 EUR; lamp: 76 EUR."),
+        Step(index=4, agent="lead", content="The total is 156 EUR."),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    assert flows[4].underived == [] and flows[4].built_on == BuiltOn(2, "get_price", "76", "156")
+    cause = causes(traj.steps, flows)
+    assert cause == [0, 1, 2, 3, 2]
+    claims = link_claims(2, traj.steps, flows, cause)
+    assert claims == [cl.AnswerBuiltOn(2, 4, "get_price", "76", "156")] and cl.check_claims(traj, claims) == []
+    assert claims[0].clause(cl.View(traj)) == (
+        "the 76 its get_price call returned is among the inputs of step 4 (lead), which answers 156")
+    right = traj.model_copy(deep=True)
+    right.steps[2].tool_calls[0] = _price("lamp", 76)  # the same total, from a lookup of the item the task asks for
+    assert extract_features(right, use_expected=False)[1][4].built_on is None
+
+
+def test_a_number_is_worked_out_the_most_direct_way_the_inputs_allow():
+    singles = [(v, (v,)) for v in ("35", "19", "8", "24")]
+    # 35 + 8 makes 43 by chance; the total of the values last reported (19 + 24) is what the step was given
+    assert derivation("43", singles + [("43", ("19", "24"))]) == ("19", "24")
+    assert derivation("43", singles) == ("35", "8")
+    # 178 + 64 + 79 + 235 = 556 is within 1% of 553, but 178 + 79 + 235 + 61 is 553 to the cent
+    fares = [(v, (v,)) for v in ("178", "64", "79", "235", "61")]
+    assert derivation("553", fares + [("553", ("178", "79", "235", "61"))]) == ("178", "79", "235", "61")
+    assert derivation("556.5", fares) == ("178", "64", "79", "235")
+    assert derivation("1000", fares) is None

@@ -58,6 +58,12 @@ def _given_in(text: str) -> set[str]:
     return {norm_number(m.group(0)) for pattern in (_ANY_NUMBER, GLUED_NUM) for m in pattern.finditer(text)}
 
 
+def _returned(view: View, pos: int, tool: str, value: str) -> bool:
+    """Whether a ``tool`` call of step ``pos`` returned ``value``."""
+    v = norm_number(value)
+    return any(c.name == tool and v in _numbers_in(value_text(c.result)) for c in view.steps[pos].tool_calls)
+
+
 def _clean(text: str) -> str:
     return " ".join(text.split())
 
@@ -291,10 +297,7 @@ class ToolReturnReachesAnswer(Claim):
     def holds(self, view: View) -> bool:
         if not view.in_step(self.pos):
             return False
-        v = norm_number(self.value)
-        returned = any(c.name == self.tool and v in _numbers_in(value_text(c.result))
-                       for c in view.steps[self.pos].tool_calls)
-        return returned and v in _numbers_in(view.answer)
+        return _returned(view, self.pos, self.tool, self.value) and norm_number(self.value) in _numbers_in(view.answer)
 
 
 @dataclass(frozen=True)
@@ -467,6 +470,31 @@ class FailureGoneAround(Claim):
 
     def holds(self, view: View) -> bool:
         return GoesOnAfterFailure(self.later, self.pos, self.tool, self.error).holds(view)
+
+
+@dataclass(frozen=True)
+class AnswerBuiltOn(Claim):
+    """The step's ``tool`` call returned ``operand``, which no input of the step had; a ``later`` step had it among
+    its inputs and states ``number``, which none of its inputs gives and which is in the final answer."""
+
+    later: int
+    tool: str
+    operand: str
+    number: str
+
+    def clause(self, view: View) -> str:
+        later = view.steps[self.later]
+        return (f"the {self.operand} its {self.tool} call returned is among the inputs of step {later.index} "
+                f"({later.agent}), which answers {self.number}")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and self.pos < self.later < len(view.steps)):
+            return False
+        return (_returned(view, self.pos, self.tool, self.operand)
+                and not view.number_before_calls(self.pos, self.operand)
+                and view.number_before_calls(self.later, self.operand)
+                and IntroducesNumber(self.later, self.number).holds(view)
+                and ReachesAnswer(self.later, self.number).holds(view))
 
 
 @dataclass(frozen=True)

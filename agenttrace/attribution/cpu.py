@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -430,6 +431,10 @@ def _assumption(text: str, word: str) -> str | None:
     return " ".join(m.group(0).split()) if m else None
 
 
+def _resemblance(a: str, b: str) -> float:
+    return SequenceMatcher(None, a.lower(), b.lower()).ratio()
+
+
 def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected_at: int | None) -> list[cl.Claim]:
     """The claims that say, in the run's own terms, what ``feature`` saw at step ``pos``."""
     # a number worked out from what the step was given (a total of the prices it had) is not said to be
@@ -487,8 +492,12 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
             off_task := [a for a in f.off_task if a.token.lower() not in FUNCTION_WORDS]):
         a = next((a for a in off_task if (a.given_at is not None) == (feature == "offtask_given")), off_task[0])
         out = [cl.CallsOffTask(pos, a.tool, a.argument, a.value, a.token)]
-        if a.given_at is not None:
-            out += [cl.HadTaskValue(pos, a.given_at, v) for v in a.task_values if v.lower() in view.actions[a.given_at].lower()][:1]
+        # the task's value it stands for, when the token is the whole argument (a word inside a label, "Pause
+        # (k)", stands for none) and among several the one it most resembles (a misspelt "Tukru": "Turku")
+        had = [v for v in a.task_values if v.lower() in view.actions[a.given_at].lower()] \
+            if a.given_at is not None and a.token == a.value.strip() else []
+        if had:
+            out.append(cl.HadTaskValue(pos, a.given_at, max(had, key=lambda v: _resemblance(v, a.token))))
         return out
     if feature == "constraint_lost" and f.loses:
         a = f.loses[0]

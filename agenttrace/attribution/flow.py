@@ -306,6 +306,17 @@ class UngroundedArgument:
     returned: str | None = None  # a number that call returned which reaches the final answer
 
 
+@dataclass(frozen=True)
+class BuiltOn:
+    """A step works ``number`` (which reaches the final answer) out of ``operand``, which ``tool`` returned to
+    step ``pos``, whose call had an argument no input gave (:meth:`StepFlow.made_up_argument`)."""
+
+    pos: int
+    tool: str
+    operand: str
+    number: str
+
+
 @dataclass
 class StepFlow:
     """What one step does with what it receives."""
@@ -328,6 +339,7 @@ class StepFlow:
     result_problem: str | None = None  # a problem word in what its tools returned
     ignored_error_at: int | None = None  # an earlier failed call of this agent it goes on from without a word
     works_around: int | None = None  # an earlier failed call of this agent it goes on without, see _mark_work_arounds
+    built_on: BuiltOn | None = None  # a made-up lookup's result that a number it works out and answers with uses
     repaired: bool = False  # its problem is got past later by the same agent
     repeats: int | None = None  # position of an earlier step of the same agent with the same actions
     assume_word: str | None = None
@@ -344,14 +356,14 @@ class StepFlow:
     hands_off_request: OffRequestCall | None = None  # a call of such a tool by the agent it handed the work to
     code_origin: CodeOrigin | None = None  # a line of the run's last code it is the first to write
 
-    def caused_its_failure(self) -> bool:
-        """Whether its failed call had an argument no input gave it (a typo, a made-up id): the caller's doing,
-        not the environment's."""
-        if self.failed_tool is None:
-            return False
-        tool = self.failed_tool[0]
+    def made_up_argument(self, tool: str) -> bool:
+        """Whether its call of ``tool`` had an argument no input gave it (a typo, a made-up id, another item)."""
         return ((self.unseen_argument is not None and self.unseen_argument[0] == tool)
                 or any(u.tool == tool for u in self.ungrounded))
+
+    def caused_its_failure(self) -> bool:
+        """Whether its failed call had an argument no input gave it: the caller's doing, not the environment's."""
+        return self.failed_tool is not None and self.made_up_argument(self.failed_tool[0])
 
     @property
     def acts(self) -> bool:
@@ -364,9 +376,10 @@ class StepFlow:
 
 
 def _named_pairs(text: str) -> list[tuple[str, str]]:
-    """(name, value) of each "name: 5" / "name = 5" / "name is 5" in ``text`` (any case), in order."""
+    """(name, value) of each "name: 5" / "name = 5" / "name is 5" in ``text`` (any case), in order; a date is
+    no value ("date: 2025-03-11" gives none)."""
     pairs = []
-    for m in _NAMED_AFTER.finditer(window(text, 6000).lower()):
+    for m in _NAMED_AFTER.finditer(DATES.sub(" ", window(text, 6000).lower())):
         words = [w for w in re.split(r"[ _]+", m.group(1)) if w and w not in _NAME_STOP]
         if words:
             pairs.append((words[-1], norm_number(m.group(2))))
@@ -391,7 +404,11 @@ def counted_items(task: str) -> list[tuple[tuple[str, ...], float]]:
     return out
 
 
-def weighted_totals(counted: list[tuple[tuple[str, ...], float]], latest: dict[str, str]) -> list[str]:
+# a number a step may work out, and the numbers it is worked out of
+Derivable = tuple[str, tuple[str, ...]]
+
+
+def weighted_totals(counted: list[tuple[tuple[str, ...], float]], latest: dict[str, str]) -> list[Derivable]:
     """Each counted item's count times the value last reported for it (under the last word of its name that
     has one), and the total of those: what a step given the values may compute (5 x kettle at 47 and
     2 x office chair at 135 total 505)."""
@@ -400,15 +417,16 @@ def weighted_totals(counted: list[tuple[tuple[str, ...], float]], latest: dict[s
         name = next((w for w in reversed(words) if w in latest), None)
         value = _as_float(latest[name]) if name else None
         if value is not None:
-            parts.append(count * value)
-    return [str(x) for x in parts + ([sum(parts)] if len(parts) > 1 else [])]
+            parts.append((count * value, latest[name]))
+    total = [(sum(x for x, _ in parts), tuple(v for _, v in parts))] if len(parts) > 1 else []
+    return [(str(x), (v,)) for x, v in parts] + [(str(x), vs) for x, vs in total]
 
 
-def named_total(task: str, latest: dict[str, str]) -> list[str]:
+def named_total(task: str, latest: dict[str, str]) -> list[Derivable]:
     """The sum of the values last given for the items the task names, when two or more have one: what a step
     given "Dublin-Athens: 256 EUR" and "Warsaw-Zurich: 256 EUR" may total, the same value counted twice."""
-    values = [v for name, value in latest.items() if mentions(task, name) and (v := _as_float(value)) is not None]
-    return [str(sum(values))] if len(values) > 1 else []
+    given = [value for name, value in latest.items() if mentions(task, name) and _as_float(value) is not None]
+    return [(str(sum(float(v) for v in given)), tuple(given))] if len(given) > 1 else []
 
 
 def salient_task_words(task: str) -> set[str]:
@@ -433,25 +451,33 @@ def _as_float(value: str) -> float | None:
         return None
 
 
-def derivable(value: str, pool: list[str]) -> bool:
-    """Whether ``value`` is a sum, difference, product or ratio of two numbers of ``pool`` (recent first-seen
-    order), or the sum of a run of consecutive ones: arithmetic on what the step was given, not an invention."""
+def derivation(value: str, pool: list[Derivable]) -> tuple[str, ...] | None:
+    """The numbers ``value`` is worked out of when it is a total ``pool`` has the parts of, a sum, difference,
+    product or ratio of two of its numbers (recent first-seen order), or the sum of a run of consecutive ones:
+    arithmetic on what the step was given, not an invention. None when it is none of these. The most direct
+    way is taken (two numbers may make it by chance: 35 + 8 as well as the 19 + 24 the step was given)."""
     v = _as_float(value)
-    nums = [x for x in (_as_float(p) for p in pool[-_POOL:]) if x is not None]
     if v is None:
-        return True
-    close = lambda a: abs(a - v) <= 0.01 * max(1.0, abs(v))  # noqa: E731 - rounding of a quoted result
-    for i, a in enumerate(nums):
-        for b in nums[i + 1:]:
-            if close(a + b) or close(a - b) or close(b - a) or close(a * b) or (b and close(a / b)) or (a and close(b / a)):
-                return True
-    for start in range(len(nums)):
-        total = 0.0
-        for x in nums[start:start + _SUM_RUN]:
-            total += x
-            if close(total):
-                return True
-    return False
+        return ()
+    nums = [(x, made_of) for p, made_of in pool[-_POOL:] if (x := _as_float(p)) is not None]
+    # to the cent first, then within 1% (a quoted result rounded): a near sum must not hide the exact one
+    for tolerance in (0.005, 0.01 * max(1.0, abs(v))):
+        close = lambda a: abs(a - v) <= tolerance  # noqa: E731
+        for x, made_of in nums:
+            if close(x):
+                return made_of
+        for i, (a, of_a) in enumerate(nums):
+            for b, of_b in nums[i + 1:]:
+                if (close(a + b) or close(a - b) or close(b - a) or close(a * b) or (b and close(a / b))
+                        or (a and close(b / a))):
+                    return of_a + of_b
+        for start in range(len(nums)):
+            total, made_of = nums[start]
+            for x, of_x in nums[start + 1:start + _SUM_RUN]:
+                total, made_of = total + x, made_of + of_x
+                if close(total):
+                    return made_of
+    return None
 
 
 def word_forms(word: str) -> set[str]:
@@ -503,6 +529,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     task_constraints = len(_CONSTRAINT.findall(window(task.lower(), 6000)))
     last_acts: dict[str, int] = {}  # agent -> position of its latest step
     pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
+    looked_up: dict[str, tuple[int, str]] = {}  # a number -> (step, tool) of the call that first returned it
     flows: list[StepFlow] = []
     arrive = arrivals(steps)
     echoes = prompt_echoes(trajectory)
@@ -520,14 +547,20 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         if f.acts:
             f.introduced = [s for v, s in own.items() if v not in seen_numbers and v not in given and v not in _TRIVIAL]
             f.introduced_to_answer = [s for s in f.introduced if norm_number(s) in answer_numbers]
-            pool = (recent + [v for v in given if v not in seen_numbers] + weighted_totals(counted, latest)
-                    + named_total(task, latest))
-            f.underived = [s for s in f.introduced if not derivable(norm_number(s), pool)]
+            pool = ([(v, (v,)) for v in recent + [v for v in given if v not in seen_numbers]]
+                    + weighted_totals(counted, latest) + named_total(task, latest))
+            made_of = {s: derivation(norm_number(s), pool) for s in f.introduced}
+            f.underived = [s for s in f.introduced if made_of[s] is None]
+            f.built_on = next((BuiltOn(*looked_up[v], v, s) for s in f.introduced_to_answer for v in made_of[s] or ()
+                               if v in looked_up and flows[looked_up[v][0]].made_up_argument(looked_up[v][1])), None)
             known_words = seen_words | tokens(step.input or "")
             inputs = seen_numbers | set(numbers(step.input or "", glued=True))  # what it had before calling its tools
             for call in step.tool_calls:
                 # in the order the result gives them; a relayed delegation result is the delegate's, not the tool's
                 returned = numbers(value_text(call.result)) if arrive[pos] == pos else {}
+                for v in returned:
+                    if v not in inputs:
+                        looked_up.setdefault(v, (pos, call.name))
                 reaching = [surface for v, surface in returned.items()
                             if v in answer_numbers and v not in seen_numbers and v not in own]
                 f.returned_to_answer += [(call.name, r) for r in reaching]

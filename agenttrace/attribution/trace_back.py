@@ -15,9 +15,13 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
   agent's restatement of the task had already left out and no step gave it again: :attr:`StepFlow.loses`;
 * it is in the turn of an agent that was handed the work by an earlier step and calls a tool nothing asked
   for, having no other (:attr:`StepFlow.hands_off_request`): the hand-off chose the wrong agent;
-* it goes on with a value of its own, instead of calling again, after its agent's call failed on an argument
-  no input gave (a misspelt name, a made-up id: :attr:`StepFlow.works_around` and
-  :meth:`StepFlow.caused_its_failure`): the corrected call would have left nothing to work around.
+* it is its agent's next act after that agent's call failed on an argument no input gave (a misspelt name, a
+  made-up id: :meth:`StepFlow.caused_its_failure`), and goes on with a value of its own instead of calling
+  again (:attr:`StepFlow.works_around`) or without a word about the failure (:attr:`StepFlow.ignored_error_at`):
+  the corrected call would have left nothing to work around or to ignore;
+* a number it answers with is worked out, correctly, of a number that a call with an argument no input gave
+  returned (the price of another item, the count of a misspelt team: :attr:`StepFlow.built_on`): the
+  arithmetic was right, the corrected call would have given it the right operand.
 
 One link goes forward. A call that failed through no argument of its caller's (a timeout, a service down) is
 the environment's doing, and no correction of that step removes it; when the agent's next act goes on with a
@@ -69,8 +73,11 @@ def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
         if f.hands_off_request is not None:
             for j in _turn(f.hands_off_request.pos, agents):
                 link(j, i)
-        if f.works_around is not None and flows[f.works_around].caused_its_failure():
-            link(i, f.works_around)
+        for failed in (f.works_around, f.ignored_error_at):
+            if failed is not None and flows[failed].caused_its_failure():
+                link(i, failed)
+        if f.built_on is not None:
+            link(i, f.built_on.pos)
     for j, f in enumerate(flows):
         k = f.works_around
         if k is not None and not flows[k].caused_its_failure() and out[k] == k and out[j] != k:
@@ -124,9 +131,12 @@ def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[
         return out
     if f.repeats is not None:
         out.append(cl.Repeats(pos, f.repeats))
-    if (j := next((j for j in later if flows[j].works_around == pos), None)) is not None:
+    if (j := next((j for j in later if pos in (flows[j].works_around, flows[j].ignored_error_at)), None)) is not None:
         tool, error = f.failed_tool
         out.append(cl.FailureGoneAround(pos, j, tool, " ".join(error.split())[:80]))
+    if built := [j for j in later if flows[j].built_on is not None and flows[j].built_on.pos == pos]:
+        b = flows[built[0]].built_on
+        out.append(cl.AnswerBuiltOn(pos, built[0], b.tool, b.operand, b.number))
     for a in f.originates:
         if a.call in later and _handed(a, steps[pos]):
             out.append(cl.FirstToState(pos, a.token, a.call, a.tool, a.argument, a.value))
