@@ -138,23 +138,26 @@ def _failed_lookup(route: str) -> Trajectory:
 _TIMED_OUT = "get_fare timed out for {}; the request can be retried"
 
 
-@pytest.mark.parametrize("route, cause, blamed, claim", [
+_ASSUMED_IN_TOTAL = cl.AnswerBuiltOn(2, 3, "", "95", "275")  # the lead adds the assumed 95 into its 275
+
+
+@pytest.mark.parametrize("route, cause, blamed, claims", [
     # a timeout: the environment's doing, so the fault goes forward to the act that assumes a fare instead
-    ("Oslo-Vienna", [0, 2, 2, 3], 2, cl.GoesOnAfterFailure(2, 1, "get_fare", _TIMED_OUT.format("Oslo-Vienna"))),
+    ("Oslo-Vienna", [0, 2, 2, 2], 2,
+     [cl.GoesOnAfterFailure(2, 1, "get_fare", _TIMED_OUT.format("Oslo-Vienna")), _ASSUMED_IN_TOTAL]),
     # the caller's typo (no input says "Olso"): the assumption's fault goes back to the call the typo broke
-    ("Olso-Vienna", [0, 1, 1, 3], 1, cl.FailureGoneAround(1, 2, "get_fare", _TIMED_OUT.format("Olso-Vienna"))),
+    ("Olso-Vienna", [0, 1, 1, 2], 1, [cl.FailureGoneAround(1, 2, "get_fare", _TIMED_OUT.format("Olso-Vienna"))]),
 ])
-def test_a_failed_call_and_the_act_that_goes_on_without_it_share_one_fault(route, cause, blamed, claim):
+def test_a_failed_call_and_the_act_that_goes_on_without_it_share_one_fault(route, cause, blamed, claims):
     traj = _failed_lookup(route)
     assert _causes(traj) == cause
     assert trace(np.array([0.1, 0.3, 0.4, 0.2]), cause).tolist() == pytest.approx(
-        [0.1, 0.7 if blamed == 1 else 0.0, 0.7 if blamed == 2 else 0.0, 0.2])
+        [0.1, 0.9 if blamed == 1 else 0.0, 0.9 if blamed == 2 else 0.0, 0.0])
     _, flows = extract_features(traj, use_expected=False)
-    claims = link_claims(blamed, traj.steps, flows, cause)
-    assert claims == [claim] and cl.check_claims(traj, claims) == []
+    assert link_claims(blamed, traj.steps, flows, cause) == claims and cl.check_claims(traj, claims) == []
     verdict, _ = _verdict(traj)
     assert (verdict.agent, verdict.step) == ("fetcher", blamed)
-    assert claim.clause(cl.View(traj)) in verdict.reason
+    assert claims[0].clause(cl.View(traj)) in verdict.reason
 
 
 def test_a_retry_is_not_a_work_around():
@@ -220,3 +223,20 @@ def test_a_number_is_worked_out_the_most_direct_way_the_inputs_allow():
     assert derivation("553", fares + [("553", ("178", "79", "235", "61"))]) == ("178", "79", "235", "61")
     assert derivation("556.5", fares) == ("178", "64", "79", "235")
     assert derivation("1000", fares) is None
+
+
+def test_a_total_worked_out_of_a_misreported_result_carries_to_the_misreport():
+    traj = Trajectory(run_id="misread", task="Add up the price of 2 x kettle and 1 x lamp. Reply with the total.",
+                      answer="The total is 146 EUR.", steps=[
+        Step(index=0, agent="fetcher", content="Checking kettle and lamp.",
+             tool_calls=[_price("kettle", 40), _price("lamp", 76)]),
+        Step(index=1, agent="fetcher", content="kettle: 40 EUR; lamp: 66 EUR."),  # the lamp's 76 misread
+        Step(index=2, agent="writer", content="The total is 146 EUR."),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    assert flows[1].underived == ["66"] and flows[2].built_on == BuiltOn(1, "", "66", "146")
+    cause = causes(traj.steps, flows)
+    assert cause == [0, 1, 1]
+    claims = link_claims(1, traj.steps, flows, cause)
+    assert claims == [cl.AnswerBuiltOn(1, 2, "", "66", "146")] and cl.check_claims(traj, claims) == []
+    assert claims[0].clause(cl.View(traj)) == "the 66 it states is among the inputs of step 2 (writer), which answers 146"

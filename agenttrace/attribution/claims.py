@@ -474,8 +474,9 @@ class FailureGoneAround(Claim):
 
 @dataclass(frozen=True)
 class AnswerBuiltOn(Claim):
-    """The step's ``tool`` call returned ``operand``, which no input of the step had; a ``later`` step had it among
-    its inputs and states ``number``, which none of its inputs gives and which is in the final answer."""
+    """The step states ``operand`` (``tool`` empty) or its ``tool`` call returned it, and no input of the step had
+    it; a ``later`` step had it among its inputs and states ``number``, which none of its inputs gives and which
+    is in the final answer."""
 
     later: int
     tool: str
@@ -484,15 +485,17 @@ class AnswerBuiltOn(Claim):
 
     def clause(self, view: View) -> str:
         later = view.steps[self.later]
-        return (f"the {self.operand} its {self.tool} call returned is among the inputs of step {later.index} "
-                f"({later.agent}), which answers {self.number}")
+        source = f"its {self.tool} call returned" if self.tool else "it states"
+        return (f"the {self.operand} {source} is among the inputs of step {later.index} ({later.agent}), which "
+                f"answers {self.number}")
 
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and self.pos < self.later < len(view.steps)):
             return False
-        return (_returned(view, self.pos, self.tool, self.operand)
-                and not view.number_before_calls(self.pos, self.operand)
-                and view.number_before_calls(self.later, self.operand)
+        made_up = ((_returned(view, self.pos, self.tool, self.operand)
+                    and not view.number_before_calls(self.pos, self.operand)) if self.tool
+                   else IntroducesNumber(self.pos, self.operand).holds(view))
+        return (made_up and view.number_before_calls(self.later, self.operand)
                 and IntroducesNumber(self.later, self.number).holds(view)
                 and ReachesAnswer(self.later, self.number).holds(view))
 

@@ -308,8 +308,9 @@ class UngroundedArgument:
 
 @dataclass(frozen=True)
 class BuiltOn:
-    """A step works ``number`` (which reaches the final answer) out of ``operand``, which ``tool`` returned to
-    step ``pos``, whose call had an argument no input gave (:meth:`StepFlow.made_up_argument`)."""
+    """A step works ``number`` (which reaches the final answer) out of ``operand``, which step ``pos`` made up:
+    it first stated it, and neither an input nor arithmetic on its inputs gives it (``tool`` empty), or a ``tool``
+    call of that step returned it, a call with an argument no input gave (:meth:`StepFlow.made_up_argument`)."""
 
     pos: int
     tool: str
@@ -339,7 +340,7 @@ class StepFlow:
     result_problem: str | None = None  # a problem word in what its tools returned
     ignored_error_at: int | None = None  # an earlier failed call of this agent it goes on from without a word
     works_around: int | None = None  # an earlier failed call of this agent it goes on without, see _mark_work_arounds
-    built_on: BuiltOn | None = None  # a made-up lookup's result that a number it works out and answers with uses
+    built_on: BuiltOn | None = None  # a made-up number a number it works out and answers with uses
     repaired: bool = False  # its problem is got past later by the same agent
     repeats: int | None = None  # position of an earlier step of the same agent with the same actions
     assume_word: str | None = None
@@ -529,7 +530,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     task_constraints = len(_CONSTRAINT.findall(window(task.lower(), 6000)))
     last_acts: dict[str, int] = {}  # agent -> position of its latest step
     pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
-    looked_up: dict[str, tuple[int, str]] = {}  # a number -> (step, tool) of the call that first returned it
+    made_up: dict[str, tuple[int, str]] = {}  # a number -> the step that made it up (and the call that returned it)
     flows: list[StepFlow] = []
     arrive = arrivals(steps)
     echoes = prompt_echoes(trajectory)
@@ -551,16 +552,17 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                     + weighted_totals(counted, latest) + named_total(task, latest))
             made_of = {s: derivation(norm_number(s), pool) for s in f.introduced}
             f.underived = [s for s in f.introduced if made_of[s] is None]
-            f.built_on = next((BuiltOn(*looked_up[v], v, s) for s in f.introduced_to_answer for v in made_of[s] or ()
-                               if v in looked_up and flows[looked_up[v][0]].made_up_argument(looked_up[v][1])), None)
+            f.built_on = next((BuiltOn(*made_up[v], v, s) for s in f.introduced_to_answer for v in made_of[s] or ()
+                               if v in made_up), None)
+            for s in f.underived:
+                made_up.setdefault(norm_number(s), (pos, ""))
             known_words = seen_words | tokens(step.input or "")
             inputs = seen_numbers | set(numbers(step.input or "", glued=True))  # what it had before calling its tools
+            lookups = []
             for call in step.tool_calls:
                 # in the order the result gives them; a relayed delegation result is the delegate's, not the tool's
                 returned = numbers(value_text(call.result)) if arrive[pos] == pos else {}
-                for v in returned:
-                    if v not in inputs:
-                        looked_up.setdefault(v, (pos, call.name))
+                lookups.append((call.name, returned))
                 reaching = [surface for v, surface in returned.items()
                             if v in answer_numbers and v not in seen_numbers and v not in own]
                 f.returned_to_answer += [(call.name, r) for r in reaching]
@@ -573,6 +575,11 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
                     if missing:
                         f.ungrounded.append(UngroundedArgument(call.name, arg, text[:80], missing[0],
                                                                reaching[0] if reaching else None))
+            for tool, returned in lookups:  # what a call with a made-up argument returned is made up too
+                if f.made_up_argument(tool):
+                    for v in returned:
+                        if v not in inputs:
+                            made_up.setdefault(v, (pos, tool))
         pairs = _named_pairs(low)
         named = _by_name(pairs)
         for key, vals in named.items():

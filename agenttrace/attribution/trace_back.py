@@ -19,9 +19,11 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
   made-up id: :meth:`StepFlow.caused_its_failure`), and goes on with a value of its own instead of calling
   again (:attr:`StepFlow.works_around`) or without a word about the failure (:attr:`StepFlow.ignored_error_at`):
   the corrected call would have left nothing to work around or to ignore;
-* a number it answers with is worked out, correctly, of a number that a call with an argument no input gave
-  returned (the price of another item, the count of a misspelt team: :attr:`StepFlow.built_on`): the
-  arithmetic was right, the corrected call would have given it the right operand.
+* a number it answers with is worked out, correctly, of a number an earlier step made up: stated with no
+  input or arithmetic on its inputs to give it (a misread result, an assumed value), or returned by a call
+  with an argument no input gave (the price of another item, the count of a misspelt team:
+  :attr:`StepFlow.built_on`): the arithmetic was right, the corrected step would have given it the right
+  operand.
 
 One link goes forward. A call that failed through no argument of its caller's (a timeout, a service down) is
 the environment's doing, and no correction of that step removes it; when the agent's next act goes on with a
