@@ -419,8 +419,10 @@ def weighted_totals(counted: list[tuple[tuple[str, ...], float]], latest: dict[s
         value = _as_float(latest[name]) if name else None
         if value is not None:
             parts.append((count * value, latest[name]))
-    total = [(sum(x for x, _ in parts), tuple(v for _, v in parts))] if len(parts) > 1 else []
-    return [(str(x), (v,)) for x, v in parts] + [(str(x), vs) for x, vs in total]
+    out = [(str(x), (v,)) for x, v in parts]
+    if len(parts) > 1:
+        out.append((str(sum(x for x, _ in parts)), tuple(v for _, v in parts)))
+    return out
 
 
 def named_total(task: str, latest: dict[str, str]) -> list[Derivable]:
@@ -542,7 +544,8 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         results = result_text(step) if arrive[pos] == pos else ""
         if arrive[pos] != pos:
             relayed.setdefault(arrive[pos], []).append(result_text(step))
-        given = dict.fromkeys([*numbers(step.input or "", glued=True), *numbers(results, glued=True)])  # ordered
+        handed = numbers(step.input or "", glued=True)  # what it had before calling its tools, beside seen_numbers
+        given = dict.fromkeys([*handed, *numbers(results, glued=True)])  # ordered: runs are reproducible
         latest.update(_named_pairs(results))
         own = numbers(actions)
         if f.acts:
@@ -557,7 +560,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             for s in f.underived:
                 made_up.setdefault(norm_number(s), (pos, ""))
             known_words = seen_words | tokens(step.input or "")
-            inputs = seen_numbers | set(numbers(step.input or "", glued=True))  # what it had before calling its tools
+            inputs = seen_numbers | set(handed)
             lookups = []
             for call in step.tool_calls:
                 # in the order the result gives them; a relayed delegation result is the delegate's, not the tool's
