@@ -25,13 +25,14 @@ from agenttrace.attribution.cpu import (  # noqa: E402
     log_kind,
     nameable,
     softmax,
+    tempered,
 )
 from agenttrace.attribution.cpu_fit import (  # noqa: E402
     PLAIN_RULE, Featurised, Rows, _best_rule, _calibrated_temperature, _hits, _named, segment_softmax, take, traced,
     verdicts,
 )
 from agenttrace.attribution.flow import mark_users, read_flow, simulated_users  # noqa: E402
-from agenttrace.attribution.trace_back import causes  # noqa: E402
+from agenttrace.attribution.trace_back import causes, trace  # noqa: E402
 from agenttrace.data.datasets import from_whowhen  # noqa: E402
 from agenttrace.models import Label, LabelledTrajectory, Step, ToolCall, Trajectory  # noqa: E402
 
@@ -189,6 +190,18 @@ def test_the_temperature_makes_the_named_steps_probability_its_hit_rate():
     named = _named(segment_softmax(scores, rows), rows, (False, 1.0))  # decided untempered, as the attributor does
     assert all(abs(c - 0.5) < 0.05 for c in traced(segment_softmax(scores / t, rows), rows)[named])
     assert segment_softmax(scores, rows)[2] > 0.7  # untempered, it would claim far more than it hits
+
+
+def test_the_temperature_tempers_the_traced_distribution_so_the_verdict_keeps_its_rank():
+    scores, cause = np.array([1.0, 0.8, 0.8]), [0, 1, 1]  # step 2's fault is followed back to step 1
+    untempered = trace(softmax(scores), cause)
+    assert int(np.argmax(untempered)) == 1  # the verdict: steps 1 and 2 together outweigh step 0
+    for t in (0.2, 1.0, 5.0):
+        p = tempered(untempered, t)
+        assert int(np.argmax(p)) == 1 and p.sum() == pytest.approx(1.0)
+    assert tempered(untempered, 0.2)[1] > untempered[1] > tempered(untempered, 5.0)[1]
+    # a sharper softmax of the scores, traced afterwards, would report step 0 as the likelier one
+    assert int(np.argmax(trace(softmax(scores / 0.2), cause))) == 0
 
 
 def test_a_bill_total_from_the_reported_prices_is_derived_and_a_wrong_one_is_not():

@@ -21,9 +21,9 @@ is then moved to the earlier step its fault was inherited from, when the traject
 of a loop, the plan or user's turn a wrong call follows, the hand-off to an agent with only the wrong tool:
 :mod:`agenttrace.attribution.trace_back`), a rule built in, not learned per kind of error. The verdict is read off
 the traced distribution by :func:`decide` (the agent by probability mass or by the top step, then that agent's
-earliest near-best step); the reported probabilities use a calibrated temperature, and the verdict carries the
-top candidates and is ``uncertain`` when its calibrated probability is below the model's threshold: one half
-(the verdict is then more likely wrong than right), unless a user sets another.
+earliest near-best step); the reported probabilities are that traced distribution tempered (:func:`tempered`), and
+the verdict carries the top candidates and is ``uncertain`` when its calibrated probability is below the model's
+threshold: one half (the verdict is then more likely wrong than right), unless a user sets another.
 Temperature and verdict rule are chosen per kind of log (:func:`log_kind`): a run the collector rebuilt
 from its spans, or a log read from a file (a transcript, a chat log), whose verdicts are far less often right.
 Which features count, the regularisation, the verdict rule and the temperatures are all chosen
@@ -294,6 +294,15 @@ def softmax(z: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     return e / e.sum()
 
 
+def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
+    """``p`` calibrated by a temperature: ``p ** (1 / temperature)``, renormalised. It is applied to the
+    distribution the fault links have already moved (:func:`trace`), the one the verdict is read off, so every
+    step keeps its rank there: tempering the scores instead would let a sharper softmax make another step
+    the most likely once the links have summed their steps' probabilities."""
+    q = p ** (1.0 / temperature)
+    return q / q.sum()
+
+
 def decide(p: np.ndarray, agents: list[str], earliest: float = 1.0, by_mass: bool = True) -> int:
     """The position of the verdict's step given the step distribution ``p``. The agent is the one holding the
     most probability mass (``by_mass``; the earlier one on a tie) or the one of the most likely step; the step
@@ -321,7 +330,8 @@ class Calibration(NamedTuple):
 
 
 class StepModel:
-    """A linear scorer over standardised features; ``probabilities`` is the tempered softmax over the steps.
+    """A linear scorer over standardised features; ``probabilities`` is the softmax over the steps, which the
+    attributor traces (:func:`trace`) and then tempers by the log kind's temperature (:func:`tempered`).
     A verdict whose calibrated probability is below ``threshold`` is uncertain."""
 
     def __init__(self, weights, mean, scale, meta: dict[str, Any] | None = None, *, temperature: float = 1.0,
@@ -346,9 +356,9 @@ class StepModel:
     def scores(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.weights
 
-    def probabilities(self, x: np.ndarray, kind: str | None = None, among: np.ndarray | None = None) -> np.ndarray:
-        """The calibrated distribution over the steps (over ``among`` only, when given: see :func:`nameable`)."""
-        return softmax(self.scores(x) / self.calibrated(kind).temperature, among) if len(x) else np.zeros(0)
+    def probabilities(self, x: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+        """The untempered distribution over the steps (over ``among`` only, when given: see :func:`nameable`)."""
+        return softmax(self.scores(x), among) if len(x) else np.zeros(0)
 
     def contributions(self, x_row: np.ndarray, x_all: np.ndarray) -> np.ndarray:
         """How much each feature *present* in this step lifts it above the trajectory's average step
@@ -536,8 +546,8 @@ class CpuAttributor(Attributor):
         """The calibrated probability that each step is the decisive error, each step's fault followed to the
         step it was inherited from or passed on to (:mod:`agenttrace.attribution.trace_back`)."""
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
-        p = self.model.probabilities(x, log_kind(trajectory), nameable(flows))
-        return trace(p, causes(trajectory.steps, flows))
+        p = trace(self.model.probabilities(x, nameable(flows)), causes(trajectory.steps, flows))
+        return tempered(p, self.model.calibrated(log_kind(trajectory)).temperature)
 
     def attribute(self, trajectory: Trajectory) -> Attribution:
         return self.explain(trajectory)[0]
@@ -555,12 +565,12 @@ class CpuAttributor(Attributor):
         among = nameable(flows)
         agents = [s.agent for s in steps]
         cause = causes(steps, flows)
-        p = trace(self.model.probabilities(x, kind, among), cause)
+        untempered = trace(self.model.probabilities(x, among), cause)
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
         calibrated = self.model.calibrated(kind)
-        pos = decide(trace(softmax(self.model.scores(x), among), cause), agents, calibrated.earliest,
-                     calibrated.by_mass)
+        pos = decide(untempered, agents, calibrated.earliest, calibrated.by_mass)
+        p = tempered(untempered, calibrated.temperature)
         agent = steps[pos].agent
         agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]

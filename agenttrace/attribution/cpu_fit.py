@@ -211,16 +211,20 @@ def _best_temperature(scores: np.ndarray, rows: Rows) -> float:
 
 
 def _calibrated_temperature(scores: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> float:
-    """The temperature whose verdicts' probabilities (of the step named, on the distribution traced back, as
-    the attributor reports them) best forecast an exact step hit: least Brier score, every source weighing the
-    same. The likelihood of the labelled step (:func:`_best_temperature`) calibrates the untraced distribution
-    instead, which is not the probability a verdict carries."""
+    """The temperature whose verdicts' probabilities (of the step named, on the distribution traced back and
+    then tempered, as the attributor reports them: :func:`agenttrace.attribution.cpu.tempered`) best forecast
+    an exact step hit: least Brier score, every source weighing the same. The likelihood of the labelled step
+    (:func:`_best_temperature`) calibrates the untraced distribution instead, which is not the probability a
+    verdict carries."""
     w = _run_weights(rows.group)
-    named = _named(segment_softmax(scores, rows), rows, rule)
+    p = segment_softmax(scores, rows)
+    named = _named(p, rows, rule)
     hit = named == rows.targets
+    p = traced(p, rows)
     best = (math.inf, 1.0)
-    for t in np.exp(np.linspace(math.log(0.2), math.log(20.0), 61)):
-        brier = float(w @ (traced(segment_softmax(scores / t, rows), rows)[named] - hit) ** 2)
+    for t in np.exp(np.linspace(math.log(0.05), math.log(20.0), 81)):
+        q = p ** (1.0 / t)
+        brier = float(w @ (q[named] / np.add.reduceat(q, rows.starts) - hit) ** 2)
         best = min(best, (brier, float(t)))
     return best[1]
 
