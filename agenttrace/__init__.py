@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from agenttrace.feedback import feedback, on_feedback
 from agenttrace.integration import DidNotEnable, Integration
-from agenttrace.models import Attribution, Lesson, Outcome, Step, Termination, ToolCall, Trajectory
+from agenttrace.models import Attribution, Lesson, Outcome, Step, Teammate, Termination, ToolCall, ToolSpec, Trajectory
 from agenttrace.run import Run, run
 from agenttrace.setup import Instrumentation, flush, instrument, uninstrument
 from agenttrace.spans import agent_step, llm_call, plan, tool_call, workflow
@@ -18,8 +18,10 @@ __all__ = [
     "Outcome",
     "Run",
     "Step",
+    "Teammate",
     "Termination",
     "ToolCall",
+    "ToolSpec",
     "Trajectory",
     "agent_step",
     "feedback",

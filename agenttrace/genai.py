@@ -23,6 +23,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agenttrace import semconv
 from agenttrace.content import maybe_json
+from agenttrace.models import Teammate
+from agenttrace.team import encode as encode_team
+from agenttrace.team import tool_spec
 from agenttrace.spans import record_error, set_messages, set_value, tracer, workflow_attributes
 
 Parent = Span | Context | None
@@ -66,6 +69,24 @@ def start_agent(
     if input is not None:
         set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, input, "user")
     return span
+
+
+def declare_team(span: Span, members: Iterable[tuple[str, Any, Iterable[Any]]]) -> None:
+    """Records the team a workflow coordinates, each agent as (name, description, its tool objects), on the
+    workflow's span as ``agenttrace.run.team``: the collector takes it when the app's run declares none. A tool
+    whose name and parameters cannot be read is left out; recording never breaks the framework's run."""
+    team = []
+    for name, description, tools in members:
+        specs = []
+        for tool in tools or ():
+            try:
+                specs.append(tool_spec(tool))
+            except (TypeError, ValueError):
+                continue
+        team.append(Teammate(name=str(name), description=description if isinstance(description, str) else None,
+                             tools=specs))
+    if team:
+        span.set_attribute(semconv.RUN_TEAM, encode_team(team))
 
 
 def agent_output(span: Span, output: Any) -> None:

@@ -81,8 +81,25 @@ def value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+class ToolSpec(BaseModel):
+    """A tool an agent can call: its name and the names of its parameters."""
+
+    name: str
+    parameters: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+
+class Teammate(BaseModel):
+    """An agent of the run's team, whether or not it ever acts, with the tools it can call."""
+
+    name: str
+    description: str | None = None
+    tools: list[ToolSpec] = Field(default_factory=list)
+
+
 class Trajectory(BaseModel):
-    """A run rebuilt as an ordered list of agent steps, plus its task and outcome."""
+    """A run rebuilt as an ordered list of agent steps, plus its task and outcome (and its team, when the app
+    declared it: :func:`agenttrace.run`)."""
 
     run_id: str
     name: str | None = None
@@ -95,6 +112,7 @@ class Trajectory(BaseModel):
     failure_reason: str | None = None
     termination: Termination = Termination.COMPLETED
     steps: list[Step] = Field(default_factory=list)
+    team: list[Teammate] = Field(default_factory=list)
     start_time: float | None = None
     end_time: float | None = None
 

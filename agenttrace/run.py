@@ -10,18 +10,23 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agenttrace import semconv
+from agenttrace import team as teams
 from agenttrace.context import RunState, enter_run, exit_run
 from agenttrace.models import Outcome
 from agenttrace.spans import record_error, set_value, tracer
 
 
 class Run:
-    """A run in progress. Use as ``with agenttrace.run(...) as run:``, ``async with`` or ``@agenttrace.run(...)``."""
+    """A run in progress. Use as ``with agenttrace.run(...) as run:``, ``async with`` or ``@agenttrace.run(...)``.
+    ``team`` declares every agent with the tools it can call (:func:`agenttrace.team.teammates`), so a verdict
+    can tell a hand-off to the agent with the wrong tool while the one with the right tool never acts."""
 
-    def __init__(self, name: str, *, task: Any = None, expected: Any = None, run_id: str | None = None) -> None:
+    def __init__(self, name: str, *, task: Any = None, expected: Any = None, run_id: str | None = None,
+                 team: Any = None) -> None:
         self.name = name
         self.task = task
         self.expected = expected
+        self.team = teams.teammates(team) if team is not None else []
         self.run_id = run_id or uuid.uuid4().hex
         self.outcome = Outcome.UNKNOWN
         self.answer: Any = None
@@ -61,6 +66,8 @@ class Run:
             set_value(self._span, semconv.RUN_TASK, self.task)
         if self.expected is not None:
             set_value(self._span, semconv.RUN_EXPECTED, self.expected)
+        if self.team:
+            self._span.set_attribute(semconv.RUN_TEAM, teams.encode(self.team))
         self._token = enter_run(RunState(self.run_id, self.name))
         return self
 
@@ -86,12 +93,12 @@ class Run:
     # decorator ---------------------------------------------------------
     def __call__(self, fn):
         """Decorator form: each call of ``fn`` is one run; its return value is the answer."""
-        name, task, expected = self.name, self.task, self.expected
+        name, task, expected, team = self.name, self.task, self.expected, self.team
 
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def arun(*args, **kwargs):
-                with Run(name, task=task, expected=expected) as r:
+                with Run(name, task=task, expected=expected, team=team) as r:
                     result = await fn(*args, **kwargs)
                     _record_return(r, result)
                     return result
@@ -99,7 +106,7 @@ class Run:
 
         @functools.wraps(fn)
         def srun(*args, **kwargs):
-            with Run(name, task=task, expected=expected) as r:
+            with Run(name, task=task, expected=expected, team=team) as r:
                 result = fn(*args, **kwargs)
                 _record_return(r, result)
                 return result
@@ -113,6 +120,6 @@ def _record_return(run: Run, result: Any) -> None:
         run.finish(result)
 
 
-def run(name: str, *, task: Any = None, expected: Any = None, run_id: str | None = None) -> Run:
+def run(name: str, *, task: Any = None, expected: Any = None, run_id: str | None = None, team: Any = None) -> Run:
     """Opens one multi-agent run. See :class:`Run`."""
-    return Run(name, task=task, expected=expected, run_id=run_id)
+    return Run(name, task=task, expected=expected, run_id=run_id, team=team)

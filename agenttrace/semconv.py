@@ -45,6 +45,7 @@ RUN_ID = "agenttrace.run.id"
 RUN_NAME = "agenttrace.run.name"
 RUN_TASK = "agenttrace.run.task"
 RUN_EXPECTED = "agenttrace.run.expected"
+RUN_TEAM = "agenttrace.run.team"  # JSON: the team declared at the start, agents that never act included
 RUN_OUTCOME = "agenttrace.run.outcome"
 RUN_ANSWER = "agenttrace.run.answer"
 RUN_FAILURE_REASON = "agenttrace.run.failure_reason"

@@ -20,7 +20,8 @@ Columns: exact agent and step accuracy; Who&When's substring rule (dev data only
 predicted 12); AgenTracer's reward; expected calibration error of the verdict's probability against an
 exact step hit (10 bins); accuracy (step exact) of the confident and of the uncertain verdicts (calibrated
 probability below one half), with their counts; median and p99 milliseconds per trajectory (one core). The cpu rows are without the ground truth
-answer (the harder case); "cpu+G" is with it.
+answer (the harder case); "cpu+G" is with it. The suite's runs declare their teams (``agenttrace.run(team=...)``);
+"cpu, team not declared" is the same model on the same held-out runs with the team taken away.
 """
 
 from __future__ import annotations
@@ -138,10 +139,14 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
                    + f" (inner (agent+step)/2 = {m['inner_accuracy']:.3f})")
     att = CpuAttributor(model=model)
     out = []
-    for label, use_g in (("cpu", False), ("cpu+G", True)):
+    views = [("cpu", False, True), ("cpu+G", True, True)]
+    if any(it.trajectory.team for it in held):  # what the declared team adds: the same runs without it
+        views.append(("cpu, team not declared", False, False))
+    for label, use_g, with_team in views:
         preds, conf, ms, unsure = [], [], [], []
         for it in held:
-            traj = it.trajectory if use_g else it.trajectory.model_copy(update={"expected": None})
+            traj = it.trajectory.model_copy(update={"expected": it.trajectory.expected if use_g else None,
+                                                    "team": it.trajectory.team if with_team else []})
             t0 = time.perf_counter()
             a = att.attribute(traj)
             ms.append(1000 * (time.perf_counter() - t0))
@@ -149,7 +154,7 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
             conf.append(a.confidence or 0.0)
             unsure.append(a.uncertain)
         out.append(row(f"{title}: {held_name} - {label}", preds, held, whowhen, conf, ms, unsure))
-        if verdicts is not None and not use_g:
+        if verdicts is not None and label == "cpu":
             verdicts += zip(held, preds, unsure)
     train_items = usable([it for v in train_groups.values() for it in v])
     for name, fn in baselines(train_items, held).items():

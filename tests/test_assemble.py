@@ -235,3 +235,16 @@ def test_a_repeating_loop_is_a_task_limit_failure_and_an_unfinished_run_is_incom
 ])
 def test_answers_are_compared_after_normalisation(answer, expected, match):
     assert answer_matches(answer, expected) is match
+
+
+def test_an_unreadable_team_is_left_out_and_the_run_still_assembles(emit):
+    from agenttrace import semconv as sc
+
+    tracer, trajectory = emit
+    with tracer.start_as_current_span("agenttrace.run r", attributes={
+            sc.SPAN_KIND: "run", sc.RUN_ID: "r1", sc.RUN_TASK: "2+3?", sc.RUN_TEAM: '[{"tools": "not a list"}]'}):
+        with tracer.start_as_current_span("invoke_agent solver", attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "solver"}):
+            pass
+    traj = trajectory()
+    assert traj.team == [] and [s.agent for s in traj.steps] == ["solver"] and traj.task == "2+3?"

@@ -167,6 +167,18 @@ def test_an_export_reads_back_with_its_tool_calls_handoffs_prompts_and_answer():
         "python", "print((1, 2)) + x", None, "SyntaxError: (x)")
 
 
+def test_an_export_keeps_the_declared_team_and_a_bad_team_is_refused():
+    from agenttrace.models import Teammate, ToolSpec
+
+    traj, label = _structured_run()
+    team = [Teammate(name="scout", tools=[ToolSpec(name="get_price", parameters=["product", "region"])])]
+    data = json.loads(json.dumps(to_whowhen(traj.model_copy(update={"team": team}), label)))
+    assert from_whowhen(data).trajectory.team == team
+    assert "team" not in to_whowhen(traj, label)
+    with pytest.raises(DatasetError, match=r"team.*not a JSON list of teammates"):
+        from_whowhen(data | {"team": [{"tools": []}]})
+
+
 def test_openai_chat_messages_fold_each_tool_answer_into_its_call_and_keep_the_message_numbers():
     data = {
         "question": "refund order 7",

@@ -360,3 +360,62 @@ def test_a_user_who_gives_a_count_other_than_the_tasks_is_not_a_blameless_reques
     assert flows[0].conflict is None and (x[0, _col("num_conflict")], x[0, _col("is_request")]) == (0, 1)
     assert x[2, _col("is_request")] == 0  # a reply after the agent has acted is not the request
     assert not flows[1].plan_like  # a question hands back to ask, not to plan
+
+
+def test_a_declared_team_shows_the_alternative_of_an_agent_that_never_acts():
+    from agenttrace.attribution.alternatives import off_request_calls
+    from agenttrace.attribution.trace_back import causes
+    from agenttrace.models import Teammate, ToolSpec
+
+    def forecast_tools(*names: str) -> list[ToolSpec]:
+        return [ToolSpec(name=n, parameters=["city", "day"]) for n in names]
+
+    steps = [
+        Step(index=0, agent="lead", content="archivist, get the forecast high of Porto on Thursday.",
+             transfer_to="archivist"),
+        Step(index=1, agent="archivist", content="Checking Porto.", tool_calls=[_forecast("Porto", "get_climate_average")]),
+        Step(index=2, agent="archivist", content="Porto: 21 degrees.", transfer_to="lead"),
+        Step(index=3, agent="lead", content="Porto will be 21 degrees."),
+    ]
+    team = [Teammate(name="lead"), Teammate(name="forecaster", tools=forecast_tools("get_forecast")),
+            Teammate(name="archivist", tools=forecast_tools("get_climate_average"))]
+    task = "What is the forecast high of Porto on Thursday?"
+    undeclared = Trajectory(run_id="t", task=task, steps=steps)
+    declared = undeclared.model_copy(update={"team": team})
+    assert off_request_calls(undeclared) == []  # no step shows get_forecast
+    [call] = off_request_calls(declared)
+    assert (call.pos, call.alternative, call.handed_by, call.owner) == (1, "get_forecast", 0, "forecaster")
+    x, flows = extract_features(declared)
+    assert x[:, _col("hands_to_off_request")].tolist() == [1, 0, 0, 0]
+    assert causes(declared.steps, flows)[1:3] == [0, 0]  # the archivist's turn is the hand-off's doing
+    claim = cl.HandsToOffRequest(0, 1, "get_climate_average", "get_forecast", ("average", "climate"), "forecaster")
+    view = cl.View(declared)
+    assert claim.holds(view) and claim.clause(view).endswith("never get_forecast, which takes the same arguments and is forecaster's")
+    assert not claim.holds(cl.View(undeclared))  # nothing in the run itself says get_forecast takes city and day
+    assert not replace(claim, owner="archivist").holds(view)
+    # an archivist the team gives both tools chose the wrong one itself
+    both = declared.model_copy(update={"team": [*team[:2], Teammate(name="archivist", tools=forecast_tools(
+        "get_climate_average", "get_forecast"))]})
+    [own] = off_request_calls(both)
+    assert (own.handed_by, own.owner) == (None, None) and not claim.holds(cl.View(both))
+
+
+def test_the_task_a_delegation_hands_on_is_what_it_asks_for():
+    from agenttrace.attribution.alternatives import off_request_calls
+    from agenttrace.attribution.flow import said_text
+    from agenttrace.models import Teammate, ToolSpec
+
+    team = [Teammate(name="lead"), Teammate(name="forecaster", tools=[ToolSpec(name="get_forecast", parameters=["city", "day"])]),
+            Teammate(name="archivist", tools=[ToolSpec(name="get_climate_average", parameters=["city", "day"])])]
+    delegation = ToolCall(name="delegate_work_to_coworker", result="Porto: 21 degrees.", arguments={
+        "task": "Get the forecast high of Porto on Thursday.", "coworker": "archivist"})
+    run = Trajectory(run_id="d", task="How warm will Porto be on Thursday (current data)?", team=team, steps=[
+        Step(index=0, agent="lead", content="", transfer_to="archivist", tool_calls=[delegation]),  # CrewAI keeps no text
+        Step(index=1, agent="archivist", content="", tool_calls=[_forecast("Porto", "get_climate_average")]),
+        Step(index=2, agent="archivist", content="Porto: 21 degrees."),
+        Step(index=3, agent="lead", content="Porto will be 21 degrees."),
+    ])
+    assert "forecast high of Porto" in said_text(run.steps[0]) and said_text(run.steps[1]) == ""
+    [call] = off_request_calls(run)  # 'forecast' was asked for, by the delegation, and 'climate average' never
+    assert (call.pos, call.alternative, call.handed_by, call.owner) == (1, "get_forecast", 0, "forecaster")
+    assert cl.HandsToOffRequest(0, 1, call.tool, call.alternative, call.words, call.owner).holds(cl.View(run))

@@ -227,3 +227,39 @@ def test_instrument_again_under_another_service_name_exports_under_that_name():
         finished = exporter.get_finished_spans()
         assert sorted(s.name for s in finished) == ["invoke_agent A", "own work"]
         assert {s.resource.attributes["service.name"] for s in finished} == {service}
+
+
+def test_a_declared_team_rides_on_the_run_span_and_comes_back_with_the_trajectory(spans):
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from agenttrace_collector import otlp
+    from agenttrace_collector.assemble import assemble
+    from agenttrace_collector.spanview import decode
+
+    def get_price(product: str, region: str = "EU") -> str:
+        """The current unit price of a product.
+
+        Args: ..."""
+        return "1 EUR"
+
+    archive = {"name": "get_archived_price", "parameters": ["product", "region"]}
+    team = {"lead": [], "pricing": [get_price], "archivist": [archive]}
+    with agenttrace.run("prices", task="What does a kettle cost?", team=team):
+        with agenttrace.agent_step("lead") as step:
+            step.output("archivist, look the kettle up.")
+    finished = spans()
+    root = next(s for s in finished if s.attributes.get(sc.SPAN_KIND) == "run")
+    assert json.loads(root.attributes[sc.RUN_TEAM])[1] == {"name": "pricing", "tools": [
+        {"name": "get_price", "parameters": ["product", "region"], "description": "The current unit price of a product."}]}
+    request = otlp.parse_request(encode_spans(finished).SerializeToString(), otlp.PROTOBUF)
+    trajectory = assemble([decode(r.data, r.service) for r in otlp.rows(request)])
+    assert [m.name for m in trajectory.team] == ["lead", "pricing", "archivist"]
+    assert trajectory.team[2].tools[0].parameters == ["product", "region"] and trajectory.agents == ["lead"]
+
+
+@pytest.mark.parametrize("team, message", [([42], "a teammate is a Teammate or a dict"),
+                                           ({"lead": [3.5]}, "a tool is a function, a name"),
+                                           ({"lead": [{"parameters": ["x"]}]}, "name")])
+def test_a_team_that_is_not_one_is_refused_with_the_reason(team, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        agenttrace.run("r", team=team)

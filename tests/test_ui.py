@@ -42,7 +42,9 @@ def failed_run(collector):
             ok.finish("hi")
         flush()
         collector.wait_run(ok.run_id)
-        with agenttrace.run("basic-hostile", task="Add 2 and 2. " + HOSTILE, expected="4") as run:
+        team = {"Planner": [], "Coder": [{"name": "add", "parameters": ["a", "b"]}, {"name": "check", "parameters": ["value"]}],
+                "Reviewer": [], HOSTILE: [{"name": "audit", "parameters": ["ledger"]}]}  # one that never acts
+        with agenttrace.run("basic-hostile", task="Add 2 and 2. " + HOSTILE, expected="4", team=team) as run:
             with agenttrace.agent_step("Planner", input="Add 2 and 2.") as step:
                 step.output("Coder: compute 2 + 2 with the add tool.")
                 step.transfer("Coder")
@@ -117,6 +119,8 @@ def test_hostile_step_content_is_shown_as_text_and_long_content_collapses(collec
     content = page.locator('li.step[data-agent="Coder"] pre.step-content')
     assert content.inner_text().startswith(HOSTILE)
     assert page.locator('dd[data-field="Task"]').inner_text() == "Add 2 and 2. " + HOSTILE
+    assert page.locator('dd[data-field="Team"]').inner_text() == (
+        f"Planner; Coder: add(a, b), check(value); Reviewer; {HOSTILE}: audit(ledger)")
     assert_nothing_injected(page)
 
     assert "collapsed" in content.get_attribute("class")

@@ -38,6 +38,7 @@ from agenttrace.attribution.flow import (
     mentions_word,
     norm_number,
     result_text,
+    said_text,
     value_text,
     word_forms,
 )
@@ -751,11 +752,24 @@ class HandsBackWithout(Claim):
                 and not any(mentions(view.actions[j], i) for j in own for i in self.items))
 
 
+def _argument_names(view: View, tool: str) -> set[frozenset[str]]:
+    """The argument names ``tool`` is called with in the run, and its parameters in the declared team."""
+    out = {frozenset(c.arguments) for s in view.steps for c in s.tool_calls
+           if c.name == tool and isinstance(c.arguments, dict) and c.arguments}
+    return out | {frozenset(t.parameters) for m in view.trajectory.team for t in m.tools
+                  if t.name == tool and t.parameters}
+
+
+def _team_gives(view: View, agent: str, tool: str) -> bool:
+    return any(m.name == agent and any(t.name == tool for t in m.tools) for m in view.trajectory.team)
+
+
 @dataclass(frozen=True)
 class CallsOffRequest(Claim):
     """The step calls ``tool``, whose name has ``words``, which neither ``alternative``'s name, the task nor any
-    step's own words before it have; the run calls ``alternative`` with the same argument names, and every word
-    of its name that ``tool``'s lacks is in the task or said before the step."""
+    step's own words before it have; ``alternative`` takes the same argument names (as the run calls it, or as
+    the declared team gives it), and every word of its name that ``tool``'s lacks is in the task or said
+    before the step."""
 
     tool: str
     alternative: str
@@ -769,31 +783,32 @@ class CallsOffRequest(Claim):
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and self.words):
             return False
-        signatures = {c.name: {frozenset(c.arguments) for c in s.tool_calls if isinstance(c.arguments, dict)}
-                      for s in view.steps for c in s.tool_calls}
         own = {frozenset(c.arguments) for c in view.steps[self.pos].tool_calls
                if c.name == self.tool and isinstance(c.arguments, dict) and c.arguments}
-        asked = said_words(" ".join([view.trajectory.task or ""] + [s.content for s in view.steps[:self.pos]]))
+        asked = said_words(" ".join([view.trajectory.task or ""] + [said_text(s) for s in view.steps[:self.pos]]))
         mine, other = name_words(self.tool), name_words(self.alternative)
-        return (bool(own & signatures.get(self.alternative, set())) and set(self.words) <= mine - other
+        return (bool(own & _argument_names(view, self.alternative)) and set(self.words) <= mine - other
                 and not set(self.words) & asked and other - mine <= asked)
 
 
 @dataclass(frozen=True)
 class HandsToOffRequest(Claim):
     """The step is the other agent's right before the turn of the agent of step ``call``, which calls ``tool``
-    as :class:`CallsOffRequest` says, and that agent never calls ``alternative``."""
+    as :class:`CallsOffRequest` says, and that agent never calls ``alternative`` nor has it in the declared
+    team; ``owner``, when given, is the teammate the declared team gives it to."""
 
     call: int
     tool: str
     alternative: str
     words: tuple[str, ...]
+    owner: str | None = None
 
     def clause(self, view: View) -> str:
         callee = view.steps[self.call]
+        held = f" and is {self.owner}'s" if self.owner else ""
         return (f"it hands the work to {callee.agent}, who then calls {self.tool} (step {callee.index}) although "
                 f"nothing before asks for {', '.join(repr(w) for w in self.words)}, and never {self.alternative}, "
-                f"which takes the same arguments")
+                f"which takes the same arguments{held}")
 
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and view.in_step(self.call) and self.pos < self.call):
@@ -803,7 +818,9 @@ class HandsToOffRequest(Claim):
                 and all(view.steps[j].agent == callee for j in range(self.pos + 1, self.call + 1))
                 and CallsOffRequest(self.call, self.tool, self.alternative, self.words).holds(view)
                 and not any(c.name == self.alternative for s in view.steps if s.agent == callee
-                            for c in s.tool_calls))
+                            for c in s.tool_calls)
+                and not _team_gives(view, callee, self.alternative)
+                and (self.owner is None or (self.owner != callee and _team_gives(view, self.owner, self.alternative))))
 
 
 def check_claims(trajectory: Trajectory, claims: list[Claim], view: View | None = None) -> list[Claim]:

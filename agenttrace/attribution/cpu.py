@@ -520,7 +520,7 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
     if feature == "calls_off_request" and (c := f.off_request) is not None:
         return [cl.CallsOffRequest(pos, c.tool, c.alternative, c.words)]
     if feature == "hands_to_off_request" and (c := f.hands_off_request) is not None:
-        return [cl.HandsToOffRequest(pos, c.pos, c.tool, c.alternative, c.words)]
+        return [cl.HandsToOffRequest(pos, c.pos, c.tool, c.alternative, c.words, c.owner)]
     if feature == "agent_first_turn":
         return [cl.FirstTurn(pos)]
     if feature == "first_action":

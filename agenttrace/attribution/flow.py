@@ -183,6 +183,13 @@ def is_handoff(step: Step, call: ToolCall) -> bool:
     return bool(step.transfer_to) and names_agent(call, step.transfer_to)
 
 
+def said_text(step: Step) -> str:
+    """What the step says to the others: its words, and the message its handoff call carries (a delegation's
+    task text, which is all CrewAI's spans keep of a reply that delegates)."""
+    handed = [v for c in step.tool_calls if is_handoff(step, c) for _, v in argument_values(c.arguments)]
+    return "\n".join(p for p in [step.content, *handed] if p)
+
+
 def simulated_users(trajectory: Trajectory) -> set[str]:
     """The agents that play the user, whatever their names, in a run that records its tool calls: the agent
     that opens the run, is asked a question by another agent at least once, never calls a tool itself

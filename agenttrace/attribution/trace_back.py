@@ -148,5 +148,5 @@ def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[
             out.append(cl.DropsTaskValue(pos, a.task_values[:3], a.call, a.tool, a.argument, a.value))
             break
     if (c := f.hands_off_request) is not None and c.pos in later:
-        out.append(cl.HandsToOffRequest(pos, c.pos, c.tool, c.alternative, c.words))
+        out.append(cl.HandsToOffRequest(pos, c.pos, c.tool, c.alternative, c.words, c.owner))
     return out

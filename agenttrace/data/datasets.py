@@ -44,6 +44,7 @@ from agenttrace.data.messages import (
     smolagents_step,
 )
 from agenttrace.models import Label, LabelledTrajectory, Outcome, Step, ToolCall, Trajectory
+from agenttrace.team import decode as decode_team
 
 HAND_CRAFTED = "Hand-Crafted"
 ALGORITHM_GENERATED = "Algorithm-Generated"
@@ -122,6 +123,10 @@ def from_whowhen(
     truth = data.get("ground_truth")
     answer = data.get("answer")  # the run's recorded answer (agenttrace's exports), not the expected one
     trace_id = data.get("trace_id")  # an export of a run the collector rebuilt from its spans
+    try:  # the team the run declared (agenttrace's exports)
+        team = decode_team(json.dumps(data["team"])) if "team" in data else []
+    except ValueError as exc:
+        raise DatasetError(source, "team", str(exc)) from None
 
     label = None
     agent = data.get("mistake_agent")
@@ -151,6 +156,7 @@ def from_whowhen(
         trace_id=None if trace_id is None else str(trace_id),
         outcome=Outcome.FAILURE if label is not None else Outcome.UNKNOWN,
         steps=steps,
+        team=team,
     )
     return LabelledTrajectory(
         id=item_id, subset=subset or data.get("subset") or _detect_subset(history), trajectory=trajectory, label=label
@@ -191,7 +197,8 @@ def _fold(answer: Answer, calls: list[ToolCall]) -> ToolCall | None:
 
 
 def to_whowhen(trajectory: Trajectory, label: Label | None = None) -> dict[str, Any]:
-    """A trajectory (and its label) in the Who&When shape, plus the run's recorded ``answer`` and ``trace_id``;
+    """A trajectory (and its label) in the Who&When shape, plus the run's recorded ``answer``, ``trace_id`` and
+    declared ``team``;
     each step's content is :meth:`Step.render`, and the prompt it was given, when recorded, its ``input``."""
     out: dict[str, Any] = {
         "question_ID": trajectory.run_id,
@@ -205,6 +212,8 @@ def to_whowhen(trajectory: Trajectory, label: Label | None = None) -> dict[str, 
             for i, step in enumerate(trajectory.steps)
         ],
     }
+    if trajectory.team:
+        out["team"] = [m.model_dump(exclude_none=True) for m in trajectory.team]
     if label is not None:
         out["mistake_agent"] = label.agent
         at = trajectory.position(label.step)  # the history written is numbered afresh

@@ -40,7 +40,8 @@ async def _run(driver, episode: Episode, script: Script) -> str:
     """One real run; returns its run id (an exception in the framework is recorded as the run's failure)."""
     tools = episode.world.copy(flaky=set(script.flaky), down=set(script.down)).tools()
     with ScriptedLLM(model_script(episode.agents, driver.replies(script.turns))) as llm:
-        run = agenttrace.run(f"suite-{episode.topology}", task=episode.task.text, expected=episode.expected)
+        team = {spec.name: [tools[name] for name in spec.tools] for spec in episode.agents}  # as an app declares it
+        run = agenttrace.run(f"suite-{episode.topology}", task=episode.task.text, expected=episode.expected, team=team)
         try:
             async with run:
                 run.finish(await driver.run(episode, tools, llm.base_url))

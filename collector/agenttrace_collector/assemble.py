@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from agenttrace import semconv as sc
-from agenttrace.models import Outcome, Step, ToolCall, Trajectory
+from agenttrace.logs import get_logger
+from agenttrace.models import Outcome, Step, Teammate, ToolCall, Trajectory
+from agenttrace.team import decode as decode_team
 from agenttrace_collector.conventions import (
     A2A_METHOD,
     MCP_METHOD,
@@ -42,6 +45,8 @@ from agenttrace_collector.conventions import (
     normalize,
 )
 from agenttrace_collector.spanview import SpanView, build_tree
+
+log = get_logger("agenttrace.collector.assemble")
 
 
 @dataclass
@@ -294,6 +299,21 @@ def find_run_span(spans: list[SpanView]) -> SpanView | None:
     return min(roots, key=lambda s: s.start) if roots else None
 
 
+def _team(spans: list[SpanView], run_span: SpanView | None) -> list[Teammate]:
+    """The team the run declared: on the run's span, or else the first a framework's integration recorded;
+    one that is not readable is left out (the run still assembles) and logged."""
+    declared = [run_span] if run_span is not None and sc.RUN_TEAM in run_span.attrs else sorted(
+        (s for s in spans if sc.RUN_TEAM in s.attrs), key=lambda s: s.start)
+    if not declared:
+        return []
+    try:
+        return decode_team(declared[0].attrs[sc.RUN_TEAM])
+    except ValueError as exc:
+        log.warning("assemble.team_unreadable", trace_id=declared[0].trace_id, span_id=declared[0].span_id,
+                    error=str(exc))
+        return []
+
+
 def assemble(spans: list[SpanView]) -> Trajectory:
     """The trajectory of one trace's spans; outcome fields are left to failure detection."""
     run_span = find_run_span(spans)
@@ -314,6 +334,7 @@ def assemble(spans: list[SpanView]) -> Trajectory:
         outcome=Outcome(outcome) if outcome in Outcome._value2member_map_ else Outcome.UNKNOWN,
         failure_reason=a.get(sc.RUN_FAILURE_REASON),
         steps=steps,
+        team=_team(spans, run_span),
         start_time=min((s.start for s in spans), default=None),
         end_time=max((s.end for s in spans), default=None),
     )

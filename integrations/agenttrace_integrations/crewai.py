@@ -12,7 +12,7 @@ Parentage follows those ids (a :class:`agenttrace.genai.SpanTable`), never
 threads); span times are the events' timestamps.
 
 * ``crew_kickoff_started/completed/failed`` -> ``invoke_workflow {crew name}`` (a crew is a workflow)
-  with the kickoff inputs and the crew's output;
+  with the kickoff inputs, the crew's team (each agent's role, goal and tools) and the crew's output;
 * ``agent_execution_started/completed/error`` (and ``lite_agent_execution_*``
   for ``Agent.kickoff``) -> ``invoke_agent {agent.role}``;
 * ``llm_call_started/completed/failed`` -> ``chat {model}`` with the messages and
@@ -134,7 +134,7 @@ class _Tracer:
         if not isinstance(kind, str) or not getattr(event, "event_id", None):
             return
         if kind == "crew_kickoff_started":
-            self._crew_started(event)
+            self._crew_started(source, event)
         elif kind in ("crew_kickoff_completed", "crew_kickoff_failed"):
             error = str(event.error or "crew kickoff failed") if kind == "crew_kickoff_failed" else None
             output = getattr(event, "output", None)  # a CrewOutput
@@ -156,13 +156,15 @@ class _Tracer:
         elif event.started_event_id and kind.endswith(("_completed", "_failed", "_finished", "_error", "_paused")):
             self.table.pop(event.started_event_id)
 
-    def _crew_started(self, event: Any) -> None:
+    def _crew_started(self, crew: Any, event: Any) -> None:
         inputs = getattr(event, "inputs", None)
         span = genai.start_workflow(
             event.crew_name or "crew", parent=self._parent(event),
             input=json.dumps(inputs, ensure_ascii=False, default=str) if inputs else None,
             start_time=_ns(event.timestamp), framework="crewai",
         )
+        genai.declare_team(span, [(_role(agent), getattr(agent, "goal", None), getattr(agent, "tools", None))
+                                  for agent in getattr(crew, "agents", None) or ()])
         self.table.add(event.event_id, span, event.parent_event_id, "workflow")
 
     def _end_scope(self, event: Any, error: str | None, output: Any) -> None:

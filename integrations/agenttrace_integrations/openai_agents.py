@@ -10,6 +10,11 @@ SDK span -> OpenTelemetry span:
 * ``handoff``    -> a handoff span carrying ``agenttrace.transfer.target`` (the target's exact agent name)
 * ``guardrail``  -> an ``execute_tool guardrail:{name}`` span, failed when it tripped
 
+The first ``invoke_agent`` span of each run declares the run's team (``agenttrace.run.team``): the starting
+agent and every agent its handoffs reach, each with its tools, read when ``Runner.run``, ``run_sync`` or
+``run_streamed`` is called (those are wrapped), so an agent that never acts is in it too. A handoff built with
+``handoff(agent)`` names its agent but does not hold it: that agent is listed without tools.
+
 Other SDK spans (task, turn, custom, MCP) get no span of their own but keep the
 tree: children hang under the nearest ancestor that has one. Each SDK trace's
 root hangs under the OpenTelemetry context current when it began (the app's
@@ -21,6 +26,7 @@ working when the app has it on); the SDK hands it span contents only when
 
 from __future__ import annotations
 
+import contextvars
 import json
 from typing import Any
 
@@ -28,6 +34,44 @@ from agenttrace import genai, semconv
 from agenttrace.integration import DidNotEnable, Integration
 
 _TRACE = "trace:"
+# the team of the run being started in this context (set by the wrapped Runner entry points)
+_starting_team: contextvars.ContextVar[list | None] = contextvars.ContextVar("agenttrace_oa_team", default=None)
+
+
+def _team(starting_agent: Any) -> list[tuple[str, Any, Any]]:
+    """The starting agent and every agent its handoffs reach, breadth first, each with its tools."""
+    out, seen, todo = [], set(), [starting_agent]
+    while todo:
+        agent = todo.pop(0)
+        name = getattr(agent, "name", None) or getattr(agent, "agent_name", None)  # an Agent, or a Handoff
+        if not isinstance(name, str) or name in seen:
+            continue
+        seen.add(name)
+        out.append((name, getattr(agent, "handoff_description", None), getattr(agent, "tools", None) or ()))
+        todo += list(getattr(agent, "handoffs", None) or ())
+    return out
+
+
+def _wrap_run(original):
+    async def run(self, starting_agent, *args, **kwargs):
+        token = _starting_team.set(_team(starting_agent))
+        try:
+            return await original(self, starting_agent, *args, **kwargs)
+        finally:
+            _starting_team.reset(token)
+
+    return run
+
+
+def _wrap_run_streamed(original):
+    def run_streamed(self, starting_agent, *args, **kwargs):
+        token = _starting_team.set(_team(starting_agent))
+        try:  # the task that runs the stream copies this context when it is created, in here
+            return original(self, starting_agent, *args, **kwargs)
+        finally:
+            _starting_team.reset(token)
+
+    return run_streamed
 
 
 def _make_processor_class():
@@ -37,6 +81,7 @@ def _make_processor_class():
         def __init__(self) -> None:
             self.table = genai.SpanTable()
             self.enabled = True
+            self.teams: dict[str, list] = {}  # SDK trace id -> the team its first agent span declares
 
         # -- traces -----------------------------------------------------------------
         def on_trace_start(self, trace) -> None:
@@ -44,9 +89,12 @@ def _make_processor_class():
                 key = _TRACE + trace.trace_id
                 self.table.add(key, None, None)
                 self.table.set_root_context(key, genai.current_context())
+                if team := _starting_team.get():
+                    self.teams[trace.trace_id] = team
 
         def on_trace_end(self, trace) -> None:
             self.table.pop(_TRACE + trace.trace_id)
+            self.teams.pop(trace.trace_id, None)
 
         # -- spans ------------------------------------------------------------------------
         def _parent(self, span):
@@ -70,6 +118,8 @@ def _make_processor_class():
             if kind == "agent":
                 info = data.name or "agent"
                 otel = genai.start_agent(info, parent=self._parent(span), framework="openai_agents")
+                if team := self.teams.pop(span.trace_id, None):
+                    genai.declare_team(otel, team)
                 if data.tools:
                     otel.set_attribute("agenttrace.agent.tools", list(data.tools))
                 if data.handoffs:
@@ -182,16 +232,21 @@ class OpenAIAgentsIntegration(Integration):
 
     def __init__(self) -> None:
         self.processor = None
+        self._patches = genai.Patches()
 
     def install(self, tracer_provider) -> None:
         try:
+            from agents.run import AgentRunner
             from agents.tracing import add_trace_processor
         except ImportError as exc:  # pragma: no cover - guarded by requires
             raise DidNotEnable(f"openai_agents: {exc}") from exc
+        self._patches.wrap(AgentRunner, "run", _wrap_run)  # run_sync runs it too
+        self._patches.wrap(AgentRunner, "run_streamed", _wrap_run_streamed)
         self.processor = _make_processor_class()()
         add_trace_processor(self.processor)
 
     def uninstall(self) -> None:
+        self._patches.restore()
         if self.processor is None:
             return
         self.processor.enabled = False

@@ -4,7 +4,8 @@ Hooked on smolagents' own API (no upstream instrumentor is used:
 ``openinference-instrumentation-smolagents`` names agent spans ``<name>.run``
 without ``agent.name``, and marks no delegation):
 
-* ``MultiStepAgent.run`` -> ``invoke_agent {agent.name}`` (streaming runs too);
+* ``MultiStepAgent.run`` -> ``invoke_agent {agent.name}`` (streaming runs too); a manager's declares its
+  team: itself and the agents it manages, each with its tools;
 * ``MultiStepAgent.__call__`` (a manager calling a managed agent, from a tool
   call or from CodeAgent code) -> ``execute_tool {name}`` carrying
   ``agenttrace.transfer.target``, with the managed agent's run nested inside;
@@ -132,12 +133,22 @@ def _in_context(ctx, iterator) -> Iterator[Any]:
         yield item
 
 
+def _team(agent: Any) -> list[tuple[str, Any, Any]]:
+    """The agent and, depth first, the agents it manages, each with its own tools."""
+    managed = (getattr(agent, "managed_agents", None) or {}).values()
+    tools = [t for t in (getattr(agent, "tools", None) or {}).values() if t not in managed]
+    return [(agent_name(agent), getattr(agent, "description", None), tools),
+            *(member for sub in managed for member in _team(sub))]
+
+
 def _wrap_run(original):
     def run(self, task, *args, **kwargs):
         stream = kwargs.get("stream", args[0] if args else False)
         name = agent_name(self)
         if not stream:
             with agent_step(name, input=task, description=getattr(self, "description", None)) as step:
+                if getattr(self, "managed_agents", None):
+                    genai.declare_team(step.span, _team(self))
                 result = original(self, task, *args, **kwargs)
                 step.output(str(getattr(result, "output", result)))
                 return result
@@ -145,6 +156,8 @@ def _wrap_run(original):
         def steps() -> Iterator[Any]:
             span = genai.start_agent(name, parent=otel_context.get_current(), input=task,
                                      description=getattr(self, "description", None))
+            if getattr(self, "managed_agents", None):
+                genai.declare_team(span, _team(self))
             last = None
             try:
                 for event in _in_context(trace.set_span_in_context(span), original(self, task, *args, **kwargs)):

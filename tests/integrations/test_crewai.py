@@ -172,6 +172,10 @@ def test_sequential_crew(traced, collector, llm, memory, owner):
     flush()
     traj, _ = collector.wait_run(run_id)
     check_sequential(traj, 7)
+    # the crew declares its team, each agent with the tools it can call (the app's run declares none)
+    assert [(m.name, m.description, [(t.name, t.parameters) for t in m.tools]) for m in traj.team] == [
+        (RESEARCHER, "Find capitals with your tools.", [("broken_search", ["query"]), ("lookup", ["country"])]),
+        (WRITER, "Write one-sentence answers.", [])]
 
     spans = {s.context.span_id: s for s in memory.get_finished_spans()}
     ops = [s.attributes.get("gen_ai.operation.name") for s in spans.values()]

@@ -43,6 +43,12 @@ def refund(invoice_id: str) -> str:
     raise RuntimeError(f"refunds are disabled for {invoice_id}")
 
 
+@function_tool
+def lookup_archived_invoice(invoice_id: str) -> str:
+    """Looks an invoice up in last year's archive."""
+    return f"invoice {invoice_id}: archived"
+
+
 def _chat_text(m) -> str:
     c = m.get("content")
     return c if isinstance(c, str) else json.dumps(c)
@@ -69,8 +75,21 @@ def handoff_script(body):
 def build_handoff_agents(llm: ScriptedLLM) -> Agent:
     client = AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
     model = OpenAIChatCompletionsModel(model="scripted-model", openai_client=client)
-    billing = Agent(name="Billing agent", instructions="You are billing.", tools=[lookup_invoice, refund], model=model)
-    return Agent(name="triage", instructions="You are triage.", handoffs=[billing], model=model)
+    billing = Agent(name="Billing agent", instructions="You are billing.", tools=[lookup_invoice, refund], model=model,
+                    handoff_description="Answers questions about invoices.")
+    archive = Agent(name="Archive agent", instructions="You are the archive.", tools=[lookup_archived_invoice],
+                    model=model)  # never handed the work
+    return Agent(name="triage", instructions="You are triage.", handoffs=[billing, archive], model=model)
+
+
+# the team the run's first agent span declares: every agent the handoffs reach, acting or not, with its tools
+EXPECTED_TEAM = [("triage", None, []), ("Billing agent", "Answers questions about invoices.",
+                                         [("lookup_invoice", ["invoice_id"]), ("refund", ["invoice_id"])]),
+                 ("Archive agent", None, [("lookup_archived_invoice", ["invoice_id"])])]
+
+
+def _team(traj):
+    return [(m.name, m.description, [(t.name, t.parameters) for t in m.tools]) for m in traj.team]
 
 
 def _steps(traj):
@@ -94,6 +113,7 @@ async def test_handoff_tools_and_recovered_tool_error(oa, collector):
     flush()
     traj, _ = collector.wait_run(run.run_id)
     assert _steps(traj) == EXPECTED_HANDOFF
+    assert _team(traj) == EXPECTED_TEAM
     lookup, failed = traj.steps[1].tool_calls[0], traj.steps[2].tool_calls[0]
     assert lookup.arguments == {"invoice_id": "INV-3"} and lookup.result == "invoice INV-3: 120 EUR, paid"
     assert lookup.error is None
@@ -188,6 +208,6 @@ async def test_streamed_run(oa, collector):
     assert events
     flush()
     traj, _ = collector.wait_run(run.run_id)
-    assert _steps(traj) == EXPECTED_HANDOFF
+    assert _steps(traj) == EXPECTED_HANDOFF and _team(traj) == EXPECTED_TEAM
     assert traj.steps[1].tool_calls[0].arguments == {"invoice_id": "INV-5"}
     assert traj.answer == "Invoice INV-5 is paid; refund could not be issued."

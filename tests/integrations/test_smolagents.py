@@ -109,6 +109,11 @@ def test_delegation_tools_and_errors(traced, collector, llm, memory, owner):
     flush()
     traj, _ = collector.wait_run(run_id)
     check_trajectory(traj, 7)
+    # the manager declares its team: itself and the agent it manages, each with its own tools
+    team = {m.name: {t.name: t.parameters for t in m.tools} for m in traj.team}
+    assert team == {"manager": {"final_answer": ["answer"]},
+                    "researcher": {"lookup": ["country"], "broken_search": ["query"], "final_answer": ["answer"]}}
+    assert [m.description for m in traj.team] == [None, "Finds capitals of countries."]
 
     spans = {s.context.span_id: s for s in memory.get_finished_spans()}
     agents = {s.attributes["gen_ai.agent.name"]: s for s in spans.values()

@@ -52,6 +52,9 @@ def test_planted_errors_are_confirmed_and_labelled_at_the_planted_turn(framework
         planted = episode.faulty.turns[episode.faulty.label_turn]
         step = item.trajectory.steps[item.label.step]
         assert item.trajectory.outcome.value == "failure" and item.subset == framework
+        # the declared team comes back with the run, teammates that never acted and their tools included
+        assert {(m.name, tuple(t.name for t in m.tools)) for m in item.trajectory.team} == {
+            (spec.name, spec.tools) for spec in episode.agents}
         assert align(episode.faulty.turns, item.trajectory.steps)[episode.faulty.label_turn] == item.label.step
         assert step.agent == planted.agent
         # CrewAI's spans drop the text of a reply that also delegates; elsewhere it is in the step

@@ -76,9 +76,12 @@ export async function showRun(runId, rerender) {
     document.querySelector(`.span-row[data-span-id="${CSS.escape(spanId)}"]`)?.classList.add("selected");
     detail.replaceChildren(spanDetail(s));
   };
+  // the declared team, agents that never acted included: "lead; pricing: get_price(product, region)"
+  const team = (t.team || []).map((m) => m.tools.length
+    ? `${m.name}: ${m.tools.map((x) => `${x.name}(${x.parameters.join(", ")})`).join(", ")}` : m.name).join("; ");
   const facts = [
     ["Run", t.run_id], ["Name", t.name], ["Service", t.service], ["Outcome", outcome(t.outcome)],
-    ["Termination", t.termination], ["Task", t.task], ["Expected", t.expected], ["Answer", t.answer],
+    ["Termination", t.termination], ["Task", t.task], ["Team", team], ["Expected", t.expected], ["Answer", t.answer],
     ["Failure reason", t.failure_reason], ["Started", when(t.start_time)], ["Duration", runDuration(t)],
     ["Tokens", tokens(usage.input_tokens, usage.output_tokens)], ["Cost", cost(usage.cost)],
   ].filter(([, v]) => v !== null && v !== undefined && v !== "");
