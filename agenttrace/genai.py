@@ -24,9 +24,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from agenttrace import semconv
 from agenttrace.content import maybe_json
 from agenttrace.models import Teammate
+from agenttrace.spans import record_error, set_messages, set_value, tracer, workflow_attributes
 from agenttrace.team import encode as encode_team
 from agenttrace.team import tool_spec
-from agenttrace.spans import record_error, set_messages, set_value, tracer, workflow_attributes
 
 Parent = Span | Context | None
 

@@ -125,6 +125,7 @@ def test_a_log_read_from_a_file_and_a_run_rebuilt_from_spans_are_calibrated_apar
     model = CpuAttributor().model
     assert set(model.calibration) == {"spans", "log"}
     assert model.calibration["log"] != model.calibration["spans"]
+    assert {c[1:] for c in model.calibration.values()} == {(model.by_mass, model.earliest)}  # one rule for every kind
     transcript = from_whowhen(fx.algorithm_generated(0)).trajectory
     run = Trajectory(run_id="r", trace_id="4ce8", task="sum", steps=[
         Step(index=0, agent="worker", content="", tool_calls=[ToolCall(name="calc", arguments={"a": 1}, result="1")]),
@@ -617,6 +618,15 @@ def test_the_plain_verdict_rule_stands_unless_another_beats_it_by_more_than_a_st
     clear = rows(36, 4)
     accuracy, rule = _best_rule(scores(clear), clear)
     assert rule[0] and accuracy == pytest.approx(36 / 40)
+    # a rule that wins on one group and only ties on the other is that group's trait: the plain rule stands
+    one = Featurised([LabelledTrajectory(id=f"a{k}", subset="a", trajectory=Trajectory(run_id=f"a{k}", steps=steps),
+                                         label=Label(agent="lead", step=0)) for k in range(36)])
+    tied = Featurised([LabelledTrajectory(id=f"b{k}", subset="b", trajectory=Trajectory(run_id=f"b{k}", steps=steps),
+                                          label=Label(agent="worker", step=1)) for k in range(36)])
+    two = Rows({"a": one, "b": tied}, views=(False,))
+    both = np.concatenate([np.tile([0.9, 1.0, 0.9], 36), np.tile([0.0, 3.0, 0.0], 36)])  # group b: one clear step
+    accuracy, rule = _best_rule(both, two)
+    assert rule == PLAIN_RULE and accuracy == pytest.approx(0.5)
 
 
 def test_a_value_a_browsing_agent_reads_off_the_page_is_not_its_own():

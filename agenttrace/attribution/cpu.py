@@ -24,8 +24,9 @@ the traced distribution by :func:`decide` (the agent by probability mass or by t
 earliest near-best step); the reported probabilities are that traced distribution tempered (:func:`tempered`), and
 the verdict carries the top candidates and is ``uncertain`` when its calibrated probability is below the model's
 threshold: one half (the verdict is then more likely wrong than right), unless a user sets another.
-Temperature and verdict rule are chosen per kind of log (:func:`log_kind`): a run the collector rebuilt
-from its spans, or a log read from a file (a transcript, a chat log), whose verdicts are far less often right.
+The temperature is chosen per kind of log (:func:`log_kind`): a run the collector rebuilt from its spans, or
+a log read from a file (a transcript, a chat log), whose verdicts are far less often right; the verdict rule is
+chosen on every kind at once (a rule chosen on the two or three sources of one kind did not carry to another).
 Which features count, the regularisation, the verdict rule and the temperatures are all chosen
 by leave-one-group-out over the training data (:mod:`agenttrace.attribution.cpu_fit`). The reason is built from
 claims (:mod:`agenttrace.attribution.claims`) and only claims the checker verifies are said.

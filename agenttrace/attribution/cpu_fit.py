@@ -12,9 +12,10 @@ scored, without the ground truth, by models fitted on the others; of the configu
 or COMPACT), L2, synthetic weight and balance (GRID), the half whose cross-fitted scores give the labelled
 steps the highest likelihood (averaged so that every source counts the same, at the best temperature) are
 fitted and their weights averaged; the verdict rule (RULES: the plain one unless another has a better mean
-(agent + step exact) / 2 by more than a standard error and is no worse on any group) and the temperature
-(the one whose verdicts' probabilities best forecast a hit) are read off the same cross-fitted scores, pooled
-and per log kind (a kind the held-out verdicts of two groups or more show). No uncertainty cut is fitted: on a
+(agent + step exact) / 2 by more than a standard error, is better on most groups and worse on none) and the temperature
+(the one whose verdicts' probabilities best forecast a hit) are read off the same cross-fitted scores, the rule
+pooled, the temperature pooled and per log kind (a kind the held-out verdicts of two groups or more show). No
+uncertainty cut is fitted: on a
 calibrated probability the cut that best separates right from wrong verdicts is one half, where a fitted cut
 follows the share of right verdicts in the training groups (near 0 when they are mostly right) and flags
 nothing on a system they never showed. :func:`train` makes the choices and fits the final model on every group.
@@ -58,8 +59,8 @@ def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
 
 
 SYNTHETIC = "synthetic_pipeline"
-# a log kind gets its own temperature and verdict rule when the held-out verdicts of at least two groups and this
-# many runs of that kind show how often its verdicts are right
+# a log kind gets its own temperature when the held-out verdicts of at least two groups and this many runs of that
+# kind show how often its verdicts are right
 MIN_CALIBRATION_RUNS = 20
 # A smaller set of the strongest generic signals; inner cross-validation chooses between it and all features.
 COMPACT = (
@@ -313,19 +314,23 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     for kind in LOG_KINDS:
         rows, steps = take(held, [k for k, v in enumerate(held.kind) if v == kind])
         if len(set(rows.group)) >= 2 and len(rows) >= MIN_CALIBRATION_RUNS:
-            _, kind_rule = _best_rule(scores[steps], rows)
-            t = _calibrated_temperature(scores[steps], rows, kind_rule)
-            calibration[kind] = Calibration(float(t), bool(kind_rule[0]), float(kind_rule[1]))
+            # its own temperature, and the verdict rule chosen on every group: one chosen on a kind's two or three
+            # sources (the earliest near-best step, which suits their short logs) named steps near the start of
+            # far longer logs of another source
+            t = _calibrated_temperature(scores[steps], rows, rule)
+            calibration[kind] = Calibration(float(t), bool(rule[0]), float(rule[1]))
     return Choice(configs, rule, temperature, accuracy, table, calibration)
 
 
 def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float]]:
     """The verdict rule for ``rows`` and its mean (agent + step exact) / 2, every source weighing the same:
     the plain rule (the most likely step) unless the best one beats it by more than a standard error of
-    their paired difference and does no worse on any group (a dev source, or the suite's runs of one
-    framework, team shape or kind of error). Rules a run or two apart are a coin flip on a few hundred runs,
-    a rule that wins on one group and loses on another is a trait of that group, not of logs, and the plain
-    one does not favour agents for the number of steps they take."""
+    their paired difference, does better on most groups and worse on none (a group: a dev source, or the
+    suite's runs of one framework, team shape or kind of error). Rules a run or two apart are a coin flip on a
+    few hundred runs; a rule that wins on one group and ties or loses on the others is a trait of that group,
+    not of logs (with two log sources, one tied by a single run had let the rule that earlier suits one
+    source's convention name steps near the start of far longer logs); and the plain one does not favour
+    agents for the number of steps they take."""
     p = segment_softmax(scores, rows)
     w = _run_weights(rows.group)
     hits = {rule: _hits(verdicts(p, rows, rule)) for rule in RULES}
@@ -333,8 +338,9 @@ def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float
     d = hits[best] - hits[PLAIN_RULE]
     gain = float(w @ d)
     groups = np.array(rows.group)
-    everywhere = all(w[groups == g] @ d[groups == g] >= 0 for g in set(rows.group))
-    rule = best if gain > math.sqrt(float(np.sum(w ** 2 * (d - gain) ** 2))) and everywhere else PLAIN_RULE
+    per_group = [float(w[groups == g] @ d[groups == g]) for g in set(rows.group)]
+    broadly = min(per_group) >= 0 and sum(x > 0 for x in per_group) > len(per_group) / 2
+    rule = best if gain > math.sqrt(float(np.sum(w ** 2 * (d - gain) ** 2))) and broadly else PLAIN_RULE
     return float(w @ hits[rule]), rule
 
 
