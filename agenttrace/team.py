@@ -90,10 +90,11 @@ def encode(team: list[Teammate]) -> str:
     return json.dumps([m.model_dump(exclude_none=True) for m in team], ensure_ascii=False)
 
 
-def decode(text: Any) -> list[Teammate]:
-    """The team a span attribute holds; a :class:`ValueError` says why a value is not one."""
+def decode(value: Any) -> list[Teammate]:
+    """The team a span attribute (JSON text) or an export (a list) holds; a :class:`ValueError` says why a
+    value is not one."""
     try:
-        data = json.loads(text) if isinstance(text, str) else None
+        data = json.loads(value) if isinstance(value, str) else value
         if not isinstance(data, list):
             raise ValueError("it is not a JSON list of teammates")
         return [Teammate.model_validate(m) for m in data]

@@ -124,7 +124,7 @@ def from_whowhen(
     answer = data.get("answer")  # the run's recorded answer (agenttrace's exports), not the expected one
     trace_id = data.get("trace_id")  # an export of a run the collector rebuilt from its spans
     try:  # the team the run declared (agenttrace's exports)
-        team = decode_team(json.dumps(data["team"])) if "team" in data else []
+        team = decode_team(data["team"]) if "team" in data else []
     except ValueError as exc:
         raise DatasetError(source, "team", str(exc)) from None
 

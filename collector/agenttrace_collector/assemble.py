@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
 
 from agenttrace import semconv as sc
 from agenttrace.logs import get_logger
