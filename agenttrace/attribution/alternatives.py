@@ -85,10 +85,11 @@ def off_request_calls(trajectory: Trajectory) -> list[OffRequestCall]:
             unasked = tuple(sorted(words - other - asked))
             if unasked and other - words <= asked:
                 seen.add((agent, c.name))
-                chose = alternative in has[agent]
-                owner = next((a for a, tools in team.items() if alternative in tools and a != agent), None)
-                out.append(OffRequestCall(pos, c.name, alternative, unasked,
-                                          None if chose else _handed_by(trajectory, pos), None if chose else owner))
+                if alternative in has[agent]:  # it had the right tool: its own choice
+                    out.append(OffRequestCall(pos, c.name, alternative, unasked, None))
+                else:
+                    owner = next((a for a, tools in team.items() if alternative in tools), None)
+                    out.append(OffRequestCall(pos, c.name, alternative, unasked, _handed_by(trajectory, pos), owner))
                 break
     return out
 

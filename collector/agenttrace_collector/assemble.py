@@ -301,15 +301,14 @@ def find_run_span(spans: list[SpanView]) -> SpanView | None:
 def _team(spans: list[SpanView], run_span: SpanView | None) -> list[Teammate]:
     """The team the run declared: on the run's span, or else the first a framework's integration recorded;
     one that is not readable is left out (the run still assembles) and logged."""
-    declared = [run_span] if run_span is not None and sc.RUN_TEAM in run_span.attrs else sorted(
-        (s for s in spans if sc.RUN_TEAM in s.attrs), key=lambda s: s.start)
-    if not declared:
+    declared = run_span if run_span is not None and sc.RUN_TEAM in run_span.attrs else min(
+        (s for s in spans if sc.RUN_TEAM in s.attrs), key=lambda s: s.start, default=None)
+    if declared is None:
         return []
     try:
-        return decode_team(declared[0].attrs[sc.RUN_TEAM])
+        return decode_team(declared.attrs[sc.RUN_TEAM])
     except ValueError as exc:
-        log.warning("assemble.team_unreadable", trace_id=declared[0].trace_id, span_id=declared[0].span_id,
-                    error=str(exc))
+        log.warning("assemble.team_unreadable", trace_id=declared.trace_id, span_id=declared.span_id, error=str(exc))
         return []
 
 

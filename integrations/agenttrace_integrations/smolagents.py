@@ -135,10 +135,14 @@ def _in_context(ctx, iterator) -> Iterator[Any]:
 
 def _team(agent: Any) -> list[tuple[str, Any, Any]]:
     """The agent and, depth first, the agents it manages, each with its own tools."""
-    managed = (getattr(agent, "managed_agents", None) or {}).values()
-    tools = [t for t in (getattr(agent, "tools", None) or {}).values() if t not in managed]
-    return [(agent_name(agent), getattr(agent, "description", None), tools),
-            *(member for sub in managed for member in _team(sub))]
+    return [(agent_name(agent), getattr(agent, "description", None), (getattr(agent, "tools", None) or {}).values()),
+            *(member for sub in (getattr(agent, "managed_agents", None) or {}).values() for member in _team(sub))]
+
+
+def _declare_team(span: trace.Span, agent: Any) -> None:
+    """A manager's span declares its team; an agent that manages none declares nothing."""
+    if getattr(agent, "managed_agents", None):
+        genai.declare_team(span, _team(agent))
 
 
 def _wrap_run(original):
@@ -147,8 +151,7 @@ def _wrap_run(original):
         name = agent_name(self)
         if not stream:
             with agent_step(name, input=task, description=getattr(self, "description", None)) as step:
-                if getattr(self, "managed_agents", None):
-                    genai.declare_team(step.span, _team(self))
+                _declare_team(step.span, self)
                 result = original(self, task, *args, **kwargs)
                 step.output(str(getattr(result, "output", result)))
                 return result
@@ -156,8 +159,7 @@ def _wrap_run(original):
         def steps() -> Iterator[Any]:
             span = genai.start_agent(name, parent=otel_context.get_current(), input=task,
                                      description=getattr(self, "description", None))
-            if getattr(self, "managed_agents", None):
-                genai.declare_team(span, _team(self))
+            _declare_team(span, self)
             last = None
             try:
                 for event in _in_context(trace.set_span_in_context(span), original(self, task, *args, **kwargs)):
