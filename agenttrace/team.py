@@ -34,27 +34,28 @@ def tool_spec(tool: Tool) -> ToolSpec:
     name = getattr(tool, "name", None) or getattr(metadata, "name", None)
     parameters = _declared_parameters(tool)
     if isinstance(name, str) and parameters is not None:
-        return ToolSpec(name=name, parameters=parameters, description=_first_line(
-            getattr(tool, "description", None) or getattr(metadata, "description", None)))
+        return ToolSpec(name=name, parameters=parameters, description=_summary(
+            getattr(tool, "description", None) or getattr(metadata, "description", None), name))
     if callable(tool):
         kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         parameters = [p.name for p in inspect.signature(tool).parameters.values() if p.kind in kinds]
         return ToolSpec(name=getattr(tool, "__name__", type(tool).__name__), parameters=parameters,
-                        description=_first_line(inspect.getdoc(tool)))
+                        description=_summary(inspect.getdoc(tool), ""))
     raise TypeError(f"a tool is a function, a name, a ToolSpec or a dict with 'name'; got {type(tool).__name__}")
 
 
 def _declared_parameters(tool: Any) -> list[str] | None:
     """The parameter names a framework's tool object declares, None when it declares none this knows:
     smolagents' ``inputs``, LangChain's ``args``, a JSON schema's properties (the OpenAI Agents SDK's
-    ``params_json_schema``, AutoGen's ``schema["parameters"]``) or a pydantic model's fields (CrewAI's
-    ``args_schema``, LlamaIndex's ``metadata.fn_schema``)."""
+    ``params_json_schema``, AutoGen's ``schema["parameters"]``, AG2's ``function_schema["parameters"]``) or a
+    pydantic model's fields (CrewAI's ``args_schema``, LlamaIndex's ``metadata.fn_schema``)."""
     for fields in (getattr(tool, "inputs", None), getattr(tool, "args", None)):
         if isinstance(fields, Mapping):
             return list(fields)
-    schema = getattr(tool, "schema", None)
+    schema, function_schema = getattr(tool, "schema", None), getattr(tool, "function_schema", None)
     for json_schema in (getattr(tool, "params_json_schema", None),
-                        schema.get("parameters") if isinstance(schema, Mapping) else None):
+                        schema.get("parameters") if isinstance(schema, Mapping) else None,
+                        function_schema.get("parameters") if isinstance(function_schema, Mapping) else None):
         if isinstance(json_schema, Mapping) and isinstance(json_schema.get("properties"), Mapping):
             return list(json_schema["properties"])
     for model in (getattr(tool, "args_schema", None), getattr(getattr(tool, "metadata", None), "fn_schema", None)):
@@ -64,8 +65,12 @@ def _declared_parameters(tool: Any) -> list[str] | None:
     return None
 
 
-def _first_line(text: Any) -> str | None:
-    return text.strip().splitlines()[0] if isinstance(text, str) and text.strip() else None
+def _summary(text: Any, name: str) -> str | None:
+    """The first line of a tool's description that is not its own signature (LlamaIndex starts with it)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+    if lines and name and lines[0].startswith(f"{name}("):
+        lines.pop(0)
+    return lines[0] if lines else None
 
 
 def teammates(team: Mapping[str, Iterable[Tool]] | Iterable[Teammate | Mapping[str, Any]]) -> list[Teammate]:

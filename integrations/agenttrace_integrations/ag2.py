@@ -28,6 +28,9 @@ so this integration builds on it and adds only:
 * a failed function execution (AG2 catches the exception and returns it as
   the tool's output) marks the upstream ``execute_tool`` span failed, with
   that output as the error and result - upstream only sets ``error.type``;
+* the team a ``GroupChatManager`` runs (each member with its description and the tools it calls,
+  ``agenttrace.run.team``), declared on the span current when its chat starts (upstream's ``conversation``
+  span) unless that span declares one already, so an agent that never speaks is known;
 * content capture following agenttrace's switch (``capture_messages``);
 * messages written in GenAI's parts layout as they are: upstream's
   ``message_to_otel`` keeps only the tool calls of a reply that also has text
@@ -113,6 +116,8 @@ class AG2Integration(Integration):
         self._patches.wrap(GroupChat, "_auto_select_speaker", lambda original: _wrap_auto_select(original, tracer))
         self._patches.wrap(GroupChat, "a_auto_select_speaker", lambda original: _wrap_a_auto_select(original, tracer))
         self._patches.wrap(GroupChat, "_process_speaker_selection_result", _wrap_selection_result)
+        self._patches.wrap(GroupChatManager, "run_chat", _wrap_run_chat)
+        self._patches.wrap(GroupChatManager, "a_run_chat", _wrap_a_run_chat)
 
     def _patch_message_conversion(self) -> None:
         """Upstream's converter, where it is looked up: ``utils`` (``messages_to_otel`` and ``reply_to_otel_message``
@@ -193,6 +198,36 @@ def _mark_failed(outcome):
     except Exception:  # noqa: BLE001
         pass
     return outcome
+
+
+def _declare_team(manager, config) -> None:
+    """The chat's members as the team, on the current span unless it declares one already."""
+    try:
+        span = trace.get_current_span()
+        chat = config if config is not None else getattr(manager, "groupchat", None)
+        if span.is_recording() and semconv.RUN_TEAM not in (getattr(span, "attributes", None) or {}):
+            genai.declare_team(span, [(a.name, getattr(a, "description", None), getattr(a, "tools", None))
+                                      for a in getattr(chat, "agents", None) or ()])
+    except Exception:  # noqa: BLE001 - tracing must never break the chat
+        pass
+
+
+def _wrap_run_chat(original):
+    """``GroupChatManager.run_chat``, a reply function the manager registers when it is built (as is
+    ``a_run_chat``: AG2 tells them apart by being coroutine functions, so each keeps its kind)."""
+    def run_chat(self, messages=None, sender=None, config=None, *args, **kwargs):
+        _declare_team(self, config)
+        return original(self, messages, sender, config, *args, **kwargs)
+
+    return run_chat
+
+
+def _wrap_a_run_chat(original):
+    async def a_run_chat(self, messages=None, sender=None, config=None, *args, **kwargs):
+        _declare_team(self, config)
+        return await original(self, messages, sender, config, *args, **kwargs)
+
+    return a_run_chat
 
 
 def _wrap_execute_function(original):

@@ -37,7 +37,10 @@ What this integration adds:
   ``MagenticOneOrchestrator`` (task ledger, progress ledger, final answer) and
   the ``SelectorGroupChatManager``'s speaker selection, as ``invoke_agent`` spans
   named after the manager, with ``agenttrace.transfer.target`` = the participant
-  it hands the conversation to.
+  it hands the conversation to;
+* the team a group chat runs (each participant with its description and tools, ``agenttrace.run.team``),
+  declared on the first participant turn in the trace the team was started in, so an agent that never
+  acts is known.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class AutoGenIntegration(Integration):
         try:
             import autogen_agentchat.teams._group_chat._chat_agent_container as container_mod
             import autogen_core.tools._base as tools_base
+            from autogen_agentchat.teams import BaseGroupChat
         except ImportError as exc:  # pragma: no cover - checked by requires
             raise DidNotEnable(f"autogen: {exc}") from exc
         p = self._patches
@@ -112,6 +116,7 @@ class AutoGenIntegration(Integration):
             p.wrap(tools_base.BaseTool, "run_json", _wrap_run_json)
             p.wrap(tools_base.BaseStreamTool, "run_json_stream", _wrap_run_json_stream)
             p.wrap(container_mod.ChatAgentContainer, "_log_message", _wrap_container_log)
+            p.wrap(BaseGroupChat, "run_stream", _wrap_team_run_stream)
             self._patch_model_clients()
             self._patch_managers()
         except Exception:
@@ -229,6 +234,42 @@ async def _relay(start):
     finish(last, None)
 
 
+# ---- the team ---------------------------------------------------------------------------
+#: trace id -> the team a group chat started in that trace runs, in a list until a turn of the trace declares it.
+#: Turns run in the runtime's tasks, not in a copy of the caller's context, but they stay in the caller's trace.
+_undeclared_teams: dict[int, list] = {}
+
+
+def _team(group_chat: Any) -> list[tuple[str, Any, Any]]:
+    """Each participant as (name, description, its tools); a workbench's tools (MCP) are not listed."""
+    return [(getattr(a, "name", "agent"), getattr(a, "description", None), getattr(a, "_tools", None))
+            for a in getattr(group_chat, "_participants", None) or ()]
+
+
+def _wrap_team_run_stream(original):
+    """``BaseGroupChat.run_stream`` (``run`` goes through it): the team waits for the run's first turn, and is
+    forgotten when the run ends; a team nested in a team's trace leaves the outer one's in place."""
+    async def run_stream(self, *args, **kwargs):
+        trace_id = trace.get_current_span().get_span_context().trace_id
+        mine = bool(trace_id) and trace_id not in _undeclared_teams
+        if mine:
+            _undeclared_teams[trace_id] = [_team(self)]
+        try:
+            async for item in original(self, *args, **kwargs):
+                yield item
+        finally:
+            if mine:
+                _undeclared_teams.pop(trace_id, None)
+
+    return run_stream
+
+
+def _declare_team(span: Any) -> None:
+    waiting = _undeclared_teams.get(span.get_span_context().trace_id)
+    if waiting:
+        genai.declare_team(span, waiting.pop())
+
+
 # ---- agent turns ------------------------------------------------------------------------
 def _is_agent_span(span: Any, name: str | None = None) -> bool:
     attrs = getattr(span, "attributes", None) or {}
@@ -244,6 +285,7 @@ def _wrap_container_log(original):
             agent = getattr(self, "_agent", None)
             name = getattr(agent, "name", None)
             if name and _is_agent_span(span, name) and _is_chat_message(message):
+                _declare_team(span)
                 attrs = span.attributes or {}
                 if semconv.GEN_AI_INPUT_MESSAGES not in attrs:
                     genai.set_messages(span, semconv.GEN_AI_INPUT_MESSAGES,

@@ -16,6 +16,8 @@ does not link a tool call to the turn that asked for it. Here:
   ReAct agent's action is text: its parsed call is the ``execute_tool`` span),
   usage, finish reason and response model/id where the provider's raw response
   has them; a streamed call's span ends with its stream;
+* ``AgentWorkflow.run`` declares the workflow's team (each agent with its description and tools,
+  ``agenttrace.run.team``) on the first agent turn of that run, so an agent that never acts is known;
 * ``AgentWorkflow._call_tool`` -> ``execute_tool {tool}``, parented to the turn
   whose reply asked for that call (matched on tool name and arguments within the
   trace) and carrying its call id; ``ToolOutput.is_error`` marks it failed; the
@@ -97,6 +99,10 @@ def _last_user(messages: Any) -> Any:
 #: The agent name and ``invoke_agent`` span of the turn running in this task: set while ``take_step`` runs,
 #: cleared inside a recorded LLM call so the provider's own nested calls (``super().achat``) add no span.
 _turn: ContextVar[tuple[str, trace.Span] | None] = ContextVar("agenttrace_llama_index_turn", default=None)
+
+#: The team an ``AgentWorkflow.run`` starting in this context declares, until its first agent turn takes it:
+#: a shared list, as the workflow's tasks each run in a copy of the context the run started in.
+_undeclared_team: ContextVar[list | None] = ContextVar("agenttrace_llama_index_team", default=None)
 
 #: ``llama_index.llms.<package>`` -> ``gen_ai.provider.name``; other packages are named as they are.
 _PROVIDERS = {"openai_like": "openai", "azure_openai": "azure.ai.openai", "bedrock_converse": "aws.bedrock",
@@ -212,6 +218,8 @@ def _wrap_take_step(original, watch_llm):
         name = str(getattr(self, "name", None) or "agent")
         span = genai.start_agent(name, parent=genai.current_context(), input=_last_user(llm_input),
                                  description=getattr(self, "description", None), framework="llama_index")
+        if team := _undeclared_team.get():
+            genai.declare_team(span, team.pop())
         llm = getattr(self, "llm", None)
         if llm is not None:
             watch_llm(llm)
@@ -233,6 +241,19 @@ def _wrap_take_step(original, watch_llm):
         return output
 
     return take_step
+
+
+def _wrap_workflow_run(original):
+    def run(self, *args, **kwargs):
+        team = [(name, getattr(agent, "description", None), getattr(agent, "tools", None))
+                for name, agent in (getattr(self, "agents", None) or {}).items()]
+        token = _undeclared_team.set([team] if team else None)
+        try:
+            return original(self, *args, **kwargs)  # schedules the run's tasks, which copy the context now
+        finally:
+            _undeclared_team.reset(token)
+
+    return run
 
 
 def _wrap_call_tool(original):
@@ -280,6 +301,7 @@ class LlamaIndexIntegration(Integration):
             self._patches.wrap(cls, "take_step", lambda original: _wrap_take_step(original, self._watch_llm))
             self._patches.wrap(cls, "_call_tool", _wrap_call_tool)  # a single agent runs its own tools
         self._patches.wrap(multi_agent_workflow.AgentWorkflow, "_call_tool", _wrap_call_tool)
+        self._patches.wrap(multi_agent_workflow.AgentWorkflow, "run", _wrap_workflow_run)
 
     def _watch_llm(self, llm: Any) -> None:
         """Wraps the chat methods of ``llm``'s class, once: LLM classes are many and may load after install."""

@@ -234,6 +234,10 @@ def test_each_turn_is_one_step_with_its_calls_results_and_text(ag2, collector, e
 
     traj, _ = collector.wait_run(run.run_id)
     assert traj.outcome is Outcome.SUCCESS
+    # a group chat declares its members, each with the tools it calls; a two-agent chat declares no team
+    assert [(m.name, [(t.name, t.parameters) for t in m.tools]) for m in traj.team] == (
+        [] if executor == "user_proxy" else
+        [("requester", []), ("lookup_agent", [("get_fare", ["route", "date"]), ("add", ["a", "b"])])])
     # one step per LLM turn of the agent, with its text and its calls; the executor's turns are no steps
     assert [(s.agent, s.content, [c.name for c in s.tool_calls]) for s in traj.steps] == [
         ("lookup_agent", "Let me look up both fares.", ["get_fare", "get_fare"]),

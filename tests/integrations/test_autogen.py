@@ -143,6 +143,9 @@ async def test_round_robin_steps_tools_and_nesting(ag, collector):
     assert "the sum for TASK-1 is 3" in traj.steps[1].content
     assert traj.steps[2].content == "FINAL TASK-1"
     assert traj.outcome is Outcome.SUCCESS and traj.answer == "FINAL TASK-1"
+    # the team declares its participants, each with its tools (the app's run declares none)
+    assert [(m.name, m.description, [(t.name, t.parameters) for t in m.tools]) for m in traj.team] == [
+        ("researcher", "Computes with tools.", [("add", ["a", "b"])]), ("writer", "Writes answers.", [])]
 
     # every chat/tool span sits under the invoke_agent span of the agent that made it
     spans = [s for s in _spans() if s.attributes.get("agenttrace.run.id") == run.run_id]
@@ -410,6 +413,7 @@ async def test_twenty_parallel_teams_stay_separate(ag, collector):
         assert call.arguments == {"a": i, "b": 2} and str(call.result) == str(i + 2)
         assert traj.steps[2].content == f"FINAL TASK-{i}"
         assert traj.outcome is Outcome.SUCCESS
+        assert [m.name for m in traj.team] == ["researcher", "writer"]
 
 
 def test_uninstall_restores_autogen(collector):

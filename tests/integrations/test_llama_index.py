@@ -111,6 +111,12 @@ def check_trajectory(traj, n: int) -> None:
     assert r3.transfer_to == "writer"
     assert writer.content == f"The capital of country #{n} is capital-{n}." and not writer.tool_calls
     assert traj.outcome.value == "success"
+    # the workflow declares its team, each agent with its description and tools (the app's run declares none)
+    assert [(m.name, m.description, [(t.name, t.parameters, t.description) for t in m.tools]) for m in traj.team] == [
+        ("planner", "Plans the work.", []),
+        ("researcher", "Finds capitals.", [("lookup", ["country"], "Looks up the capital of a country (by its number)."),
+                                           ("broken_search", ["query"], "Searches the web.")]),
+        ("writer", "Writes the answer.", [])]
 
 
 async def test_handoffs_tools_and_errors(traced, collector, llm, memory, owner):
