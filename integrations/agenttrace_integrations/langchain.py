@@ -17,6 +17,10 @@ Mapping:
   compiled with a name of its own (not LangGraph's default) is an agent too;
 * every chat-model / LLM call is a ``chat {model}`` span; every tool run an
   ``execute_tool {tool}`` span with the tool call id.
+* the root graph's workflow span declares its team (``agenttrace.run.team``): each agent node with the
+  tools of its ``ToolNode`` (a react agent's, a supervisor's hand-offs included), plain function nodes
+  with none. The callbacks do not carry the graph, so ``Pregel.stream`` / ``astream`` (``invoke`` and
+  ``ainvoke`` go through them) hold it in a context variable while their first step starts the run.
 
 Parentage comes from LangChain's ``run_id``/``parent_run_id``, never from the
 current context: LangGraph runs nodes on thread pools and asyncio tasks.
@@ -32,6 +36,9 @@ from uuid import UUID
 
 from agenttrace import genai
 from agenttrace.integration import DidNotEnable, Integration
+
+#: The graph whose ``stream``/``astream`` is starting in this context: its root run declares the graph's team.
+_starting_graph: contextvars.ContextVar[Any] = contextvars.ContextVar("agenttrace_langgraph_graph", default=None)
 
 REACT_INTERNAL_NODES = genai.LANGGRAPH_INTERNAL_NODES
 DEFAULT_GRAPH_NAMES = frozenset({"LangGraph", "RunnableSequence", "RunnableLambda", "RunnableParallel"})
@@ -126,6 +133,9 @@ def _make_handler_class():
             last = _last_message(inputs)
             span = genai.start_workflow(name, parent=genai.current_context(), input=[last] if last else None,
                                         framework="langgraph")
+            team = _team(_starting_graph.get())
+            if len(team) > 1:
+                genai.declare_team(span, team)
             self.table.add(key, span, None, None)
             return key
 
@@ -252,6 +262,71 @@ def _looks_like_graph(serialized: Any, kwargs: dict[str, Any]) -> bool:
     return True  # LangGraph graphs report no ``serialized``
 
 
+def _team(graph: Any) -> list[tuple[str, None, list]]:
+    """The agent nodes of a compiled graph, each with the tools of the ``ToolNode`` it holds (none for a plain
+    function node); a react agent's inner nodes and LangGraph's own (``__start__``) are no agents."""
+    return [(name, None, _tools(getattr(node, "bound", None)))
+            for name, node in (getattr(graph, "nodes", None) or {}).items()
+            if not name.startswith("__") and name not in REACT_INTERNAL_NODES]
+
+
+def _tools(runnable: Any) -> list:
+    """The tools of a ``ToolNode``, or of the ``ToolNode`` nodes of a subgraph (a react agent), also of one that
+    a node's function closes over (``langgraph-supervisor`` calls each member from a function of its own)."""
+    by_name = getattr(runnable, "tools_by_name", None)
+    if isinstance(by_name, dict):
+        return list(by_name.values())
+    nodes = getattr(runnable, "nodes", None) or next(
+        (g.nodes for g in _closed_over(getattr(runnable, "func", None)) if isinstance(getattr(g, "nodes", None), dict)),
+        {})
+    return [t for node in nodes.values()
+            for t in (getattr(getattr(node, "bound", None), "tools_by_name", None) or {}).values()]
+
+
+def _closed_over(func: Any):
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            yield cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            continue
+
+
+def _wrap_stream(original):
+    def stream(self, *args, **kwargs):
+        gen = original(self, *args, **kwargs)
+        token = _starting_graph.set(self)
+        try:
+            first = next(gen)  # the first step starts the run (on_chain_start) in this context
+        except StopIteration:
+            return
+        finally:
+            _starting_graph.reset(token)
+        yield first
+        yield from gen
+
+    return stream
+
+
+def _wrap_astream(original):
+    async def astream(self, *args, **kwargs):
+        gen = original(self, *args, **kwargs)
+        token = _starting_graph.set(self)
+        try:
+            first = await gen.__anext__()
+        except StopAsyncIteration:
+            return
+        finally:
+            _starting_graph.reset(token)
+        try:
+            yield first
+            async for item in gen:
+                yield item
+        finally:
+            await gen.aclose()
+
+    return astream
+
+
 def _record_output(span, outputs: Any) -> None:
     """A graph's or node's result on its span: the last message of its state, else the value as text."""
     last = _last_message(outputs, "assistant") or _last_message(outputs)
@@ -303,6 +378,7 @@ class LangChainIntegration(Integration):
     def __init__(self) -> None:
         self.handler = None
         self._var: contextvars.ContextVar | None = None
+        self._patches = genai.Patches()
 
     def install(self, tracer_provider) -> None:
         try:
@@ -310,11 +386,19 @@ class LangChainIntegration(Integration):
         except ImportError as exc:  # pragma: no cover - guarded by requires
             raise DidNotEnable(f"langchain: {exc}") from exc
         self.handler = _make_handler_class()()
+        try:
+            from langgraph.pregel import Pregel
+        except ImportError:  # LangChain without LangGraph: no graphs, no teams
+            pass
+        else:
+            self._patches.wrap(Pregel, "stream", _wrap_stream)
+            self._patches.wrap(Pregel, "astream", _wrap_astream)
         # A ContextVar whose *default* is the handler: seen from every thread and task, set or not.
         self._var = contextvars.ContextVar("agenttrace_langchain_handler", default=self.handler)
         register_configure_hook(self._var, True)
 
     def uninstall(self) -> None:
+        self._patches.restore()
         if self._var is None:
             return
         from langchain_core.tracers import context as lc_context

@@ -112,6 +112,9 @@ def test_supervisor_trajectory(lc, collector):
     assert traj.steps[2].content == "research done 7"
     assert traj.steps[3].content == "final answer 7"
     assert traj.outcome is Outcome.SUCCESS and traj.answer == "final answer 7"
+    # the graph declares its team: each agent node with its ToolNode's tools (the supervisor's hand-off too)
+    assert [(m.name, [(t.name, t.parameters) for t in m.tools]) for m in traj.team] == [
+        ("supervisor", [("transfer_to_researcher", [])]), ("researcher", [("search", ["query"])])]
 
     # LLM spans nest under the agent that made them
     spans = MEMORY.get_finished_spans()
@@ -157,6 +160,7 @@ async def test_streamed_supervisor(lc, collector):
     ]
     assert traj.steps[1].tool_calls[0].arguments == {"query": "topic 9"}
     assert traj.steps[3].content == "final answer 9"
+    assert [m.name for m in traj.team] == ["supervisor", "researcher"]
 
 
 def test_named_team_graph_is_a_wrapper_not_a_step(lc, collector):
@@ -224,6 +228,8 @@ def test_swarm_handoff_and_recovered_tool_error(lc, collector):
     assert failed.error and "database unavailable" in failed.error
     assert traj.steps[0].tool_calls[0].error is None
     assert traj.outcome is not Outcome.FAILURE and "42" in traj.answer
+    assert [(m.name, [(t.name, t.parameters) for t in m.tools]) for m in traj.team] == [
+        ("alice", [("transfer_to_bob", [])]), ("bob", [("flaky_lookup", ["key"])])]
 
 
 class BranchState(TypedDict):
@@ -333,3 +339,13 @@ def test_twenty_parallel_runs_in_threads(lc, collector):
             ("supervisor", "researcher"), ("researcher", None), ("researcher", None), ("supervisor", None)], i
         assert traj.steps[1].tool_calls[0].result == f"results for topic {i}"
         assert traj.answer == f"final answer {i}"
+
+
+def test_uninstall_restores_langgraph(collector):
+    from langgraph.pregel import Pregel
+
+    before = (Pregel.stream, Pregel.astream)
+    agenttrace.instrument(endpoint=collector.endpoint, frameworks=["langchain"])
+    assert Pregel.stream is not before[0] and Pregel.astream is not before[1]
+    agenttrace.uninstrument()
+    assert (Pregel.stream, Pregel.astream) == before
