@@ -28,7 +28,9 @@ def suite_group() -> None:
               show_default="build/suite/<framework>.jsonl", help="Output JSONL file.")
 @click.option("--topology", "topologies", multiple=True, type=click.Choice(sorted(TOPOLOGIES)),
               help="Only these team shapes (repeatable); all by default.")
-def generate_command(framework, n, seed, out, topologies) -> None:
+@click.option("--no-team", is_flag=True, help="The runs declare no team (agenttrace.run(team=...)): each has the "
+                                               "team its framework's integration declares, or none.")
+def generate_command(framework, n, seed, out, topologies, no_team) -> None:
     from agenttrace.suite import drivers
     from agenttrace.suite.generate import generate, write_jsonl
 
@@ -37,7 +39,7 @@ def generate_command(framework, n, seed, out, topologies) -> None:
                                  param_hint="--framework")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the collector child on the way out
     try:
-        result = generate(framework, n, seed, topologies=tuple(topologies) or tuple(TOPOLOGIES))
+        result = generate(framework, n, seed, topologies=tuple(topologies) or tuple(TOPOLOGIES), declare_team=not no_team)
     except ImportError as exc:
         raise click.ClickException(f"{framework} is not installed here ({exc}); run `nox -s suite-<env>`") from None
     path = out or Path("build/suite") / f"{framework}.jsonl"

@@ -36,12 +36,14 @@ class Result:
     seconds: float = 0.0
 
 
-async def _run(driver, episode: Episode, script: Script) -> str:
-    """One real run; returns its run id (an exception in the framework is recorded as the run's failure)."""
+async def _run(driver, episode: Episode, script: Script, declare_team: bool) -> str:
+    """One real run; returns its run id (an exception in the framework is recorded as the run's failure). Without
+    ``declare_team`` the app declares no team: the run has the one its framework's integration declares, if any."""
     tools = episode.world.copy(flaky=set(script.flaky), down=set(script.down)).tools()
     with ScriptedLLM(model_script(episode.agents, driver.replies(script.turns))) as llm:
         team = {spec.name: [tools[name] for name in spec.tools] for spec in episode.agents}  # as an app declares it
-        run = agenttrace.run(f"suite-{episode.topology}", task=episode.task.text, expected=episode.expected, team=team)
+        run = agenttrace.run(f"suite-{episode.topology}", task=episode.task.text, expected=episode.expected,
+                             team=team if declare_team else None)
         try:
             async with run:
                 run.finish(await driver.run(episode, tools, llm.base_url))
@@ -51,9 +53,9 @@ async def _run(driver, episode: Episode, script: Script) -> str:
 
 
 def generate(framework: str, n: int, seed: int, *, topologies: tuple[str, ...] = tuple(TOPOLOGIES),
-             workdir: Path | None = None) -> Result:
+             workdir: Path | None = None, declare_team: bool = True) -> Result:
     """``n`` episodes of ``framework`` in the ``topologies`` its driver can play (fewer items come back when some
-    do not confirm)."""
+    do not confirm); ``declare_team``: each run declares its team as an app would (else see :func:`_run`)."""
     driver = drivers.load(framework)
     topologies = tuple(t for t in topologies if t in driver.topologies)
     result = Result(framework)
@@ -65,7 +67,7 @@ def generate(framework: str, n: int, seed: int, *, topologies: tuple[str, ...] =
             agenttrace.instrument(endpoint=collector.endpoint, service_name=f"suite-{framework}",
                                   frameworks=[driver.integration])
             try:
-                runs = asyncio.run(_run_all(driver, framework, n, seed, topologies, result))
+                runs = asyncio.run(_run_all(driver, framework, n, seed, topologies, result, declare_team))
                 for episode, faulty_id, clean_id in runs:
                     try:
                         faulty, clean = collector.wait_run(faulty_id)[0], collector.wait_run(clean_id)[0]
@@ -82,14 +84,16 @@ def generate(framework: str, n: int, seed: int, *, topologies: tuple[str, ...] =
     return result
 
 
-async def _run_all(driver, framework: str, n: int, seed: int, topologies: tuple[str, ...], result: Result):
+async def _run_all(driver, framework: str, n: int, seed: int, topologies: tuple[str, ...], result: Result,
+                   declare_team: bool):
     runs = []
     for index in range(n):
         episode = make_episode(framework, seed, index, topologies)
         if episode is None:
             result.dropped["no_fitting_site"] += 1
             continue
-        runs.append((episode, await _run(driver, episode, episode.faulty), await _run(driver, episode, episode.clean)))
+        runs.append((episode, await _run(driver, episode, episode.faulty, declare_team),
+                     await _run(driver, episode, episode.clean, declare_team)))
         agenttrace.flush()  # each pair exported before the next: a long generation never overflows the span queue
         if (index + 1) % 10 == 0 or index + 1 == n:
             log.info("suite.progress", framework=framework, done=index + 1, of=n)

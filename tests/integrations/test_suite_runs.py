@@ -84,3 +84,37 @@ def test_the_cpu_verdict_on_fresh_real_runs_names_the_planted_step_with_true_rea
             blamable += 1
             right += (verdict.agent, verdict.step) == (item.label.agent, item.label.step)
     assert right >= blamable - 2, f"{right} of {blamable} planted steps named"
+
+
+#: the frameworks whose integration declares no team of its own (an app declares it: agenttrace.run(team=...))
+NO_TEAM_OF_ITS_OWN = {"pydantic_ai"}
+#: drivers that give the framework only part of the app's team: smolagents builds the agents a turn delegates to
+PART_OF_THE_TEAM = {"smolagents"}
+
+
+@pytest.mark.parametrize("framework", sorted(drivers.DRIVERS))
+def test_the_integration_declares_the_team_an_app_would(framework, tmp_path_factory):
+    """Runs whose app declares no team: the framework's integration declares every agent it was given, those that
+    never act included, each with at least the tools the app would list (an integration also lists hand-off
+    tools, and a framework's own participants, such as AG2's chat starter, with no tools of the world)."""
+    if not _installed(framework):
+        pytest.skip(f"{framework} is not installed in this environment")
+    result = generate(framework, 2, SEED, workdir=tmp_path_factory.mktemp(f"{framework}-no-team"), declare_team=False)
+    assert result.items, result.dropped
+    for item in result.items:
+        index = int(item.tags["seed"].split(":")[2])
+        episode = make_episode(framework, SEED, index, drivers.load(framework).topologies)
+        declared = {m.name: {t.name for t in m.tools} for m in item.trajectory.team}
+        if framework in NO_TEAM_OF_ITS_OWN:
+            assert declared == {}
+            continue
+        specs = {spec.name: spec for spec in episode.agents}
+        given = ({s.agent for s in item.trajectory.steps} & set(specs) if framework in PART_OF_THE_TEAM
+                 else set(specs))
+        assert given <= set(declared), declared
+        world_tools = {t for spec in episode.agents for t in spec.tools}
+        for name, tools in declared.items():
+            if name in specs:
+                assert set(specs[name].tools) <= tools, (name, specs[name].tools, tools)
+            else:
+                assert not tools & world_tools, (name, tools)
