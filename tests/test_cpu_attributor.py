@@ -429,13 +429,25 @@ def test_list_numbers_locators_and_identifiers_are_not_quantities():
     assert set(numbers(plan)) == {"9", "5", "3", "4", "60", "7"}
 
 
+def test_a_tracebacks_lines_and_codes_parameters_are_not_quantities():
+    """A traceback's line numbers (with the file's full path), a call's keyword arguments, subscripts and slices
+    say where things are or how code works; an assignment, a list literal and a price state values."""
+    from agenttrace.attribution.flow import numbers
+
+    log = ('  File "/usr/local/lib/python3.11/site-packages/openai/_base_client.py", line 1843, in post\n'
+           "df = pd.read_excel(path, skiprows=2)\nrows = df.iloc[3]; head = rows[:12]; tail = rows[4:]\n"
+           "total = 45\nrevenue = [71]\nThe lamp costs 66 EUR.")
+    assert set(numbers(log)) == {"45", "71", "66"}
+
+
 def test_numbers_of_long_runs_of_characters_take_linear_time():
     import time
 
     from agenttrace.attribution.flow import numbers
 
     started = time.perf_counter()
-    for text in ("a" * 40000, "x/" * 20000, "ab_" * 13000 + "id: 5", 'File "' + "a" * 40000, "1." * 20000):
+    for text in ("a" * 40000, "x/" * 20000, "ab_" * 13000 + "id: 5", 'File "' + "a" * 40000, "1." * 20000,
+                 "[" * 40000, "a=" * 20000, "[ 1 :" * 10000):
         numbers(text)
     assert time.perf_counter() - started < 2.0
 

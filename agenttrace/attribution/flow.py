@@ -62,6 +62,11 @@ _LOCATOR = re.compile(r"\b[\w-]{1,80}\.[a-z]{1,4}:\d+\b|\bFile \"[^\"\n]{0,300}\
                       r"\b[Ss]teps? \d+(?:\s{0,3}(?:-|to|through|and)\s{0,3}\d+)?|"
                       r"(?:\b(?:\w{0,40}_)?(?i:id|ids|index|idx|line|lineno|line_number|page|position|offset)|"
                       r"\b[a-z]{1,40}(?:Id|Index|Line|Page|Position|Offset))[\"']?\s{0,3}[:=]\s{0,3}[\"']?-?\d+")
+# how code works, not what it states: a keyword argument ("skiprows=2", "round(x, ndigits=2)"; an assignment
+# statement spaced as "x = 5" states a value and stays) and a subscript or slice ("rows[2]", "df.iloc[:3]"; a
+# list literal "= [71]" states its value and stays)
+_PARAMETER = re.compile(r"\b[A-Za-z_]\w{0,40}=-?\d+(?:\.\d+)?\b"
+                        r"|(?<=[\w)\]])\[\s{0,3}(?:-?\d+\s{0,3}(?::\s{0,3}(?:-?\d+)?)?|:\s{0,3}-?\d+)\s{0,3}\]")
 _WORD = re.compile(r"\S+")
 _LETTER = re.compile(r"[A-Za-z_]")
 
@@ -121,7 +126,8 @@ def numbers(text: str, *, glued: bool = False) -> dict[str, str]:
     first surface form. ``glued`` adds the numbers with a unit or suffix glued on ("<200m" gives 200): what
     an input gives, as against what a step states."""
     out: dict[str, str] = {}
-    text = DATES.sub(" ", _LOCATOR.sub(" ", _WORD.sub(_not_path, _ENUM.sub(" ", window(text)))))
+    # locators before paths: a traceback's 'File "/usr/lib/x.py", line 402' is a locator only with its path
+    text = DATES.sub(" ", _WORD.sub(_not_path, _PARAMETER.sub(" ", _LOCATOR.sub(" ", _ENUM.sub(" ", window(text))))))
     for pattern in (_NUM, GLUED_NUM) if glued else (_NUM,):
         for m in pattern.finditer(text):
             out.setdefault(norm_number(m.group(0)), m.group(0))
