@@ -788,3 +788,13 @@ def test_a_word_the_task_gives_in_the_plural_is_given_in_the_singular_too():
     assert cl.CallsOffTask(0, "get_price", "region", "US", "US").holds(view)
     verdict = CpuAttributor(use_expected=False).attribute(traj)
     assert "kettle'" not in verdict.reason and "region='US'" in verdict.reason
+
+
+def test_an_assumption_word_the_task_uses_is_no_guess_of_a_step_restating_it():
+    task = "What is the 2020 estimated population of the island?"
+    traj = Trajectory(run_id="e", task=task, answer="57000", steps=[
+        Step(index=0, agent="planner", content=f"The task: {task} Plan: look it up."),
+        Step(index=1, agent="researcher", content="I estimate it at 57000 without verifying."),
+    ])
+    _, flows = extract_features(traj)
+    assert [f.assume_word for f in flows] == [None, "without verifying"]

@@ -51,6 +51,24 @@ def _holds(traj: Trajectory) -> list[cl.Claim]:
     return claims
 
 
+def test_what_the_users_opening_turn_attaches_to_the_task_is_given_not_made_up():
+    """A log whose user turn states the task and attaches a file's contents: a word of the file that a later call
+    uses was given to the run. Neither the user nor the agent repeating it made it up, and no reason says it is
+    "not in the task"; a word nothing gave stays off-task, from the step that first said it."""
+    question = "How many slides in this presentation mention crustaceans?"
+    request = question + "\n\nHere are the file's contents:\n# Slide 1: crayfish\n# Slide 2: eels"
+    traj = Trajectory(run_id="t", task=question, answer="1", steps=[
+        Step(index=0, agent="human", role="human", content=request),
+        Step(index=1, agent="planner", content="Plan: check whether crayfish are crustaceans, then count them.",
+             transfer_to="searcher", tool_calls=[ToolCall(name="transfer_to_searcher", arguments={})]),
+        Step(index=2, agent="searcher", content="Searching.", tool_calls=[ToolCall(
+            name="web_search", arguments={"query": "crayfish crustaceans taxonomy"}, result="Crayfish are crustaceans.")]),
+        Step(index=3, agent="searcher", content="1"),
+    ])
+    assert [(a.token, a.origin) for a in off_task_arguments(traj)] == [("taxonomy", 2)]
+    assert not [c for c in _holds(traj) if isinstance(c, (cl.FirstToState, cl.CallsOffTask)) and c.token == "crayfish"]
+
+
 def test_a_value_the_caller_was_given_and_replaced_is_the_callers():
     traj = _team("Plan: fetcher looks up Oslo-Vienna, Paris-Rome (date: 2025-03-18).", ("2025-03-18", "2025-03-11"))
     [arg] = off_task_arguments(traj)

@@ -121,3 +121,18 @@ def test_a_tool_argument_with_a_word_nothing_gave_the_agent():
     assert not cl.CallsWithUnseenWord(1, "get_fare", "route", "Berlin-Madrid", "berlin-madrid").holds(view)  # not its call
     assert read_flow(traj)[0].unseen_argument == ("get_fare", "route", "Berlin-Madrid", "berlin-madrid")
     assert read_flow(traj)[1].unseen_argument is None
+
+
+def test_an_assumption_word_is_said_as_what_it_is():
+    """A stand-in, a hedge and a change of course are each called what they are, not all "an assumption"."""
+    def said(text: str, word: str) -> str:
+        traj = Trajectory(run_id="a", task="How many pens?", answer="42",
+                          steps=[Step(index=0, agent="analyst", content=text)])
+        claim = cl.Assumes(0, text, word)
+        assert cl.check_claims(traj, [claim]) == []
+        return claim.clause(cl.View(traj))
+
+    assert said("I will use a placeholder count of 42.", "placeholder").startswith("it works with a stand-in:")
+    assert said("There are approximately 42.", "approximately").startswith("it hedges:")
+    assert said("Instead, I will count them by hand.", "instead").startswith("it goes another way:")
+    assert said("Assuming a box holds 42.", "assuming").startswith("it rests on an assumption:")

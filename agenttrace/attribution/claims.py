@@ -39,6 +39,7 @@ from agenttrace.attribution.flow import (
     norm_number,
     result_text,
     said_text,
+    stated_task,
     value_text,
     word_forms,
 )
@@ -80,6 +81,7 @@ class View:
         self.results = [result_text(s) for s in self.steps]
         self.answer = final_answer(trajectory)
         self.arrive = arrivals(self.steps)
+        self.task = stated_task(trajectory)
 
     @cached_property
     def echoes(self) -> set[int]:
@@ -171,14 +173,23 @@ class Says(Claim):
         return view.in_step(self.pos) and bool(self.text) and _clean(self.text) in _clean(view.actions[self.pos])
 
 
+#: what an assumption word other than an assumption's own ("assume", "hypothetical", "without verifying") says
+_ASSUMPTION_KINDS = {
+    **dict.fromkeys(("placeholder", "simulate", "simulated", "mock", "dummy", "sample data"), "it works with a stand-in"),
+    **dict.fromkeys(("approximately", "estimate", "probably", "i believe"), "it hedges"),
+    "instead": "it goes another way",
+}
+
+
 @dataclass(frozen=True)
 class Assumes(Says):
-    """The step's own text contains ``text``, which holds the assumption word ``word``."""
+    """The step's own text contains ``text``, which holds the assumption word ``word``
+    (:data:`agenttrace.attribution.flow.ASSUME_WORDS`); the clause says what kind of word it is."""
 
     word: str = ""
 
     def clause(self, view: View) -> str:
-        return f'it rests on an assumption: "{self.text}"'
+        return f'{_ASSUMPTION_KINDS.get(self.word, "it rests on an assumption")}: "{self.text}"'
 
     def holds(self, view: View) -> bool:
         return super().holds(view) and self.word in self.text.lower()
@@ -236,7 +247,8 @@ class OwnCall(Claim):
         return _made_call(view, self.pos, self.tool, self.argument, self.value)
 
     def cites(self) -> tuple:
-        return ("call", self.pos, self.tool, self.argument, self.point())
+        """Claims citing the same word or number of the same argument, in any case, say one thing once."""
+        return ("call", self.pos, self.tool, self.argument, self.point().lower())
 
     def point(self) -> str:
         """What of the argument the claim is about (the whole value unless a word or number of it)."""
@@ -575,8 +587,9 @@ class LosesExpected(Claim):
 
 
 def _data_before(view: View, pos: int) -> str:
-    """The task and every tool result before step ``pos``: what the run was given, not what agents wrote."""
-    return "\n".join([view.trajectory.task or "", *view.arrived(pos)])
+    """The task as stated (:func:`stated_task`) and every tool result before step ``pos``: what the run was given,
+    not what agents wrote."""
+    return "\n".join([view.task, *view.arrived(pos)])
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,19 @@ def is_human(step: Step) -> bool:
     return step.agent.lower() in _HUMAN or (step.role or "").lower() in _ASKING_ROLES
 
 
+def stated_task(trajectory: Trajectory) -> str:
+    """What the run was asked: the task, and the user's opening turns that state it, with what they attach (a
+    file's contents after the question): a value there was given to the run, not made up by whoever repeats it."""
+    task = (trajectory.task or "").strip()
+    parts = [trajectory.task or ""]
+    for step in trajectory.steps:
+        if not is_human(step):
+            break
+        if task and task in step.content:
+            parts.append(step.content)
+    return "\n".join(parts)
+
+
 def is_tool_output(step: Step) -> bool:
     """Whether the step is a tool's answer logged as a message of its own (a ``role: "tool"`` message, a code
     executor's report): an input of the run, in which no agent decides anything."""
@@ -543,6 +556,8 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
     answer_seen: set[str] = set()
     salient = salient_task_words(task)
     task_constraints = len(_CONSTRAINT.findall(window(task.lower(), 6000)))
+    asked = stated_task(trajectory).lower()
+    own_assume_words = tuple(w for w in ASSUME_WORDS if w not in asked)  # the task's "estimated" is no guess of a step
     last_acts: dict[str, int] = {}  # agent -> position of its latest step
     pending_failure: dict[str, int] = {}  # agent -> position of its latest failed tool call not yet got past
     made_up: dict[str, tuple[int, str]] = {}  # a number -> the step that made it up (and the call that returned it)
@@ -627,7 +642,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
             elif step.error and not step.tool_calls:
                 f.failed_tool = ("", step.error[:120])
             f.result_problem = first_word(window(results.lower()), ERROR_WORDS)
-            f.assume_word = first_word(window(actions.lower(), 6000), ASSUME_WORDS)
+            f.assume_word = first_word(window(actions.lower(), 6000), own_assume_words)
             f.has_code = "```" in actions or "def " in actions
             f.done = any(w in low for w in DONE_WORDS)
             earlier = last_acts.get(step.agent)

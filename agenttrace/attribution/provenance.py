@@ -33,6 +33,7 @@ from agenttrace.attribution.flow import (
     result_text,
     salient_task_words,
     speaks,
+    stated_task,
     value_text,
     word_forms,
 )
@@ -101,7 +102,7 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
     """Every off-task argument token of the run's tool calls, with where it and the task's value went."""
     steps = trajectory.steps
     task = trajectory.task or ""
-    task_lower = lower_tokens(task)
+    task_lower = lower_tokens(stated_task(trajectory))
     task_tokens = task_value_tokens(task)
     actions = [lower_tokens(action_text(s)) for s in steps]
     used = set()
