@@ -7,8 +7,9 @@ from agenttrace.models import Attribution, Lesson, Trajectory
 
 
 def lesson_for(verdict: Attribution, trajectory: Trajectory | None = None) -> Lesson | None:
-    """What the blamed agent did wrong, where, and what to do instead; None for an undecided verdict."""
-    if not verdict.is_decided:
+    """What the blamed agent did wrong, where, and what to do instead; None for an undecided verdict or one on
+    the environment (no agent is to learn from a service that was down)."""
+    if not verdict.blames_an_agent:
         return None
     did = ""
     at = None if trajectory is None else trajectory.position(verdict.step)

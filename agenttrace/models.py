@@ -10,6 +10,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+#: The agent a verdict or a label names when no agent is at fault: the environment (a tool's service that is down).
+#: Its step is the step whose tool call the environment failed.
+ENVIRONMENT = "environment"
+
+
 class Outcome(str, Enum):
     SUCCESS = "success"
     FAILURE = "failure"
@@ -188,6 +193,11 @@ class Attribution(BaseModel):
     @property
     def is_decided(self) -> bool:
         return self.agent is not None and self.step is not None
+
+    @property
+    def blames_an_agent(self) -> bool:
+        """Decided, and on an agent: not on the environment (:data:`ENVIRONMENT`)."""
+        return self.is_decided and self.agent != ENVIRONMENT
 
 
 class Lesson(BaseModel):

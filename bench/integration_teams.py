@@ -14,7 +14,7 @@ attributes every run without the ground truth; the table gives, per framework, e
 the app's team, with the integration's, and with no team at all (the app's runs with the team removed, the
 floor), and how many verdicts the integration's team leaves as the app's team gives them. Wrong hand-offs, the
 kind only a team shows, are counted on their own. Accuracy is over every run, the environment's faults included
-(a service down: no agent's fault, which the ``cpu`` attributor has no verdict for, so it misses them all).
+(a service down: no agent's fault; the verdict is right when it names the environment at the failed call).
 """
 
 from __future__ import annotations

@@ -240,3 +240,42 @@ def test_a_total_worked_out_of_a_misreported_result_carries_to_the_misreport():
     claims = link_claims(1, traj.steps, flows, cause)
     assert claims == [cl.AnswerBuiltOn(1, 2, "", "66", "146")] and cl.check_claims(traj, claims) == []
     assert claims[0].clause(cl.View(traj)) == "the 66 it states is among the inputs of step 2 (writer), which answers 146"
+
+
+def _stops_after_failure(route: str, stop_calls: list[ToolCall] | None = None) -> Trajectory:
+    """A fetcher whose call fails on a service that is down; it says so and stops, and the lead passes that on."""
+    failed = ToolCall(name="get_fare", arguments={"route": route, "date": "2025-03-18"},
+                      error=f"get_fare service unavailable (503) for {route}")
+    return Trajectory(run_id="down", task=TASK, steps=[
+        Step(index=0, agent="lead", content="fetcher, look up Oslo-Vienna and Paris-Rome for 2025-03-18.",
+             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content=f"Looking up {route}.", tool_calls=[failed]),
+        Step(index=2, agent="fetcher", content="get_fare is down, so I cannot finish this task.",
+             tool_calls=stop_calls or []),
+        Step(index=3, agent="lead", content="get_fare is down, so we cannot finish this task."),
+    ])
+
+
+@pytest.mark.parametrize("stop_calls", [None, [ToolCall(  # smolagents says its last words through a tool
+    name="final_answer", arguments={"answer": "get_fare is down, so I cannot finish this task."})]])
+def test_a_run_that_stops_at_a_service_that_is_down_is_the_environments_fault(stop_calls):
+    from agenttrace.lessons import lesson_for
+
+    traj = _stops_after_failure("Oslo-Vienna", stop_calls)
+    assert _causes(traj) == [0, 1, 1, 3]  # the stop inherits from the failed call
+    verdict, claims = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("environment", 1) and verdict.candidates[0].agent == "environment"
+    assert "the environment's doing, not fetcher's" in verdict.reason
+    [stop] = [c for c in claims if isinstance(c, cl.StopsAtFailure)]
+    assert (stop.pos, stop.stop, stop.tool) == (1, 2, "get_fare") and stop.clause(cl.View(traj)) in verdict.reason
+    assert lesson_for(verdict, traj) is None  # no agent is to learn from a service that was down
+
+
+def test_a_stop_at_a_failure_the_callers_own_argument_caused_or_after_a_guess_is_an_agents():
+    typo = _stops_after_failure("Olso-Vienna")  # no input says "Olso": the caller broke its own call
+    assert _causes(typo)[2] == 2 and _verdict(typo)[0].agent != "environment"
+    guess = _stops_after_failure("Oslo-Vienna")
+    guess.steps[3].content = "Then we take 95 EUR for Oslo-Vienna: 275 EUR in total."  # a value of its own after it
+    assert _causes(guess)[2] == 2 and _verdict(guess)[0].agent != "environment"
+    claim = cl.StopsAtFailure(1, 2, "get_fare", "get_fare service unavailable (503)")
+    assert cl.check_claims(guess, [claim]) == [claim]  # the checker refuses it there

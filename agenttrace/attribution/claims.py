@@ -29,6 +29,7 @@ from agenttrace.attribution.flow import (
     action_text,
     argument_values,
     arrivals,
+    calls_a_tool,
     calls_again,
     does_again,
     final_answer,
@@ -372,6 +373,9 @@ class ToolFailed(Claim):
     tool: str
     error: str
 
+    def cites(self) -> tuple:
+        return ("failed", self.pos, self.tool)
+
     def clause(self, view: View) -> str:
         return f"its {self.tool} call failed ('{self.error}')" if self.tool else f"it failed ('{self.error}')"
 
@@ -465,6 +469,40 @@ class GoesOnAfterFailure(Claim):
                   if c.name == self.tool and c.error and " ".join(c.error.split()).startswith(self.error)]
         between = [s for s in view.steps[self.earlier + 1:self.pos] if s.agent == step.agent]
         return bool(failed) and earlier.agent == step.agent and not between and not calls_again(step, failed)
+
+
+@dataclass(frozen=True)
+class StopsAtFailure(Claim):
+    """The step's ``tool`` call failed with ``error``, and every word and number of its arguments was in the
+    step's inputs (the environment failed it, not a value of the caller's); its agent's next step, ``stop``,
+    names the tool, and from there on no step calls a tool (:func:`calls_a_tool`) or states a number its
+    inputs did not have."""
+
+    stop: int
+    tool: str
+    error: str
+
+    def cites(self) -> tuple:
+        return ("failed", self.pos, self.tool)  # it says what ToolFailed would, and more
+
+    def clause(self, view: View) -> str:
+        return (f"its {self.tool} call failed ('{self.error}') on arguments its inputs gave, and from its agent's "
+                f"next step ({view.steps[self.stop].index}), which names {self.tool}, no step calls a tool or states "
+                "a number of its own")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and view.in_step(self.stop) and self.pos < self.stop):
+            return False
+        step, stop = view.steps[self.pos], view.steps[self.stop]
+        failed = [c for c in step.tool_calls
+                  if c.name == self.tool and c.error and " ".join(c.error.split()).startswith(self.error)]
+        given = set(_WORD.findall(view.inputs_before_calls(self.pos).lower()))
+        grounded = all(set(_WORD.findall(v.lower())) <= given for c in failed for _, v in argument_values(c.arguments))
+        between = [s for s in view.steps[self.pos + 1:self.stop] if s.agent == step.agent]
+        quiet = all(not calls_a_tool(view.steps[j]) and all(view.number_given(j, n) for n in _numbers_in(view.actions[j]))
+                    for j in range(self.stop, len(view.steps)))
+        return (bool(failed) and grounded and stop.agent == step.agent and not between
+                and self.tool.lower() in stop.content.lower() and quiet)
 
 
 @dataclass(frozen=True)

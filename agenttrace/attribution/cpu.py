@@ -66,8 +66,8 @@ from agenttrace.attribution.flow import (
 )
 from agenttrace.attribution.picks import picks
 from agenttrace.attribution.provenance import off_task_arguments
-from agenttrace.attribution.trace_back import causes, link_claims, trace
-from agenttrace.models import Attribution, Candidate, Trajectory
+from agenttrace.attribution.trace_back import causes, environment_stop, link_claims, trace
+from agenttrace.models import ENVIRONMENT, Attribution, Candidate, Trajectory
 
 MODEL_PATH = Path(__file__).with_name("cpu_model.json")
 
@@ -572,17 +572,20 @@ class CpuAttributor(Attributor):
         calibrated = self.model.calibrated(kind)
         pos = decide(untempered, agents, calibrated.earliest, calibrated.by_mass)
         p = tempered(untempered, calibrated.temperature)
-        agent = steps[pos].agent
-        agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
+        caller = steps[pos].agent
+        environment = environment_stop(pos, flows, cause) is not None  # the failure no agent's correction removes
+        agent = ENVIRONMENT if environment else caller
+        agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == caller))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]
-        candidates = [Candidate(agent=steps[i].agent, step=steps[i].index, probability=round(float(p[i]), 4))
-                      for i in [pos, *others]]
+        candidates = [Candidate(agent=agent if i == pos else steps[i].agent, step=steps[i].index,
+                                probability=round(float(p[i]), 4)) for i in [pos, *others]]
         confidence = float(p[pos])
         uncertain = confidence < self.model.threshold
         view = cl.View(trajectory)
         claims = self._claims(view, pos, x, flows, cause)
+        share = f"the environment's doing, not {caller}'s" if environment else f"{agent_mass:.0%} of it falls on {agent}"
         head = (f"is the most likely decisive error ({confidence:.0%} calibrated probability"
-                f"{', uncertain' if uncertain else ''}; {agent_mass:.0%} of it falls on {agent})")
+                f"{', uncertain' if uncertain else ''}; {share})")
         return Attribution(
             run_id=trajectory.run_id, agent=agent, step=steps[pos].index, attributor=self.name,
             reason=cl.render_reason(view, pos, claims, head), confidence=round(confidence, 4),

@@ -366,6 +366,7 @@ class StepFlow:
     result_problem: str | None = None  # a problem word in what its tools returned
     ignored_error_at: int | None = None  # an earlier failed call of this agent it goes on from without a word
     works_around: int | None = None  # an earlier failed call of this agent it goes on without, see _mark_work_arounds
+    stops_at: int | None = None  # an earlier call of this agent the environment failed, that it stops at: _mark_stops
     built_on: BuiltOn | None = None  # a made-up number a number it works out and answers with uses
     repaired: bool = False  # its problem is got past later by the same agent
     repeats: int | None = None  # position of an earlier step of the same agent with the same actions
@@ -671,6 +672,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         flows.append(f)
     _mark_repaired(steps, flows)
     _mark_work_arounds(steps, flows)
+    _mark_stops(steps, flows)
     return flows
 
 
@@ -691,6 +693,30 @@ def _mark_work_arounds(steps: list[Step], flows: list[StepFlow]) -> None:
         failed = [c for c in steps[pos].tool_calls if c.error]
         if not calls_again(steps[after], failed) and (flows[after].assume_word or flows[after].underived):
             flows[after].works_around = pos
+
+
+def _mark_stops(steps: list[Step], flows: list[StepFlow]) -> None:
+    """A step *stops at* a failed call when the environment failed it (every argument an input gave: a service
+    down, a timeout; not :meth:`StepFlow.caused_its_failure`), the call was its agent's, and the step is that
+    agent's next act: it names the failing tool, calls nothing and states no number of its own, and no step
+    after it calls a tool or states one (a call that only carries a step's words, smolagents' ``final_answer``,
+    or hands over is no call). The run ends on the failure, which no agent's correction removes."""
+    for pos, f in enumerate(flows):
+        if f.failed_tool is None or not f.failed_tool[0] or f.caused_its_failure():
+            continue
+        agent = steps[pos].agent
+        after = next((j for j in range(pos + 1, len(steps))
+                      if steps[j].agent == agent and flows[j].acts and not flows[j].tool_output), None)
+        if after is None or not _names_failed_tool(steps[pos], steps[after]):
+            continue
+        if all(not calls_a_tool(steps[j]) and not flows[j].introduced and not flows[j].assume_word
+               for j in range(after, len(steps))):
+            flows[after].stops_at = pos
+
+
+def calls_a_tool(step: Step) -> bool:
+    """Whether the step calls a tool for something: not only to say its words or to hand over."""
+    return any(not speaks(step, c) and not is_handoff(step, c) for c in step.tool_calls)
 
 
 def calls_again(step: Step, calls: list[ToolCall]) -> bool:

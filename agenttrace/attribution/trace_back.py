@@ -25,6 +25,10 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
   :attr:`StepFlow.built_on`): the arithmetic was right, the corrected step would have given it the right
   operand.
 
+A step that stops at a call the environment failed (its agent's next act names the failing tool, calls
+nothing and states nothing of its own, and no step after it does: :attr:`StepFlow.stops_at`) inherits from the
+failed call, and the verdict then names the environment: no agent's correction removes a service that is down.
+
 One link goes forward. A call that failed through no argument of its caller's (a timeout, a service down) is
 the environment's doing, and no correction of that step removes it; when the agent's next act goes on with a
 value of its own instead of calling again (:attr:`StepFlow.works_around`), that act is the correctable error,
@@ -78,6 +82,8 @@ def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
         for failed in (f.works_around, f.ignored_error_at):
             if failed is not None and flows[failed].caused_its_failure():
                 link(i, failed)
+        if f.stops_at is not None:
+            link(i, f.stops_at)
         if f.built_on is not None:
             link(i, f.built_on.pos)
     for j, f in enumerate(flows):
@@ -101,6 +107,12 @@ def _handed(a: OffTaskArgument, origin: Step) -> bool:
     """Whether the off-task argument is a value its origin's message handed on: the whole value of the
     argument, and said in the message."""
     return a.token == a.value.strip() and a.token.lower() in lower_tokens(origin.content)
+
+
+def environment_stop(pos: int, flows: list[StepFlow], cause: list[int]) -> int | None:
+    """The later step that stops at step ``pos``'s failed call (:attr:`StepFlow.stops_at`) and is traced to it:
+    the fault is then the environment's, at ``pos``, not an agent's."""
+    return next((j for j in range(pos + 1, len(flows)) if flows[j].stops_at == pos and cause[j] == pos), None)
 
 
 def root(pos: int, cause: list[int]) -> int:
@@ -131,6 +143,9 @@ def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[
         out.append(cl.GoesOnAfterFailure(pos, k, tool, " ".join(error.split())[:80]))
     if not later:
         return out
+    if (j := environment_stop(pos, flows, cause)) is not None:
+        tool, error = f.failed_tool
+        out.append(cl.StopsAtFailure(pos, j, tool, " ".join(error.split())[:80]))
     if f.repeats is not None:
         out.append(cl.Repeats(pos, f.repeats))
     if (j := next((j for j in later if pos in (flows[j].works_around, flows[j].ignored_error_at)), None)) is not None:

@@ -71,19 +71,19 @@ def test_planted_errors_are_confirmed_and_labelled_at_the_planted_turn(framework
 @pytest.mark.parametrize("framework", sorted(drivers.DRIVERS))
 def test_the_cpu_verdict_on_fresh_real_runs_names_the_planted_step_with_true_reasons(framework, tmp_path_factory):
     """Runs of a seed the shipped model was not fitted on (it was fitted on seed 20250901), rebuilt by the
-    collector from real spans, attributed without the expected answer: every claim of every reason holds,
-    and the planted step is named in all but at most two of the runs whose culprit is an agent's step."""
+    collector from real spans, attributed without the expected answer: every claim of every reason holds, the
+    planted step and its culprit (an agent, or the environment when a service is down) are named in all but at
+    most two of the runs, and the environment only where it is the culprit."""
     result = _generate(framework, tmp_path_factory)
     attributor = CpuAttributor()
-    blamable = right = 0
+    right = 0
     for item in result.items:
         trajectory = item.trajectory.model_copy(update={"expected": None})
         verdict, claims = attributor.explain(trajectory)
         assert check_claims(trajectory, claims) == [], verdict.reason
-        if item.label.agent != ENVIRONMENT:
-            blamable += 1
-            right += (verdict.agent, verdict.step) == (item.label.agent, item.label.step)
-    assert right >= blamable - 2, f"{right} of {blamable} planted steps named"
+        right += (verdict.agent, verdict.step) == (item.label.agent, item.label.step)
+        assert verdict.agent != ENVIRONMENT or item.label.agent == ENVIRONMENT, verdict.reason
+    assert right >= len(result.items) - 2, f"{right} of {len(result.items)} planted steps named"
 
 
 #: the frameworks whose integration declares no team of its own (an app declares it: agenttrace.run(team=...))
