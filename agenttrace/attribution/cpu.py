@@ -21,7 +21,9 @@ is then moved to the earlier step its fault was inherited from, when the traject
 of a loop, the plan or user's turn a wrong call follows, the hand-off to an agent with only the wrong tool:
 :mod:`agenttrace.attribution.trace_back`), a rule built in, not learned per kind of error. The verdict is read off
 the traced distribution by :func:`decide` (the agent by probability mass or by the top step, then that agent's
-earliest near-best step); the reported probabilities are that traced distribution tempered (:func:`tempered`), and
+earliest near-best step; the environment, when that step is a call the environment failed and the run stopped
+at: :func:`~agenttrace.attribution.trace_back.environment_stop`); the reported probabilities are that traced
+distribution tempered (:func:`tempered`), and
 the verdict carries the top candidates and is ``uncertain`` when its calibrated probability is below the model's
 threshold: one half (the verdict is then more likely wrong than right), unless a user sets another.
 The temperature is chosen per kind of log (:func:`log_kind`): a run the collector rebuilt from its spans, or
