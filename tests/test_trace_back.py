@@ -121,14 +121,18 @@ def test_tracing_moves_each_steps_probability_to_its_root():
     assert trace(p, [0, 0, 1, 3]).tolist() == pytest.approx([0.6, 0.0, 0.0, 0.4])
 
 
+def _lookup_fails(route: str, error: str) -> list[Step]:
+    """The lead hands the work to a fetcher, whose first call fails with ``error``."""
+    failed = ToolCall(name="get_fare", arguments={"route": route, "date": "2025-03-18"}, error=error)
+    return [Step(index=0, agent="lead", content="fetcher, look up Oslo-Vienna and Paris-Rome for 2025-03-18.",
+                 tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+            Step(index=1, agent="fetcher", content=f"Looking up {route}.", tool_calls=[failed])]
+
+
 def _failed_lookup(route: str) -> Trajectory:
     """A fetcher whose first call fails, then goes on with a fare of its own for that route."""
-    failed = ToolCall(name="get_fare", arguments={"route": route, "date": "2025-03-18"},
-                      error=f"get_fare timed out for {route}; the request can be retried")
     return Trajectory(run_id="flaky", task=TASK, steps=[
-        Step(index=0, agent="lead", content="fetcher, look up Oslo-Vienna and Paris-Rome for 2025-03-18.",
-             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
-        Step(index=1, agent="fetcher", content=f"Looking up {route}.", tool_calls=[failed]),
+        *_lookup_fails(route, f"get_fare timed out for {route}; the request can be retried"),
         Step(index=2, agent="fetcher", content=f"The lookup of {route} failed; I'll assume 95 EUR. Next Paris-Rome.",
              tool_calls=[_fare("Paris-Rome", "2025-03-18", 180)]),
         Step(index=3, agent="lead", content="In total: 275 EUR."),
@@ -244,12 +248,8 @@ def test_a_total_worked_out_of_a_misreported_result_carries_to_the_misreport():
 
 def _stops_after_failure(route: str, stop_calls: list[ToolCall] | None = None) -> Trajectory:
     """A fetcher whose call fails on a service that is down; it says so and stops, and the lead passes that on."""
-    failed = ToolCall(name="get_fare", arguments={"route": route, "date": "2025-03-18"},
-                      error=f"get_fare service unavailable (503) for {route}")
     return Trajectory(run_id="down", task=TASK, steps=[
-        Step(index=0, agent="lead", content="fetcher, look up Oslo-Vienna and Paris-Rome for 2025-03-18.",
-             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
-        Step(index=1, agent="fetcher", content=f"Looking up {route}.", tool_calls=[failed]),
+        *_lookup_fails(route, f"get_fare service unavailable (503) for {route}"),
         Step(index=2, agent="fetcher", content="get_fare is down, so I cannot finish this task.",
              tool_calls=stop_calls or []),
         Step(index=3, agent="lead", content="get_fare is down, so we cannot finish this task."),

@@ -44,7 +44,7 @@ from agenttrace.attribution.flow import (
     value_text,
     word_forms,
 )
-from agenttrace.models import Trajectory
+from agenttrace.models import Step, ToolCall, Trajectory
 
 _ANY_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
 _WORD = re.compile(r"[a-z0-9]+(?:[._'-][a-z0-9]+)*")
@@ -464,11 +464,19 @@ class GoesOnAfterFailure(Claim):
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and view.in_step(self.earlier) and self.earlier < self.pos):
             return False
-        step, earlier = view.steps[self.pos], view.steps[self.earlier]
-        failed = [c for c in earlier.tool_calls
-                  if c.name == self.tool and c.error and " ".join(c.error.split()).startswith(self.error)]
-        between = [s for s in view.steps[self.earlier + 1:self.pos] if s.agent == step.agent]
-        return bool(failed) and earlier.agent == step.agent and not between and not calls_again(step, failed)
+        step, failed = view.steps[self.pos], _failed_calls(view.steps[self.earlier], self.tool, self.error)
+        return bool(failed) and _next_act(view, self.earlier, self.pos) and not calls_again(step, failed)
+
+
+def _failed_calls(step: Step, tool: str, error: str) -> list[ToolCall]:
+    """The step's ``tool`` calls whose error starts with ``error`` (whitespace-normalised)."""
+    return [c for c in step.tool_calls if c.name == tool and c.error and " ".join(c.error.split()).startswith(error)]
+
+
+def _next_act(view: View, earlier: int, later: int) -> bool:
+    """Whether step ``later`` is the next step of step ``earlier``'s agent."""
+    agent = view.steps[earlier].agent
+    return view.steps[later].agent == agent and not any(s.agent == agent for s in view.steps[earlier + 1:later])
 
 
 @dataclass(frozen=True)
@@ -493,16 +501,13 @@ class StopsAtFailure(Claim):
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and view.in_step(self.stop) and self.pos < self.stop):
             return False
-        step, stop = view.steps[self.pos], view.steps[self.stop]
-        failed = [c for c in step.tool_calls
-                  if c.name == self.tool and c.error and " ".join(c.error.split()).startswith(self.error)]
+        failed = _failed_calls(view.steps[self.pos], self.tool, self.error)
         given = set(_WORD.findall(view.inputs_before_calls(self.pos).lower()))
         grounded = all(set(_WORD.findall(v.lower())) <= given for c in failed for _, v in argument_values(c.arguments))
-        between = [s for s in view.steps[self.pos + 1:self.stop] if s.agent == step.agent]
         quiet = all(not calls_a_tool(view.steps[j]) and all(view.number_given(j, n) for n in _numbers_in(view.actions[j]))
                     for j in range(self.stop, len(view.steps)))
-        return (bool(failed) and grounded and stop.agent == step.agent and not between
-                and self.tool.lower() in stop.content.lower() and quiet)
+        return (bool(failed) and grounded and _next_act(view, self.pos, self.stop)
+                and self.tool.lower() in view.steps[self.stop].content.lower() and quiet)
 
 
 @dataclass(frozen=True)
