@@ -685,9 +685,7 @@ def _mark_work_arounds(steps: list[Step], flows: list[StepFlow]) -> None:
     for pos, f in enumerate(flows):
         if f.failed_tool is None or not f.failed_tool[0]:
             continue
-        agent = steps[pos].agent
-        after = next((j for j in range(pos + 1, len(steps))
-                      if steps[j].agent == agent and flows[j].acts and not flows[j].tool_output), None)
+        after = _next_act(steps, flows, pos)
         if after is None:
             continue
         failed = [c for c in steps[pos].tool_calls if c.error]
@@ -701,17 +699,23 @@ def _mark_stops(steps: list[Step], flows: list[StepFlow]) -> None:
     agent's next act: it names the failing tool, calls nothing and states no number of its own, and no step
     after it calls a tool or states one (a call that only carries a step's words, smolagents' ``final_answer``,
     or hands over is no call). The run ends on the failure, which no agent's correction removes."""
+    quiet_from = [True] * (len(steps) + 1)  # from step j on, no step calls a tool or states a value of its own
+    for j in reversed(range(len(steps))):
+        quiet_from[j] = (quiet_from[j + 1] and not calls_a_tool(steps[j]) and not flows[j].introduced
+                         and not flows[j].assume_word)
     for pos, f in enumerate(flows):
         if f.failed_tool is None or not f.failed_tool[0] or f.caused_its_failure():
             continue
-        agent = steps[pos].agent
-        after = next((j for j in range(pos + 1, len(steps))
-                      if steps[j].agent == agent and flows[j].acts and not flows[j].tool_output), None)
-        if after is None or not _names_failed_tool(steps[pos], steps[after]):
-            continue
-        if all(not calls_a_tool(steps[j]) and not flows[j].introduced and not flows[j].assume_word
-               for j in range(after, len(steps))):
+        after = _next_act(steps, flows, pos)
+        if after is not None and _names_failed_tool(steps[pos], steps[after]) and quiet_from[after]:
             flows[after].stops_at = pos
+
+
+def _next_act(steps: list[Step], flows: list[StepFlow], pos: int) -> int | None:
+    """The next step after ``pos`` in which its agent itself acts (not a tool's answer logged as a message)."""
+    agent = steps[pos].agent
+    return next((j for j in range(pos + 1, len(steps))
+                 if steps[j].agent == agent and flows[j].acts and not flows[j].tool_output), None)
 
 
 def calls_a_tool(step: Step) -> bool:
