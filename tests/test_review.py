@@ -71,7 +71,7 @@ def test_a_service_token_sees_only_its_services_failure_modes_and_reviews(collec
 
 @pytest.mark.parametrize("body, status, message", [
     ({"step": 7}, 400, "has steps 0 to 0, not 7"),
-    ({"step": 0, "agent": "Nobody"}, 400, "step 0 is 'Adder''s, not 'Nobody''s"),
+    ({"step": 0, "agent": "Nobody"}, 400, "step 0 is 'Adder''s, not 'Nobody''s (or give 'environment' when"),
     ({"agent": "Nobody"}, 400, "the verdict blames 'Adder', not 'Nobody'"),
     ({"step": -1}, 422, "greater than or equal to 0"),
     ({"note": "x" * 5000}, 422, "at most 4000 characters"),
@@ -150,6 +150,13 @@ def test_reviews_label_runs_for_eval_and_export_and_a_correction_replaces_the_le
     items = load_tracertraj(tmp_path / "tt.jsonl")
     assert len(items) == len(reviewed)
     assert next(i.label for i in items if i.id == f"tt/{traj.run_id}").step == other
+
+    # a service was down: corrected to the environment, which teaches no agent, so the run's lesson goes
+    env = api(collector, "POST", f"/runs/{traj.run_id}/review", json={"step": 0, "agent": "environment"}).json()
+    assert (env["agent"], env["step"], env["confirmed"]) == ("environment", 0, False)
+    assert [(r["label"]["agent"], r["label"]["step"]) for r in api(collector, "GET", "/reviewed").json()
+            if r["id"] == traj.run_id] == [("environment", 0)]
+    assert [lesson for lesson in api(collector, "GET", "/lessons").json() if lesson["run_id"] == traj.run_id] == []
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -351,3 +351,11 @@ def test_a_review_corrects_the_verdict_and_replaces_its_lesson(collector, calc_r
     assert [(lesson["agent"], lesson["step"]) for lesson in lessons] == [(agent, other)]
     open_view(page, f"{collector.endpoint}/ui/#/runs?name=calc", "/runs?name=calc")
     assert page.locator(f'tr[data-run-id="{bad_id}"] td.verdict-cell').inner_text().endswith(" - corrected")
+
+    open_view(page, f"{collector.endpoint}/ui/#/runs/{bad_id}", f"/runs/{bad_id}")
+    page.select_option("#review-step", "0")
+    page.check("#review-environment")
+    page.click("#review-correct")
+    page.wait_for_selector("#review-state >> text=Corrected: environment @ step 0")
+    assert [lesson for lesson in httpx.get(f"{collector.endpoint}/api/v1/lessons").json()
+            if lesson["run_id"] == bad_id] == []  # the environment is no agent to learn from

@@ -54,7 +54,8 @@ class ReviewIn(BaseModel):
     """Confirm the run's verdict (no step), or correct it: the step of the decisive error, and its agent."""
 
     step: int | None = Field(None, ge=0, description="the decisive step; omitted: the verdict is right")
-    agent: str | None = Field(None, max_length=200, description="the step's agent (checked against the run)")
+    agent: str | None = Field(None, max_length=200, description="the step's agent (checked against the run), or "
+                              "'environment': a service failed the step's tool call, no agent is to blame")
     note: str | None = Field(None, max_length=4000)
 
 

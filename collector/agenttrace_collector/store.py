@@ -499,17 +499,19 @@ class SqlStore(ABC):
 
     # ---- reviews: a person's judgement of a run's verdict ------------------------------
     def save_review(self, review: dict, lesson: Lesson | None = None) -> None:
-        """Stores (or replaces) a run's review (``REVIEW_COLUMNS``); a ``lesson`` replaces the run's lessons."""
+        """Stores (or replaces) a run's review (``REVIEW_COLUMNS``); a correction replaces the run's lessons with
+        ``lesson`` (none: a correction to the environment teaches no agent)."""
         statements: list[tuple[str, Sequence[Any]]] = [(
             "INSERT INTO reviews VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET "
             "service=excluded.service, verdict_seq=excluded.verdict_seq, agent=excluded.agent, step=excluded.step, "
             "confirmed=excluded.confirmed, note=excluded.note, reviewer=excluded.reviewer, "
             "created_at=excluded.created_at",
             tuple(int(review[k]) if k == "confirmed" else review[k] for k in REVIEW_COLUMNS))]
+        if not review["confirmed"]:
+            statements.append(("DELETE FROM lessons WHERE run_id = ?", (review["run_id"],)))
         if lesson is not None:
-            statements += [("DELETE FROM lessons WHERE run_id = ?", (review["run_id"],)),
-                           ("INSERT INTO lessons (agent, text, run_id, step, created_at) VALUES (?,?,?,?,?)",
-                            (lesson.agent, lesson.text, lesson.run_id, lesson.step, lesson.created_at))]
+            statements.append(("INSERT INTO lessons (agent, text, run_id, step, created_at) VALUES (?,?,?,?,?)",
+                               (lesson.agent, lesson.text, lesson.run_id, lesson.step, lesson.created_at)))
         self._write_all(statements)
 
     def reviews(self, *, run_id: str | None = None, only_service: str | None = None,

@@ -1,4 +1,5 @@
-// Reviewing a failed run's verdict: mark it right, or correct the step (its agent follows) with a note.
+// Reviewing a failed run's verdict: mark it right, or correct the step (its agent follows, or the environment
+// when a service failed the step's tool call) with a note.
 // A review makes the run labelled data for `agenttrace eval --collector` and `agenttrace export`.
 import { el, postJSON, when } from "./dom.js";
 
@@ -14,6 +15,7 @@ export function reviewForm(trajectory, verdict, done) {
   const steps = el("select", { name: "step", id: "review-step" },
     trajectory.steps.map((s) => el("option", { value: String(s.index),
       selected: verdict && verdict.step === s.index ? "selected" : null }, `#${s.index} ${s.agent}`)));
+  const environment = el("input", { type: "checkbox", name: "environment", id: "review-environment" });
   const note = el("textarea", { name: "note", id: "review-note", rows: "2", maxlength: "4000",
     placeholder: "why (optional)" });
   const message = el("span", { class: "error", id: "review-error" });
@@ -33,6 +35,9 @@ export function reviewForm(trajectory, verdict, done) {
       onclick: () => send(withNote({})) }, "Verdict is right"), " or "] : "",
     "decisive step ", steps, " ",
     el("button", { type: "button", id: "review-correct",
-      onclick: () => send(withNote({ step: Number(steps.value) })) }, "Set as decisive"),
+      onclick: () => send(withNote({ step: Number(steps.value),
+        ...(environment.checked ? { agent: "environment" } : {}) })) }, "Set as decisive"),
+    " ", el("label", { for: "review-environment" }, environment,
+      " a service failed this step's tool call (no agent's fault)"),
     el("div", {}, note), message);
 }
