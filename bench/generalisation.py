@@ -14,7 +14,9 @@ Suite items are in the training side of the dev splits and the dev data in the t
 splits. Baselines: constant agent (the most frequent labelled agent of the training side, and the
 oracle one of the held-out side), the most frequent agent of the run, the first agent step, the last step,
 the most frequent labelled step (training side, and oracle), the first step showing an error. A baseline
-that names only an agent is given that agent's first step.
+that names only an agent is given that agent's first step. The suite's runs whose label blames the environment
+(a service that was down) are held out and scored like the others: a verdict is right on them when it names the
+environment at the failed call, which no baseline does. They are not fitted on (``cpu_fit.usable``).
 
 Columns: exact agent and step accuracy; Who&When's substring rule (dev data only: true step 1 matches a
 predicted 12); AgenTracer's reward; expected calibration error of the verdict's probability against an
@@ -43,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from train_cpu_attributor import load_suite, pipelines  # noqa: E402
 
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
-from agenttrace.attribution.cpu_fit import load_dev, train, usable  # noqa: E402
+from agenttrace.attribution.cpu_fit import load_dev, scorable, train, usable  # noqa: E402
 from agenttrace.attribution.flow import ERROR_WORDS, is_human  # noqa: E402
 from agenttrace.models import LabelledTrajectory, Trajectory  # noqa: E402
 from agenttrace.data.scoring import SubsetScore, expected_calibration_error, score  # noqa: E402
@@ -122,7 +124,7 @@ def tag_rows(verdicts: list[tuple[LabelledTrajectory, Prediction, bool]], *tags:
 
 def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool,
                choices: list[str], verdicts: list | None = None) -> list[str]:
-    held = usable(held)
+    held = scorable(held)
     started = time.perf_counter()
     model = train(train_groups, synth)
     print(f"{title} {held_name}: fitted with inner leave-one-group-out in {time.perf_counter() - started:.0f} s",
@@ -170,7 +172,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "generalisation.md"))
     args = ap.parse_args()
     dev = load_dev(Path(args.data))
-    suite = usable(load_suite(Path(args.suite)))
+    suite = scorable(load_suite(Path(args.suite)))
     synth = pipelines(args.pipelines, seed=7)
     by_framework: dict[str, list] = {}
     by_topology: dict[str, list] = {}

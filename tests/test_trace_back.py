@@ -279,3 +279,16 @@ def test_a_stop_at_a_failure_the_callers_own_argument_caused_or_after_a_guess_is
     assert _causes(guess)[2] == 2 and _verdict(guess)[0].agent != "environment"
     claim = cl.StopsAtFailure(1, 2, "get_fare", "get_fare service unavailable (503)")
     assert cl.check_claims(guess, [claim]) == [claim]  # the checker refuses it there
+
+
+def test_a_run_labelled_on_the_environment_is_scored_but_not_fitted_on():
+    from agenttrace.attribution.cpu_fit import scorable, usable
+    from agenttrace.models import Label, LabelledTrajectory
+
+    def labelled(agent: str, step: int) -> LabelledTrajectory:
+        return LabelledTrajectory(id=f"{agent}@{step}", subset="t", trajectory=_stops_after_failure("Oslo-Vienna"),
+                                  label=Label(agent=agent, step=step))
+
+    down, agents, wrong = labelled("environment", 1), labelled("fetcher", 1), labelled("lead", 1)
+    assert scorable([down, agents, wrong]) == [down, agents]  # the step's agent, or the environment
+    assert usable([down, agents, wrong]) == [agents]  # the environment verdict is a rule, not fitted
