@@ -271,6 +271,20 @@ def test_a_run_that_stops_at_a_service_that_is_down_is_the_environments_fault(st
     assert lesson_for(verdict, traj) is None  # no agent is to learn from a service that was down
 
 
+def test_a_run_that_ends_at_a_service_that_is_down_is_the_environments_whatever_step_the_model_puts_first():
+    from agenttrace.attribution.cpu import FEATURES, StepModel
+
+    weights = np.zeros(len(FEATURES))
+    weights[FEATURES.index("is_first")] = 5.0  # a model sure that the lead's opening turn is the error
+    first_step = CpuAttributor(model=StepModel(weights, np.zeros(len(FEATURES)), np.ones(len(FEATURES))))
+    traj = _stops_after_failure("Oslo-Vienna")
+    assert int(np.argmax(first_step.step_probabilities(traj))) == 0
+    verdict, claims = first_step.explain(traj)
+    assert cl.check_claims(traj, claims) == []
+    assert (verdict.agent, verdict.step) == ("environment", 1) and verdict.uncertain  # the model put it elsewhere
+    assert any(isinstance(c, cl.StopsAtFailure) for c in claims)
+
+
 def test_a_stop_at_a_failure_the_callers_own_argument_caused_or_after_a_guess_is_an_agents():
     typo = _stops_after_failure("Olso-Vienna")  # no input says "Olso": the caller broke its own call
     assert _causes(typo)[2] == 2 and _verdict(typo)[0].agent != "environment"

@@ -21,9 +21,9 @@ is then moved to the earlier step its fault was inherited from, when the traject
 of a loop, the plan or user's turn a wrong call follows, the hand-off to an agent with only the wrong tool:
 :mod:`agenttrace.attribution.trace_back`), a rule built in, not learned per kind of error. The verdict is read off
 the traced distribution by :func:`decide` (the agent by probability mass or by the top step, then that agent's
-earliest near-best step; the environment, when that step is a call the environment failed and the run stopped
-at: :func:`~agenttrace.attribution.trace_back.environment_stop`); the reported probabilities are that traced
-distribution tempered (:func:`tempered`), and
+earliest near-best step), unless the run ends at a call the environment failed: the verdict then names the
+environment at that call (:func:`~agenttrace.attribution.trace_back.environment_end`). The reported
+probabilities are that traced distribution tempered (:func:`tempered`), and
 the verdict carries the top candidates and is ``uncertain`` when its calibrated probability is below the model's
 threshold: one half (the verdict is then more likely wrong than right), unless a user sets another.
 The temperature is chosen per kind of log (:func:`log_kind`): a run the collector rebuilt from its spans, or
@@ -68,7 +68,7 @@ from agenttrace.attribution.flow import (
 )
 from agenttrace.attribution.picks import picks
 from agenttrace.attribution.provenance import off_task_arguments
-from agenttrace.attribution.trace_back import causes, environment_stop, link_claims, trace
+from agenttrace.attribution.trace_back import causes, environment_end, link_claims, trace
 from agenttrace.models import ENVIRONMENT, Attribution, Candidate, Trajectory
 
 MODEL_PATH = Path(__file__).with_name("cpu_model.json")
@@ -572,10 +572,11 @@ class CpuAttributor(Attributor):
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
         calibrated = self.model.calibrated(kind)
-        pos = decide(untempered, agents, calibrated.earliest, calibrated.by_mass)
+        end = environment_end(flows, cause)  # the run ends at a failure no agent's correction removes
+        environment = end is not None
+        pos = end if environment else decide(untempered, agents, calibrated.earliest, calibrated.by_mass)
         p = tempered(untempered, calibrated.temperature)
         caller = steps[pos].agent
-        environment = environment_stop(pos, flows, cause) is not None  # the failure no agent's correction removes
         agent = ENVIRONMENT if environment else caller
         agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == caller))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]

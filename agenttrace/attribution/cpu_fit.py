@@ -55,9 +55,10 @@ def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
     """Items whose label names a step and agent of their trajectory: the ones the model is fitted on.
 
     A label that blames the environment (a service was down) is not fitted on: the environment verdict is a rule
-    (``trace_back.environment_stop``), and fitting the step model on those runs taught it that a failed call is
+    (``trace_back.environment_end``), and fitting the step model on those runs taught it that a failed call is
     decisive, which cost 3 to 7 points of agent accuracy on each dev source held out (the leave-one-source-out
-    splits of bench/generalisation.py).
+    splits of bench/generalisation.py). The verdicts the fit scores (:func:`verdicts`) leave that rule out: it
+    holds of no other run of the dev data or the suite.
     """
     return [it for it in scorable(items) if it.label.agent != ENVIRONMENT]
 

@@ -27,7 +27,9 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
 
 A step that stops at a call the environment failed (its agent's next act names the failing tool, calls
 nothing and states nothing of its own, and no step after it does: :attr:`StepFlow.stops_at`) inherits from the
-failed call, and the verdict then names the environment: no agent's correction removes a service that is down.
+failed call, and the run ends there: :func:`environment_end`. The verdict then names the environment at that
+call, whichever step the distribution puts first: no agent's correction removes a service that is down, and no
+earlier step's error, repaired or not, is what ended the run.
 
 One link goes forward. A call that failed through no argument of its caller's (a timeout, a service down) is
 the environment's doing, and no correction of that step removes it; when the agent's next act goes on with a
@@ -131,6 +133,11 @@ def trace(p: np.ndarray, cause: list[int]) -> np.ndarray:
     for j, pj in enumerate(p):
         out[root(j, cause)] += pj
     return out
+
+
+def environment_end(flows: list[StepFlow], cause: list[int]) -> int | None:
+    """The failed call the run ends at (:func:`environment_stop`), when it ends at one."""
+    return next((pos for pos in range(len(flows)) if environment_stop(pos, flows, cause) is not None), None)
 
 
 def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[int]) -> list[cl.Claim]:
