@@ -296,7 +296,7 @@ def test_a_stop_at_a_failure_the_callers_own_argument_caused_or_after_a_guess_is
 
 
 def test_a_run_labelled_on_the_environment_is_scored_but_not_fitted_on():
-    from agenttrace.attribution.cpu_fit import scorable, usable
+    from agenttrace.attribution.cpu_fit import Featurised, Rows, scorable, usable, verdicts
     from agenttrace.models import Label, LabelledTrajectory
 
     def labelled(agent: str, step: int) -> LabelledTrajectory:
@@ -306,3 +306,8 @@ def test_a_run_labelled_on_the_environment_is_scored_but_not_fitted_on():
     down, agents, wrong = labelled("environment", 1), labelled("fetcher", 1), labelled("lead", 1)
     assert scorable([down, agents, wrong]) == [down, agents]  # the step's agent, or the environment
     assert usable([down, agents, wrong]) == [agents]  # the environment verdict is a rule, not fitted
+
+    # a run a reviewer pinned on the fetcher: the fit scores the verdict the attributor gives, the environment's
+    rows = Rows({"reviewed": Featurised([agents])})
+    uniform = np.ones(len(rows.x)) / len(agents.trajectory.steps)
+    assert verdicts(uniform, rows, (True, 1.0)) == [(False, True)] * 2  # with and without the ground truth

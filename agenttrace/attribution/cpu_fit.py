@@ -33,7 +33,7 @@ import numpy as np
 from agenttrace.attribution.cpu import (
     FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind, nameable,
 )
-from agenttrace.attribution.trace_back import causes, root
+from agenttrace.attribution.trace_back import causes, environment_end, root
 from agenttrace.data.datasets import load_any
 from agenttrace.models import ENVIRONMENT, LabelledTrajectory, Trajectory
 
@@ -57,8 +57,7 @@ def usable(items: list[LabelledTrajectory]) -> list[LabelledTrajectory]:
     A label that blames the environment (a service was down) is not fitted on: the environment verdict is a rule
     (``trace_back.environment_end``), and fitting the step model on those runs taught it that a failed call is
     decisive, which cost 3 to 7 points of agent accuracy on each dev source held out (the leave-one-source-out
-    splits of bench/generalisation.py). The verdicts the fit scores (:func:`verdicts`) leave that rule out: it
-    holds of no other run of the dev data or the suite.
+    splits of bench/generalisation.py).
     """
     return [it for it in scorable(items) if it.label.agent != ENVIRONMENT]
 
@@ -98,8 +97,9 @@ PLAIN_RULE = (False, 1.0)  # the agent and step of the most likely step
 
 
 # id(trajectory) -> the trajectory (held, so that its id is not reused while cached), its features per view, the
-# steps a verdict may name and the step each step's fault is followed to (trace_back.root)
-_FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray], np.ndarray, list[int]]] = {}
+# steps a verdict may name, the step each step's fault is followed to (trace_back.root) and the failed call the
+# run ends at (trace_back.environment_end), if any
+_FEATURE_CACHE: dict[int, tuple[Trajectory, dict[bool, np.ndarray], np.ndarray, list[int], int | None]] = {}
 
 
 class Featurised:
@@ -113,10 +113,12 @@ class Featurised:
                 flows = views[False][1]
                 cause = causes(it.trajectory.steps, flows)
                 _FEATURE_CACHE[id(it.trajectory)] = (it.trajectory, {g: v[0] for g, v in views.items()},
-                                                     nameable(flows), [root(j, cause) for j in range(len(cause))])
+                                                     nameable(flows), [root(j, cause) for j in range(len(cause))],
+                                                     environment_end(flows, cause))
         self.views = {g: [_FEATURE_CACHE[id(it.trajectory)][1][g] for it in self.items] for g in (True, False)}
         self.nameable = [_FEATURE_CACHE[id(it.trajectory)][2] for it in self.items]
         self.roots = [_FEATURE_CACHE[id(it.trajectory)][3] for it in self.items]
+        self.ends = [_FEATURE_CACHE[id(it.trajectory)][4] for it in self.items]
         self.kinds = [log_kind(it.trajectory) for it in self.items]
 
 
@@ -124,7 +126,7 @@ class Rows:
     """Featurised trajectories, stacked: all steps in one matrix, with each trajectory's segment."""
 
     def __init__(self, groups: dict[str, Featurised], views: tuple[bool, ...] = (True, False)):
-        xs, starts, targets, masks, group, kind, agents, among, roots = [], [], [], [], [], [], [], [], []
+        xs, starts, targets, masks, group, kind, agents, among, roots, ends = [], [], [], [], [], [], [], [], [], []
         offset = 0
         for name, feats in groups.items():
             for k, it in enumerate(feats.items):
@@ -137,6 +139,7 @@ class Rows:
                     agents += [s.agent for s in it.trajectory.steps]
                     among.append(feats.nameable[k])
                     roots += feats.roots[k]
+                    ends += [j == feats.ends[k] for j in range(len(x))]
                     group.append(name)
                     kind.append(feats.kinds[k])
                     offset += len(x)
@@ -149,6 +152,7 @@ class Rows:
         self.agents = agents
         self.nameable = np.concatenate(among) if among else np.zeros(0, dtype=bool)  # see cpu.nameable
         self.root = np.array(roots, dtype=int)  # the step each step's fault is followed to, in its own trajectory
+        self.environment_end = np.array(ends, dtype=bool)  # the failed call its run ends at (trace_back)
         self.seg = np.repeat(np.arange(len(starts)), np.diff(np.append(self.starts, offset)))
 
     def __len__(self) -> int:
@@ -250,15 +254,20 @@ def traced(p: np.ndarray, rows: Rows) -> np.ndarray:
 
 
 def _named(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> np.ndarray:
-    """The row of the step each trajectory's verdict names, decided as the attributor does: on ``p`` traced,
-    by :func:`agenttrace.attribution.cpu.decide`."""
+    """The row of the step each trajectory's verdict names, decided as the attributor does: the failed call the
+    run ends at (``trace_back.environment_end``), or else on ``p`` traced, by
+    :func:`agenttrace.attribution.cpu.decide`."""
     p = traced(p, rows)
-    return np.array([a + decide(p[a:b], rows.agents[a:b], rule[1], rule[0]) for a, b, _ in rows.segments()], dtype=int)
+    return np.array([a + (end[0] if (end := np.flatnonzero(rows.environment_end[a:b])).size
+                          else decide(p[a:b], rows.agents[a:b], rule[1], rule[0]))
+                     for a, b, _ in rows.segments()], dtype=int)
 
 
 def verdicts(p: np.ndarray, rows: Rows, rule: tuple[bool, float]) -> list[tuple[bool, bool]]:
-    """(agent right, step right) of each trajectory's verdict, decided on ``p`` (:func:`_named`)."""
-    return [(bool(rows.agent_mask[k]), bool(k == t)) for k, t in zip(_named(p, rows, rule), rows.targets)]
+    """(agent right, step right) of each trajectory's verdict, decided on ``p`` (:func:`_named`); a verdict on
+    the environment names no agent, and the runs fitted on each blame one."""
+    return [(bool(rows.agent_mask[k]) and not rows.environment_end[k], bool(k == t))
+            for k, t in zip(_named(p, rows, rule), rows.targets)]
 
 
 @dataclass
@@ -385,6 +394,7 @@ def stack(parts: list[Rows]) -> Rows:
     out.agents = [a for p in parts for a in p.agents]
     out.nameable = np.concatenate([p.nameable for p in parts])
     out.root = np.concatenate([p.root for p in parts])
+    out.environment_end = np.concatenate([p.environment_end for p in parts])
     out.group = [g for p in parts for g in p.group]
     out.kind = [k for p in parts for k in p.kind]
     out.seg = np.repeat(np.arange(len(out.starts)), np.diff(np.append(out.starts, len(out.x))))
@@ -406,6 +416,7 @@ def take(rows: Rows, keep: list[int]) -> tuple[Rows, np.ndarray]:
     out.agents = [rows.agents[i] for i in steps]
     out.nameable = rows.nameable[steps]
     out.root = rows.root[steps]
+    out.environment_end = rows.environment_end[steps]
     out.group = [rows.group[k] for k in keep]
     out.kind = [rows.kind[k] for k in keep]
     out.seg = np.repeat(np.arange(len(keep)), lengths)
