@@ -136,8 +136,10 @@ def trace(p: np.ndarray, cause: list[int]) -> np.ndarray:
 
 
 def environment_end(flows: list[StepFlow], cause: list[int]) -> int | None:
-    """The failed call the run ends at (:func:`environment_stop`), when it ends at one."""
-    return next((pos for pos in range(len(flows)) if environment_stop(pos, flows, cause) is not None), None)
+    """The failed call the run ends at (:func:`environment_stop`: a step stops at it and is traced to it), when
+    it ends at one; the earliest, should two agents each stop at their own."""
+    return min((f.stops_at for j, f in enumerate(flows) if f.stops_at is not None and cause[j] == f.stops_at),
+               default=None)
 
 
 def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[int]) -> list[cl.Claim]:
