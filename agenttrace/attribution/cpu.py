@@ -578,7 +578,6 @@ class CpuAttributor(Attributor):
         p = tempered(untempered, calibrated.temperature)
         caller = steps[pos].agent
         agent = ENVIRONMENT if environment else caller
-        agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == caller))
         others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]
         candidates = [Candidate(agent=agent if i == pos else steps[i].agent, step=steps[i].index,
                                 probability=round(float(p[i]), 4)) for i in [pos, *others]]
@@ -586,9 +585,13 @@ class CpuAttributor(Attributor):
         uncertain = confidence < self.model.threshold
         view = cl.View(trajectory)
         claims = self._claims(view, pos, x, flows, cause)
-        share = f"the environment's doing, not {caller}'s" if environment else f"{agent_mass:.0%} of it falls on {agent}"
-        head = (f"is the most likely decisive error ({confidence:.0%} calibrated probability"
-                f"{', uncertain' if uncertain else ''}; {share})")
+        sure = f"{confidence:.0%} calibrated probability{', uncertain' if uncertain else ''}"
+        if environment:  # named by the run's end, which need not be the distribution's most likely step
+            head = (f"is where the run ends on a failure no agent's correction removes ({sure}; the environment's "
+                    f"doing, not {caller}'s)")
+        else:
+            agent_mass = float(sum(pi for s, pi in zip(steps, p) if s.agent == agent))
+            head = f"is the most likely decisive error ({sure}; {agent_mass:.0%} of it falls on {agent})"
         return Attribution(
             run_id=trajectory.run_id, agent=agent, step=steps[pos].index, attributor=self.name,
             reason=cl.render_reason(view, pos, claims, head), confidence=round(confidence, 4),
