@@ -8,11 +8,12 @@ import pytest
 
 pytest.importorskip("agenttrace_collector")
 
+from agenttrace.models import ENVIRONMENT  # noqa: E402
 from agenttrace.suite.episodes import make_episode  # noqa: E402
 from agenttrace.suite.plan import ToolUse, Turn  # noqa: E402
 from agenttrace.suite.script import delegation_replies  # noqa: E402
 from agenttrace.suite.simulate import DOUBTS  # noqa: E402
-from agenttrace.suite.taxonomy import ENVIRONMENT, ErrorKind  # noqa: E402
+from agenttrace.suite.taxonomy import ErrorKind  # noqa: E402
 from agenttrace.suite.topologies import TOPOLOGIES  # noqa: E402
 from agenttrace.suite.worlds import ToolError  # noqa: E402
 from agenttrace_collector.failure import answer_matches  # noqa: E402

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from agenttrace.models import Label, LabelledTrajectory, Step, Trajectory
+from agenttrace.models import ENVIRONMENT, Label, LabelledTrajectory, Step, Trajectory
 from agenttrace.suite.plan import Turn
-from agenttrace.suite.taxonomy import ENVIRONMENT
 
 
 def _matches(turn: Turn, step: Step) -> bool:

@@ -18,8 +18,9 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from agenttrace.models import ENVIRONMENT
 from agenttrace.suite.plan import Script, Task, ToolUse, Turn
-from agenttrace.suite.taxonomy import DESCRIPTIONS, ENVIRONMENT, ErrorKind
+from agenttrace.suite.taxonomy import DESCRIPTIONS, ErrorKind
 from agenttrace.suite.worlds import World
 
 K = ErrorKind

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-# A label whose agent is ENVIRONMENT blames the environment (a tool's service), not an agent: its step is the
-# step whose tool call the environment failed. A user's error blames the simulated user's own agent name.
-from agenttrace.models import ENVIRONMENT  # noqa: F401 - the suite's labels use it from here
+# A label whose agent is agenttrace.models.ENVIRONMENT blames the environment (a tool's service), not an agent:
+# its step is the step whose tool call the environment failed. A user's error blames the simulated user's own
+# agent name.
 
 
 class ErrorKind(str, Enum):

@@ -9,11 +9,11 @@ pytest.importorskip("agenttrace_collector")
 
 from agenttrace.attribution.claims import check_claims  # noqa: E402
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
+from agenttrace.models import ENVIRONMENT  # noqa: E402
 from agenttrace.suite import drivers  # noqa: E402
 from agenttrace.suite.episodes import make_episode  # noqa: E402
 from agenttrace.suite.generate import generate  # noqa: E402
 from agenttrace.suite.labels import align  # noqa: E402
-from agenttrace.suite.taxonomy import ENVIRONMENT  # noqa: E402
 
 SEED = 11
 N = 6  # six consecutive episodes: six different error kinds
