@@ -32,6 +32,11 @@ from agenttrace.models import LabelledTrajectory  # noqa: E402
 HANDOFF, ENVIRONMENT_FAULT = "wrong_handoff", "environment_fault"
 
 
+def _episode(it: LabelledTrajectory) -> str:
+    """The episode a run was made from: the same in its -team and -noteam files."""
+    return it.tags["seed"].rsplit(":", 1)[0]
+
+
 def _runs(path: Path) -> list[LabelledTrajectory]:
     return [LabelledTrajectory.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
@@ -42,7 +47,7 @@ def _verdicts(att: CpuAttributor, items: list[LabelledTrajectory], *, drop_team:
     for it in items:
         update = {"expected": None, **({"team": []} if drop_team else {})}
         a = att.attribute(it.trajectory.model_copy(update=update))
-        out[it.tags["seed"].rsplit(":", 1)[0]] = (a.agent, a.step, it.label.agent, it.label.step, it.tags["error_kind"])
+        out[_episode(it)] = (a.agent, a.step, it.label.agent, it.label.step, it.tags["error_kind"])
     return out
 
 
@@ -70,12 +75,13 @@ def main() -> None:
         own_items = _runs(runs / f"{framework}-noteam.jsonl")
         app, own, none = _verdicts(att, app_items), _verdicts(att, own_items), _verdicts(att, app_items, drop_team=True)
         both = sorted(set(app) & set(own))
-        declared = sum(bool(it.trajectory.team) for it in own_items if it.tags["seed"].rsplit(":", 1)[0] in both)
+        declared = sum(bool(it.trajectory.team) for it in own_items if _episode(it) in both)
         same = sum(app[k][:2] == own[k][:2] for k in both)
         handoffs = [k for k in both if app[k][4] == HANDOFF]
         lines.append(f"| {framework} | {len(both)} | {declared} | {_accuracy([app[k] for k in both])} | "
                      f"{_accuracy([own[k] for k in both])} | {_accuracy([none[k] for k in both])} | {same} | "
-                     f"{sum(app[k][4] == ENVIRONMENT_FAULT for k in both)} | {len(handoffs)} | {_accuracy([app[k] for k in handoffs])} | {_accuracy([own[k] for k in handoffs])} | "
+                     f"{sum(app[k][4] == ENVIRONMENT_FAULT for k in both)} | {len(handoffs)} | "
+                     f"{_accuracy([app[k] for k in handoffs])} | {_accuracy([own[k] for k in handoffs])} | "
                      f"{_accuracy([none[k] for k in handoffs])} |")
         print(lines[-1], file=sys.stderr, flush=True)
     text = "\n".join(lines)
