@@ -135,9 +135,7 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
     choices.append(f"* {title} {held_name}: average of ({averaged}), "
                    f"agent by {'probability mass' if m['agent_by_mass'] else 'top step'}, earlier step within "
                    f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}"
-                   + "".join(f"; {kind} logs: agent by {'probability mass' if c.by_mass else 'top step'}, earlier "
-                             f"step within {c.earliest:.0%}, T={c.temperature:.2f}"
-                             for kind, c in model.calibration.items())
+                   + "".join(f"; {kind} logs T={t:.2f}" for kind, t in model.temperatures.items())
                    + f" (inner (agent+step)/2 = {m['inner_accuracy']:.3f})")
     att = CpuAttributor(model=model)
     out = []

@@ -207,7 +207,7 @@ def main() -> None:
     model = train(groups, synth)
     Path(args.out).write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
     print("choices:", model.meta)
-    print("temperature:", round(model.temperature, 3), "uncertain below:", model.threshold, "per log kind:", model.calibration)
+    print("temperature:", round(model.temperature, 3), "uncertain below:", model.threshold, "per log kind:", model.temperatures)
     print("weights:", {f: round(float(w), 3) for f, w in zip(FEATURES, model.weights) if w})
     print("wrote", args.out)
 

@@ -123,9 +123,8 @@ def test_a_log_read_from_a_file_and_a_run_rebuilt_from_spans_are_calibrated_apar
     from agenttrace.data.datasets import to_whowhen
 
     model = CpuAttributor().model
-    assert set(model.calibration) == {"spans", "log"}
-    assert model.calibration["log"] != model.calibration["spans"]
-    assert {c[1:] for c in model.calibration.values()} == {(model.by_mass, model.earliest)}  # one rule for every kind
+    assert set(model.temperatures) == {"spans", "log"}
+    assert model.temperature_for("log") != model.temperature_for("spans")
     transcript = from_whowhen(fx.algorithm_generated(0)).trajectory
     run = Trajectory(run_id="r", trace_id="4ce8", task="sum", steps=[
         Step(index=0, agent="worker", content="", tool_calls=[ToolCall(name="calc", arguments={"a": 1}, result="1")]),
@@ -133,27 +132,24 @@ def test_a_log_read_from_a_file_and_a_run_rebuilt_from_spans_are_calibrated_apar
     assert (log_kind(transcript), log_kind(run)) == ("log", "spans")
     assert log_kind(from_whowhen(to_whowhen(run)).trajectory) == "spans"  # an export keeps its trace's id
     x, flows = extract_features(transcript)
-    temperature, *_ = model.calibrated("log")
+    temperature = model.temperature_for("log")
     p = softmax(model.scores(x) / temperature, nameable(flows))
     verdict = CpuAttributor().attribute(transcript)
     assert verdict.confidence == round(float(p[verdict.step]), 4)
     assert model.threshold == 0.5 and verdict.uncertain == (p[verdict.step] < 0.5)
     again = StepModel.from_json(model.to_json())
-    for kind, c in model.calibration.items():
-        assert abs(again.calibrated(kind).temperature - c.temperature) < 1e-3
-        assert again.calibrated(kind)[1:] == c[1:]
-    assert again.calibrated(None) == (again.temperature, again.by_mass, again.earliest)
+    for kind, t in model.temperatures.items():
+        assert abs(again.temperature_for(kind) - t) < 1e-3
+    assert again.temperature_for(None) == again.temperature and (again.by_mass, again.earliest) == (
+        model.by_mass, model.earliest)  # one verdict rule for every kind
 
 
-_RULE = {"agent_by_mass": True, "earliest": 1.0}
-
-
-@pytest.mark.parametrize("calibration, message", [({"xml": {"temperature": 1.0} | _RULE}, "unknown log kinds"),
-                                                  ({"text": {"agent_by_mass": True}}, "no 'temperature'"),
-                                                  ({"text": {"temperature": 1.0}}, "no 'agent_by_mass'"),
-                                                  ({"text": [1.0, 0.5]}, "wrong type")])
-def test_a_model_with_a_bad_calibration_is_refused_with_the_reason(calibration, message):
-    data = CpuAttributor().model.to_json() | {"calibration": calibration}
+@pytest.mark.parametrize("temperatures, message", [({"xml": 1.0}, "unknown log kinds"),
+                                                   ({"log": "hot"}, "wrong type"),
+                                                   ({"log": [1.0, 0.5]}, "wrong type"),
+                                                   ([1.0], "wrong type")])
+def test_a_model_with_bad_temperatures_is_refused_with_the_reason(temperatures, message):
+    data = CpuAttributor().model.to_json() | {"temperatures": temperatures}
     with pytest.raises(AttributorError, match=message):
         StepModel.from_json(data)
 

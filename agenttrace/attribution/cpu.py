@@ -44,7 +44,7 @@ import math
 import re
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -324,22 +324,16 @@ def decide(p: np.ndarray, agents: list[str], earliest: float = 1.0, by_mass: boo
     return next(i for i in mine if p[i] >= earliest * top)
 
 
-class Calibration(NamedTuple):
-    """How one kind of log is read: the softmax temperature and the verdict rule (:func:`decide`)."""
-
-    temperature: float
-    by_mass: bool
-    earliest: float
-
-
 class StepModel:
     """A linear scorer over standardised features; ``probabilities`` is the softmax over the steps, which the
     attributor traces (:func:`trace`) and then tempers by the log kind's temperature (:func:`tempered`).
-    A verdict whose calibrated probability is below ``threshold`` is uncertain."""
+    A verdict whose calibrated probability is below ``threshold`` is uncertain. The verdict rule (``by_mass``,
+    ``earliest``: :func:`decide`) is the same for every kind of log; the temperature is the kind's own where
+    ``temperatures`` has one, else the pooled ``temperature``."""
 
     def __init__(self, weights, mean, scale, meta: dict[str, Any] | None = None, *, temperature: float = 1.0,
                  threshold: float = 0.5, earliest: float = 1.0, by_mass: bool = True,
-                 calibration: dict[str, Calibration] | None = None):
+                 temperatures: dict[str, float] | None = None):
         self.weights = np.asarray(weights, dtype=float)
         self.mean = np.asarray(mean, dtype=float)
         self.scale = np.asarray(scale, dtype=float)
@@ -348,13 +342,11 @@ class StepModel:
         self.threshold = float(threshold)
         self.earliest = float(earliest)
         self.by_mass = bool(by_mass)
-        # log kind -> its own calibration and verdict rule; a kind not here uses the pooled ones
-        self.calibration = {kind: Calibration(float(c[0]), bool(c[1]), float(c[2]))
-                            for kind, c in (calibration or {}).items()}
+        self.temperatures = {kind: float(t) for kind, t in (temperatures or {}).items()}  # log kind -> its own
 
-    def calibrated(self, kind: str | None = None) -> Calibration:
-        """The temperature and verdict rule for a kind of log (:func:`log_kind`)."""
-        return self.calibration.get(kind, Calibration(self.temperature, self.by_mass, self.earliest))
+    def temperature_for(self, kind: str | None = None) -> float:
+        """The temperature of a kind of log (:func:`log_kind`)."""
+        return self.temperatures.get(kind, self.temperature)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.weights
@@ -379,9 +371,7 @@ class StepModel:
             "threshold": self.threshold,
             "earliest": self.earliest,
             "agent_by_mass": self.by_mass,
-            "calibration": {kind: {"temperature": round(c.temperature, 4), "agent_by_mass": c.by_mass,
-                                   "earliest": c.earliest}
-                            for kind, c in self.calibration.items()},
+            "temperatures": {kind: round(t, 4) for kind, t in self.temperatures.items()},
             "meta": self.meta,
         }
 
@@ -393,17 +383,15 @@ class StepModel:
             raise AttributorError("the model was built for other features; refit it "
                                   "(agenttrace train --attributor cpu) or rebuild it with bench/train_cpu_attributor.py")
         try:
-            calibration = {kind: Calibration(c["temperature"], c["agent_by_mass"], c["earliest"])
-                           for kind, c in data.get("calibration", {}).items()}
             model = cls(data["weights"], data["mean"], data["scale"], data.get("meta"),
                         temperature=data.get("temperature", 1.0), threshold=data.get("threshold", 0.5),
                         earliest=data.get("earliest", 1.0), by_mass=data.get("agent_by_mass", True),
-                        calibration=calibration)
+                        temperatures=data.get("temperatures", {}))
         except KeyError as exc:
             raise AttributorError(f"the model has no {exc.args[0]!r}") from None
         except (TypeError, ValueError, AttributeError) as exc:
             raise AttributorError(f"the model has a value of the wrong type: {exc}") from None
-        if unknown := set(model.calibration) - set(LOG_KINDS):
+        if unknown := set(model.temperatures) - set(LOG_KINDS):
             raise AttributorError(f"the model calibrates unknown log kinds {sorted(unknown)}; known: {list(LOG_KINDS)}")
         for name in ("weights", "mean", "scale"):
             if getattr(model, name).shape != (len(FEATURES),):
@@ -550,7 +538,7 @@ class CpuAttributor(Attributor):
         step it was inherited from or passed on to (:mod:`agenttrace.attribution.trace_back`)."""
         x, flows = extract_features(trajectory, use_expected=self.use_expected)
         p = trace(self.model.probabilities(x, nameable(flows)), causes(trajectory.steps, flows))
-        return tempered(p, self.model.calibrated(log_kind(trajectory)).temperature)
+        return tempered(p, self.model.temperature_for(log_kind(trajectory)))
 
     def attribute(self, trajectory: Trajectory) -> Attribution:
         return self.explain(trajectory)[0]
@@ -571,11 +559,10 @@ class CpuAttributor(Attributor):
         untempered = trace(self.model.probabilities(x, among), cause)
         # the verdict is read off the untempered distribution, as training chose the rule on it; the
         # temperature only calibrates the probabilities reported
-        calibrated = self.model.calibrated(kind)
         end = environment_end(flows, cause)  # the run ends at a failure no agent's correction removes
         environment = end is not None
-        pos = end if environment else decide(untempered, agents, calibrated.earliest, calibrated.by_mass)
-        p = tempered(untempered, calibrated.temperature)
+        pos = end if environment else decide(untempered, agents, self.model.earliest, self.model.by_mass)
+        p = tempered(untempered, self.model.temperature_for(kind))
         caller = steps[pos].agent
         agent = ENVIRONMENT if environment else caller
         others = [i for i in np.argsort(-p, kind="stable") if i != pos and among[i]][:2]

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from agenttrace.attribution.cpu import (
-    FEATURES, LOG_KINDS, Calibration, StepModel, decide, extract_features, log_kind, nameable,
+    FEATURES, LOG_KINDS, StepModel, decide, extract_features, log_kind, nameable,
 )
 from agenttrace.attribution.trace_back import causes, environment_end, root
 from agenttrace.data.datasets import load_any
@@ -279,7 +279,7 @@ class Choice:
     temperature: float
     score: float
     table: list = field(default_factory=list)
-    calibration: dict[str, Calibration] = field(default_factory=dict)
+    temperatures: dict[str, float] = field(default_factory=dict)  # a log kind's own
 
 
 def _run_weights(groups: list[str]) -> np.ndarray:
@@ -332,16 +332,15 @@ def select(groups: dict[str, Featurised], synthetic: Featurised) -> Choice:
     scores = np.mean([s for *_, s in kept], axis=0)
     accuracy, rule = _best_rule(scores, held)
     temperature = _calibrated_temperature(scores, held, rule)
-    calibration = {}
+    temperatures = {}
     for kind in LOG_KINDS:
         rows, steps = take(held, [k for k, v in enumerate(held.kind) if v == kind])
         if len(set(rows.group)) >= 2 and len(rows) >= MIN_CALIBRATION_RUNS:
             # its own temperature, and the verdict rule chosen on every group: one chosen on a kind's two or three
             # sources (the earliest near-best step, which suits their short logs) named steps near the start of
             # far longer logs of another source
-            t = _calibrated_temperature(scores[steps], rows, rule)
-            calibration[kind] = Calibration(float(t), bool(rule[0]), float(rule[1]))
-    return Choice(configs, rule, temperature, accuracy, table, calibration)
+            temperatures[kind] = float(_calibrated_temperature(scores[steps], rows, rule))
+    return Choice(configs, rule, temperature, accuracy, table, temperatures)
 
 
 def _best_rule(scores: np.ndarray, rows: Rows) -> tuple[float, tuple[bool, float]]:
@@ -375,7 +374,7 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     fits = [fit(rows, FEATURE_SETS[c["features"]], c["l2"], c["synthetic"], c["balance"]) for c in choice.configs]
     model = StepModel(np.mean([f.weights for f in fits], axis=0), fits[0].mean, fits[0].scale)  # same rows: same scaling
     model.temperature = choice.temperature
-    model.calibration = dict(choice.calibration)
+    model.temperatures = dict(choice.temperatures)
     model.by_mass, model.earliest = choice.rule
     model.meta = {"chosen_by": "leave-one-group-out over the training groups", "averaged": choice.configs,
                   "agent_by_mass": choice.rule[0], "earliest": choice.rule[1],
