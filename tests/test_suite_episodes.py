@@ -1,6 +1,6 @@
 """The suite's episodes on paper (no framework): a decisive error that a teammate notices but does not repair,
-a misspelt tool argument whose failure the agent papers over with a guess, and the script of a run that ends
-inside a delegation."""
+a misspelt tool argument whose failure the agent papers over with a guess, a timed-out call the agent does not
+retry, and the script of a run that ends inside a delegation."""
 
 from __future__ import annotations
 
@@ -57,6 +57,28 @@ def test_a_misspelt_argument_fails_and_the_failed_call_not_the_guess_after_it_is
         assert after.agent == e.faulty.label_agent and "failed; I'll assume" in after.text
         assert typo not in str([t.calls for t in e.clean.turns])
         assert "misspelt" not in e.faulty.reason and typo in e.faulty.reason
+
+
+def test_an_agent_that_does_not_retry_a_timeout_guesses_or_gives_up_and_is_to_blame_either_way():
+    episodes = [e for i in range(88) if (e := make_episode("langgraph", 20250901, i, tuple(TOPOLOGIES))) is not None
+                and e.kind is ErrorKind.IGNORED_TOOL_ERROR]
+    gave_up = [e for e in episodes if "gave up" in e.faulty.reason]
+    assert 0 < len(gave_up) < len(episodes)  # both ways are in the suite
+    for e in episodes:
+        faulty = e.faulty
+        [timed_out] = faulty.flaky
+        call = next(t for t in faulty.turns[:faulty.label_turn] if any(
+            c.arguments.get(e.task.family.item_arg) == timed_out for c in t.calls))
+        blamed = faulty.turns[faulty.label_turn]
+        assert blamed.agent == call.agent == faulty.label_agent != ENVIRONMENT
+        if e in gave_up:  # it stops, naming the tool, in the words an outage's agent uses; the run ends there
+            assert call.calls[0].name in blamed.text and not blamed.calls
+            assert faulty.label_turn == len(faulty.turns) - 1 and faulty.answer == blamed.text
+        else:
+            assert "failed; I'll assume" in blamed.text
+        # the clean run meets the same timeout and retries the same call
+        retried = [t for t in e.clean.turns if call.calls[0] in t.calls]
+        assert len(retried) == 2 and answer_matches(e.clean.answer, e.expected)
 
 
 def test_when_a_teammate_gives_up_inside_a_delegation_each_waiting_caller_passes_its_words_on():

@@ -295,6 +295,40 @@ def test_a_stop_at_a_failure_the_callers_own_argument_caused_or_after_a_guess_is
     assert cl.check_claims(guess, [claim]) == [claim]  # the checker refuses it there
 
 
+def _gives_up_after_timeout(retried: bool) -> Trajectory:
+    """A fetcher whose call times out with an error that says it can be retried; it says so and stops (after one
+    retry that times out again, when ``retried``), and the lead passes that on."""
+    timeout = _TIMED_OUT.format("Oslo-Vienna")
+    steps = _lookup_fails("Oslo-Vienna", timeout)
+    if retried:
+        steps.append(steps[1].model_copy(update={"index": 2, "content": "Timeout on Oslo-Vienna, trying once more."}))
+    return Trajectory(run_id="timeout", task=TASK, steps=[
+        *steps,
+        Step(index=len(steps), agent="fetcher", content="The get_fare call failed; I have to stop here."),
+        Step(index=len(steps) + 1, agent="lead", content="get_fare failed, so we cannot finish this task."),
+    ])
+
+
+def test_a_stop_at_a_timeout_never_retried_is_the_agents_giving_up_not_the_environments():
+    traj = _gives_up_after_timeout(retried=False)
+    _, flows = extract_features(traj, use_expected=False)
+    assert flows[2].gives_up_at == 1 and flows[2].stops_at is None  # a retry would have got past it
+    assert _causes(traj) == [0, 2, 2, 3]  # the timeout's fault goes forward to the step that did not retry
+    verdict, claims = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("fetcher", 2)
+    claim = cl.GivesUpAtRetryable(2, 1, "get_fare", _TIMED_OUT.format("Oslo-Vienna"))
+    assert claim in claims and claim.clause(cl.View(traj)) in verdict.reason
+    assert not any(isinstance(c, cl.StopsAtFailure) for c in claims)
+    # the same words after a service that is down, or after a timeout the agent did retry: the environment's
+    down = _stops_after_failure("Oslo-Vienna")
+    assert cl.check_claims(down, [cl.GivesUpAtRetryable(2, 1, "get_fare", "get_fare service unavailable (503)")])
+    retried = _gives_up_after_timeout(retried=True)
+    _, flows = extract_features(retried, use_expected=False)
+    assert flows[3].stops_at == 2 and flows[3].gives_up_at is None
+    assert cl.check_claims(retried, [cl.GivesUpAtRetryable(3, 2, "get_fare", _TIMED_OUT.format("Oslo-Vienna"))])
+    assert (_verdict(retried)[0].agent, _verdict(retried)[0].step) == ("environment", 2)
+
+
 def test_a_run_labelled_on_the_environment_is_scored_but_not_fitted_on():
     from agenttrace.attribution.cpu_fit import Featurised, Rows, scorable, usable, verdicts
     from agenttrace.models import Label, LabelledTrajectory

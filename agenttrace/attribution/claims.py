@@ -26,6 +26,7 @@ from agenttrace.attribution.flow import (
     DATES,
     ERROR_WORDS,
     GLUED_NUM,
+    RETRYABLE,
     action_text,
     argument_values,
     arrivals,
@@ -508,6 +509,32 @@ class StopsAtFailure(Claim):
                     for j in range(self.stop, len(view.steps)))
         return (bool(failed) and grounded and _next_act(view, self.pos, self.stop)
                 and self.tool.lower() in view.steps[self.stop].content.lower() and quiet)
+
+
+@dataclass(frozen=True)
+class GivesUpAtRetryable(Claim):
+    """A ``tool`` call of the same agent at ``earlier`` failed with ``error``, an error that says the call can be
+    made again (:data:`~agenttrace.attribution.flow.RETRYABLE`: a timeout, a rate limit), and no step of that
+    agent had made the call before; this step is the agent's next, names the tool, and neither it nor any
+    later step calls the tool again."""
+
+    earlier: int
+    tool: str
+    error: str
+
+    def clause(self, view: View) -> str:
+        return (f"it gives up after its {self.tool} call at step {view.steps[self.earlier].index} failed "
+                f"('{self.error}'), an error to retry on, and {self.tool} is never called again")
+
+    def holds(self, view: View) -> bool:
+        if not (view.in_step(self.pos) and view.in_step(self.earlier) and self.earlier < self.pos):
+            return False
+        failed = [c for c in _failed_calls(view.steps[self.earlier], self.tool, self.error) if RETRYABLE.search(c.error)]
+        agent = view.steps[self.earlier].agent
+        tried_before = any(s.agent == agent and calls_again(s, failed) for s in view.steps[:self.earlier])
+        called_after = any(c.name == self.tool for s in view.steps[self.pos:] for c in s.tool_calls)
+        return (bool(failed) and not tried_before and not called_after and _next_act(view, self.earlier, self.pos)
+                and self.tool.lower() in view.steps[self.pos].content.lower())
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ ASSUME_WORDS = (
     "let's say", "dummy", "sample data", "approximately", "estimate", "probably", "i believe",
     "without verifying", "instead",
 )
+# an error that says the call may work if made again: a timeout, a rate limit, a temporary fault, a retry hint
+RETRYABLE = re.compile(r"\b(?:timed out|time-?out|retr(?:y|ied)|try again|rate[ -]?limit(?:ed)?|too many requests|"
+                       r"temporar(?:y|ily))\b", re.I)
 DONE_WORDS = ("terminate", "final answer", "the answer is", "in conclusion", "task is complete", "successfully")
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
@@ -367,6 +370,7 @@ class StepFlow:
     ignored_error_at: int | None = None  # an earlier failed call of this agent it goes on from without a word
     works_around: int | None = None  # an earlier failed call of this agent it goes on without, see _mark_work_arounds
     stops_at: int | None = None  # an earlier call of this agent the environment failed, that it stops at: _mark_stops
+    gives_up_at: int | None = None  # an earlier call of this agent that failed as one to retry, that it stops at instead
     built_on: BuiltOn | None = None  # a made-up number a number it works out and answers with uses
     repaired: bool = False  # its problem is got past later by the same agent
     repeats: int | None = None  # position of an earlier step of the same agent with the same actions
@@ -695,10 +699,15 @@ def _mark_work_arounds(steps: list[Step], flows: list[StepFlow]) -> None:
 
 def _mark_stops(steps: list[Step], flows: list[StepFlow]) -> None:
     """A step *stops at* a failed call when the environment failed it (every argument an input gave: a service
-    down, a timeout; not :meth:`StepFlow.caused_its_failure`), the call was its agent's, and the step is that
-    agent's next act: it names the failing tool, calls nothing and states no number of its own, and no step
-    after it calls a tool or states one (a call that only carries a step's words, smolagents' ``final_answer``,
-    or hands over is no call). The run ends on the failure, which no agent's correction removes."""
+    down; not :meth:`StepFlow.caused_its_failure`), the call was its agent's, and the step is that agent's next
+    act: it names the failing tool, calls nothing and states no number of its own, and no step after it calls a
+    tool or states one (a call that only carries a step's words, smolagents' ``final_answer``, or hands over is
+    no call). The run ends on the failure, which no agent's correction removes.
+
+    Unless the error says the call can be made again (:data:`RETRYABLE`: a timeout, a rate limit) and the agent
+    never made it before: the step then *gives up at* the call (:attr:`StepFlow.gives_up_at`), which a retry
+    would have got past, so the stop is the agent's error, not the environment's. A call that fails again
+    when retried is the environment's, whatever its error says."""
     quiet_from = [True] * (len(steps) + 1)  # from step j on, no step calls a tool or states a value of its own
     for j in reversed(range(len(steps))):
         quiet_from[j] = (quiet_from[j + 1] and not calls_a_tool(steps[j]) and not flows[j].introduced
@@ -707,7 +716,13 @@ def _mark_stops(steps: list[Step], flows: list[StepFlow]) -> None:
         if f.failed_tool is None or not f.failed_tool[0] or f.caused_its_failure():
             continue
         after = _next_act(steps, flows, pos)
-        if after is not None and _names_failed_tool(steps[pos], steps[after]) and quiet_from[after]:
+        if after is None or not _names_failed_tool(steps[pos], steps[after]) or not quiet_from[after]:
+            continue
+        failed = [c for c in steps[pos].tool_calls if c.error]
+        retried = any(steps[k].agent == steps[pos].agent and calls_again(steps[k], failed) for k in range(pos))
+        if not retried and any(RETRYABLE.search(c.error) for c in failed):
+            flows[after].gives_up_at = pos
+        else:
             flows[after].stops_at = pos
 
 

@@ -29,12 +29,15 @@ A step that stops at a call the environment failed (its agent's next act names t
 nothing and states nothing of its own, and no step after it does: :attr:`StepFlow.stops_at`) inherits from the
 failed call, and the run ends there: :func:`environment_end`. The verdict then names the environment at that
 call, whichever step the distribution puts first: no agent's correction removes a service that is down, and no
-earlier step's error, repaired or not, is what ended the run.
+earlier step's error, repaired or not, is what ended the run. Not so a stop after an error that says the call
+can be made again (a timeout, a rate limit), on a call its agent had not made before: a retry would have got past
+it, so the stop is its agent's error, and the failed call's fault goes forward to it (below).
 
 One link goes forward. A call that failed through no argument of its caller's (a timeout, a service down) is
 the environment's doing, and no correction of that step removes it; when the agent's next act goes on with a
-value of its own instead of calling again (:attr:`StepFlow.works_around`), that act is the correctable error,
-so the failed call's fault is followed forward to it.
+value of its own instead of calling again (:attr:`StepFlow.works_around`), or gives up although the error said
+the call could be made again (:attr:`StepFlow.gives_up_at`), that act is the correctable error, so the failed
+call's fault is followed forward to it.
 
 Which kind of error a run has is never asked: these links hold of the trajectory, whatever was planted or
 happened. :func:`trace` moves each step's probability to the step its fault is followed to; the verdict
@@ -54,7 +57,7 @@ from agenttrace.models import Step
 
 def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
     """For each step, the step its fault is followed to (itself when none): the earliest earlier step of the
-    links above, or else the later step that works around its failure."""
+    links above, or else the later step that works around its failure or gives up at it."""
     agents = [s.agent for s in steps]
     out = list(range(len(flows)))
 
@@ -89,9 +92,9 @@ def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
         if f.built_on is not None:
             link(i, f.built_on.pos)
     for j, f in enumerate(flows):
-        k = f.works_around
-        if k is not None and not flows[k].caused_its_failure() and out[k] == k and out[j] != k:
-            out[k] = j
+        for k in (f.works_around, f.gives_up_at):
+            if k is not None and not flows[k].caused_its_failure() and out[k] == k and out[j] != k:
+                out[k] = j
     return out
 
 
@@ -150,6 +153,9 @@ def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[
     if (k := f.works_around) is not None and cause[k] == pos:
         tool, error = flows[k].failed_tool
         out.append(cl.GoesOnAfterFailure(pos, k, tool, " ".join(error.split())[:80]))
+    if (k := f.gives_up_at) is not None and cause[k] == pos:
+        tool, error = flows[k].failed_tool
+        out.append(cl.GivesUpAtRetryable(pos, k, tool, " ".join(error.split())[:80]))
     if not later:
         return out
     if (j := environment_stop(pos, flows, cause)) is not None:

@@ -3,7 +3,8 @@
 Episode ``index`` of a framework gets error kind ``index mod |kinds|`` (in a per-framework seeded order), a
 target position that cycles early/middle/late and a topology in turn (the next one where the kind cannot sit);
 the rest (world, task values, wording, names, topology,
-whether an earlier error is made and repaired, whether the decisive one is noticed) is drawn from ``random.Random(seed)``. An episode is kept
+whether an earlier error is made and repaired, whether the decisive one is noticed, whether an agent that does
+not retry a timed-out call gives up or guesses) is drawn from ``random.Random(seed)``. An episode is kept
 only if, on paper, the faulty run's answer is wrong and the clean run's is right; the real runs decide.
 """
 
@@ -22,6 +23,7 @@ from agenttrace_collector.failure import answer_matches
 POSITIONS = ("early", "middle", "late")
 REPAIR_RATE = 0.35
 NOTICE_RATE = 0.3
+GIVE_UP_RATE = 0.5  # of the episodes whose agent does not retry a timed-out call: it gives up instead of guessing
 ATTEMPTS = 30
 TRIES_PER_TOPOLOGY = 4
 
@@ -55,6 +57,8 @@ def make_episode(framework: str, base_seed: int, index: int,
     rng = random.Random(seed)
     want_repair = rng.random() < REPAIR_RATE
     want_notice = rng.random() < NOTICE_RATE
+    # an rng of its own, so that the episodes drawn before it was added stay the same
+    want_give_up = random.Random(f"{seed}:give-up").random() < GIVE_UP_RATE
     # topologies in turn (balanced over a framework's episodes): a few tasks on this one, then the next ones
     order = [topologies[(index + k) % len(topologies)] for k in range(len(topologies))]
     for attempt in range(ATTEMPTS):
@@ -62,7 +66,7 @@ def make_episode(framework: str, base_seed: int, index: int,
         family = FAMILIES[rng.choice(sorted(FAMILIES))]
         task = _task(family, rng)
         episode = _plant(f"{seed}:{attempt}", topology, topology.names(rng), World.create(family, rng), task, kind,
-                         target, want_repair, want_notice)
+                         target, want_repair, want_notice, want_give_up)
         if episode is not None:
             return episode
     return None
@@ -99,11 +103,11 @@ def _task(family: Family, rng: random.Random) -> Task:
 
 def _play(seed: str, topology: Topology, names: dict[str, str], world: World, task: Task,
           fault: Fault | None = None, repair: Fault | None = None, clean: bool = False,
-          notice: bool = False) -> Simulation:
+          notice: bool = False, give_up: bool = False) -> Simulation:
     tool_of = {names[r]: (task.family.tool, False) for r in LOOKERS if r in names}
     if "archivist" in names:
         tool_of[names["archivist"]] = (task.family.archive_tool, True)
-    sim = Simulation(world, task, seed, tool_of, fault, repair, clean, notice)
+    sim = Simulation(world, task, seed, tool_of, fault, repair, clean, notice, give_up)
     try:
         topology.play(sim, names)
     except RunEnds:
@@ -112,7 +116,7 @@ def _play(seed: str, topology: Topology, names: dict[str, str], world: World, ta
 
 
 def _plant(seed: str, topology: Topology, names: dict[str, str], world: World, task: Task, kind: ErrorKind,
-           target: str, want_repair: bool, want_notice: bool) -> Episode | None:
+           target: str, want_repair: bool, want_notice: bool, want_give_up: bool) -> Episode | None:
     expected = task.expected(world)
     probe = _play(seed, topology, names, world, task)
     assert answer_matches(probe.answer, expected), (probe.answer, expected)
@@ -125,7 +129,8 @@ def _plant(seed: str, topology: Topology, names: dict[str, str], world: World, t
         this_lookup = max((turn for _, turn in fixable if turn <= sites[n].turn), default=-1)
         earlier = [r for r, turn in fixable if turn < this_lookup]  # a repair in an earlier lookup
         repair = Fault(ErrorKind.WRONG_TOOL_ARGUMENT, earlier[-1]) if want_repair and earlier else None
-        faulty = _play(seed, topology, names, world, task, Fault(kind, n), repair, notice=want_notice)
+        faulty = _play(seed, topology, names, world, task, Fault(kind, n), repair, notice=want_notice,
+                       give_up=want_give_up)
         clean = _play(seed, topology, names, world, task, Fault(kind, n), repair, clean=True)
         if faulty.label and not answer_matches(faulty.answer, expected) and answer_matches(clean.answer, expected):
             agents = tuple(AgentSpec(name, f"Your name is {name}. {ROLE_DUTIES[role]}",

@@ -4,8 +4,11 @@ A topology plays its team through the methods below (``delegate``, ``gather``, `
 registers the *sites* where an error of some kind could sit (the n-th lookup, the first delegation, the final
 synthesis ...). Given a ``Fault`` (kind, n-th site of that kind) the policy makes that error there and lets
 everything after follow from it; with ``clean=True`` the same run is written without the agent's error (an
-environment's transient failure stays, and is then handled well). A second, ``repair`` fault is a wrong tool
-argument that the agent notices and fixes in its next turn: present in both runs, never decisive. A wrong
+environment's transient failure stays, and is then handled well: retried). A transient failure the agent does
+not retry is its error, whether it then guesses a value or gives up the way it would at an outage: only the
+tool's error text (a timeout that can be retried, or a service unavailable) tells the two apart. A second,
+``repair`` fault is a wrong tool argument that the agent notices and fixes in its next turn: present in both
+runs, never decisive. A wrong
 tool argument is another item, another qualifier, or a misspelt item that the tool rejects, after which the
 agent assumes a value instead of fixing its call (the failed call, not the guess, is decisive). With
 ``notice``, the next agent (or user) to speak after the decisive error voices a doubt about it and goes on
@@ -71,6 +74,7 @@ class Simulation:
     repair: Fault | None = None
     clean: bool = False
     notice: bool = False
+    give_up: bool = False  # an ignored tool error: the agent gives up (as at an outage) instead of guessing
     turns: list[Turn] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
     flaky: set[str] = field(default_factory=set)
@@ -250,9 +254,14 @@ class Simulation:
         self._turn(agent, text, call)
         if flaky:
             self.flaky.add(item)
+            if not self.clean and self.give_up:
+                self._blame(agent, K.IGNORED_TOOL_ERROR, tool=tool, item=item, instead="gave up")
+                self._give_up(agent, self._say(("timeout", agent), "{tool} is not responding, so I cannot finish "
+                                               "this task.", "The {tool} call failed; I have to stop here.", tool=tool))
             if not self.clean:
                 guess = self._off(value, "guess", item)
-                self._blame(agent, K.IGNORED_TOOL_ERROR, turn=len(self.turns), tool=tool, item=item, wrong=guess)
+                self._blame(agent, K.IGNORED_TOOL_ERROR, turn=len(self.turns), tool=tool, item=item,
+                            instead=f"assumed {guess}")
                 return guess, f"The lookup of {item} failed; I'll assume {guess} {f.unit}."
             self._turn(agent, self._say(("retry", agent, item), "The lookup of {item} timed out; retrying.",
                                         "Timeout on {item}, trying once more.", item=item), call)

@@ -16,7 +16,8 @@ class ErrorKind(str, Enum):
     INVENTED_FACT = "invented_fact"                    # states a value it never looked up
     PLAN_DROPS_CONSTRAINT = "plan_drops_constraint"    # a plan or brief leaves out the task's qualifier
     WRONG_HANDOFF = "wrong_handoff"                    # delegates to the worker with the wrong (stale) data source
-    IGNORED_TOOL_ERROR = "ignored_tool_error"          # a tool fails (transiently) and the agent guesses instead of retrying
+    IGNORED_TOOL_ERROR = "ignored_tool_error"          # a tool fails (transiently) and the agent guesses or gives up
+                                                       # instead of retrying
     STOPPED_EARLY = "stopped_early"                    # reports back before looking everything up
     LOOPING = "looping"                                # repeats the same tool call until it gives up
     WRONG_SYNTHESIS = "wrong_synthesis"                # combines correct inputs into a wrong answer
@@ -30,7 +31,7 @@ DESCRIPTIONS: dict[ErrorKind, str] = {
     ErrorKind.INVENTED_FACT: "stated {item} = {wrong} without looking it up (the tool gives {right})",
     ErrorKind.PLAN_DROPS_CONSTRAINT: "the plan leaves out {argument}={right!r}; later lookups use {wrong!r}",
     ErrorKind.WRONG_HANDOFF: "delegated to {wrong}, whose data is stale, instead of {right}",
-    ErrorKind.IGNORED_TOOL_ERROR: "{tool} failed for {item} and the agent assumed {wrong} instead of retrying",
+    ErrorKind.IGNORED_TOOL_ERROR: "{tool} timed out for {item} and the agent {instead} instead of retrying",
     ErrorKind.STOPPED_EARLY: "reported back after {done} of {total} lookups; {missing} never looked up",
     ErrorKind.LOOPING: "repeated the same {tool} call for {item} instead of reporting its result",
     ErrorKind.WRONG_SYNTHESIS: "combined correct inputs into {wrong} instead of {right}",
