@@ -57,7 +57,7 @@ def make_episode(framework: str, base_seed: int, index: int,
     rng = random.Random(seed)
     want_repair = rng.random() < REPAIR_RATE
     want_notice = rng.random() < NOTICE_RATE
-    # an rng of its own, so that the episodes drawn before it was added stay the same
+    # its own rng: a draw from ``rng`` would move every later draw of the episode (its world, task and names)
     want_give_up = random.Random(f"{seed}:give-up").random() < GIVE_UP_RATE
     # topologies in turn (balanced over a framework's episodes): a few tasks on this one, then the next ones
     order = [topologies[(index + k) % len(topologies)] for k in range(len(topologies))]
