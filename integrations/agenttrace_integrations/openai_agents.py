@@ -21,7 +21,9 @@ root hangs under the OpenTelemetry context current when it began (the app's
 ``agenttrace.run``). Parentage follows the SDK's span ids, not the current
 context. The processor is added next to the SDK's own (export to OpenAI keeps
 working when the app has it on); the SDK hands it span contents only when
-``trace_include_sensitive_data`` is on (the SDK default).
+``trace_include_sensitive_data`` is on (the SDK default), and a tool's error text only when the tool has its own
+``failure_error_function``: with the SDK's default one the span error reads "Tool execution failed. Error details
+are redacted.", so a timeout and a service that is down look the same in the trace.
 """
 
 from __future__ import annotations
