@@ -145,27 +145,29 @@ def environment_end(flows: list[StepFlow], cause: list[int]) -> int | None:
                default=None)
 
 
+def _failure(f: StepFlow) -> tuple[str, str]:
+    """The tool of the step's failed call and the start of its error, as a claim quotes them."""
+    tool, error = f.failed_tool
+    return tool, " ".join(error.split())[:80]
+
+
 def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[int]) -> list[cl.Claim]:
     """Why step ``pos`` carries the fault of another step traced to it, as claims (unchecked)."""
     later = [j for j in range(pos + 1, len(cause)) if cause[j] == pos]
     f = flows[pos]
     out: list[cl.Claim] = []
-    if (k := f.works_around) is not None and cause[k] == pos:
-        tool, error = flows[k].failed_tool
-        out.append(cl.GoesOnAfterFailure(pos, k, tool, " ".join(error.split())[:80]))
-    if (k := f.gives_up_at) is not None and cause[k] == pos:
-        tool, error = flows[k].failed_tool
-        out.append(cl.GivesUpAtRetryable(pos, k, tool, " ".join(error.split())[:80]))
+    # the forward links of causes: a failed call's fault passed on to the act that went on without it or gave up
+    for k, claim in ((f.works_around, cl.GoesOnAfterFailure), (f.gives_up_at, cl.GivesUpAtRetryable)):
+        if k is not None and cause[k] == pos:
+            out.append(claim(pos, k, *_failure(flows[k])))
     if not later:
         return out
     if (j := environment_stop(pos, flows, cause)) is not None:
-        tool, error = f.failed_tool
-        out.append(cl.StopsAtFailure(pos, j, tool, " ".join(error.split())[:80]))
+        out.append(cl.StopsAtFailure(pos, j, *_failure(f)))
     if f.repeats is not None:
         out.append(cl.Repeats(pos, f.repeats))
     if (j := next((j for j in later if pos in (flows[j].works_around, flows[j].ignored_error_at)), None)) is not None:
-        tool, error = f.failed_tool
-        out.append(cl.FailureGoneAround(pos, j, tool, " ".join(error.split())[:80]))
+        out.append(cl.FailureGoneAround(pos, j, *_failure(f)))
     if built := [j for j in later if flows[j].built_on is not None and flows[j].built_on.pos == pos]:
         b = flows[built[0]].built_on
         out.append(cl.AnswerBuiltOn(pos, built[0], b.tool, b.operand, b.number))
