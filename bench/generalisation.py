@@ -133,8 +133,8 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
     averaged = "; ".join(f"{c['features']} L2 {c['l2']} synthetic {c['synthetic']} by {c['balance']}"
                          for c in m["averaged"])
     choices.append(f"* {title} {held_name}: average of ({averaged}), "
-                   f"agent by {'probability mass' if m['agent_by_mass'] else 'top step'}, earlier step within "
-                   f"{m['earliest']:.0%} of the best, T={model.temperature:.2f}"
+                   f"agent by {'probability mass' if model.by_mass else 'top step'}, earlier step within "
+                   f"{model.earliest:.0%} of the best, T={model.temperature:.2f}"
                    + "".join(f"; {kind} logs T={t:.2f}" for kind, t in model.temperatures.items())
                    + f" (inner (agent+step)/2 = {m['inner_accuracy']:.3f})")
     att = CpuAttributor(model=model)

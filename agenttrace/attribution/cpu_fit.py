@@ -377,7 +377,6 @@ def train(groups: dict[str, list[LabelledTrajectory]], synthetic: list[LabelledT
     model.temperatures = dict(choice.temperatures)
     model.by_mass, model.earliest = choice.rule
     model.meta = {"chosen_by": "leave-one-group-out over the training groups", "averaged": choice.configs,
-                  "agent_by_mass": choice.rule[0], "earliest": choice.rule[1],
                   "inner_accuracy": round(choice.score, 4), "groups": {k: len(v.items) for k, v in feats.items()}}
     return model
 
