@@ -114,10 +114,16 @@ def _handed(a: OffTaskArgument, origin: Step) -> bool:
     return a.token == a.value.strip() and a.token.lower() in lower_tokens(origin.content)
 
 
+def _stopped_by(j: int, flows: list[StepFlow], cause: list[int]) -> int | None:
+    """The failed call step ``j`` stops at (:attr:`StepFlow.stops_at`) when its fault is traced to that call."""
+    at = flows[j].stops_at
+    return at if at is not None and cause[j] == at else None
+
+
 def environment_stop(pos: int, flows: list[StepFlow], cause: list[int]) -> int | None:
-    """The later step that stops at step ``pos``'s failed call (:attr:`StepFlow.stops_at`) and is traced to it:
-    the fault is then the environment's, at ``pos``, not an agent's."""
-    return next((j for j in range(pos + 1, len(flows)) if flows[j].stops_at == pos and cause[j] == pos), None)
+    """The later step that stops at step ``pos``'s failed call and is traced to it: the fault is then the
+    environment's, at ``pos``, not an agent's."""
+    return next((j for j in range(pos + 1, len(flows)) if _stopped_by(j, flows, cause) == pos), None)
 
 
 def root(pos: int, cause: list[int]) -> int:
@@ -141,8 +147,7 @@ def trace(p: np.ndarray, cause: list[int]) -> np.ndarray:
 def environment_end(flows: list[StepFlow], cause: list[int]) -> int | None:
     """The failed call the run ends at (:func:`environment_stop`: a step stops at it and is traced to it), when
     it ends at one; the earliest, should two agents each stop at their own."""
-    return min((f.stops_at for j, f in enumerate(flows) if f.stops_at is not None and cause[j] == f.stops_at),
-               default=None)
+    return min((at for j in range(len(flows)) if (at := _stopped_by(j, flows, cause)) is not None), default=None)
 
 
 def _failure(f: StepFlow) -> tuple[str, str]:
