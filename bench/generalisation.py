@@ -11,10 +11,10 @@ side's groups only, never by looking at the held-out side; the choices are liste
 * leave-one-framework-out, leave-one-topology-out and leave-one-error-kind-out on the labelled suite
   (build/suite), when present: the last asks how it does on a kind of error it never saw planted.
 Suite items are in the training side of the dev splits and the dev data in the training side of the suite
-splits. Baselines: constant agent (the most frequent labelled agent of the training side, and the
-oracle one of the held-out side), the most frequent agent of the run, the first agent step, the last step,
-the most frequent labelled step (training side, and oracle), the first step showing an error. A baseline
-that names only an agent is given that agent's first step. The suite's runs whose label blames the environment
+splits. Baselines (``agenttrace.data.baselines``): constant agent (the most frequent labelled agent of the
+training side, and the oracle one of the held-out side), the most frequent agent of the run, the first agent
+step, the last step, the most frequent labelled step (training side, and oracle), the first step showing an
+error. A baseline that names only an agent is given that agent's first step. The suite's runs whose label blames the environment
 (a service that was down) are held out and scored like the others: a verdict is right on them when it names the
 environment at the failed call, which no baseline does. They are not fitted on (``cpu_fit.usable``).
 
@@ -24,6 +24,14 @@ exact step hit (10 bins); accuracy (step exact) of the confident and of the unce
 probability below one half), with their counts; median and p99 milliseconds per trajectory (one core). The cpu rows are without the ground truth
 answer (the harder case); "cpu+G" is with it. The suite's runs declare their teams (``agenttrace.run(team=...)``);
 "cpu, team not declared" is the same model on the same held-out runs with the team taken away.
+
+The goal check under the table asks, for each held-out side, whether the cpu verdict (without the ground truth)
+beats every trivial baseline by at least ten points, at agent level and at step level (exact). It names the
+strongest baseline of each level and gives the cpu's margin over it with a 95% paired bootstrap interval
+(the held-out runs resampled with replacement, the same runs for both predictors), so a margin that a few
+runs could flip reads as such. The strongest baseline is picked on the held-out runs themselves, which only
+flatters the baselines; the oracle ones, which know the held-out labels, are left out of it (they are in the
+table above).
 """
 
 from __future__ import annotations
@@ -32,8 +40,6 @@ import argparse
 import statistics
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,47 +52,11 @@ from train_cpu_attributor import load_suite, pipelines  # noqa: E402
 
 from agenttrace.attribution.cpu import CpuAttributor  # noqa: E402
 from agenttrace.attribution.cpu_fit import load_dev, scorable, train, usable  # noqa: E402
-from agenttrace.attribution.flow import ERROR_WORDS, is_human  # noqa: E402
-from agenttrace.models import LabelledTrajectory, Trajectory  # noqa: E402
+from agenttrace.data.baselines import Hits, Prediction, hits, is_oracle, margins, trivial_baselines  # noqa: E402
+from agenttrace.models import LabelledTrajectory  # noqa: E402
 from agenttrace.data.scoring import SubsetScore, expected_calibration_error, score  # noqa: E402
 
-Prediction = tuple[str | None, int | None]
-
-
-def _first_of(traj: Trajectory, agent: str) -> Prediction:
-    return agent, next((s.index for s in traj.steps if s.agent == agent), None)
-
-
-def _actors(traj: Trajectory):
-    return [s for s in traj.steps if not is_human(s)] or traj.steps
-
-
-def baselines(train_items: list[LabelledTrajectory], held: list[LabelledTrajectory]) -> dict[str, Callable]:
-    const = Counter(it.label.agent for it in train_items).most_common(1)[0][0]
-    oracle = Counter(it.label.agent for it in held).most_common(1)[0][0]
-    step = Counter(it.label.step for it in train_items).most_common(1)[0][0]
-    oracle_step = Counter(it.label.step for it in held).most_common(1)[0][0]
-
-    def at(traj: Trajectory, i: int) -> Prediction:
-        i = min(i, len(traj.steps) - 1)
-        return traj.steps[i].agent, traj.steps[i].index
-
-    def first_error(traj: Trajectory) -> Prediction:
-        for s in traj.steps:
-            if not is_human(s) and (any(c.error for c in s.tool_calls) or any(w in s.render().lower() for w in ERROR_WORDS)):
-                return s.agent, s.index
-        return at(traj, len(traj.steps) - 1)
-
-    return {
-        "constant agent (train)": lambda t: _first_of(t, const),
-        "constant agent (oracle)": lambda t: _first_of(t, oracle),
-        "most frequent agent of run": lambda t: _first_of(t, Counter(s.agent for s in _actors(t)).most_common(1)[0][0]),
-        "first agent step": lambda t: (_actors(t)[0].agent, _actors(t)[0].index),
-        "last step": lambda t: at(t, len(t.steps) - 1),
-        "most frequent step (train)": lambda t: at(t, step),
-        "most frequent step (oracle)": lambda t: at(t, oracle_step),
-        "first error step": first_error,
-    }
+GOAL = 0.10  # the margin over every trivial baseline that the goal asks for
 
 
 def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whowhen: bool,
@@ -108,6 +78,14 @@ def row(name: str, preds: list[Prediction], held: list[LabelledTrajectory], whow
             f"{s['mean_reward']:.3f} | {cal} | {split} | {t} |")
 
 
+def goal_row(held_name: str, cpu: Hits, baseline_hits: dict[str, Hits]) -> str:
+    """One row of the goal check: at each level, the strongest baseline, the cpu's margin over it with its
+    bootstrap interval, and whether the margin reaches ``GOAL``."""
+    cells = [f"{m.ours:.3f} | {m.baseline} {m.theirs:.3f} | {m.margin:+.3f} [{m.low:+.3f}, {m.high:+.3f}] | "
+             + ("yes" if m.beats_by(GOAL) else "no") for m in margins(cpu, baseline_hits)]
+    return f"| {held_name} | {len(cpu[0])} | " + " | ".join(cells) + " |"
+
+
 def tag_rows(verdicts: list[tuple[LabelledTrajectory, Prediction, bool]], *tags: str) -> list[str]:
     """Agent and step exact, and the share flagged uncertain, per value of the suite ``tags`` (the cpu verdicts
     of the leave-one-framework-out splits, pooled: each suite run is held out once)."""
@@ -116,14 +94,14 @@ def tag_rows(verdicts: list[tuple[LabelledTrajectory, Prediction, bool]], *tags:
         by_value.setdefault(", ".join(f"{t} {it.tags.get(t, '?')}" for t in tags), []).append(
             (agent == it.label.agent, step == it.label.step, unsure))
     out = [f"| {' / '.join(tags)} | n | agent exact | step exact | flagged uncertain |", "|---|---|---|---|---|"]
-    for value, hits in sorted(by_value.items()):
-        a, s, u = (np.mean([h[i] for h in hits]) for i in range(3))
-        out.append(f"| {value} | {len(hits)} | {a:.3f} | {s:.3f} | {u:.2f} |")
+    for value, marks in sorted(by_value.items()):
+        a, s, u = (np.mean([m[i] for m in marks]) for i in range(3))
+        out.append(f"| {value} | {len(marks)} | {a:.3f} | {s:.3f} | {u:.2f} |")
     return out
 
 
 def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool,
-               choices: list[str], verdicts: list | None = None) -> list[str]:
+               choices: list[str], goal: list[str], verdicts: list | None = None) -> list[str]:
     held = scorable(held)
     started = time.perf_counter()
     model = train(train_groups, synth)
@@ -154,11 +132,17 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
             conf.append(a.confidence or 0.0)
             unsure.append(a.uncertain)
         out.append(row(f"{title}: {held_name} - {label}", preds, held, whowhen, conf, ms, unsure))
-        if verdicts is not None and label == "cpu":
-            verdicts += zip(held, preds, unsure)
+        if label == "cpu":
+            cpu = hits(preds, held)
+            if verdicts is not None:
+                verdicts += zip(held, preds, unsure)
     train_items = usable([it for v in train_groups.values() for it in v])
-    for name, fn in baselines(train_items, held).items():
-        out.append(row(f"{title}: {held_name} - {name}", [fn(it.trajectory) for it in held], held, whowhen))
+    baseline_hits = {}
+    for name, fn in trivial_baselines(held, known=train_items).items():
+        preds = [fn(it.trajectory) for it in held]
+        out.append(row(f"{title}: {held_name} - {name}", preds, held, whowhen))
+        baseline_hits[name] = hits(preds, held)
+    goal.append(goal_row(f"{title}: {held_name}", cpu, {k: v for k, v in baseline_hits.items() if not is_oracle(k)}))
     return out
 
 
@@ -183,20 +167,28 @@ def main() -> None:
              "| confident / uncertain acc (n) | ms median / p99 |",
              "|---|---|---|---|---|---|---|---|---|"]
     choices: list[str] = []
+    beats = f"beats all by {100 * GOAL:.0f} points"
+    goal = [f"| held out | n | cpu agent | strongest baseline (agent) | margin [95% bootstrap] | {beats} "
+            f"| cpu step | strongest baseline (step) | margin [95% bootstrap] | {beats} |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     by_kind: list = []
     for held in dev:
         train_groups = {k: v for k, v in dev.items() if k != held}
         train_groups.update({f"suite/{k}": v for k, v in by_framework.items()})
-        lines += split_rows("source", held, train_groups, dev[held], synth, whowhen=True, choices=choices)
+        lines += split_rows("source", held, train_groups, dev[held], synth, whowhen=True, choices=choices,
+                            goal=goal)
     for title, parts in (("framework", by_framework), ("topology", by_topology), ("error kind", by_error_kind)):
         if len(parts) < 2:
             continue
         for held in parts:
             train_groups = {**dev, **{f"suite/{k}": v for k, v in parts.items() if k != held}}
             lines += split_rows(title, held, train_groups, parts[held], synth, whowhen=False, choices=choices,
-                                verdicts=by_kind if title == "framework" else None)
+                                goal=goal, verdicts=by_kind if title == "framework" else None)
     if not suite:
         lines.append("\n(no labelled suite under --suite: the suite's splits not run)")
+    lines += ["", f"Goal check (cpu without the ground truth, exact): does it beat every trivial baseline but "
+              f"the oracles by {100 * GOAL:.0f} points?", "",
+              *goal]
     if by_kind:
         lines += ["", "By planted error kind (cpu, without the ground truth; the leave-one-framework-out verdicts pooled, "
                   "each suite run held out once):", "", *tag_rows(by_kind, "error_kind"),

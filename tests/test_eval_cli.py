@@ -58,6 +58,25 @@ def test_eval_writes_predictions_and_prints_both_scorings(tmp_path, data, calls)
     assert row["reason"]
 
 
+def test_eval_puts_the_attributor_beside_the_trivial_baselines(tmp_path, data):
+    result = _run(eval_command, [*data, "--out", str(tmp_path / "p.json"), "--no-progress", "--baselines"])
+    assert result.exit_code == 0, result.output
+    for text in ("beside the trivial baselines", "most frequent agent of run", "first error step",
+                 "points over the strongest baseline", "95% interval", "paired bootstrap"):
+        assert text in result.output
+    report = json.loads(_run(eval_command, [*data, "--out", str(tmp_path / "p.json"), "--baselines", "--json"]).output)
+    compared = report["baselines"]["with_G"]
+    assert set(compared) == {"Hand-Crafted", "Algorithm-Generated", "code-dev", "all"}
+    assert compared["all"]["n"] == 7
+    assert compared["all"]["agent_acc_exact"] == report["scores"]["with_G"]["all"]["agent_acc_exact"]
+    for subset in compared.values():
+        assert [m["level"] for m in subset["margins"]] == ["agent", "step"]
+        for m in subset["margins"]:
+            best = subset["baselines"][m["baseline"]][f"{m['level']}_acc_exact"]
+            assert best == max(b[f"{m['level']}_acc_exact"] for b in subset["baselines"].values())
+            assert m["low"] <= m["margin"] <= m["high"]
+
+
 def test_without_ground_truth_hides_expected(tmp_path, data, calls):
     out = tmp_path / "pred.json"
     result = _run(eval_command, [data[1], "--without-ground-truth", "--out", str(out), "--no-progress"])

@@ -13,6 +13,7 @@ from agenttrace.data.scoring import (
     expected_calibration_error,
     exact_step_correct,
     multigranular_reward,
+    paired_bootstrap_interval,
     score,
     whowhen_agent_correct,
     whowhen_step_correct,
@@ -102,3 +103,14 @@ def test_scoreboard_reports_calibration_and_the_uncertain_verdicts_apart():
 def test_score_bundles_every_rule():
     s = score("WebSurfer", 12, Label(agent="WebSurfer", step=1))
     assert (s.agent_whowhen, s.step_whowhen, s.agent_exact, s.step_exact) == (True, True, True, False)
+
+
+def test_paired_bootstrap_interval_of_a_margin():
+    assert paired_bootstrap_interval([True, False] * 10, [True, False] * 10) == (0.0, 0.0)
+    assert paired_bootstrap_interval([True] * 8, [False] * 8) == (1.0, 1.0)
+    ours, theirs = [True] * 12 + [False] * 8, [True] * 9 + [False] * 11  # 0.60 against 0.45 on the same 20 runs
+    low, high = paired_bootstrap_interval(ours, theirs)
+    assert 0.0 <= low < 0.15 < high < 0.4  # it holds the observed margin; ours hits every run theirs does: never < 0
+    assert paired_bootstrap_interval(ours, theirs) == (low, high)  # seeded: the same report twice
+    with pytest.raises(ValueError):
+        paired_bootstrap_interval([True], [True, False])

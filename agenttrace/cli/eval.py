@@ -12,6 +12,7 @@ from rich.text import Text
 
 from agenttrace.attribution.base import AttributorError, available, get_attributor
 from agenttrace.cli.export import fetch_reviewed
+from agenttrace.data.baselines import Comparison, compare
 from agenttrace.data.datasets import DatasetError, iter_paths, load_any
 from agenttrace.data.evaluate import MODE_TITLES, WITH_G, WITHOUT_G, EvalError, prepare, run_eval
 from agenttrace.logs import get_logger
@@ -137,6 +138,51 @@ def print_tables(console: Console, boards: dict, attributor: str) -> None:
     console.print(LEGEND, soft_wrap=True, highlight=False)
 
 
+def comparisons(items: list, predictions: list[dict]) -> dict[str, dict[str, Comparison]]:
+    """Per mode and subset (and "all" when there are several): the attributor beside every trivial baseline,
+    on the labelled runs it has a prediction for."""
+    by_id = {it.id: it for it in items if it.label}
+    out: dict[str, dict[str, Comparison]] = {}
+    for mode in dict.fromkeys(row["mode"] for row in predictions):
+        rows = [row for row in predictions if row["mode"] == mode and row["id"] in by_id]
+        groups: dict[str, list[dict]] = {}
+        for row in rows:
+            groups.setdefault(by_id[row["id"]].subset, []).append(row)
+        if len(groups) > 1:
+            groups["all"] = rows
+        out[mode] = {subset: compare([(r["agent"], r["step"]) for r in group], [by_id[r["id"]] for r in group])
+                     for subset, group in sorted(groups.items())}
+    return out
+
+
+def print_baselines(console: Console, compared: dict[str, dict[str, Comparison]], attributor: str) -> None:
+    for mode, subsets in compared.items():
+        for subset, c in subsets.items():
+            console.print(f"{subset} - attributor {attributor} ({MODE_TITLES.get(mode, mode)}) beside the trivial "
+                          f"baselines, exact match, n={c.n}", markup=False, highlight=False, soft_wrap=True)
+            table = Table()
+            table.add_column("predictor")
+            table.add_column("agent acc\nexact", justify="right")
+            table.add_column("step acc\nexact", justify="right")
+            table.add_row(Text(attributor, style="bold"), _pct(c.ours[0]), _pct(c.ours[1]))
+            for name, (agent, step) in c.baselines.items():
+                table.add_row(Text(name), _pct(agent), _pct(step))
+            console.print(table)
+            for m in c.margins:
+                console.print(f"  {m.level}: {100 * m.margin:+.1f} points over the strongest baseline ({m.baseline}), "
+                              f"95% interval [{100 * m.low:+.1f}, {100 * m.high:+.1f}]", markup=False, highlight=False,
+                              soft_wrap=True)
+    console.print(BASELINES_LEGEND, soft_wrap=True, highlight=False)
+
+
+BASELINES_LEGEND = (
+    "Baselines read no step's text: the most frequent agent of the run, its first agent step, its last step, the "
+    "first step showing an error, and the most frequent labelled agent and step of the scored runs themselves "
+    "(oracle: no attributor could know them). A baseline that names an agent is given that agent's first step. "
+    "The interval is a paired bootstrap over the runs: a margin whose interval holds 0 could be luck."
+)
+
+
 LEGEND = (
     "Who&When = the Who&When substring scoring of its evaluate.py (agent right if the true name is contained in "
     "the prediction; step right if str(true step) is a substring of str(predicted step), so true 1 matches 12). "
@@ -171,6 +217,11 @@ many verdicts were confident and uncertain, each with its exact step accuracy.
 --collector URL adds the runs reviewed in that collector's UI (labelled with the reviewer's agent and step;
 its token from AGENTTRACE_TOKEN) as the subsets reviewed/<service>.
 
+--baselines puts the attributor beside the trivial baselines on the same runs (the most frequent
+agent of the run, the first agent step, the last step, the first step showing an error, the most
+frequent labelled agent and step) and gives its margin over the strongest at agent and at step
+level with a 95% paired bootstrap interval: a margin whose interval holds 0 could be luck.
+
 Predictions are written to --out after every item; rerunning with the same --out resumes
 and skips items already there (use --limit to compute only a few items per run).
 
@@ -178,6 +229,7 @@ and skips items already there (use --limit to compute only a few items per run).
 Examples:
   agenttrace eval data/whowhen/Hand-Crafted data/tracertraj/code-dev.jsonl --both
   agenttrace eval data/whowhen --attributor cpu --out cpu.json --limit 10
+  agenttrace eval data/whowhen/Algorithm-Generated --without-ground-truth --baselines
   agenttrace eval --collector http://127.0.0.1:4318 --attributor cpu --out reviewed.json
 """,
 )
@@ -195,9 +247,12 @@ Examples:
 @click.option("--limit", type=int, default=None,
               help="Compute at most this many new predictions, then stop (rerun to continue).")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+@click.option("--baselines", is_flag=True,
+              help="Also score the trivial baselines on the same runs and give the attributor's margin over the "
+                   "strongest, with a 95% bootstrap interval.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON instead of tables.")
 def eval_command(paths, collector_url, attributor, attributor_option, with_g, both, out, limit, no_progress,
-                 as_json) -> None:
+                 baselines, as_json) -> None:
     if not paths and not collector_url:
         raise click.UsageError("give data set PATHS, --collector URL, or both")
     try:
@@ -219,13 +274,19 @@ def eval_command(paths, collector_url, attributor, attributor_option, with_g, bo
         raise click.ClickException(str(exc)) from None
     total = len(items) * len(modes)
     done = len(result.predictions)
+    compared = comparisons(items, result.predictions) if baselines else {}
     if as_json:
-        click.echo(json.dumps({"attributor": attributor, "computed": result.computed, "skipped": result.skipped,
-                               "done": done, "total": total,
-                               "scores": {m: b.summary() for m, b in result.boards.items()}}, indent=2))
+        report = {"attributor": attributor, "computed": result.computed, "skipped": result.skipped,
+                  "done": done, "total": total, "scores": {m: b.summary() for m, b in result.boards.items()}}
+        if baselines:
+            report["baselines"] = {mode: {subset: c.as_dict() for subset, c in subsets.items()}
+                                   for mode, subsets in compared.items()}
+        click.echo(json.dumps(report, indent=2))
         return
     console.print(f"computed {result.computed} new prediction(s), reused {result.skipped} from {out}; "
                   f"{done}/{total} done", markup=False, highlight=False)
     if done < total:
         console.print(f"[yellow]partial: {total - done} item(s) left; rerun the same command to resume[/yellow]")
     print_tables(console, result.boards, attributor)
+    if baselines:
+        print_baselines(console, compared, attributor)

@@ -13,6 +13,10 @@ And, for verdicts that carry a probability, calibration: the expected calibratio
 against an exact step hit (:func:`expected_calibration_error`), and the exact step accuracy of the verdicts
 flagged ``uncertain`` apart from the others.
 
+And, to compare two predictors on the same runs, the paired bootstrap interval of the difference of their
+accuracies (:func:`paired_bootstrap_interval`): how far a margin could move if other runs of the same kind
+had been drawn.
+
 Plus AgenTracer's multi-granular reward (arXiv 2509.03312):
 ``r = lambda * [agent correct] + (1 - lambda) * exp(-(t_hat - t*)^2 / (2 sigma^2))`` with sigma = 1 and
 lambda = 0.5, and 0 when the prediction is missing or malformed. The agent term uses exact match.
@@ -24,6 +28,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+import numpy as np
 
 from agenttrace.models import Attribution, Label
 
@@ -100,6 +106,21 @@ def expected_calibration_error(confidence: list[float], hit: list[bool], bins: i
         stated[b] += c
         true[b] += bool(h)
     return sum(abs(stated[b] - true[b]) for b in range(bins) if counts[b]) / len(confidence)
+
+
+def paired_bootstrap_interval(ours: Iterable[bool], theirs: Iterable[bool], *, level: float = 0.95,
+                              resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The ``level`` interval of ``accuracy(ours) - accuracy(theirs)``: the runs are drawn again with
+    replacement ``resamples`` times, the same runs for both (``ours[i]`` and ``theirs[i]`` are hits on run
+    ``i``), and the difference is taken on each draw."""
+    a = np.asarray(list(ours), dtype=float)
+    b = np.asarray(list(theirs), dtype=float)
+    if a.shape != b.shape or not a.size:
+        raise ValueError("both predictors need a hit for each of the same runs")
+    draws = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
+    diffs = a[draws].mean(axis=1) - b[draws].mean(axis=1)
+    low, high = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
 
 
 @dataclass
