@@ -218,9 +218,10 @@ many verdicts were confident and uncertain, each with its exact step accuracy.
 its token from AGENTTRACE_TOKEN) as the subsets reviewed/<service>.
 
 --baselines puts the attributor beside the trivial baselines on the same runs (the most frequent
-agent of the run, the first agent step, the last step, the first step showing an error, the most
-frequent labelled agent and step) and gives its margin over the strongest at agent and at step
-level with a 95% paired bootstrap interval: a margin whose interval holds 0 could be luck.
+agent of the run, the first agent step, the last step, the first step showing an error, and the
+most frequent labelled agent and step of the scored runs, which no attributor could know) and
+gives its margin over the strongest at agent and at step level with a 95% paired bootstrap
+interval: a margin whose interval holds 0 could be luck.
 
 Predictions are written to --out after every item; rerunning with the same --out resumes
 and skips items already there (use --limit to compute only a few items per run).
