@@ -207,6 +207,8 @@ def main() -> None:
     model = train(groups, synth)
     Path(args.out).write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
     print("choices:", model.meta)
+    print("verdict: agent by", "probability mass" if model.by_mass else "top step", "| earlier step within",
+          f"{model.earliest:.0%} of the best")
     print("temperature:", round(model.temperature, 3), "uncertain below:", model.threshold, "per log kind:", model.temperatures)
     print("weights:", {f: round(float(w), 3) for f, w in zip(FEATURES, model.weights) if w})
     print("wrote", args.out)

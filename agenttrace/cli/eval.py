@@ -176,8 +176,8 @@ def print_baselines(console: Console, compared: dict[str, dict[str, Comparison]]
 
 
 BASELINES_LEGEND = (
-    "Baselines read no step's text: the most frequent agent of the run, its first agent step, its last step, the "
-    "first step showing an error, and the most frequent labelled agent and step of the scored runs themselves "
+    "Baselines read no step's text beyond whether it shows an error: the most frequent agent of the run, its first "
+    "agent step, its last step, the first step showing an error (a failed tool call or an error word), and the most frequent labelled agent and step of the scored runs themselves "
     "(oracle: no attributor could know them). A baseline that names an agent is given that agent's first step. "
     "The interval is a paired bootstrap over the runs: a margin whose interval holds 0 could be luck."
 )

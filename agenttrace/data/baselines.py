@@ -1,8 +1,9 @@
 """Trivial baselines of failure attribution: what an attributor must beat to be worth its verdict.
 
-Each baseline maps a trajectory to a prediction ``(agent, step)`` without reading what the steps say:
-the most frequent agent of the run, its first agent step, its last step, the first step that shows an
-error, and, from labelled runs, the most frequent labelled agent and step. A baseline that names only an
+Each baseline maps a trajectory to a prediction ``(agent, step)`` from its shape alone, reading no more of a
+step than whether it shows an error: the most frequent agent of the run, its first agent step, its last step,
+the first step that shows an error (a failed tool call or an error word), and, from labelled runs, the most
+frequent labelled agent and step. A baseline that names only an
 agent is given that agent's first step.
 
 :func:`margins` compares an attributor with the strongest of them, at agent and at step level (exact match),
@@ -45,6 +46,7 @@ def at(traj: Trajectory, i: int) -> Prediction:
 
 
 def shows_error(step: Step) -> bool:
+    """Whether a tool call of the step failed or its text has an error word (:data:`ERROR_WORDS`)."""
     return any(c.error for c in step.tool_calls) or any(w in step.render().lower() for w in ERROR_WORDS)
 
 
