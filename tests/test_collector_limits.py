@@ -143,9 +143,9 @@ def test_at_the_connection_limit_a_new_client_replaces_connections_stalled_on_th
     assert log_events(c, "http.stalled_closed")
 
 
-def _growing_run(c: LocalCollector, batches: int, pause_s: float) -> None:
+def _growing_run(c: LocalCollector, batches: int, pause_s: float) -> datetime:
     """A big run whose root span (ended) and first 1,000 children come first, then ``batches`` exports of 20
-    children, ``pause_s`` apart."""
+    children, each followed by a ``pause_s`` pause; returns when the last export was acknowledged."""
     req, _ = make_request(1001 + batches * 20, content="z")
     spans = list(req.resource_spans[0].scope_spans[0].spans)
     parts = [spans[:1001]] + [spans[1001 + 20 * i:1021 + 20 * i] for i in range(batches)]
@@ -153,16 +153,19 @@ def _growing_run(c: LocalCollector, batches: int, pause_s: float) -> None:
         export_req, _ = make_request(0)
         export_req.resource_spans[0].scope_spans[0].spans.extend(part)
         assert export(c, export_req.SerializeToString()).status_code == 200
+        acknowledged = datetime.now(timezone.utc)
         time.sleep(pause_s)
+    return acknowledged
 
 
 def test_a_big_run_still_receiving_spans_is_assembled_at_most_once_per_interval(tmp_path):
     c = start(tmp_path, "growing", "--reassemble-interval", "1.5")
     try:
         started = time.monotonic()
-        _growing_run(c, batches=12, pause_s=0.25)  # 3 s of exports (more on a busy machine), each after the settle
+        # 3 s of exports (more on a busy machine), each after the settle. The run's last assembly can come in the
+        # pause after the last export, so "after its last spans" is after that export's acknowledgement.
+        last_export = _growing_run(c, batches=12, pause_s=0.25)
         streamed_s = time.monotonic() - started
-        last_export = datetime.now(timezone.utc)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             assemblies = log_events(c, "run.assembled")
