@@ -128,6 +128,10 @@ class View:
     def in_step(self, pos: int) -> bool:
         return 0 <= pos < len(self.steps)
 
+    def in_order(self, *positions: int) -> bool:
+        """Whether each position is a step of the run and each comes after the one before it."""
+        return all(map(self.in_step, positions)) and all(a < b for a, b in zip(positions, positions[1:]))
+
     def inputs_before_calls(self, pos: int) -> str:
         """The task, the input the step was handed and everything earlier steps said, got back or were handed."""
         parts = [self.trajectory.task or "", self.steps[pos].input or ""]
@@ -402,7 +406,7 @@ class IgnoresFailure(Claim):
                 f"{view.steps[self.earlier].index}")
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and view.in_step(self.earlier) and self.earlier < self.pos):
+        if not view.in_order(self.earlier, self.pos):
             return False
         agent = view.steps[self.pos].agent
         between = [s for s in view.steps[self.earlier + 1:self.pos] if s.agent == agent]
@@ -463,7 +467,7 @@ class GoesOnAfterFailure(Claim):
                 "goes on without making that call again")
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and view.in_step(self.earlier) and self.earlier < self.pos):
+        if not view.in_order(self.earlier, self.pos):
             return False
         step, failed = view.steps[self.pos], _failed_calls(view.steps[self.earlier], self.tool, self.error)
         return bool(failed) and _next_act(view, self.earlier, self.pos) and not calls_again(step, failed)
@@ -500,7 +504,7 @@ class StopsAtFailure(Claim):
                 "a number of its own")
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and view.in_step(self.stop) and self.pos < self.stop):
+        if not view.in_order(self.pos, self.stop):
             return False
         failed = _failed_calls(view.steps[self.pos], self.tool, self.error)
         given = set(_WORD.findall(view.inputs_before_calls(self.pos).lower()))
@@ -527,7 +531,7 @@ class GivesUpAtRetryable(Claim):
                 f"('{self.error}'), an error to retry on, and {self.tool} is never called again")
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and view.in_step(self.earlier) and self.earlier < self.pos):
+        if not view.in_order(self.earlier, self.pos):
             return False
         failed = [c for c in _failed_calls(view.steps[self.earlier], self.tool, self.error) if RETRYABLE.search(c.error)]
         agent = view.steps[self.earlier].agent
@@ -573,7 +577,7 @@ class AnswerBuiltOn(Claim):
                 f"answers {self.number}")
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and self.pos < self.later < len(view.steps)):
+        if not view.in_order(self.pos, self.later):
             return False
         made_up = ((_returned(view, self.pos, self.tool, self.operand)
                     and not view.number_before_calls(self.pos, self.operand)) if self.tool
@@ -597,7 +601,7 @@ class Repeats(Claim):
         return f"it repeats its own step {earlier} word for word"
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and 0 <= self.earlier < self.pos):
+        if not view.in_order(self.earlier, self.pos):
             return False
         step, earlier = view.steps[self.pos], view.steps[self.earlier]
         return earlier.agent == step.agent and does_again(step, earlier)
@@ -720,7 +724,7 @@ class FirstToState(Claim):
                 f"then called {self.tool} with {arg}")
 
     def holds(self, view: View) -> bool:
-        return (view.in_step(self.pos) and self.pos < self.call and mentions(view.actions[self.pos], self.token)
+        return (view.in_order(self.pos, self.call) and mentions(view.actions[self.pos], self.token)
                 and not any(mentions(view.actions[j], self.token) for j in range(self.pos))
                 and not mentions_word(_data_before(view, self.call), self.token)
                 and _made_call(view, self.call, self.tool, self.argument, self.value) and mentions(self.value, self.token))
@@ -739,7 +743,7 @@ class HadTaskValue(Claim):
         return f"the task's '{self.value}' was in {where}"
 
     def holds(self, view: View) -> bool:
-        return (view.in_step(self.pos) and 0 <= self.given < self.pos and mentions(view.trajectory.task or "", self.value)
+        return (view.in_order(self.given, self.pos) and mentions(view.trajectory.task or "", self.value)
                 and mentions(view.actions[self.given], self.value))
 
 
@@ -762,7 +766,7 @@ class DropsTaskValue(Claim):
 
     def holds(self, view: View) -> bool:
         task = view.trajectory.task or ""
-        return (view.in_step(self.pos) and self.pos < self.call and bool(self.values)
+        return (view.in_order(self.pos, self.call) and bool(self.values)
                 and all(mentions(task, v) for v in self.values)
                 and not any(mentions(view.actions[j], v) for j in range(self.pos + 1) for v in self.values)
                 and _made_call(view, self.call, self.tool, self.argument, self.value)
@@ -819,7 +823,7 @@ class HandsBackWithout(Claim):
                 + ("asked for" if is_human(by) else "handed it"))
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and 0 <= self.handed_by < self.pos and self.items):
+        if not (view.in_order(self.handed_by, self.pos) and self.items):
             return False
         agent = view.steps[self.pos].agent
         by = view.steps[self.handed_by]
@@ -894,7 +898,7 @@ class HandsToOffRequest(Claim):
                 f"which takes the same arguments{held}")
 
     def holds(self, view: View) -> bool:
-        if not (view.in_step(self.pos) and view.in_step(self.call) and self.pos < self.call):
+        if not view.in_order(self.pos, self.call):
             return False
         callee = view.steps[self.call].agent
         return (view.steps[self.pos].agent != callee
