@@ -295,11 +295,10 @@ def test_a_stop_at_a_failure_the_callers_own_argument_caused_or_after_a_guess_is
     assert cl.check_claims(guess, [claim]) == [claim]  # the checker refuses it there
 
 
-def _gives_up_after_timeout(retried: bool) -> Trajectory:
+def _gives_up_after_timeout(retried: bool, error: str = _TIMED_OUT.format("Oslo-Vienna")) -> Trajectory:
     """A fetcher whose call times out with an error that says it can be retried; it says so and stops (after one
     retry that times out again, when ``retried``), and the lead passes that on."""
-    timeout = _TIMED_OUT.format("Oslo-Vienna")
-    steps = _lookup_fails("Oslo-Vienna", timeout)
+    steps = _lookup_fails("Oslo-Vienna", error)
     if retried:
         steps.append(steps[1].model_copy(update={"index": 2, "content": "Timeout on Oslo-Vienna, trying once more."}))
     return Trajectory(run_id="timeout", task=TASK, steps=[
@@ -327,6 +326,16 @@ def test_a_stop_at_a_timeout_never_retried_is_the_agents_giving_up_not_the_envir
     assert flows[3].stops_at == 2 and flows[3].gives_up_at is None
     assert cl.check_claims(retried, [cl.GivesUpAtRetryable(3, 2, "get_fare", _TIMED_OUT.format("Oslo-Vienna"))])
     assert (_verdict(retried)[0].agent, _verdict(retried)[0].step) == ("environment", 2)
+
+
+@pytest.mark.parametrize(("error", "retryable"), [
+    ("get_fare failed: HTTP 429", True), ("get_fare failed with status code 408", True),
+    ("get_fare failed: HTTP 504", True), ("get_fare failed: HTTP 503", False),
+    ("get_fare failed: HTTP 503, retry after 30 s", True), ("get_fare found 429 fares but none for Oslo-Vienna", False),
+])
+def test_an_http_status_that_means_try_again_is_one_to_retry_and_a_bare_503_an_outage(error, retryable):
+    _, flows = extract_features(_gives_up_after_timeout(retried=False, error=error), use_expected=False)
+    assert (flows[2].gives_up_at, flows[2].stops_at) == ((1, None) if retryable else (None, 1))
 
 
 def test_a_run_labelled_on_the_environment_is_scored_but_not_fitted_on():

@@ -44,9 +44,11 @@ ASSUME_WORDS = (
     "let's say", "dummy", "sample data", "approximately", "estimate", "probably", "i believe",
     "without verifying", "instead",
 )
-# an error that says the call may work if made again: a timeout, a rate limit, a temporary fault, a retry hint
+# an error that says the call may work if made again: a timeout, a rate limit, a temporary fault, a retry hint, or
+# an HTTP status that means one (408 request timeout, 429 too many requests, 504 gateway timeout) given as a status;
+# a bare 503 (service unavailable) reads as an outage unless its text says to retry
 RETRYABLE = re.compile(r"\b(?:timed out|time-?out|retr(?:y|ied)|try again|rate[ -]?limit(?:ed)?|too many requests|"
-                       r"temporar(?:y|ily))\b", re.I)
+                       r"temporar(?:y|ily)|(?:http|status|code|error)\W{0,3}(?:408|429|504))\b", re.I)
 DONE_WORDS = ("terminate", "final answer", "the answer is", "in conclusion", "task is complete", "successfully")
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w.]*\w)")
