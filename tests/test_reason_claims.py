@@ -136,3 +136,22 @@ def test_an_assumption_word_is_said_as_what_it_is():
     assert said("There are approximately 42.", "approximately").startswith("it hedges:")
     assert said("Instead, I will count them by hand.", "instead").startswith("it goes another way:")
     assert said("Assuming a box holds 42.", "assuming").startswith("it rests on an assumption:")
+
+
+def test_a_plan_that_leaves_out_the_tasks_values_is_said_to_leave_out_those_first():
+    from agenttrace.attribution.cpu import evidence_claims, extract_features
+
+    traj = Trajectory(run_id="plan", task="For region APAC, find the most expensive of these using current data: "
+                                          "coffee grinder, water bottle.", steps=[
+        Step(index=0, agent="planner", content="Steps: 1) scout looks up the unit price of coffee grinder; "
+                                               "2) we find the most expensive."),
+        Step(index=1, agent="scout", content="Looking up the price using current data.",
+             tool_calls=[ToolCall(name="get_price", arguments={"item": "coffee grinder"}, result="48 EUR")]),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    [leaves_out] = evidence_claims(cl.View(traj), 0, "task_drop", flows[0], None)
+    # the task's value first, then what no later step says again (the water bottle is never looked up) before
+    # what the scout says again ("using current data"), each in the task's order
+    assert leaves_out.words == ("apac", "region", "water")
+    assert leaves_out.holds(cl.View(traj))
+    assert leaves_out.clause(cl.View(traj)) == "what it writes leaves out the task's 'APAC', 'region', 'water'"

@@ -340,6 +340,12 @@ class RestatesDifferently(Claim):
                 and self.name in given and norm_number(self.old) in _numbers_in(given))
 
 
+def _as_written(text: str, word: str) -> str:
+    """``word`` (lower-cased) as ``text`` first writes it: "APAC", not "apac"."""
+    m = re.search(rf"(?<![\w']){re.escape(word)}(?![\w'])", text, re.IGNORECASE)
+    return m.group(0) if m else word
+
+
 @dataclass(frozen=True)
 class LeavesOut(Claim):
     """The task has each of ``words``; the step's own text (its actions) mentions none of them."""
@@ -347,7 +353,8 @@ class LeavesOut(Claim):
     words: tuple[str, ...]
 
     def clause(self, view: View) -> str:
-        listed = ", ".join(f"'{w}'" for w in self.words)
+        task = view.trajectory.task or ""
+        listed = ", ".join(f"'{_as_written(task, w)}'" for w in self.words)
         return f"what it writes leaves out the task's {listed}"
 
     def holds(self, view: View) -> bool:

@@ -67,7 +67,7 @@ from agenttrace.attribution.flow import (
     window,
 )
 from agenttrace.attribution.picks import picks
-from agenttrace.attribution.provenance import off_task_arguments
+from agenttrace.attribution.provenance import kind, off_task_arguments, task_value_tokens
 from agenttrace.attribution.trace_back import causes, environment_end, link_claims, trace
 from agenttrace.models import ENVIRONMENT, Attribution, Candidate, Trajectory
 
@@ -432,6 +432,16 @@ def _assumption(text: str, word: str) -> str | None:
     return " ".join(m.group(0).split()) if m else None
 
 
+def _most_telling(view: cl.View, pos: int, dropped: list[str], most: int = 3) -> tuple[str, ...]:
+    """The task words a step leaves out that a reason names: values first (a name, a number, a date: "APAC",
+    "2025-03-18"), then words no later step's actions name either (lost from then on, as a dropped constraint
+    is), then the others, each in the task's order."""
+    values = {t.lower() for t in task_value_tokens(view.trajectory.task or "") if kind(t) != "word"}
+    later = set().union(*(tokens(text) for text in view.actions[pos + 1:]))
+    ranked = sorted(dropped, key=lambda w: (w not in values, w in later))  # a stable sort keeps the task's order
+    return tuple(ranked[:most])
+
+
 def _resemblance(a: str, b: str) -> float:
     return SequenceMatcher(None, a.lower(), b.lower()).ratio()
 
@@ -460,7 +470,7 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
     if feature == "num_conflict" and f.conflict:
         return [cl.RestatesDifferently(pos, *f.conflict)]
     if feature in ("task_drop", "constraint_deficit") and f.dropped:
-        return [cl.LeavesOut(pos, tuple(f.dropped[:3]))]
+        return [cl.LeavesOut(pos, _most_telling(view, pos, f.dropped))]
     if feature == "assume_here" and f.assume_word:
         sentence = _assumption(view.actions[pos], f.assume_word)
         return [cl.Assumes(pos, sentence, f.assume_word)] if sentence else []

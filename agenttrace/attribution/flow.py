@@ -363,7 +363,7 @@ class StepFlow:
     returned_to_answer: list[tuple[str, str]] = field(default_factory=list)  # (tool, number) from its results
     ungrounded: list[UngroundedArgument] = field(default_factory=list)
     conflict: tuple[str, str, str] | None = None  # (quantity, earlier value, this step's value)
-    dropped: list[str] = field(default_factory=list)  # task words a plan-like step leaves out
+    dropped: list[str] = field(default_factory=list)  # task words a plan-like step leaves out, in the task's order
     constraint_deficit: float = 0.0
     plan_like: bool = False
     problem_word: str | None = None  # a problem its own text reports
@@ -465,10 +465,11 @@ def named_total(task: str, latest: dict[str, str]) -> list[Derivable]:
     return [(str(sum(float(v) for v in given)), tuple(given))] if len(given) > 1 else []
 
 
-def salient_task_words(task: str) -> set[str]:
-    """The task's words a plan should carry: numbers and content words of four letters or more."""
-    return {t for t in _TOKEN.findall(window(task.lower(), 6000))
-            if (any(c.isdigit() for c in t) or len(t) >= 4) and t not in _TASK_STOP}
+def salient_task_words(task: str) -> list[str]:
+    """The task's words a plan should carry, in the order the task first says them: numbers and content words of
+    four letters or more."""
+    return list(dict.fromkeys(t for t in _TOKEN.findall(window(task.lower(), 6000))
+                              if (any(c.isdigit() for c in t) or len(t) >= 4) and t not in _TASK_STOP))
 
 
 _TRIVIAL = {"0", "1"}  # they count, index and flag everything: no step makes them up
@@ -634,7 +635,7 @@ def read_flow(trajectory: Trajectory) -> list[StepFlow]:
         f.plan_like = f.acts and not asks(step.content) and (
             len(_ENUM.findall(window(actions, 6000))) >= 2 or bool(step.transfer_to) or "->" in (step.role or ""))
         if f.plan_like and salient:
-            f.dropped = sorted(salient - step_tokens)
+            f.dropped = [w for w in salient if w not in step_tokens]
             if task_constraints:
                 stated = len(_CONSTRAINT.findall(window(low, 6000)))
                 f.constraint_deficit = max(0, task_constraints - stated) / task_constraints

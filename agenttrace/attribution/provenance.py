@@ -135,7 +135,8 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                         given = next((j for j in reversed(range(pos)) if wanted & actions[j]), None)
                         lost = None
                         if given is None and wanted:
-                            lost = next((j for j in range(pos) if not is_human(steps[j]) and salient & actions[j]), None)
+                            lost = next((j for j in range(pos)
+                                         if not is_human(steps[j]) and not actions[j].isdisjoint(salient)), None)
                         out.append(OffTaskArgument(pos, call.name, arg, text, token, origin, values, given, lost))
         data |= {t for j in range(pos + 1) if arrive[j] == pos for t in lower_tokens(result_text(steps[j]))}
     return out
