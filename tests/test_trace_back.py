@@ -164,6 +164,22 @@ def test_a_failed_call_and_the_act_that_goes_on_without_it_share_one_fault(route
     assert claims[0].clause(cl.View(traj)) in verdict.reason
 
 
+def test_the_reason_quotes_an_assumption_whole_and_once():
+    from agenttrace.attribution.cpu import FEATURES, StepModel
+
+    weights = np.zeros(len(FEATURES))
+    weights[FEATURES.index("assume_here")] = 5.0  # a model that reads only assumptions
+    reads_assumptions = CpuAttributor(model=StepModel(weights, np.zeros(len(FEATURES)), np.ones(len(FEATURES))))
+    traj = _failed_lookup("Oslo-Vienna")
+    traj.steps[2].content = "The lookup of Oslo-Vienna failed; I'll assume 95.5 EUR. Next Paris-Rome."
+    traj.steps[3].content = "In total: 275.5 EUR."
+    verdict, claims = reads_assumptions.explain(traj)
+    assert cl.check_claims(traj, claims) == [] and verdict.step == 2
+    [assumes] = [c for c in claims if isinstance(c, cl.Assumes)]
+    assert assumes.text == "The lookup of Oslo-Vienna failed; I'll assume 95.5 EUR."  # a decimal point ends no sentence
+    assert not any(type(c) is cl.Says for c in claims) and "it says" not in verdict.reason  # not quoted twice
+
+
 def test_a_retry_is_not_a_work_around():
     traj = _failed_lookup("Oslo-Vienna")
     retry = traj.steps[1].tool_calls[0].model_copy(update={"error": None, "result": "economy fare: 120 EUR"})

@@ -98,7 +98,7 @@ FEATURES = (
 )
 _COL = {f: j for j, f in enumerate(FEATURES)}
 _ALSO_HUMAN = ("is_request", "agent_share", "offtask_origin", "num_conflict")  # the rest describe agents' actions
-_SENTENCE = re.compile(r"[^.!?\n]{1,160}")
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\S))+[.!?]?")  # a decimal point or "e.g." does not end one
 _QUOTE_CHARS = 120
 
 
@@ -424,12 +424,21 @@ def _own_failing_argument(pos: int, f: StepFlow) -> cl.Claim | None:
 
 
 def _assumption(text: str, word: str) -> str | None:
-    low = text.lower()
-    at = low.find(word)
+    at = text.lower().find(word)
     if at < 0:
         return None
     m = next((m for m in _SENTENCE.finditer(text) if m.start() <= at < m.end()), None)
-    return " ".join(m.group(0).split()) if m else None
+    return _excerpt(m.group(0), word) if m else None
+
+
+def _excerpt(sentence: str, word: str = "") -> str:
+    """``sentence`` whitespace-normalised; when longer than a quote, as many of its words as fit one, from its
+    start or from shortly before ``word``."""
+    text = " ".join(sentence.split())
+    if len(text) <= _QUOTE_CHARS:
+        return text
+    start = text.rfind(" ", 0, max(text.lower().find(word) - 20, 0)) + 1 if word else 0
+    return text[start:start + _QUOTE_CHARS].rsplit(" ", 1)[0]
 
 
 def _most_telling(view: cl.View, pos: int, dropped: list[str], most: int = 3) -> tuple[str, ...]:
@@ -608,11 +617,9 @@ class CpuAttributor(Attributor):
             for claim in evidence_claims(view, pos, FEATURES[j], flows[pos], expected_at):
                 if claim.cites() not in {c.cites() for c in chosen} and claim.holds(view):
                     chosen.append(claim)
-        # its own words: tool output a text log printed after them is not what it says
-        quote = " ".join(observations.split(view.steps[pos].content)[0].split())
-        if len(quote) > _QUOTE_CHARS:
-            quote = quote[:_QUOTE_CHARS].rsplit(" ", 1)[0]
-        if quote:
+        # its own words (tool output a text log printed after them is not what it says), unless a claim quotes them
+        quote = _excerpt(observations.split(view.steps[pos].content)[0])
+        if quote and not any(isinstance(c, cl.Says) and (c.text in quote or quote in c.text) for c in chosen):
             chosen.append(cl.Says(pos, quote))
         return chosen
 
