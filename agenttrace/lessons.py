@@ -7,8 +7,9 @@ from agenttrace.models import Attribution, Lesson, Trajectory
 
 
 def lesson_for(verdict: Attribution, trajectory: Trajectory | None = None) -> Lesson | None:
-    """What the blamed agent did wrong, where, and what to do instead; None for an undecided verdict or one on
-    the environment (no agent is to learn from a service that was down)."""
+    """What the blamed agent did wrong, where, and what to do instead (the verdict's advice, or a general rule
+    when it has none); None for an undecided verdict or one on the environment (no agent is to learn from a
+    service that was down)."""
     if not verdict.blames_an_agent:
         return None
     did = ""
@@ -17,9 +18,10 @@ def lesson_for(verdict: Attribution, trajectory: Trajectory | None = None) -> Le
         own = " ".join(action_text(trajectory.steps[at]).split())[:300]  # not its tool results
         did = f' You wrote: "{own}".' if own else ""
     task = f" on the task {trajectory.task[:200]!r}" if trajectory is not None and trajectory.task else ""
+    instead = verdict.advice or ("check every input you rely on against its source and verify your result "
+                                 "before handing it on")
     text = (f"In an earlier run{task}, your step {verdict.step} was the decisive error.{did} "
-            f"Why: {verdict.reason.strip()} Next time, check every input you rely on against its source "
-            f"and verify your result before handing it on.")
+            f"Why: {verdict.reason.strip()} Next time, {instead}.")
     return Lesson(agent=verdict.agent, text=text, run_id=verdict.run_id, step=verdict.step)
 
 

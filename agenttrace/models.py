@@ -175,13 +175,16 @@ class Attribution(BaseModel):
 
     ``candidates`` are the attributor's top choices, best first (the verdict's own agent and step lead);
     ``uncertain`` is set when its calibrated confidence is below the attributor's threshold. ``attributor``
-    names the one that decided; ``opinions`` keeps what other attributors of a cascade said.
+    names the one that decided; ``opinions`` keeps what other attributors of a cascade said. ``advice`` is what
+    the blamed agent should do instead, as the evidence of the reason gives it ('' when it gives none); lessons
+    are made of it.
     """
 
     run_id: str
     agent: str | None
     step: int | None
     reason: str = ""
+    advice: str = ""
     attributor: str
     confidence: float | None = None
     candidates: list[Candidate] = Field(default_factory=list)

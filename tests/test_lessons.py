@@ -41,6 +41,8 @@ def test_collector_stores_a_lesson_per_decided_verdict_and_cli_lists_and_clears(
     assert len(stored) == 1
     assert stored[0]["agent"] == verdict.agent and stored[0]["step"] == verdict.step
     assert f"your step {verdict.step}" in stored[0]["text"]
+    # what to do instead comes from the verdict's evidence, and the stored verdict keeps it
+    assert verdict.advice and stored[0]["text"].endswith(f"Next time, {verdict.advice}.")
 
     runner = CliRunner()
     out = runner.invoke(lessons_group, ["--endpoint", collector.endpoint, "list", "--agent", verdict.agent, "--json"])

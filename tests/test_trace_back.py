@@ -10,6 +10,7 @@ from agenttrace.attribution import claims as cl
 from agenttrace.attribution.cpu import CpuAttributor, extract_features
 from agenttrace.attribution.flow import BuiltOn, derivation
 from agenttrace.attribution.trace_back import causes, link_claims, root, trace
+from agenttrace.lessons import lesson_for
 from agenttrace.models import Step, ToolCall, Trajectory
 
 TASK = "Add up the fare of Oslo-Vienna and Paris-Rome for date 2025-03-18. Reply with the total."
@@ -275,8 +276,6 @@ def _stops_after_failure(route: str, stop_calls: list[ToolCall] | None = None) -
 @pytest.mark.parametrize("stop_calls", [None, [ToolCall(  # smolagents says its last words through a tool
     name="final_answer", arguments={"answer": "get_fare is down, so I cannot finish this task."})]])
 def test_a_run_that_stops_at_a_service_that_is_down_is_the_environments_fault(stop_calls):
-    from agenttrace.lessons import lesson_for
-
     traj = _stops_after_failure("Oslo-Vienna", stop_calls)
     assert _causes(traj) == [0, 1, 1, 3]  # the stop inherits from the failed call
     verdict, claims = _verdict(traj)
@@ -284,7 +283,7 @@ def test_a_run_that_stops_at_a_service_that_is_down_is_the_environments_fault(st
     assert "the environment's doing, not fetcher's" in verdict.reason
     [stop] = [c for c in claims if isinstance(c, cl.StopsAtFailure)]
     assert (stop.pos, stop.stop, stop.tool) == (1, 2, "get_fare") and stop.clause(cl.View(traj)) in verdict.reason
-    assert lesson_for(verdict, traj) is None  # no agent is to learn from a service that was down
+    assert lesson_for(verdict, traj) is None and verdict.advice == ""  # no agent learns from a service that was down
 
 
 def test_a_run_that_ends_at_a_service_that_is_down_is_the_environments_whatever_step_the_model_puts_first():
@@ -333,6 +332,10 @@ def test_a_stop_at_a_timeout_never_retried_is_the_agents_giving_up_not_the_envir
     assert (verdict.agent, verdict.step) == ("fetcher", 2)
     claim = cl.GivesUpAtRetryable(2, 1, "get_fare", _TIMED_OUT.format("Oslo-Vienna"))
     assert claim in claims and claim.clause(cl.View(traj)) in verdict.reason
+    # the lesson tells the agent what to do instead: the claim's advice
+    advice = "when get_fare fails with an error that says to try again, call it again before giving up"
+    assert verdict.advice.startswith(advice)
+    assert lesson_for(verdict, traj).text.endswith(f"Next time, {verdict.advice}.")
     assert not any(isinstance(c, cl.StopsAtFailure) for c in claims)
     # the same words after a service that is down, or after a timeout the agent did retry: the environment's
     down = _stops_after_failure("Oslo-Vienna")

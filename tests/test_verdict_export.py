@@ -96,3 +96,14 @@ def test_an_undecided_verdict_has_no_link_and_no_agent():
     assert "agenttrace.attribution.agent" not in attributes(span)
     assert (span.start_time_unix_nano, span.end_time_unix_nano) == (10_000_000_000, 12_500_000_000)
     assert resource_spans.resource.attributes[0].value.string_value == "svc"
+
+
+def test_a_verdicts_advice_is_an_attribute_when_it_has_one():
+    trajectory = Trajectory(run_id="r1", trace_id="ab" * 16, steps=[Step(index=0, agent="A", span_id="cd" * 8)])
+    advised = Attribution(run_id="r1", agent="A", step=0, reason="it assumed 95 EUR", attributor="cpu",
+                          advice="look up a value you lack, or say that you lack it, instead of assuming one")
+    [span] = verdict_span(advised, trajectory, bytes.fromhex("ef" * 8)).resource_spans[0].scope_spans[0].spans
+    assert attributes(span)["agenttrace.attribution.advice"] == advised.advice
+    [span] = verdict_span(advised.model_copy(update={"advice": ""}), trajectory,
+                          bytes.fromhex("ef" * 8)).resource_spans[0].scope_spans[0].spans
+    assert "agenttrace.attribution.advice" not in attributes(span)

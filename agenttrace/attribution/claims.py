@@ -165,6 +165,10 @@ class Claim:
         """The evidence the claim points at: a reason says one thing of it once."""
         return (self,)
 
+    def advice(self, view: View) -> str:
+        """What the step's agent should do instead, when the claim says what it did wrong ('' when not)."""
+        return ""
+
 
 @dataclass(frozen=True)
 class Says(Claim):
@@ -197,6 +201,9 @@ class Assumes(Says):
     def clause(self, view: View) -> str:
         return f'{_ASSUMPTION_KINDS.get(self.word, "it rests on an assumption")}: "{self.text}"'
 
+    def advice(self, view: View) -> str:
+        return "look up a value you lack, or say that you lack it, instead of assuming one"
+
     def holds(self, view: View) -> bool:
         return super().holds(view) and self.word in self.text.lower()
 
@@ -209,6 +216,9 @@ class IntroducesNumber(Claim):
 
     def clause(self, view: View) -> str:
         return f"it states {self.value}, which is in neither the task nor anything it was given"
+
+    def advice(self, view: View) -> str:
+        return "state only values the task or your inputs give, or show how you worked one out from them"
 
     def holds(self, view: View) -> bool:
         return (view.in_step(self.pos) and norm_number(self.value) in _numbers_in(view.actions[self.pos])
@@ -275,6 +285,9 @@ class CallsWithUngivenArgument(OwnCall):
         arg = f"{self.argument}={self.value}" if self.argument else self.value
         return f"it called {self.tool} with {arg}, whose {self.number} is in neither the task nor anything it was given"
 
+    def advice(self, view: View) -> str:
+        return f"call {self.tool} with values the task or your inputs give; {self.number} came from neither"
+
     def holds(self, view: View) -> bool:
         if not self.made(view):
             return False
@@ -295,6 +308,9 @@ class CallsWithUnseenWord(OwnCall):
     def clause(self, view: View) -> str:
         arg = _argument(self.argument, self.value)
         return f"it called {self.tool} with {arg}, although '{self.word}' is in neither the task nor anything it was given"
+
+    def advice(self, view: View) -> str:
+        return f"call {self.tool} with words the task or your inputs give; '{self.word}' came from neither"
 
     def holds(self, view: View) -> bool:
         if not self.made(view):
@@ -329,6 +345,9 @@ class RestatesDifferently(Claim):
 
     def clause(self, view: View) -> str:
         return f"it gives {self.name} as {self.new} where its input gave {self.old}"
+
+    def advice(self, view: View) -> str:
+        return f"carry {self.name} over as your input gave it ({self.old})"
 
     def holds(self, view: View) -> bool:
         if not view.in_step(self.pos):
@@ -412,6 +431,9 @@ class IgnoresFailure(Claim):
         return (f"it goes on without a word about the failure of {self.tool} at step "
                 f"{view.steps[self.earlier].index}")
 
+    def advice(self, view: View) -> str:
+        return f"when {self.tool} fails, call it again or say that it failed, not go on as if it had answered"
+
     def holds(self, view: View) -> bool:
         if not view.in_order(self.earlier, self.pos):
             return False
@@ -472,6 +494,9 @@ class GoesOnAfterFailure(Claim):
     def clause(self, view: View) -> str:
         return (f"its {self.tool} call at step {view.steps[self.earlier].index} failed ('{self.error}'), and it "
                 "goes on without making that call again")
+
+    def advice(self, view: View) -> str:
+        return f"when {self.tool} fails, call it again or say that it failed, not go on as if it had answered"
 
     def holds(self, view: View) -> bool:
         if not view.in_order(self.earlier, self.pos):
@@ -537,6 +562,9 @@ class GivesUpAtRetryable(Claim):
         return (f"it gives up after its {self.tool} call at step {view.steps[self.earlier].index} failed "
                 f"('{self.error}'), an error to retry on, and {self.tool} is never called again")
 
+    def advice(self, view: View) -> str:
+        return f"when {self.tool} fails with an error that says to try again, call it again before giving up"
+
     def holds(self, view: View) -> bool:
         if not view.in_order(self.earlier, self.pos):
             return False
@@ -561,6 +589,9 @@ class FailureGoneAround(Claim):
         later = view.steps[self.later]
         return (f"its {self.tool} call failed ('{self.error}'), and its next step ({later.agent}, step {later.index}) "
                 "goes on without making that call again")
+
+    def advice(self, view: View) -> str:
+        return f"when your {self.tool} call fails, check its arguments against the task and call it again"
 
     def holds(self, view: View) -> bool:
         return GoesOnAfterFailure(self.later, self.pos, self.tool, self.error).holds(view)
@@ -606,6 +637,9 @@ class Repeats(Claim):
         if view.steps[self.pos].tool_calls:
             return f"it makes the same calls as its own step {earlier} and gets back what it got then"
         return f"it repeats its own step {earlier} word for word"
+
+    def advice(self, view: View) -> str:
+        return "when a call gets back what it got before, change it or report what is missing; do not repeat it"
 
     def holds(self, view: View) -> bool:
         if not view.in_order(self.earlier, self.pos):
@@ -686,6 +720,9 @@ class CallsOffTask(OwnCall):
     def clause(self, view: View) -> str:
         arg = _argument(self.argument, self.value)
         return f"it called {self.tool} with {arg}, and neither the task nor any tool result before it has '{self.token}'"
+
+    def advice(self, view: View) -> str:
+        return f"call {self.tool} with the task's own values, not '{self.token}'"
 
     def holds(self, view: View) -> bool:
         return (self.made(view) and mentions(self.value, self.token)
@@ -771,6 +808,9 @@ class DropsTaskValue(Claim):
         return (f"it passes the task on without its {listed}, and step {view.steps[self.call].index} then called "
                 f"{self.tool} with {arg}")
 
+    def advice(self, view: View) -> str:
+        return f"pass the task's {', '.join(repr(v) for v in self.values)} on with the work you hand on"
+
     def holds(self, view: View) -> bool:
         task = view.trajectory.task or ""
         return (view.in_order(self.pos, self.call) and bool(self.values)
@@ -801,6 +841,9 @@ class PicksAgainstInputs(Claim):
         return (f"it names {self.chosen} ({_number(self.chosen_value)}) although {self.best} was reported as "
                 f"{_number(self.best_value)}, {more}, and the task asks for the {self.word}")
 
+    def advice(self, view: View) -> str:
+        return f"compare the values your inputs report before you pick ({self.best}: {_number(self.best_value)})"
+
     def holds(self, view: View) -> bool:
         if not view.in_step(self.pos) or not mentions(view.trajectory.task or "", self.word):
             return False
@@ -828,6 +871,9 @@ class HandsBackWithout(Claim):
         by = view.steps[self.handed_by]
         return (f"its turn ends without {listed}, which step {by.index} by {by.agent} "
                 + ("asked for" if is_human(by) else "handed it"))
+
+    def advice(self, view: View) -> str:
+        return f"cover {', '.join(repr(i) for i in self.items)} before you hand back"
 
     def holds(self, view: View) -> bool:
         if not (view.in_order(self.handed_by, self.pos) and self.items):
@@ -874,6 +920,9 @@ class CallsOffRequest(Claim):
         return (f"it called {self.tool}, although nothing before it asks for {listed}, and {self.alternative} "
                 f"takes the same arguments")
 
+    def advice(self, view: View) -> str:
+        return f"call {self.alternative}, which takes the same arguments, unless something asks for {self.tool}"
+
     def holds(self, view: View) -> bool:
         if not (view.in_step(self.pos) and self.words):
             return False
@@ -904,6 +953,10 @@ class HandsToOffRequest(Claim):
                 f"nothing before asks for {', '.join(repr(w) for w in self.words)}, and never {self.alternative}, "
                 f"which takes the same arguments{held}")
 
+    def advice(self, view: View) -> str:
+        to = self.owner or f"an agent that calls {self.alternative}"
+        return f"hand this work to {to}, not to {view.steps[self.call].agent}"
+
     def holds(self, view: View) -> bool:
         if not view.in_order(self.pos, self.call):
             return False
@@ -929,3 +982,10 @@ def render_reason(view: View, pos: int, claims: list[Claim], head: str) -> str:
     step = view.steps[pos]
     body = "; ".join(clauses) if clauses else "no single piece of evidence stands out; it scores highest overall"
     return f"Step {step.index} by {step.agent} {head}: {body}."
+
+
+def render_advice(view: View, pos: int, claims: list[Claim], most: int = 2) -> str:
+    """What the agent of step ``pos`` should do instead, from the claims about that step that say what it did
+    wrong (at most ``most``, each once); '' when none does."""
+    advice = dict.fromkeys(a for c in claims if c.pos == pos and (a := c.advice(view)))
+    return "; ".join(list(advice)[:most])

@@ -602,6 +602,7 @@ class CpuAttributor(Attributor):
             run_id=trajectory.run_id, agent=agent, step=steps[pos].index, attributor=self.name,
             reason=cl.render_reason(view, pos, claims, head), confidence=round(confidence, 4),
             candidates=candidates, uncertain=uncertain,
+            advice="" if environment else cl.render_advice(view, pos, claims),
         ), claims
 
     def _claims(self, view: cl.View, pos: int, x: np.ndarray, flows: list[StepFlow],

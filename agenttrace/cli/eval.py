@@ -89,6 +89,8 @@ def attribute_command(file, attributor, attributor_option, without_ground_truth,
         console.print(Text.assemble("  agent: ", (str(a.agent), "bold"), "   step: ", (str(a.step), "bold"),
                                     f"   confidence: {a.confidence if a.confidence is not None else '-'}"))
         console.print(f"  reason: {a.reason}", markup=False, highlight=False)
+        if a.advice:
+            console.print(f"  instead: {a.advice}", markup=False, highlight=False)
         if item.label:
             ok = "right" if verdict["score"]["agent_exact"] and verdict["score"]["step_exact"] else (
                 "agent right, step wrong" if verdict["score"]["agent_exact"] else "wrong")

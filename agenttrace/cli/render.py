@@ -47,6 +47,8 @@ def print_trajectory(console: Console, traj: Trajectory, verdict: Attribution | 
         if verdict.confidence is not None:
             who += f" (confidence {verdict.confidence:.2f}{', uncertain' if verdict.uncertain else ''})"
         lines = [Text.assemble((who, "bold")), Text(verdict.reason)]
+        if verdict.advice:
+            lines.append(Text.assemble(("instead: ", "bold"), verdict.advice))
         if len(verdict.candidates) > 1:
             lines.append(Text("other candidates: " + ", ".join(
                 f"{c.agent} at step {c.step} ({c.probability:.2f})" for c in verdict.candidates[1:])))

@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS attributions (
     created_at REAL NOT NULL,
     candidates TEXT,
     uncertain INTEGER NOT NULL DEFAULT 0,
-    opinions TEXT
+    opinions TEXT,
+    advice TEXT
 );
 CREATE INDEX IF NOT EXISTS attributions_by_run ON attributions (run_id);
 CREATE TABLE IF NOT EXISTS attribution_jobs (
@@ -133,9 +134,9 @@ CREATE TABLE IF NOT EXISTS lessons (
 # Columns added after the first release, for databases created by an earlier build: (table, column, type).
 UPGRADES = [("traces", "error", "TEXT"), ("traces", "failed_at", "DOUBLE PRECISION"),
             ("attributions", "candidates", "TEXT"), ("attributions", "uncertain", "INTEGER NOT NULL DEFAULT 0"),
-            ("attributions", "opinions", "TEXT"), ("runs", "task", "TEXT"), ("runs", "answer", "TEXT"),
-            ("runs", "agents", "TEXT"), ("runs", "input_tokens", "INTEGER"), ("runs", "output_tokens", "INTEGER"),
-            ("runs", "cost", "DOUBLE PRECISION"),
+            ("attributions", "opinions", "TEXT"), ("attributions", "advice", "TEXT"), ("runs", "task", "TEXT"),
+            ("runs", "answer", "TEXT"), ("runs", "agents", "TEXT"), ("runs", "input_tokens", "INTEGER"),
+            ("runs", "output_tokens", "INTEGER"), ("runs", "cost", "DOUBLE PRECISION"),
             ("traces", "last_assembled", "DOUBLE PRECISION")]
 REVIEW_COLUMNS = ("run_id", "service", "verdict_seq", "agent", "step", "confirmed", "note", "reviewer", "created_at")
 RUN_COLUMNS = ("run_id", "name", "service", "outcome", "termination", "n_steps", "start_time", "end_time",
@@ -415,10 +416,11 @@ class SqlStore(ABC):
         opinions = json.dumps([o.model_dump() for o in a.opinions]) if a.opinions else None
         seq = self._insert_verdict(
             "INSERT INTO attributions (run_id, service, agent, step, reason, attributor, confidence, created_at, "
-            "candidates, uncertain, opinions) "
-            "SELECT ?,?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) RETURNING seq",
+            "candidates, uncertain, opinions, advice) "
+            "SELECT ?,?,?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM attributions WHERE run_id = ?) "
+            "RETURNING seq",
             (a.run_id, service, a.agent, a.step, a.reason, a.attributor, a.confidence, a.created_at, candidates,
-             int(a.uncertain), opinions, a.run_id),
+             int(a.uncertain), opinions, a.advice or None, a.run_id),
         )
         return None if seq is None else a.model_copy(update={"seq": seq})
 
@@ -428,7 +430,7 @@ class SqlStore(ABC):
     def attributions(self, *, after: int = 0, service: str | None = None, run_id: str | None = None,
                      limit: int = 100) -> list[Attribution]:
         sql = ("SELECT seq, run_id, agent, step, reason, attributor, confidence, created_at, candidates, uncertain, "
-               "opinions FROM attributions WHERE seq > ?")
+               "opinions, advice FROM attributions WHERE seq > ?")
         args: list = [after]
         if service is not None:
             sql += " AND service = ?"
@@ -440,7 +442,8 @@ class SqlStore(ABC):
         args.append(limit)
         keys = ("seq", "run_id", "agent", "step", "reason", "attributor", "confidence", "created_at")
         return [Attribution(**dict(zip(keys, row)), candidates=json.loads(row[8]) if row[8] else [],
-                            uncertain=bool(row[9]), opinions=json.loads(row[10]) if row[10] else [])
+                            uncertain=bool(row[9]), opinions=json.loads(row[10]) if row[10] else [],
+                            advice=row[11] or "")
                 for row in self._read(sql, args)]
 
     # ---- attribution jobs: the durable queue between assembly and the attributors ----------

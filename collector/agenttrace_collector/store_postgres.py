@@ -106,7 +106,8 @@ CREATE TABLE IF NOT EXISTS attributions (
     created_at DOUBLE PRECISION NOT NULL,
     candidates TEXT,
     uncertain INTEGER NOT NULL DEFAULT 0,
-    opinions TEXT
+    opinions TEXT,
+    advice TEXT
 );
 CREATE INDEX IF NOT EXISTS attributions_by_run ON attributions (run_id);
 CREATE TABLE IF NOT EXISTS attribution_jobs (

@@ -2,8 +2,9 @@
 
 The span ``agenttrace.attribution`` is a child of the run's root span (so it shows in the same trace in
 Phoenix, Jaeger, Langfuse or Datadog) and links to the blamed step's span. Its attributes carry the
-verdict: ``agenttrace.attribution.agent``, ``.step``, ``.reason``, ``.confidence``, ``.attributor``,
-``.uncertain`` and ``.blamed_span_id`` (the link as an attribute too, for back ends that drop links); it
+verdict: ``agenttrace.attribution.agent``, ``.step``, ``.reason``, ``.advice`` (when it has one),
+``.confidence``, ``.attributor``, ``.uncertain`` and ``.blamed_span_id`` (the link as an attribute too, for
+back ends that drop links); it
 runs from the run's end to the verdict, so its duration is the attribution latency. Delivery is the
 forwarder's: a bounded queue per target, retries, drops counted and logged.
 """
@@ -60,7 +61,8 @@ def verdict_span(verdict: Attribution, trajectory: Trajectory, root_span_id: byt
         kind=Span.SPAN_KIND_INTERNAL, start_time_unix_nano=min(run_end_ns, end_ns), end_time_unix_nano=end_ns,
         attributes=_attributes({
             semconv.RUN_ID: verdict.run_id, f"{ATTR}.agent": verdict.agent, f"{ATTR}.step": verdict.step,
-            f"{ATTR}.reason": verdict.reason, f"{ATTR}.confidence": verdict.confidence,
+            f"{ATTR}.reason": verdict.reason, f"{ATTR}.advice": verdict.advice or None,
+            f"{ATTR}.confidence": verdict.confidence,
             f"{ATTR}.attributor": verdict.attributor, f"{ATTR}.uncertain": verdict.uncertain,
             f"{ATTR}.blamed_span_id": blamed_span.hex() if blamed_span else None,
             OPENINFERENCE_SPAN_KIND: "EVALUATOR",

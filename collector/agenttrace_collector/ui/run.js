@@ -29,6 +29,7 @@ export function verdictBox(v) {
       ? el("span", { class: "verdict-confidence" }, ` confidence ${pct(v.confidence)}`) : "",
     v.uncertain ? el("span", { class: "tag tag-uncertain" }, "uncertain") : "",
     el("div", { class: "verdict-reason" }, v.reason),
+    v.advice ? el("div", { class: "verdict-advice" }, el("strong", {}, "Instead: "), v.advice) : null,
     candidates(v),
     v.opinions && v.opinions.length ? el("details", {}, el("summary", {}, `${v.opinions.length} opinion(s)`),
       el("ul", {}, v.opinions.map((o) => el("li", {}, el("code", {}, o.attributor),
