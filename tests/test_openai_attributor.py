@@ -145,6 +145,7 @@ def test_a2p_sends_the_whole_run_once_with_the_abduct_act_predict_scaffold():
                for i, agent in enumerate(AGENTS * 2))
     assert (a.agent, a.step, a.attributor) == ("Coder", 5, "openai")
     assert a.reason == "cause: cause at 5; minimal correction: fix 5; predicted: the corrected run succeeds (p=0.80)"
+    assert a.advice == "fix 5"  # the minimal correction is what the lesson tells the agent to do instead
 
 
 def test_a2p_blames_the_earliest_step_whose_correction_saves_the_run():

@@ -214,9 +214,9 @@ class OpenAIAttributor(Attributor):
         return Attribution(run_id=t.run_id, agent=None, step=None, reason=reason, attributor=self.name)
 
     def _decided(self, t: Trajectory, agent: str, step: int, reason: str, *, confidence: float | None = None,
-                 candidates: Sequence[Candidate] = ()) -> Attribution:
+                 candidates: Sequence[Candidate] = (), advice: str = "") -> Attribution:
         return Attribution(run_id=t.run_id, agent=agent, step=step, reason=reason, attributor=self.name,
-                           confidence=confidence, candidates=list(candidates),
+                           confidence=confidence, candidates=list(candidates), advice=advice,
                            uncertain=confidence is not None and confidence < self.uncertain_below)
 
     def _account(self, usage: dict[str, Any] | None, *, retries: int = 0, failed: bool = False) -> None:
@@ -304,7 +304,8 @@ class _Session:
             return self.o._undecided(t, f"unparseable {method} output: {r.error}: {text[-300:]!r}")
         if r.step is None:
             return self.o._undecided(t, f"{method}: {r.reason}")
-        return self.o._decided(t, r.agent, r.step, r.reason, confidence=r.confidence, candidates=r.candidates)
+        return self.o._decided(t, r.agent, r.step, r.reason, confidence=r.confidence, candidates=r.candidates,
+                               advice=r.advice)
 
     async def _whole_run(self, t: Trajectory, method: str, parse, **prompt: str) -> Attribution:
         """One call with the whole run in the AgenTracer layout (``prompt.build_prompt``), read by ``parse``."""

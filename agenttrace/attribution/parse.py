@@ -50,6 +50,7 @@ class ParsedAnswer:
     raw: str = ""
     confidence: float | None = None
     candidates: tuple[Candidate, ...] = ()
+    advice: str = ""  # what the blamed agent should have done (A2P's minimal correction)
 
     def require(self) -> ParsedAnswer:
         if not self.parsed:
@@ -309,12 +310,12 @@ def earliest_fix(hypotheses: Sequence[Hypothesis], raw: str = "") -> ParsedAnswe
         reason += f" (p={chosen.probability:.2f})"
     chances = _earliest_fix_chances(ordered)
     if chances is None:
-        return ParsedAnswer(True, chosen.agent, chosen.step, reason=reason, raw=raw)
+        return ParsedAnswer(True, chosen.agent, chosen.step, reason=reason, raw=raw, advice=chosen.action)
     others = sorted((h for h in ordered if h is not chosen and chances[h.step] > 0), key=lambda h: -chances[h.step])
     candidates = tuple(Candidate(agent=h.agent, step=h.step, probability=chances[h.step])
                        for h in [chosen, *others][:TOP_CANDIDATES])
     return ParsedAnswer(True, chosen.agent, chosen.step, reason=reason, raw=raw,
-                        confidence=chances[chosen.step], candidates=candidates)
+                        confidence=chances[chosen.step], candidates=candidates, advice=chosen.action)
 
 
 def _earliest_fix_chances(ordered: Sequence[Hypothesis]) -> dict[int, float] | None:
