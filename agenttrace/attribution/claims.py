@@ -16,6 +16,7 @@ handed and what its own tool calls returned.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -359,6 +360,14 @@ class RestatesDifferently(Claim):
                 and self.name in given and norm_number(self.old) in _numbers_in(given))
 
 
+def _retry_or_say(tool: str) -> str:
+    return f"when {tool} fails, call it again or say that it failed, not go on as if it had answered"
+
+
+def _quoted(words: Iterable[str]) -> str:
+    return ", ".join(f"'{w}'" for w in words)
+
+
 def _as_written(text: str, word: str) -> str:
     """``word`` (lower-cased) as ``text`` first writes it: "APAC", not "apac"."""
     m = re.search(rf"(?<![\w']){re.escape(word)}(?![\w'])", text, re.IGNORECASE)
@@ -373,7 +382,7 @@ class LeavesOut(Claim):
 
     def clause(self, view: View) -> str:
         task = view.trajectory.task or ""
-        listed = ", ".join(f"'{_as_written(task, w)}'" for w in self.words)
+        listed = _quoted(_as_written(task, w) for w in self.words)
         return f"what it writes leaves out the task's {listed}"
 
     def holds(self, view: View) -> bool:
@@ -432,7 +441,7 @@ class IgnoresFailure(Claim):
                 f"{view.steps[self.earlier].index}")
 
     def advice(self, view: View) -> str:
-        return f"when {self.tool} fails, call it again or say that it failed, not go on as if it had answered"
+        return _retry_or_say(self.tool)
 
     def holds(self, view: View) -> bool:
         if not view.in_order(self.earlier, self.pos):
@@ -496,7 +505,7 @@ class GoesOnAfterFailure(Claim):
                 "goes on without making that call again")
 
     def advice(self, view: View) -> str:
-        return f"when {self.tool} fails, call it again or say that it failed, not go on as if it had answered"
+        return _retry_or_say(self.tool)
 
     def holds(self, view: View) -> bool:
         if not view.in_order(self.earlier, self.pos):
@@ -803,13 +812,13 @@ class DropsTaskValue(Claim):
     value: str
 
     def clause(self, view: View) -> str:
-        listed = ", ".join(f"'{v}'" for v in self.values)
+        listed = _quoted(self.values)
         arg = _argument(self.argument, self.value)
         return (f"it passes the task on without its {listed}, and step {view.steps[self.call].index} then called "
                 f"{self.tool} with {arg}")
 
     def advice(self, view: View) -> str:
-        return f"pass the task's {', '.join(repr(v) for v in self.values)} on with the work you hand on"
+        return f"pass the task's {_quoted(self.values)} on with the work you hand on"
 
     def holds(self, view: View) -> bool:
         task = view.trajectory.task or ""
@@ -867,13 +876,13 @@ class HandsBackWithout(Claim):
     items: tuple[str, ...]
 
     def clause(self, view: View) -> str:
-        listed = ", ".join(f"'{i}'" for i in self.items)
+        listed = _quoted(self.items)
         by = view.steps[self.handed_by]
         return (f"its turn ends without {listed}, which step {by.index} by {by.agent} "
                 + ("asked for" if is_human(by) else "handed it"))
 
     def advice(self, view: View) -> str:
-        return f"cover {', '.join(repr(i) for i in self.items)} before you hand back"
+        return f"cover {_quoted(self.items)} before you hand back"
 
     def holds(self, view: View) -> bool:
         if not (view.in_order(self.handed_by, self.pos) and self.items):
@@ -916,7 +925,7 @@ class CallsOffRequest(Claim):
     words: tuple[str, ...]
 
     def clause(self, view: View) -> str:
-        listed = ", ".join(f"'{w}'" for w in self.words)
+        listed = _quoted(self.words)
         return (f"it called {self.tool}, although nothing before it asks for {listed}, and {self.alternative} "
                 f"takes the same arguments")
 
