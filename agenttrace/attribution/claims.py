@@ -648,7 +648,7 @@ class Repeats(Claim):
         return f"it repeats its own step {earlier} word for word"
 
     def advice(self, view: View) -> str:
-        return "when a call gets back what it got before, change it or report what is missing; do not repeat it"
+        return "when a call gets back what it got before, change it or report what is missing instead of repeating it"
 
     def holds(self, view: View) -> bool:
         if not view.in_order(self.earlier, self.pos):
@@ -875,14 +875,17 @@ class HandsBackWithout(Claim):
     handed_by: int
     items: tuple[str, ...]
 
+    def listed(self, view: View) -> str:
+        """The items as the handing step writes them ("Milan-Budapest", not "milan-budapest")."""
+        return _quoted(_as_written(view.actions[self.handed_by], i) for i in self.items)
+
     def clause(self, view: View) -> str:
-        listed = _quoted(self.items)
         by = view.steps[self.handed_by]
-        return (f"its turn ends without {listed}, which step {by.index} by {by.agent} "
+        return (f"its turn ends without {self.listed(view)}, which step {by.index} by {by.agent} "
                 + ("asked for" if is_human(by) else "handed it"))
 
     def advice(self, view: View) -> str:
-        return f"cover {_quoted(self.items)} before you hand back"
+        return f"cover {self.listed(view)} before you hand back"
 
     def holds(self, view: View) -> bool:
         if not (view.in_order(self.handed_by, self.pos) and self.items):
