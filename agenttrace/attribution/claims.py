@@ -885,7 +885,7 @@ class HandsBackWithout(Claim):
                 + ("asked for" if is_human(by) else "handed it"))
 
     def advice(self, view: View) -> str:
-        return f"cover {self.listed(view)} before you hand back"
+        return f"do not hand back without {self.listed(view)}, which you were handed"
 
     def holds(self, view: View) -> bool:
         if not (view.in_order(self.handed_by, self.pos) and self.items):
