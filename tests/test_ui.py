@@ -111,6 +111,7 @@ def test_a_run_url_opens_its_trajectory_with_the_decisive_step_highlighted(colle
     assert decisive.locator(".verdict-agent").inner_text() == verdict.agent == traj.steps[verdict.step].agent
     assert decisive.locator(".verdict-attributor").inner_text() == "cpu"
     assert decisive.locator(".verdict-reason").inner_text() == verdict.reason.strip() != ""
+    assert decisive.locator(".verdict-advice").inner_text() == f"Instead: {verdict.advice}" != "Instead: "
 
 
 def test_hostile_step_content_is_shown_as_text_and_long_content_collapses(collector, failed_run, page):
