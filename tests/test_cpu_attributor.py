@@ -468,6 +468,43 @@ def test_tool_output_a_text_log_prints_into_a_message_is_an_input():
     assert [f.introduced for f in flows] == [[], [], []]
 
 
+def test_a_runtime_warning_printed_into_a_message_is_neither_the_agents_words_nor_a_result():
+    from agenttrace.attribution.flow import action_text, result_text
+    from agenttrace.attribution.observations import split
+
+    warning = ("/usr/lib/python3.11/site-packages/client.py:216: UserWarning: Resolved model mismatch. "
+               "Model mapping may be incorrect.\n  response = await self._model_client.create(\n")
+    plan = f"Plan: search the archive first.\n\n{warning}"
+    assert split(plan) == ("Plan: search the archive first.\n\n", "")
+    traj = Trajectory(run_id="t", task="Find the 1994 example sentence.", steps=[
+        Step(index=0, agent="Orchestrator", content=plan),
+        Step(index=1, agent="WebSurfer", content="I could not find the sentence."),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    assert "incorrect" not in action_text(traj.steps[0]) + result_text(traj.steps[0])
+    assert flows[0].problem_word is None and flows[1].problem_word == "could not"
+
+
+def test_a_traceback_printed_into_a_message_is_what_the_environment_answered():
+    from agenttrace.attribution.flow import action_text, result_text
+    from agenttrace.attribution.observations import split
+
+    crash = ('Traceback (most recent call last):\n  File "/usr/lib/python3.11/site-packages/openai/_base_client.py", '
+             'line 1638, in _request\n    raise self._make_status_error_from_response(err.response)\n'
+             "openai.BadRequestError: Error code: 400 - {'code': 'content_filter'}")
+    text = f"Stalled. Replanning...\n{crash}\nI will try another page."
+    assert split(text) == ("Stalled. Replanning...\nI will try another page.", crash)
+    doctest = ">>> f(-1)\nTraceback (most recent call last):\n...\nValueError: negative"  # code's text, not a crash
+    assert split(doctest) == (doctest, "")
+    traj = Trajectory(run_id="t", task="How many stops are on the line?", steps=[
+        Step(index=0, agent="Orchestrator", content=text),
+        Step(index=1, agent="Orchestrator", content="FINAL ANSWER: 12"),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    assert "400" not in action_text(traj.steps[0]) and "400" in result_text(traj.steps[0])
+    assert flows[0].introduced == [] and flows[0].result_problem is not None
+
+
 def test_the_field_a_browsing_agent_types_into_is_named_by_the_page_not_by_the_agent():
     from agenttrace.attribution.observations import split
 
@@ -480,6 +517,22 @@ def test_the_field_a_browsing_agent_types_into_is_named_by_the_page_not_by_the_a
     ]}).trajectory
     _, flows = extract_features(run, use_expected=False)
     assert flows[1].introduced == []  # the 2000 is the field's name on the page
+
+
+def test_a_click_on_a_control_the_page_does_not_spell_out_gets_no_advice_on_what_to_pass():
+    run = from_whowhen({"question": "Which ticket is cheapest?", "history": [
+        {"role": "human", "content": "Which ticket is cheapest?"},
+        {"role": "WebSurfer", "content": "I clicked 'Daily Passes'.\n\nHere is a screenshot of [Tickets](https://x.org). Adult 12"},
+        {"role": "WebSurfer", "content": "I typed 'cheapest ticket Zurich'.\n\nHere is a screenshot of [Bing](https://bing.com). 9"},
+        {"role": "Orchestrator (final answer)", "content": "FINAL ANSWER: 12"},
+    ]}).trajectory
+    view = cl.View(run)
+    clicked = cl.CallsWithUnseenWord(1, "clicked", "", "Daily Passes", "daily")
+    typed = cl.CallsOffTask(2, "typed", "", "cheapest ticket Zurich", "Zurich")
+    assert clicked.holds(view) and typed.holds(view)
+    # which control it should have clicked is on the page, which the log has only as text
+    assert clicked.advice(view) == "" and cl.CallsOffTask(1, "clicked", "", "Daily Passes", "Daily").advice(view) == ""
+    assert typed.advice(view) == "call typed with the task's own values, not 'Zurich'"
 
 
 def test_a_word_an_input_gave_as_a_possessive_was_given():
@@ -782,8 +835,9 @@ def test_a_word_the_task_gives_in_the_plural_is_given_in_the_singular_too():
     assert not cl.CallsWithUnseenWord(0, "get_price", "product", "kettle", "kettle").holds(view)
     assert not cl.CallsOffTask(0, "get_price", "product", "kettle", "kettle").holds(view)
     assert cl.CallsOffTask(0, "get_price", "region", "US", "US").holds(view)
-    verdict = CpuAttributor(use_expected=False).attribute(traj)
-    assert "kettle'" not in verdict.reason and "region='US'" in verdict.reason
+    cited = [c.clause(view) for f in FEATURES for c in evidence_claims(view, 0, f, flows[0], None)]
+    assert any("region='US'" in c for c in cited) and not any("kettle'" in c for c in cited)
+    assert "kettle'" not in CpuAttributor(use_expected=False).attribute(traj).reason
 
 
 def test_an_assumption_word_the_task_uses_is_no_guess_of_a_step_restating_it():

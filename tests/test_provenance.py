@@ -62,10 +62,10 @@ def test_what_the_users_opening_turn_attaches_to_the_task_is_given_not_made_up()
         Step(index=1, agent="planner", content="Plan: check whether crayfish are crustaceans, then count them.",
              transfer_to="searcher", tool_calls=[ToolCall(name="transfer_to_searcher", arguments={})]),
         Step(index=2, agent="searcher", content="Searching.", tool_calls=[ToolCall(
-            name="web_search", arguments={"query": "crayfish crustaceans taxonomy"}, result="Crayfish are crustaceans.")]),
+            name="web_search", arguments={"query": "crayfish Decapoda"}, result="Crayfish are crustaceans.")]),
         Step(index=3, agent="searcher", content="1"),
     ])
-    assert [(a.token, a.origin) for a in off_task_arguments(traj)] == [("taxonomy", 2)]
+    assert [(a.token, a.origin) for a in off_task_arguments(traj)] == [("Decapoda", 2)]
     assert not [c for c in _holds(traj) if isinstance(c, (cl.FirstToState, cl.CallsOffTask)) and c.token == "crayfish"]
 
 
@@ -164,13 +164,33 @@ def test_a_reason_does_not_cite_a_function_word_as_off_task():
 
     traj = Trajectory(run_id="t", task="When did Fubo go public?", steps=[
         Step(index=0, agent="surfer", content="Searching.",
-             tool_calls=[ToolCall(name="web_search", arguments={"query": "what year did Fubo go public IPO"}, result="2020")]),
+             tool_calls=[ToolCall(name="web_search", arguments={"query": "what year FuboTV IPO"}, result="2020")]),
         Step(index=1, agent="surfer", content="2020."),
     ])
-    assert [a.token for a in off_task_arguments(traj)] == ["what", "year", "IPO"]
+    assert [a.token for a in off_task_arguments(traj)] == ["what", "year", "FuboTV", "IPO"]
     _, flows = extract_features(traj, use_expected=False)
     claims = evidence_claims(cl.View(traj), 0, "offtask_ungiven", flows[0], None)
     assert [c.token for c in claims] == ["year"] and cl.check_claims(traj, claims) == []
+
+
+def test_the_words_a_query_built_from_the_task_adds_are_its_phrasing_not_values():
+    plan = "Plan: WebSurfer looks up the park's address and opening hours on Wednesdays."
+    traj = Trajectory(run_id="t", task="Is Harkness Memorial State Park open at 11pm on Wednesdays?", steps=[
+        Step(index=0, agent="Orchestrator", content=plan),
+        Step(index=1, agent="WebSurfer", content="Searching.", tool_calls=[
+            ToolCall(name="typed", arguments={"text": "Harkness Memorial State Park address Waterford"}, result="...")]),
+        Step(index=2, agent="WebSurfer", content="Closed at sunset."),
+    ])
+    # "address" is how the query asks; "Waterford", a name no input gave, is still read as a value
+    assert [(a.token, a.origin) for a in off_task_arguments(traj)] == [("Waterford", 1)]
+    _, flows = extract_features(traj, use_expected=False)
+    assert not flows[0].originates
+    # a task word spelt wrong is no phrasing: it is the wrong value
+    typo = Trajectory(run_id="t", task="Price 4 x water bottle (region EU).", steps=[
+        Step(index=0, agent="data_agent", content="Looking up.", tool_calls=[
+            ToolCall(name="get_price", arguments={"product": "water botlte", "region": "EU"}, result="not found")]),
+    ])
+    assert [a.token for a in off_task_arguments(typo)] == ["botlte"]
 
 
 def test_a_delegations_result_arrives_after_the_steps_it_relays():

@@ -40,6 +40,7 @@ from agenttrace.attribution.flow import (
     mentions,
     mentions_word,
     norm_number,
+    points_at,
     result_text,
     said_text,
     stated_task,
@@ -311,6 +312,8 @@ class CallsWithUnseenWord(OwnCall):
         return f"it called {self.tool} with {arg}, although '{self.word}' is in neither the task nor anything it was given"
 
     def advice(self, view: View) -> str:
+        if points_at(self.tool):
+            return ""
         return f"call {self.tool} with words the task or your inputs give; '{self.word}' came from neither"
 
     def holds(self, view: View) -> bool:
@@ -731,6 +734,8 @@ class CallsOffTask(OwnCall):
         return f"it called {self.tool} with {arg}, and neither the task nor any tool result before it has '{self.token}'"
 
     def advice(self, view: View) -> str:
+        if points_at(self.tool):
+            return ""
         return f"call {self.tool} with the task's own values, not '{self.token}'"
 
     def holds(self, view: View) -> bool:

@@ -282,6 +282,13 @@ def speaks(step: Step, call: ToolCall) -> bool:
     return False
 
 
+def points_at(tool: str) -> bool:
+    """Whether a call of ``tool`` clicks or hovers over a control of the page its agent sees ("I clicked
+    'Close'."): which control it should have chosen is on the page, which a text log records only in part
+    (its text, not its buttons), so there is no telling the agent what to pass instead."""
+    return tool.lower().startswith(("click", "hover"))
+
+
 def result_text(step: Step) -> str:
     """What the environment answered to the step's tool calls (results and errors), calls that only carry the
     step's own words (:func:`speaks`) left out, and tool output a text log printed into the step's text."""

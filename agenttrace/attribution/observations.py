@@ -14,6 +14,12 @@ wording of any data set:
   screenshot of ..." followed by the page's metadata and OCR text; in "I typed 'X' into 'Y'.", Y is the name
   the page gives the field (its label, "0 characters out of 2000"), which the framework writes in, so
   only "I typed 'X'" is the agent's.
+
+A warning that Python's ``warnings`` module printed into the log while the agent ran ("/path/to/client.py:216:
+UserWarning: ... may be incorrect." and the source line it quotes) is neither: it is the runtime's note about
+its own code, so it is left out of both. A traceback the runtime printed when a call under the agent failed
+("Traceback (most recent call last):", its indented frames, then the exception) is what the environment
+answered, like a tool's output: its numbers (an HTTP status, line numbers) are not the agent's.
 """
 
 from __future__ import annotations
@@ -29,12 +35,21 @@ _STARTS = re.compile(
     r"|^Here is a screenshot of ",
     re.MULTILINE,
 )
+_WARNING = re.compile(r"^[^\n]*\.py:\d+: [A-Z]\w*Warning: [^\n]*(?:\n  [^\n]*)?\n?", re.MULTILINE)
+_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):\n(?:[ \t][^\n]*\n)+[^\s][^\n]*\n?", re.MULTILINE)
 _FIELD = re.compile(r"\AI (?:typed|input) '.*?'( into '.*'\.?)\s*\Z", re.DOTALL)  # group 1: the page's field
 
 
 def split(text: str) -> tuple[str, str]:
-    """``text`` as (the agent's own words, the tool output printed after them); the second is empty when the
-    text follows none of the conventions."""
+    """``text`` as (the agent's own words, the tool output printed after them, and any traceback in them); the
+    second is empty when the text follows none of the conventions; runtime warnings are in neither."""
+    text = _WARNING.sub("", text)
+    crashes = [m.group(0).rstrip("\n") for m in _TRACEBACK.finditer(text)]
+    own, printed = _printed_after(_TRACEBACK.sub("", text))
+    return own, "\n".join(p for p in (printed, *crashes) if p)
+
+
+def _printed_after(text: str) -> tuple[str, str]:
     m = _STARTS.search(text)
     own, printed = (text, "") if m is None else (text[:m.start()].rstrip(), text[m.start():])
     if (field := _FIELD.match(own)) is not None:

@@ -10,7 +10,10 @@ caller had the right value in front of it and used another; if none does, the va
 the first step that restated the task without it.
 
 Only short argument values (names, dates, amounts: at most :data:`MAX_VALUE` characters) are read; free
-text such as queries, code or delegated instructions is not an argument value in this sense. Handoff calls
+text such as queries, code or delegated instructions is not an argument value in this sense. A short value
+that carries a task token ("Harkness Memorial State Park address") is a query built from the task: its
+lower-case words are its phrasing, and only its dates, numbers, names and misspelt task words ("water
+botlte") are read. Handoff calls
 (naming the agent the step hands over to) and agents' names are the team's routing, not data, and calls
 that only carry the step's own words (:func:`~agenttrace.attribution.flow.speaks`) are not lookups. A call that
 its agent makes again with the token replaced (same tool, same other arguments), saying so (or saying nothing
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from agenttrace.attribution.flow import (
     DATES,
+    FUNCTION_WORDS,
     action_text,
     argument_values,
     arrivals,
@@ -103,6 +108,7 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
     steps = trajectory.steps
     task = trajectory.task or ""
     task_lower = lower_tokens(stated_task(trajectory))
+    task_words = task_lower - FUNCTION_WORDS
     task_tokens = task_value_tokens(task)
     actions = [lower_tokens(action_text(s)) for s in steps]
     used = set()
@@ -123,9 +129,13 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                 for arg, text in argument_values(call.arguments):
                     if len(text) > MAX_VALUE or text.lower() in team:
                         continue
-                    for token in TOKEN.findall(text):
+                    tokens = TOKEN.findall(text)
+                    built = any(_meaningful(t) and t.lower() in task_words for t in tokens)
+                    for token in tokens:
                         low = token.lower()
                         if not _meaningful(token) or any(f in task_lower or f in data for f in word_forms(low)):
+                            continue
+                        if built and kind(token) == "word" and not _misspells(low, task_words):
                             continue
                         if _redone(steps, pos, c, arg, low):
                             continue
@@ -140,6 +150,12 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                         out.append(OffTaskArgument(pos, call.name, arg, text, token, origin, values, given, lost))
         data |= {t for j in range(pos + 1) if arrive[j] == pos for t in lower_tokens(result_text(steps[j]))}
     return out
+
+
+def _misspells(word: str, task_words: set[str]) -> bool:
+    """Whether ``word`` is a task word spelt wrong: as long as one, and nearly the same letters."""
+    return any(len(w) >= 4 and abs(len(w) - len(word)) <= 1 and SequenceMatcher(None, word, w).ratio() >= 0.8
+               for w in task_words)
 
 
 def _redone(steps: list[Step], pos: int, index: int, argument: str, token: str) -> bool:
