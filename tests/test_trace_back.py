@@ -373,3 +373,29 @@ def test_a_run_labelled_on_the_environment_is_scored_but_not_fitted_on():
     rows = Rows({"reviewed": Featurised([agents])})
     uniform = np.ones(len(rows.x)) / len(agents.trajectory.steps)
     assert verdicts(uniform, rows, (True, 1.0)) == [(False, True)] * 2  # with and without the ground truth
+
+
+def test_a_total_worked_out_of_a_turn_that_handed_back_without_an_item_carries_to_that_turn():
+    traj = Trajectory(run_id="without", task="Add up the price of 2 x kettle, 1 x lamp and 1 x wall clock.",
+                      answer="The total is 156 EUR.", steps=[
+        Step(index=0, agent="lead", content="fetcher, look up kettle, lamp and wall clock.",
+             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Checking kettle.", tool_calls=[_price("kettle", 40)]),
+        Step(index=2, agent="fetcher", content="Checking lamp.", tool_calls=[_price("lamp", 76)]),
+        Step(index=3, agent="fetcher", content="Done. kettle: 40 EUR; lamp: 76 EUR."),
+        Step(index=4, agent="lead", content="The total is 156 EUR."),
+    ])
+    _, flows = extract_features(traj, use_expected=False)
+    assert flows[3].left_out is not None and flows[4].underived == []  # 2 x 40 + 76: right on what it had
+    cause = causes(traj.steps, flows)
+    assert cause == [0, 1, 2, 3, 3]
+    claims = link_claims(3, traj.steps, flows, cause)
+    assert claims == [cl.AnswerWithout(3, 0, ("wall clock",), 4, "156")] and cl.check_claims(traj, claims) == []
+    assert claims[0].clause(cl.View(traj)) == "step 4 (lead) works out its 156 without 'wall clock'"
+    verdict, _ = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("fetcher", 3)
+    # once a step names the missing item, the total is no longer worked out without it
+    asked = traj.model_copy(deep=True)
+    asked.steps.insert(4, Step(index=4, agent="lead", content="The wall clock was not found; leaving it out."))
+    asked.steps[5] = asked.steps[5].model_copy(update={"index": 5})
+    assert causes(asked.steps, extract_features(asked, use_expected=False)[1])[5] == 5

@@ -638,6 +638,32 @@ class AnswerBuiltOn(Claim):
 
 
 @dataclass(frozen=True)
+class AnswerWithout(Claim):
+    """The step's turn ends without ``items`` that step ``handed_by`` handed it (:class:`HandsBackWithout`); a
+    ``later`` step of another agent states ``number``, which none of its inputs gives and which is in the final
+    answer, and no step from this one to it names any of the items."""
+
+    handed_by: int
+    items: tuple[str, ...]
+    later: int
+    number: str
+
+    def clause(self, view: View) -> str:
+        later = view.steps[self.later]
+        listed = HandsBackWithout(self.pos, self.handed_by, self.items).listed(view)
+        return f"step {later.index} ({later.agent}) works out its {self.number} without {listed}"
+
+    def holds(self, view: View) -> bool:
+        return (view.in_order(self.pos, self.later)
+                and view.steps[self.later].agent != view.steps[self.pos].agent
+                and HandsBackWithout(self.pos, self.handed_by, self.items).holds(view)
+                and not any(mentions(view.actions[k], i)
+                            for k in range(self.pos + 1, self.later + 1) for i in self.items)
+                and IntroducesNumber(self.later, self.number).holds(view)
+                and ReachesAnswer(self.later, self.number).holds(view))
+
+
+@dataclass(frozen=True)
 class Repeats(Claim):
     """The step does what an ``earlier`` step of the same agent did (:func:`~.flow.does_again`: the same calls,
     or without calls the same words), and its calls got back what that step's got."""

@@ -23,7 +23,11 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
   input or arithmetic on its inputs to give it (a misread result, an assumed value), or returned by a call
   with an argument no input gave (the price of another item, the count of a misspelt team:
   :attr:`StepFlow.built_on`): the arithmetic was right, the corrected step would have given it the right
-  operand.
+  operand;
+* a number it answers with is worked out of its inputs (arithmetic on them gives it), and the latest turn of
+  another agent before it handed back without items it was handed (:attr:`StepFlow.left_out`) that no step
+  has named since (:func:`answered_without`): the arithmetic was right on what it had, the corrected turn
+  would have given it the missing operands.
 
 A step that stops at a call the environment failed (its agent's next act names the failing tool, calls
 nothing and states nothing of its own, and no step after it does: :attr:`StepFlow.stops_at`) inherits from the
@@ -50,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 
 from agenttrace.attribution import claims as cl
-from agenttrace.attribution.flow import StepFlow
+from agenttrace.attribution.flow import StepFlow, action_text, mentions
 from agenttrace.attribution.provenance import OffTaskArgument, lower_tokens
 from agenttrace.models import Step
 
@@ -91,11 +95,30 @@ def causes(steps: list[Step], flows: list[StepFlow]) -> list[int]:
             link(i, f.stops_at)
         if f.built_on is not None:
             link(i, f.built_on.pos)
+        if (without := answered_without(i, steps, flows)) is not None:
+            link(i, without[0])
     for j, f in enumerate(flows):
         for k in (f.works_around, f.gives_up_at):
             if k is not None and not flows[k].caused_its_failure() and out[k] == k and out[j] != k:
                 out[k] = j
     return out
+
+
+def answered_without(pos: int, steps: list[Step], flows: list[StepFlow]) -> tuple[int, str] | None:
+    """When step ``pos`` answers with a number worked out of its inputs, and the latest earlier turn that
+    handed back without items it was handed is another agent's, with none of those items named by any step
+    since: that turn's last step and the number."""
+    f = flows[pos]
+    worked_out = [s for s in f.introduced_to_answer if s not in f.underived]
+    if not worked_out:
+        return None
+    gap_at = next((h for h in reversed(range(pos)) if flows[h].left_out is not None), None)
+    if gap_at is None or steps[gap_at].agent == steps[pos].agent:
+        return None
+    items = flows[gap_at].left_out.items
+    if any(mentions(action_text(steps[k]), i) for k in range(gap_at + 1, pos + 1) for i in items):
+        return None
+    return gap_at, worked_out[0]
 
 
 def _turn(pos: int, agents: list[str]) -> range:
@@ -176,6 +199,11 @@ def link_claims(pos: int, steps: list[Step], flows: list[StepFlow], cause: list[
     if built := [j for j in later if flows[j].built_on is not None and flows[j].built_on.pos == pos]:
         b = flows[built[0]].built_on
         out.append(cl.AnswerBuiltOn(pos, built[0], b.tool, b.operand, b.number))
+    if f.left_out is not None:
+        for j in later:
+            if (without := answered_without(j, steps, flows)) is not None and without[0] == pos:
+                out.append(cl.AnswerWithout(pos, f.left_out.handed_by, f.left_out.items[:3], j, without[1]))
+                break
     for a in f.originates:
         if a.call in later and _handed(a, steps[pos]):
             out.append(cl.FirstToState(pos, a.token, a.call, a.tool, a.argument, a.value))
