@@ -145,7 +145,8 @@ def test_attribute_prints_the_verdict(tmp_path):
     assert result.exit_code == 0, result.output
     assert "DataAnalysis_Expert" in result.output and "step: 1" in result.output
     assert "reason:" in result.output and "label:" in result.output
-    assert "instead: state only values the task or your inputs give" in " ".join(result.output.split())  # the advice
+    said = " ".join(result.output.split())
+    assert "instead: " in said and "state only values the task or your inputs give" in said  # the advice
 
     as_json = json.loads(_run(attribute_command, [str(path), "--json", "--attributor", "cpu"]).output)
     assert as_json["agent"] == "DataAnalysis_Expert" and as_json["step"] == 1
