@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,7 @@ from agenttrace.attribution.flow import (
     window,
 )
 from agenttrace.attribution.picks import picks
-from agenttrace.attribution.provenance import kind, off_task_arguments, task_value_tokens
+from agenttrace.attribution.provenance import kind, off_task_arguments, resemblance, task_value_tokens
 from agenttrace.attribution.trace_back import causes, environment_end, link_claims, trace
 from agenttrace.models import ENVIRONMENT, Attribution, Candidate, Trajectory
 
@@ -451,10 +450,6 @@ def _most_telling(view: cl.View, pos: int, dropped: list[str], most: int = 3) ->
     return tuple(ranked[:most])
 
 
-def _resemblance(a: str, b: str) -> float:
-    return SequenceMatcher(None, a.lower(), b.lower()).ratio()
-
-
 def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected_at: int | None) -> list[cl.Claim]:
     """The claims that say, in the run's own terms, what ``feature`` saw at step ``pos``."""
     # a number worked out from what the step was given (a total of the prices it had) is not said to be
@@ -517,7 +512,7 @@ def evidence_claims(view: cl.View, pos: int, feature: str, f: StepFlow, expected
         had = [v for v in a.task_values if v.lower() in view.actions[a.given_at].lower()] \
             if a.given_at is not None and a.token == a.value.strip() else []
         if had:
-            out.append(cl.HadTaskValue(pos, a.given_at, max(had, key=lambda v: _resemblance(v, a.token))))
+            out.append(cl.HadTaskValue(pos, a.given_at, max(had, key=lambda v: resemblance(v, a.token))))
         return out
     if feature == "constraint_lost" and f.loses:
         a = f.loses[0]

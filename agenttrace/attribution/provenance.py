@@ -152,10 +152,14 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
     return out
 
 
+def resemblance(a: str, b: str) -> float:
+    """How alike two tokens are, in any case (0 to 1): 'Tukru' and 'Turku' are .8."""
+    return SequenceMatcher(None, a.lower(), b.lower()).ratio()
+
+
 def _misspells(word: str, task_words: set[str]) -> bool:
     """Whether ``word`` is a task word spelt wrong: as long as one, and nearly the same letters."""
-    return any(len(w) >= 4 and abs(len(w) - len(word)) <= 1 and SequenceMatcher(None, word, w).ratio() >= 0.8
-               for w in task_words)
+    return any(len(w) >= 4 and abs(len(w) - len(word)) <= 1 and resemblance(word, w) >= 0.8 for w in task_words)
 
 
 def _redone(steps: list[Step], pos: int, index: int, argument: str, token: str) -> bool:
