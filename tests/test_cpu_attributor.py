@@ -457,6 +457,9 @@ def test_tool_output_a_text_log_prints_into_a_message_is_an_input():
     assert split(surfer)[0] == "I clicked 'Prices'."
     browser = "Address: https://en.wikipedia.org/wiki/Dragon\nTitle: Dragon - Wikipedia\nViewport position: 1 of 43."
     assert split(browser) == ("", browser)
+    again = ("Address: file:///workspace/talk.mp3\nYou previously visited this page 11 seconds ago.\n"
+             "Viewport position: Showing page 1 of 1.\n### Audio Transcript:\nError. Could not transcribe this audio.")
+    assert split(again) == ("", again)
     assert split("The address is 5 Main St.\nTitle: none") == ("The address is 5 Main St.\nTitle: none", "")
     traj = Trajectory(run_id="t", task="What is 2 + 2 squared?", steps=[
         Step(index=0, agent="coder", content="```python\nprint((2 + 2) ** 2)\n```"),
@@ -476,6 +479,9 @@ def test_a_runtime_warning_printed_into_a_message_is_neither_the_agents_words_no
                "Model mapping may be incorrect.\n  response = await self._model_client.create(\n")
     plan = f"Plan: search the archive first.\n\n{warning}"
     assert split(plan) == ("Plan: search the archive first.\n\n", "")
+    # interleaved output prints the source line again apart from its header; the harness marks its own lines
+    ending = f"No agent selected.\n  response = await self._model_client.create(\n{warning}FINAL ANSWER: 6\nRUN.SH COMPLETE !#!#"
+    assert split(ending) == ("No agent selected.\nFINAL ANSWER: 6\n", "")
     traj = Trajectory(run_id="t", task="Find the 1994 example sentence.", steps=[
         Step(index=0, agent="Orchestrator", content=plan),
         Step(index=1, agent="WebSurfer", content="I could not find the sentence."),
@@ -494,6 +500,11 @@ def test_a_traceback_printed_into_a_message_is_what_the_environment_answered():
              "openai.BadRequestError: Error code: 400 - {'code': 'content_filter'}")
     text = f"Stalled. Replanning...\n{crash}\nI will try another page."
     assert split(text) == ("Stalled. Replanning...\nI will try another page.", crash)
+    # a logger's record of it ("Error processing publish message" with exc_info) and Python's chaining lines
+    logged = ("The hours are 3 PM to 8 PM.\nError processing publish message\n" + crash
+              + "\n\nThe above exception was the direct cause of the following exception:\n\n" + crash + "\nFINAL ANSWER: 8")
+    assert split(logged) == ("The hours are 3 PM to 8 PM.\nFINAL ANSWER: 8",
+                             f"Error processing publish message\n{crash}\n{crash}")
     doctest = ">>> f(-1)\nTraceback (most recent call last):\n...\nValueError: negative"  # code's text, not a crash
     assert split(doctest) == (doctest, "")
     traj = Trajectory(run_id="t", task="How many stops are on the line?", steps=[
@@ -781,6 +792,19 @@ def test_a_prompt_logged_before_an_agents_reply_is_what_it_was_given_not_an_acti
     assert prompt_echoes(_prompted_run(loop)) == {0, 3, 5}
 
 
+def test_a_verdict_on_a_logged_prompt_quotes_the_reply_not_the_prompt():
+    traj = _prompted_run()
+    view = cl.View(traj)
+    x, flows = extract_features(traj)
+    claims = CpuAttributor()._claims(view, 3, x, flows, causes(traj.steps, flows))
+    said = [c for c in claims if isinstance(c, (cl.Says, cl.PromptBeforeReply))]
+    assert said == [cl.PromptBeforeReply(3, "def top3(lst): return sorted(lst)[:3]")]
+    assert said[0].clause(view) == ('it is the prompt Coder was given, logged before its reply (step 4): '
+                                    '"def top3(lst): return sorted(lst)[:3]"')
+    assert not cl.PromptBeforeReply(4, "Done: top3 is written.").holds(view)  # a reply is no prompt
+    assert not cl.PromptBeforeReply(3, "Finished.").holds(view)  # not what the reply says
+
+
 def test_the_system_message_a_chat_log_opens_with_is_what_the_run_was_asked():
     from agenttrace.attribution.flow import is_human
 
@@ -848,3 +872,10 @@ def test_an_assumption_word_the_task_uses_is_no_guess_of_a_step_restating_it():
     ])
     _, flows = extract_features(traj)
     assert [f.assume_word for f in flows] == [None, "without verifying"]
+
+
+def test_the_task_words_a_plan_may_leave_out_are_what_it_is_about_not_its_phrasing():
+    from agenttrace.attribution.flow import salient_task_words
+
+    task = "Here's the list; what's the cheapest of Jerry's Oreos in 2022? Don't count those that aren't sold."
+    assert salient_task_words(task) == ["list", "cheapest", "jerry's", "oreos", "2022", "count", "sold"]

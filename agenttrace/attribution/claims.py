@@ -185,6 +185,23 @@ class Says(Claim):
         return view.in_step(self.pos) and bool(self.text) and _clean(self.text) in _clean(view.actions[self.pos])
 
 
+@dataclass(frozen=True)
+class PromptBeforeReply(Claim):
+    """The step is its agent's prompt, logged right before its reply (:mod:`.echoes`), and the reply (the next
+    step) contains ``text``: what the step holds is what the agent was given, so the reason quotes the reply."""
+
+    text: str
+
+    def clause(self, view: View) -> str:
+        reply = view.steps[self.pos + 1]
+        return f'it is the prompt {reply.agent} was given, logged before its reply (step {reply.index}): "{self.text}"'
+
+    def holds(self, view: View) -> bool:
+        return (self.pos in view.echoes and view.in_step(self.pos + 1) and bool(self.text)
+                and view.steps[self.pos + 1].agent == view.steps[self.pos].agent
+                and _clean(self.text) in _clean(view.actions[self.pos + 1]))
+
+
 #: what an assumption word other than an assumption's own ("assume", "hypothetical", "without verifying") says
 _ASSUMPTION_KINDS = {
     **dict.fromkeys(("placeholder", "simulate", "simulated", "mock", "dummy", "sample data"), "it works with a stand-in"),

@@ -613,9 +613,13 @@ class CpuAttributor(Attributor):
             for claim in evidence_claims(view, pos, FEATURES[j], flows[pos], expected_at):
                 if claim.cites() not in {c.cites() for c in chosen} and claim.holds(view):
                     chosen.append(claim)
-        # its own words (tool output a text log printed after them is not what it says), unless a claim quotes them
-        quote = _excerpt(observations.split(view.steps[pos].content)[0])
-        if quote and not any(isinstance(c, cl.Says) and (c.text in quote or quote in c.text) for c in chosen):
+        # its own words (tool output a text log printed after them is not what it says), unless a claim quotes them;
+        # a logged prompt holds what the agent was given, so its reply is quoted instead
+        echo = pos in view.echoes
+        quote = _excerpt(observations.split(view.steps[pos + echo].content)[0])
+        if echo and quote:
+            chosen.append(cl.PromptBeforeReply(pos, quote))
+        elif quote and not any(isinstance(c, cl.Says) and (c.text in quote or quote in c.text) for c in chosen):
             chosen.append(cl.Says(pos, quote))
         return chosen
 

@@ -98,6 +98,8 @@ FUNCTION_WORDS = {
     "its", "his", "her", "hers", "their", "theirs", "them", "they", "our", "ours", "your", "yours", "you", "she",
     "him", "there", "here", "then", "also", "would", "could", "might", "shall", "may", "whether", "either",
     "neither", "because", "though", "although", "i'll", "i'm", "i've", "i'd", "it's", "let's", "we'll", "we're",
+    "we've", "you're", "you'll", "you've", "they're", "he's", "she's", "here's", "there's", "that's", "what's",
+    "who's", "where's", "how's", "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "can't", "won't",
 }
 # the words of a request's phrasing ("how many ... please find"), which say nothing of what a task is about
 _TASK_STOP = FUNCTION_WORDS | {"many", "much", "than", "some", "more", "most", "only", "each", "find", "give", "please",

@@ -9,7 +9,8 @@ wording of any data set:
 * AutoGen / AG2 code executor: its whole reply is the execution's report ("exitcode: 1 (execution failed)
   ..."), or its stock reply when a message holds no code to run;
 * AutoGen's text browser (WebSurfer agents, FileSurfer): the page state it prints, "Address: ..." followed by
-  "Title: ..." or "Viewport position: ...", then the page;
+  "Title: ..." or "Viewport position: ..." (after "You previously visited this page ..." on a return), then
+  the page;
 * Magentic-One's multimodal WebSurfer: after the action it took ("I clicked 'Products'."), "Here is a
   screenshot of ..." followed by the page's metadata and OCR text; in "I typed 'X' into 'Y'.", Y is the name
   the page gives the field (its label, "0 characters out of 2000"), which the framework writes in, so
@@ -19,7 +20,13 @@ A warning that Python's ``warnings`` module printed into the log while the agent
 UserWarning: ... may be incorrect." and the source line it quotes) is neither: it is the runtime's note about
 its own code, so it is left out of both. A traceback the runtime printed when a call under the agent failed
 ("Traceback (most recent call last):", its indented frames, then the exception) is what the environment
-answered, like a tool's output: its numbers (an HTTP status, line numbers) are not the agent's.
+answered, like a tool's output: its numbers (an HTTP status, line numbers) are not the agent's. So are the
+parts Python and ``logging`` print with it: the lines that chain one traceback to the next ("The above exception
+was the direct cause of the following exception:") and the error a logger wrote just before the traceback it
+logged ("Error processing publish message", autogen_core's ``logger.error(..., exc_info=True)``). A warning's
+source line printed apart from its header, as interleaved output puts it, is the warning's too. The status
+lines AutoGen's benchmark harness (agbench's run.sh) echoes around a run ("SCENARIO.PY COMPLETE !#!#") are
+the harness's, not the agent's.
 """
 
 from __future__ import annotations
@@ -31,21 +38,31 @@ _EXECUTOR = (r"exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
 _EXECUTION = re.compile(rf"\s*(?:{_EXECUTOR})")
 _STARTS = re.compile(
     rf"^\s*(?:{_EXECUTOR})"
-    r"|^Address: \S+[ \t]*\n(?:Title|Viewport position): "
+    r"|^Address: \S+[ \t]*\n(?:You previously visited this page [^\n]*\n)?(?:Title|Viewport position): "
     r"|^Here is a screenshot of ",
     re.MULTILINE,
 )
-_WARNING = re.compile(r"^[^\n]*\.py:\d+: [A-Z]\w*Warning: [^\n]*(?:\n  [^\n]*)?\n?", re.MULTILINE)
-_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):\n(?:[ \t][^\n]*\n)+[^\s][^\n]*\n?", re.MULTILINE)
+_WARNING = re.compile(r"^[^\n]*\.py:\d+: [A-Z]\w*Warning: [^\n]*(?:\n(  [^\n]*))?\n?", re.MULTILINE)  # 1: source
+_LOGGED = r"(?:(?:Error|Exception|Unhandled exception|Uncaught exception)\b[^\n]*\n)?"  # a log record's message
+_TRACEBACK = re.compile(rf"^{_LOGGED}Traceback \(most recent call last\):\n(?:[ \t][^\n]*\n)+[^\s][^\n]*\n?", re.MULTILINE)
+_CHAINED = re.compile(r"^\n*(?:The above exception was the direct cause of the following exception:"
+                      r"|During handling of the above exception, another exception occurred:)\n*$\n?", re.MULTILINE)
+_HARNESS = re.compile(r"^[^\n]* !#!#[ \t]*$\n?", re.MULTILINE)
 _FIELD = re.compile(r"\AI (?:typed|input) '.*?'( into '.*'\.?)\s*\Z", re.DOTALL)  # group 1: the page's field
 
 
 def split(text: str) -> tuple[str, str]:
     """``text`` as (the agent's own words, the tool output printed after them, and any traceback in them); the
-    second is empty when the text follows none of the conventions; runtime warnings are in neither."""
-    text = _WARNING.sub("", text)
+    second is empty when the text follows none of the conventions; runtime warnings and harness lines are in
+    neither."""
+    sources = {m.group(1) for m in _WARNING.finditer(text) if m.group(1)}
+    text = _HARNESS.sub("", _WARNING.sub("", text))
+    if sources:  # the same source line printed again, apart from its header
+        text = "".join(line for line in text.splitlines(keepends=True) if line.rstrip("\n") not in sources)
     crashes = [m.group(0).rstrip("\n") for m in _TRACEBACK.finditer(text)]
-    own, printed = _printed_after(_TRACEBACK.sub("", text))
+    if crashes:
+        text = _CHAINED.sub("", _TRACEBACK.sub("", text))
+    own, printed = _printed_after(text)
     return own, "\n".join(p for p in (printed, *crashes) if p)
 
 
