@@ -93,3 +93,18 @@ def test_when_a_teammate_gives_up_inside_a_delegation_each_waiting_caller_passes
     closed = turns[:2] + (Turn("worker", "kettle: 40 EUR", handoff="lead"), Turn("lead", "40 EUR"))
     assert [a for a, _ in delegation_replies(closed, lambda t, x: {"name": t}, lambda x: None)] == \
         ["lead", "worker", "worker", "lead"]
+
+
+def test_a_dropped_constraint_can_sit_in_a_later_hand_over_of_the_planner_not_only_in_its_plan():
+    episodes = [e for fw in ("langgraph", "crewai") for i in range(88)
+                if (e := make_episode(fw, 20250901, i, tuple(TOPOLOGIES))) is not None
+                and e.kind is ErrorKind.PLAN_DROPS_CONSTRAINT]
+    later = [e for e in episodes if any(t.agent == e.faulty.label_agent and t.handoff
+                                        for t in e.faulty.turns[:e.faulty.label_turn])]
+    assert episodes and 0 < len(later) < len(episodes)
+    for e in later:
+        qualifier = f"{e.task.family.qualifier_arg}: {e.task.qualifier}"
+        blamed, fixed = e.faulty.turns[e.faulty.label_turn], e.clean.turns[e.faulty.label_turn]
+        first = next(t for t in e.faulty.turns if t.agent == e.faulty.label_agent)
+        assert qualifier in first.text and qualifier not in blamed.text and qualifier in fixed.text
+        assert blamed.agent == fixed.agent == e.first_agent and blamed.handoff

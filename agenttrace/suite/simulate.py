@@ -90,6 +90,7 @@ class Simulation:
         self.quantities = dict(self.task.quantities)
         self.qualifier: str | None = self.task.qualifier  # None once a plan dropped it
         self.known: dict[str, int] = {}                 # values reported to the team
+        self.planner: str | None = None                 # who wrote the plan (the first brief)
         self._counts: dict[ErrorKind, int] = {}
 
     # ---------------------------------------------------------------- bookkeeping
@@ -152,8 +153,12 @@ class Simulation:
     # ---------------------------------------------------------------- team moves
     def delegate(self, agent: str, worker: str, items: list[str], *, stale: str | None = None,
                  brief: bool = False) -> str:
-        """``agent`` hands ``items`` to ``worker`` (a plan, when ``brief``); returns who really got them."""
-        if brief and self._planted(K.PLAN_DROPS_CONSTRAINT):
+        """``agent`` hands ``items`` to ``worker`` (a plan, when ``brief``); returns who really got them. The
+        plan, or a later hand-over by the agent that wrote it (a lead's second delegation), may leave the task's
+        qualifier out."""
+        if brief:
+            self.planner = agent
+        if items and self.qualifier and agent == self.planner and self._planted(K.PLAN_DROPS_CONSTRAINT):
             self._blame(agent, K.PLAN_DROPS_CONSTRAINT, argument=self.family.qualifier_arg,
                         right=self.task.qualifier, wrong=self.family.default_qualifier)
             self.qualifier = None

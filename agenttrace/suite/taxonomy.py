@@ -29,7 +29,7 @@ DESCRIPTIONS: dict[ErrorKind, str] = {
     ErrorKind.WRONG_TOOL_ARGUMENT: "called {tool} with {argument}={wrong!r} although the task asks for {right!r}",
     ErrorKind.MISREAD_TOOL_RESULT: "reported {item} as {wrong} although {tool} returned {right}",
     ErrorKind.INVENTED_FACT: "stated {item} = {wrong} without looking it up (the tool gives {right})",
-    ErrorKind.PLAN_DROPS_CONSTRAINT: "the plan leaves out {argument}={right!r}; later lookups use {wrong!r}",
+    ErrorKind.PLAN_DROPS_CONSTRAINT: "its plan or hand-over leaves out {argument}={right!r}; later lookups use {wrong!r}",
     ErrorKind.WRONG_HANDOFF: "delegated to {wrong}, whose data is stale, instead of {right}",
     ErrorKind.IGNORED_TOOL_ERROR: "{tool} timed out for {item} and the agent {instead} instead of retrying",
     ErrorKind.STOPPED_EARLY: "reported back after {done} of {total} lookups; {missing} never looked up",
