@@ -108,3 +108,15 @@ def test_a_dropped_constraint_can_sit_in_a_later_hand_over_of_the_planner_not_on
         first = next(t for t in e.faulty.turns if t.agent == e.faulty.label_agent)
         assert qualifier in first.text and qualifier not in blamed.text and qualifier in fixed.text
         assert blamed.agent == fixed.agent == e.first_agent and blamed.handoff
+
+
+def test_a_group_chat_is_closed_by_the_analyst_or_by_the_selector_relaying_the_analysts_result():
+    episodes = [e for i in range(88) if (e := make_episode("langgraph", 20250901, i, ("group_chat",))) is not None]
+    closers = {e.faulty.turns[-1].agent == e.first_agent for e in episodes if e.kind is not ErrorKind.LOOPING}
+    assert closers == {True, False}
+    relayed = [e for e in episodes if e.kind is ErrorKind.WRONG_SYNTHESIS and e.faulty.turns[-1].agent == e.first_agent]
+    assert relayed
+    for e in relayed:
+        blamed = e.faulty.turns[e.faulty.label_turn]
+        assert e.faulty.label_turn == len(e.faulty.turns) - 2 and blamed.handoff == e.first_agent
+        assert e.faulty.answer in blamed.text and e.faulty.answer in e.faulty.turns[-1].text

@@ -79,13 +79,18 @@ def handoff_chain(sim: Simulation, n: dict[str, str]) -> None:
 
 
 def group_chat(sim: Simulation, n: dict[str, str]) -> None:
-    """A selector picks the next speaker each round; speakers hand back to it."""
+    """A selector picks the next speaker each round; speakers hand back to it. The analyst answers, or (in
+    about half the runs) hands its result back to the selector, which answers."""
     speakers = [n["worker"], n["worker_b"]]
     for i, item in enumerate(sim.items):
         worker = sim.delegate(n["lead"], speakers[i % 2], [item], stale=n["archivist"], brief=i == 0)
         sim.gather(worker, [item], report_to=n["lead"])
     sim.delegate(n["lead"], n["analyst"], [])
-    sim.final(n["analyst"])
+    if random.Random(f"{sim.seed}:closer").random() < 0.5:
+        sim.analyse(n["analyst"], to=n["lead"])
+        sim.final(n["lead"], relay=True)
+    else:
+        sim.final(n["analyst"])
 
 
 def planner_executor_verifier(sim: Simulation, n: dict[str, str]) -> None:
