@@ -9,6 +9,7 @@ import pytest
 from agenttrace.attribution import claims as cl
 from agenttrace.attribution.cpu import CpuAttributor, extract_features
 from agenttrace.attribution.flow import BuiltOn, derivation
+from agenttrace.attribution.provenance import off_task_arguments
 from agenttrace.attribution.trace_back import causes, link_claims, root, trace
 from agenttrace.lessons import lesson_for
 from agenttrace.models import Step, ToolCall, Trajectory
@@ -91,6 +92,33 @@ def test_a_plan_that_leaves_out_the_tasks_date_carries_the_calls_that_use_anothe
     verdict, claims = _verdict(traj)
     assert (verdict.agent, verdict.step) == ("planner", 0)
     assert any(isinstance(c, cl.DropsTaskValue) for c in claims)
+
+
+def test_a_later_hand_over_that_leaves_out_the_date_the_plan_had_carries_the_call_that_uses_another():
+    traj = Trajectory(run_id="later", task=TASK, steps=[
+        Step(index=0, agent="lead", content="Plan: fetcher looks up Oslo-Vienna (date: 2025-03-18), then we add.",
+             tool_calls=[_handoff("fetcher")], transfer_to="fetcher"),
+        Step(index=1, agent="fetcher", content="Looking up Oslo-Vienna.",
+             tool_calls=[_fare("Oslo-Vienna", "2025-03-18", 120)]),
+        Step(index=2, agent="fetcher", content="Results: Oslo-Vienna: 120 EUR. Next speaker: lead",
+             tool_calls=[_handoff("lead")], transfer_to="lead"),
+        Step(index=3, agent="lead", content="Next: scout should get Paris-Rome.",
+             tool_calls=[_handoff("scout")], transfer_to="scout"),
+        Step(index=4, agent="scout", content="Looking up Paris-Rome.", tool_calls=[_fare("Paris-Rome", "2025-03-04", 95)]),
+        Step(index=5, agent="scout", content="Results: Paris-Rome: 95 EUR.", tool_calls=[_handoff("lead")],
+             transfer_to="lead"),
+        Step(index=6, agent="lead", content="In total: 215 EUR."),
+    ])
+    # the fetcher's call had the date, the lead's hand-over to the scout did not; the fetcher's report names the
+    # lead and hands it back, but reports what its tool returned: no hand-over of work, so the chain stops there
+    [arg] = off_task_arguments(traj)
+    assert (arg.call, arg.given_at, arg.lost_at) == (4, 1, 3)
+    assert _causes(traj)[4] == 3
+    verdict, claims = _verdict(traj)
+    assert (verdict.agent, verdict.step) == ("lead", 3)
+    assert cl.DropsTaskValue(3, ("2025-03-18",), 4, "get_fare", "date", "2025-03-04") in claims
+    view = cl.View(traj)
+    assert not cl.DropsTaskValue(2, ("2025-03-18",), 4, "get_fare", "date", "2025-03-04").holds(view)  # not its hand-over
 
 
 def test_a_hand_off_to_the_agent_with_only_the_unasked_tool_carries_its_turn():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agenttrace.attribution.flow import is_human, said_text, speaks
+from agenttrace.attribution.flow import handed_by, said_text, speaks
 from agenttrace.models import Trajectory
 
 _NAME_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -89,15 +89,6 @@ def off_request_calls(trajectory: Trajectory) -> list[OffRequestCall]:
                     out.append(OffRequestCall(pos, c.name, alternative, unasked, None))
                 else:
                     owner = next((a for a, tools in team.items() if alternative in tools), None)
-                    out.append(OffRequestCall(pos, c.name, alternative, unasked, _handed_by(trajectory, pos), owner))
+                    out.append(OffRequestCall(pos, c.name, alternative, unasked, handed_by(trajectory.steps, pos), owner))
                 break
     return out
-
-
-def _handed_by(trajectory: Trajectory, pos: int) -> int | None:
-    """The other agent's step right before the turn that holds step ``pos`` (None when a user's, or none)."""
-    steps = trajectory.steps
-    start = pos
-    while start > 0 and steps[start - 1].agent == steps[pos].agent:
-        start -= 1
-    return start - 1 if start > 0 and not is_human(steps[start - 1]) else None

@@ -35,6 +35,7 @@ from agenttrace.attribution.flow import (
     calls_again,
     does_again,
     final_answer,
+    handed_by,
     is_human,
     mark_users,
     mentions,
@@ -851,7 +852,8 @@ class HadTaskValue(Claim):
 @dataclass(frozen=True)
 class DropsTaskValue(Claim):
     """The task has each of ``values``; the step's own text restates the task without any of them; no earlier
-    step states one; step ``call`` then called ``tool`` with ``argument`` = ``value`` instead."""
+    step states one, or the step is the one that handed step ``call``'s agent the work; step ``call`` then
+    called ``tool`` with ``argument`` = ``value`` instead."""
 
     values: tuple[str, ...]
     call: int
@@ -872,7 +874,9 @@ class DropsTaskValue(Claim):
         task = view.trajectory.task or ""
         return (view.in_order(self.pos, self.call) and bool(self.values)
                 and all(mentions(task, v) for v in self.values)
-                and not any(mentions(view.actions[j], v) for j in range(self.pos + 1) for v in self.values)
+                and not any(mentions(view.actions[self.pos], v) for v in self.values)
+                and (handed_by(view.steps, self.call) == self.pos
+                     or not any(mentions(view.actions[j], v) for j in range(self.pos) for v in self.values))
                 and _made_call(view, self.call, self.tool, self.argument, self.value)
                 and not any(mentions(self.value, v) for v in self.values))
 

@@ -177,6 +177,15 @@ def is_human(step: Step) -> bool:
     return step.agent.lower() in _HUMAN or (step.role or "").lower() in _ASKING_ROLES
 
 
+def handed_by(steps: list[Step], pos: int) -> int | None:
+    """The other agent's step right before the turn that holds step ``pos``: the one that handed that agent the
+    work (None when it is a user's turn, or there is none)."""
+    start = pos
+    while start > 0 and steps[start - 1].agent == steps[pos].agent:
+        start -= 1
+    return start - 1 if start > 0 and not is_human(steps[start - 1]) else None
+
+
 def stated_task(trajectory: Trajectory) -> str:
     """What the run was asked: the task, and the user's opening turns that state it, with what they attach (a
     file's contents after the question): a value there was given to the run, not made up by whoever repeats it."""

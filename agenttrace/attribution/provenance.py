@@ -32,10 +32,12 @@ from agenttrace.attribution.flow import (
     action_text,
     argument_values,
     arrivals,
+    handed_by,
     is_handoff,
     is_human,
     numbers,
     result_text,
+    said_text,
     salient_task_words,
     speaks,
     stated_task,
@@ -100,7 +102,10 @@ class OffTaskArgument:
     origin: int  # the first step whose own text states the token
     task_values: tuple[str, ...]  # the task's values of the same kind the token stands in for
     given_at: int | None  # the latest earlier step whose own text carries one of them
-    lost_at: int | None  # when none does: the first agent step restating the task without them
+    # where they were lost: when no step carries one, the first agent step restating the task without them;
+    # when one does, the earliest of the hand-overs since that brought the work to the caller, each restating
+    # the task without them
+    lost_at: int | None
 
 
 def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
@@ -147,9 +152,22 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                         if given is None and wanted:
                             lost = next((j for j in range(pos)
                                          if not is_human(steps[j]) and not actions[j].isdisjoint(salient)), None)
+                        elif wanted:  # back along the hand-overs since, each restating the task without them
+                            to, h = pos, handed_by(steps, pos)
+                            while (h is not None and h > given and _hands_work(steps[h], steps[to].agent, data - task_lower)
+                                   and not actions[h].isdisjoint(salient)):
+                                lost, to, h = h, h, handed_by(steps, h)
                         out.append(OffTaskArgument(pos, call.name, arg, text, token, origin, values, given, lost))
         data |= {t for j in range(pos + 1) if arrive[j] == pos for t in lower_tokens(result_text(steps[j]))}
     return out
+
+
+def _hands_work(step: Step, agent: str, results: set[str]) -> bool:
+    """Whether the step hands work to ``agent``: it names it ("fetcher, please look up ...") and reports none
+    of the numbers tools returned (``results``), as a report handed back ("Results: kettle: 40. Next speaker:
+    lead") does."""
+    said = said_text(step)
+    return agent.lower() in said.lower() and not any(t[0].isdigit() and t in results for t in lower_tokens(said))
 
 
 def resemblance(a: str, b: str) -> float:

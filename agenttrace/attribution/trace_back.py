@@ -12,7 +12,9 @@ there. A step *inherits* from an earlier one (:func:`causes`) when:
   inside a query the caller composed is the caller's wording, and a value another agent only used in a tool
   call was never handed on, so neither links;
 * one of its tool calls uses a value the task does not give, in place of a task value that an earlier
-  agent's restatement of the task had already left out and no step gave it again: :attr:`StepFlow.loses`;
+  agent's restatement of the task had already left out and no step gave it again, or that an earlier step
+  had but the hand-overs that brought it the work left out (a lead's second delegation; a report handed back
+  is no hand-over of work): :attr:`StepFlow.loses`;
 * it is in the turn of an agent that was handed the work by an earlier step and calls a tool nothing asked
   for, having no other (:attr:`StepFlow.hands_off_request`): the hand-off chose the wrong agent;
 * it is its agent's next act after that agent's call failed on an argument no input gave (a misspelt name, a
