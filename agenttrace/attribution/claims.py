@@ -36,6 +36,7 @@ from agenttrace.attribution.flow import (
     does_again,
     final_answer,
     handed_by,
+    hands_work,
     is_human,
     mark_users,
     mentions,
@@ -45,6 +46,7 @@ from agenttrace.attribution.flow import (
     result_text,
     said_text,
     stated_task,
+    tokens,
     value_text,
     word_forms,
 )
@@ -852,8 +854,8 @@ class HadTaskValue(Claim):
 @dataclass(frozen=True)
 class DropsTaskValue(Claim):
     """The task has each of ``values``; the step's own text restates the task without any of them; no earlier
-    step states one, or the step is the one that handed step ``call``'s agent the work; step ``call`` then
-    called ``tool`` with ``argument`` = ``value`` instead."""
+    step states one, or the step is one of the hand-overs that brought step ``call``'s agent its work; step
+    ``call`` then called ``tool`` with ``argument`` = ``value`` instead."""
 
     values: tuple[str, ...]
     call: int
@@ -875,10 +877,25 @@ class DropsTaskValue(Claim):
         return (view.in_order(self.pos, self.call) and bool(self.values)
                 and all(mentions(task, v) for v in self.values)
                 and not any(mentions(view.actions[self.pos], v) for v in self.values)
-                and (handed_by(view.steps, self.call) == self.pos
+                and (_brought_work(view, self.pos, self.call, self.values)
                      or not any(mentions(view.actions[j], v) for j in range(self.pos) for v in self.values))
                 and _made_call(view, self.call, self.tool, self.argument, self.value)
                 and not any(mentions(self.value, v) for v in self.values))
+
+
+def _brought_work(view: View, pos: int, call: int, values: tuple[str, ...]) -> bool:
+    """Whether step ``pos`` is one of the hand-overs of work (:func:`handed_by`, back from step ``call``) that
+    brought step ``call``'s agent its work, none of them stating any of ``values``."""
+    to, h = call, handed_by(view.steps, call)
+    asked = tokens(view.trajectory.task or "")
+    while h is not None and h >= pos and not any(mentions(view.actions[h], v) for v in values):
+        returned = {t for j in range(h) for t in tokens(view.results[j]) if t[0].isdigit()} - asked
+        if not hands_work(view.steps[h], view.steps[to].agent, returned):
+            return False
+        if h == pos:
+            return True
+        to, h = h, handed_by(view.steps, h)
+    return False
 
 
 def _number(value: float) -> str:

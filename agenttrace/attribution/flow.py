@@ -186,6 +186,14 @@ def handed_by(steps: list[Step], pos: int) -> int | None:
     return start - 1 if start > 0 and not is_human(steps[start - 1]) else None
 
 
+def hands_work(step: Step, agent: str, returned: set[str]) -> bool:
+    """Whether the step hands work to ``agent``: it names it ("fetcher, please look up ...") and states none of
+    the numbers tools ``returned`` (their :func:`tokens`), as a report handed back ("Results: kettle: 40. Next
+    speaker: lead") does."""
+    said = said_text(step)
+    return agent.lower() in said.lower() and not any(t[0].isdigit() and t in returned for t in tokens(said))
+
+
 def stated_task(trajectory: Trajectory) -> str:
     """What the run was asked: the task, and the user's opening turns that state it, with what they attach (a
     file's contents after the question): a value there was given to the run, not made up by whoever repeats it."""

@@ -33,11 +33,11 @@ from agenttrace.attribution.flow import (
     argument_values,
     arrivals,
     handed_by,
+    hands_work,
     is_handoff,
     is_human,
     numbers,
     result_text,
-    said_text,
     salient_task_words,
     speaks,
     stated_task,
@@ -125,6 +125,7 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
     team = {s.agent.lower() for s in steps}
     out: list[OffTaskArgument] = []
     data: set[str] = set()  # tokens of every tool result so far
+    returned: set[str] = set()  # the number tokens of every tool result so far that the task does not give
     arrive = arrivals(steps)
     for pos, step in enumerate(steps):
         if not is_human(step):
@@ -154,20 +155,13 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                                          if not is_human(steps[j]) and not actions[j].isdisjoint(salient)), None)
                         elif wanted:  # back along the hand-overs since, each restating the task without them
                             to, h = pos, handed_by(steps, pos)
-                            while (h is not None and h > given and _hands_work(steps[h], steps[to].agent, data - task_lower)
+                            while (h is not None and h > given and hands_work(steps[h], steps[to].agent, returned)
                                    and not actions[h].isdisjoint(salient)):
                                 lost, to, h = h, h, handed_by(steps, h)
                         out.append(OffTaskArgument(pos, call.name, arg, text, token, origin, values, given, lost))
         data |= {t for j in range(pos + 1) if arrive[j] == pos for t in lower_tokens(result_text(steps[j]))}
+        returned |= {t for t in data if t[0].isdigit()} - task_lower
     return out
-
-
-def _hands_work(step: Step, agent: str, results: set[str]) -> bool:
-    """Whether the step hands work to ``agent``: it names it ("fetcher, please look up ...") and reports none
-    of the numbers tools returned (``results``), as a report handed back ("Results: kettle: 40. Next speaker:
-    lead") does."""
-    said = said_text(step)
-    return agent.lower() in said.lower() and not any(t[0].isdigit() and t in results for t in lower_tokens(said))
 
 
 def resemblance(a: str, b: str) -> float:
