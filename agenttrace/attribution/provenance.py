@@ -159,8 +159,9 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                                    and not actions[h].isdisjoint(salient)):
                                 lost, to, h = h, h, handed_by(steps, h)
                         out.append(OffTaskArgument(pos, call.name, arg, text, token, origin, values, given, lost))
-        data |= {t for j in range(pos + 1) if arrive[j] == pos for t in lower_tokens(result_text(steps[j]))}
-        returned |= {t for t in data if t[0].isdigit()} - task_lower
+        arrived = {t for j in range(pos + 1) if arrive[j] == pos for t in lower_tokens(result_text(steps[j]))}
+        data |= arrived
+        returned |= {t for t in arrived if t[0].isdigit()} - task_lower
     return out
 
 
