@@ -44,9 +44,9 @@ from agenttrace.attribution.flow import (
     norm_number,
     points_at,
     result_text,
+    returned_numbers,
     said_text,
     stated_task,
-    tokens,
     value_text,
     word_forms,
 )
@@ -199,9 +199,8 @@ class PromptBeforeReply(Claim):
         reply = view.steps[self.pos + 1]
         return f'it is the prompt {reply.agent} was given, logged before its reply (step {reply.index}): "{self.text}"'
 
-    def holds(self, view: View) -> bool:
-        return (self.pos in view.echoes and view.in_step(self.pos + 1) and bool(self.text)
-                and view.steps[self.pos + 1].agent == view.steps[self.pos].agent
+    def holds(self, view: View) -> bool:  # an echo is always followed by its agent's reply
+        return (self.pos in view.echoes and bool(self.text)
                 and _clean(self.text) in _clean(view.actions[self.pos + 1]))
 
 
@@ -887,9 +886,8 @@ def _brought_work(view: View, pos: int, call: int, values: tuple[str, ...]) -> b
     """Whether step ``pos`` is one of the hand-overs of work (:func:`handed_by`, back from step ``call``) that
     brought step ``call``'s agent its work, none of them stating any of ``values``."""
     to, h = call, handed_by(view.steps, call)
-    asked = tokens(view.trajectory.task or "")
+    returned = returned_numbers(view.arrived(call), view.task)
     while h is not None and h >= pos and not any(mentions(view.actions[h], v) for v in values):
-        returned = {t for j in range(h) for t in tokens(view.results[j]) if t[0].isdigit()} - asked
         if not hands_work(view.steps[h], view.steps[to].agent, returned):
             return False
         if h == pos:

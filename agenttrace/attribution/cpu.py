@@ -616,7 +616,8 @@ class CpuAttributor(Attributor):
         # its own words (tool output a text log printed after them is not what it says), unless a claim quotes them;
         # a logged prompt holds what the agent was given, so its reply is quoted instead
         echo = pos in view.echoes
-        quote = _excerpt(observations.split(view.steps[pos + echo].content)[0])
+        quoted = pos + 1 if echo else pos
+        quote = _excerpt(observations.split(view.steps[quoted].content)[0])
         if echo and quote:
             chosen.append(cl.PromptBeforeReply(pos, quote))
         elif quote and not any(isinstance(c, cl.Says) and (c.text in quote or quote in c.text) for c in chosen):

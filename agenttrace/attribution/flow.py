@@ -186,10 +186,15 @@ def handed_by(steps: list[Step], pos: int) -> int | None:
     return start - 1 if start > 0 and not is_human(steps[start - 1]) else None
 
 
+def returned_numbers(results: list[str], asked: str) -> set[str]:
+    """The numbers (their :func:`tokens`) of tool ``results`` that what the run was ``asked`` does not give."""
+    return {t for text in results for t in tokens(text) if t[0].isdigit()} - tokens(asked)
+
+
 def hands_work(step: Step, agent: str, returned: set[str]) -> bool:
     """Whether the step hands work to ``agent``: it names it ("fetcher, please look up ...") and states none of
-    the numbers tools ``returned`` (their :func:`tokens`), as a report handed back ("Results: kettle: 40. Next
-    speaker: lead") does."""
+    the numbers tools ``returned`` (:func:`returned_numbers`), as a report handed back ("Results: kettle: 40.
+    Next speaker: lead") does."""
     said = said_text(step)
     return agent.lower() in said.lower() and not any(t[0].isdigit() and t in returned for t in tokens(said))
 

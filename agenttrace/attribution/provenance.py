@@ -38,6 +38,7 @@ from agenttrace.attribution.flow import (
     is_human,
     numbers,
     result_text,
+    returned_numbers,
     salient_task_words,
     speaks,
     stated_task,
@@ -112,7 +113,8 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
     """Every off-task argument token of the run's tool calls, with where it and the task's value went."""
     steps = trajectory.steps
     task = trajectory.task or ""
-    task_lower = lower_tokens(stated_task(trajectory))
+    asked = stated_task(trajectory)
+    task_lower = lower_tokens(asked)
     task_words = task_lower - FUNCTION_WORDS
     task_tokens = task_value_tokens(task)
     actions = [lower_tokens(action_text(s)) for s in steps]
@@ -125,7 +127,7 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
     team = {s.agent.lower() for s in steps}
     out: list[OffTaskArgument] = []
     data: set[str] = set()  # tokens of every tool result so far
-    returned: set[str] = set()  # the number tokens of every tool result so far that the task does not give
+    returned: set[str] = set()  # the numbers of every tool result so far that the task does not give
     arrive = arrivals(steps)
     for pos, step in enumerate(steps):
         if not is_human(step):
@@ -159,9 +161,9 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                                    and not actions[h].isdisjoint(salient)):
                                 lost, to, h = h, h, handed_by(steps, h)
                         out.append(OffTaskArgument(pos, call.name, arg, text, token, origin, values, given, lost))
-        arrived = {t for j in range(pos + 1) if arrive[j] == pos for t in lower_tokens(result_text(steps[j]))}
-        data |= arrived
-        returned |= {t for t in arrived if t[0].isdigit()} - task_lower
+        arrived = [result_text(steps[j]) for j in range(pos + 1) if arrive[j] == pos]
+        data |= {t for text in arrived for t in lower_tokens(text)}
+        returned |= returned_numbers(arrived, asked)
     return out
 
 
