@@ -80,9 +80,11 @@ def _clean(text: str) -> str:
 class View:
     """The trajectory's texts, read once: actions, results and the inputs each step had."""
 
-    def __init__(self, trajectory: Trajectory):
+    def __init__(self, trajectory: Trajectory, echoes: set[int] | None = None):
+        """``echoes``: the trajectory's :func:`prompt_echoes` when the caller has read them already."""
         trajectory = mark_users(trajectory)
         self.trajectory = trajectory
+        self._echoes = echoes
         self.steps = trajectory.steps
         self.actions = [action_text(s) for s in self.steps]
         self.results = [result_text(s) for s in self.steps]
@@ -93,7 +95,7 @@ class View:
     @cached_property
     def echoes(self) -> set[int]:
         """The steps that are an agent's prompt logged before its reply (:mod:`.echoes`)."""
-        return prompt_echoes(self.trajectory)
+        return prompt_echoes(self.trajectory) if self._echoes is None else self._echoes
 
     @cached_property
     def code(self) -> list[list[str]]:

@@ -584,7 +584,7 @@ class CpuAttributor(Attributor):
                                 probability=round(float(p[i]), 4)) for i in [pos, *others]]
         confidence = float(p[pos])
         uncertain = confidence < self.model.threshold
-        view = cl.View(trajectory)
+        view = cl.View(trajectory, echoes={i for i, f in enumerate(flows) if f.prompt_echo})
         claims = self._claims(view, pos, x, flows, cause)
         sure = f"{confidence:.0%} calibrated probability{', uncertain' if uncertain else ''}"
         if environment:  # named by the run's end, which need not be the distribution's most likely step

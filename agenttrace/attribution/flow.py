@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from agenttrace.attribution import observations
@@ -133,12 +134,19 @@ def numbers(text: str, *, glued: bool = False) -> dict[str, str]:
     first surface form. ``glued`` adds the numbers with a unit or suffix glued on ("<200m" gives 200): what
     an input gives, as against what a step states."""
     out: dict[str, str] = {}
-    # locators before paths: a traceback's 'File "/usr/lib/x.py", line 402' is a locator only with its path
-    text = DATES.sub(" ", _WORD.sub(_not_path, _PARAMETER.sub(" ", _LOCATOR.sub(" ", _ENUM.sub(" ", window(text))))))
+    text = _quantities_text(text)
     for pattern in (_NUM, GLUED_NUM) if glued else (_NUM,):
         for m in pattern.finditer(text):
             out.setdefault(norm_number(m.group(0)), m.group(0))
     return out
+
+
+@lru_cache(maxsize=observations.READ_CACHE)
+def _quantities_text(text: str) -> str:
+    """``text`` (its :func:`window`) with what states no quantity blanked: list numbering, locators, parameters,
+    paths and dates. Remembered, as :func:`numbers` reads most texts more than once."""
+    # locators before paths: a traceback's 'File "/usr/lib/x.py", line 402' is a locator only with its path
+    return DATES.sub(" ", _WORD.sub(_not_path, _PARAMETER.sub(" ", _LOCATOR.sub(" ", _ENUM.sub(" ", window(text))))))
 
 
 def tokens(text: str) -> set[str]:

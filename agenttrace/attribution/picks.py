@@ -21,6 +21,7 @@ HIGHEST = ("most", "highest", "largest", "biggest", "greatest", "maximum", "warm
 LOWEST = ("least", "lowest", "smallest", "minimum", "cheapest", "coldest", "coolest", "shortest", "fewest",
           "lightest", "youngest", "slowest", "earliest", "quietest")
 _PAIR = re.compile(r"([A-Za-z][\w' -]{0,40}?)\s*[:=]\s*(-?\d[\d,]*(?:\.\d+)?)(?![\w/-]|\.\d)")
+_SEPARATOR = re.compile(r"[:=]\s*-?\d")  # what every pair has; a quick look for it spares the slow search for pairs
 
 
 def superlative(task: str) -> tuple[str, int] | None:
@@ -43,6 +44,8 @@ def direction(task: str) -> int:
 def reported(text: str, task_lower: str) -> dict[str, float]:
     """``candidate: value`` pairs in ``text`` whose candidate the task names (lower-cased candidate -> value)."""
     out: dict[str, float] = {}
+    if _SEPARATOR.search(text) is None:
+        return out
     for m in _PAIR.finditer(text):
         name = " ".join(m.group(1).split()).lower()
         if len(name) >= 3 and mentions(task_lower, name):
