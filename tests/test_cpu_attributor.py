@@ -505,6 +505,10 @@ def test_a_traceback_printed_into_a_message_is_what_the_environment_answered():
               + "\n\nThe above exception was the direct cause of the following exception:\n\n" + crash + "\nFINAL ANSWER: 8")
     assert split(logged) == ("The hours are 3 PM to 8 PM.\nFINAL ANSWER: 8",
                              f"Error processing publish message\n{crash}\n{crash}")
+    # indented lines right under the exception: the rest of its message, or a source line another stream's header
+    # belongs to, are the runtime's too
+    under = crash + "\n  response = await client.create(messages)"
+    assert split(f"Next speaker Assistant\n{under}\nFINAL ANSWER: 5") == ("Next speaker Assistant\nFINAL ANSWER: 5", under)
     doctest = ">>> f(-1)\nTraceback (most recent call last):\n...\nValueError: negative"  # code's text, not a crash
     assert split(doctest) == (doctest, "")
     traj = Trajectory(run_id="t", task="How many stops are on the line?", steps=[

@@ -20,7 +20,8 @@ A warning that Python's ``warnings`` module printed into the log while the agent
 UserWarning: ... may be incorrect." and the source line it quotes) is neither: it is the runtime's note about
 its own code, so it is left out of both. A traceback the runtime printed when a call under the agent failed
 ("Traceback (most recent call last):", its indented frames, then the exception) is what the environment
-answered, like a tool's output: its numbers (an HTTP status, line numbers) are not the agent's. So are the
+answered, like a tool's output: its numbers (an HTTP status, line numbers) are not the agent's, nor are the
+indented lines printed right under its exception (the rest of the message, a source line). So are the
 parts Python and ``logging`` print with it: the lines that chain one traceback to the next ("The above exception
 was the direct cause of the following exception:") and the error a logger wrote just before the traceback it
 logged ("Error processing publish message", autogen_core's ``logger.error(..., exc_info=True)``). A warning's
@@ -45,7 +46,10 @@ _STARTS = re.compile(
 )
 _WARNING = re.compile(r"^[^\n]*\.py:\d+: [A-Z]\w*Warning: [^\n]*(?:\n(  [^\n]*))?\n?", re.MULTILINE)  # 1: source
 _LOGGED = r"(?:(?:Error|Exception|Unhandled exception|Uncaught exception)\b[^\n]*\n)?"  # a log record's message
-_TRACEBACK = re.compile(rf"^{_LOGGED}Traceback \(most recent call last\):\n(?:[ \t][^\n]*\n)+[^\s][^\n]*\n?", re.MULTILINE)
+# the frames, the exception's line, and the indented lines printed right under it (the rest of its message, or a
+# warning's source line whose header went to another stream)
+_TRACEBACK = re.compile(rf"^{_LOGGED}Traceback \(most recent call last\):\n(?:[ \t][^\n]*\n)+[^\s][^\n]*"
+                        r"(?:\n[ \t]+\S[^\n]*)*\n?", re.MULTILINE)
 _CHAINED = re.compile(r"^\n*(?:The above exception was the direct cause of the following exception:"
                       r"|During handling of the above exception, another exception occurred:)\n*$\n?", re.MULTILINE)
 _HARNESS = re.compile(r"^[^\n]* !#!#[ \t]*$\n?", re.MULTILINE)
