@@ -32,6 +32,9 @@ strongest baseline of each level and gives the cpu's margin over it with a 95% p
 runs could flip reads as such. The strongest baseline is picked on the held-out runs themselves, which only
 flatters the baselines; the oracle ones, which know the held-out labels, are left out of it (they are in the
 table above).
+
+The refit spread under it refits each dev split with the synthetic pipelines drawn with other seeds
+(``--spread-seeds``), all else the same: how many runs a change of the training data alone moves a cell by.
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ def tag_rows(verdicts: list[tuple[LabelledTrajectory, Prediction, bool]], *tags:
 
 
 def split_rows(title: str, held_name: str, train_groups: dict, held: list[LabelledTrajectory], synth, whowhen: bool,
-               choices: list[str], goal: list[str], verdicts: list | None = None) -> list[str]:
+               choices: list[str], goal: list[str], verdicts: list | None = None,
+               cpu_hits: dict[str, Hits] | None = None) -> list[str]:
     held = scorable(held)
     started = time.perf_counter()
     model = train(train_groups, synth)
@@ -136,6 +140,8 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
             cpu = hits(preds, held)
             if verdicts is not None:
                 verdicts += zip(held, preds, unsure)
+            if cpu_hits is not None:
+                cpu_hits[held_name] = cpu
     train_items = usable([it for v in train_groups.values() for it in v])
     baseline_hits = {}
     for name, fn in trivial_baselines(held, known=train_items).items():
@@ -146,12 +152,33 @@ def split_rows(title: str, held_name: str, train_groups: dict, held: list[Labell
     return out
 
 
+def _rates(h: Hits) -> str:
+    return f"{np.mean(h[0]):.3f} / {np.mean(h[1]):.3f}"
+
+
+def spread_row(held_name: str, train_groups: dict, held: list[LabelledTrajectory], first: Hits, seeds: list[int],
+               n_pipelines: int) -> str:
+    """The cpu's exact agent / step accuracy on ``held`` (without the ground truth) when refitted with the synthetic
+    pipelines drawn with each of ``seeds``, beside ``first`` (the table's fit, seed 7): how far a change in the
+    training data alone moves a cell."""
+    held = scorable(held)
+    cells = [_rates(first)]
+    for seed in seeds:
+        att = CpuAttributor(model=train(train_groups, pipelines(n_pipelines, seed=seed)))
+        verdicts = [att.attribute(it.trajectory.model_copy(update={"expected": None})) for it in held]
+        cells.append(_rates(hits([(a.agent, a.step) for a in verdicts], held)))
+        print(f"spread {held_name}: seed {seed} refitted", file=sys.stderr, flush=True)
+    return f"| {held_name} | {len(held)} | " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="/work/shared/data")
     ap.add_argument("--suite", default=str(ROOT / "build" / "suite"))
     ap.add_argument("--pipelines", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "bench" / "generalisation.md"))
+    ap.add_argument("--spread-seeds", type=int, nargs="*", default=[8, 9],
+                    help="refit each dev split with the synthetic pipelines drawn with these seeds too (none: skip)")
     args = ap.parse_args()
     dev = load_dev(Path(args.data))
     suite = scorable(load_suite(Path(args.suite)))
@@ -172,11 +199,16 @@ def main() -> None:
             f"| cpu step | strongest baseline (step) | margin [95% bootstrap] | {beats} |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     by_kind: list = []
+    dev_hits: dict[str, Hits] = {}
+    spread = ["| held out | n | seed 7 (the table) | " + " | ".join(f"seed {s}" for s in args.spread_seeds) + " |",
+              "|---|---|---|" + "---|" * len(args.spread_seeds)]
     for held in dev:
         train_groups = {k: v for k, v in dev.items() if k != held}
         train_groups.update({f"suite/{k}": v for k, v in by_framework.items()})
         lines += split_rows("source", held, train_groups, dev[held], synth, whowhen=True, choices=choices,
-                            goal=goal)
+                            goal=goal, cpu_hits=dev_hits)
+        if args.spread_seeds:
+            spread.append(spread_row(held, train_groups, dev[held], dev_hits[held], args.spread_seeds, args.pipelines))
     for title, parts in (("framework", by_framework), ("topology", by_topology), ("error kind", by_error_kind)):
         if len(parts) < 2:
             continue
@@ -189,6 +221,9 @@ def main() -> None:
     lines += ["", f"Goal check (cpu without the ground truth, exact): does it beat every trivial baseline but "
               f"the oracles by {100 * GOAL:.0f} points?", "",
               *goal]
+    if args.spread_seeds and dev:
+        lines += ["", "Refit spread on the dev splits: cpu agent / step exact (without the ground truth) when the synthetic "
+                  "pipelines of the training side are drawn with another seed, all else the same:", "", *spread]
     if by_kind:
         lines += ["", "By planted error kind (cpu, without the ground truth; the leave-one-framework-out verdicts pooled, "
                   "each suite run held out once):", "", *tag_rows(by_kind, "error_kind"),
