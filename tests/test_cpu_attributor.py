@@ -520,6 +520,18 @@ def test_a_traceback_printed_into_a_message_is_what_the_environment_answered():
     assert flows[0].introduced == [] and flows[0].result_problem is not None
 
 
+def test_the_texts_the_attributor_remembers_are_bounded_in_number_and_length():
+    from agenttrace.attribution import observations
+
+    for i in range(observations.READ_CACHE + 50):
+        observations.split(f"step {i}: Traceback (most recent call last):\n  File \"x.py\", line {i}\nKeyError: 'k'")
+    assert observations.split.cache_info().currsize == observations.READ_CACHE
+    long = "I clicked 'Next'.\n" * (observations.CACHED_CHARS // 10)
+    hits = observations.split.cache_info().hits
+    assert observations.split(long) == observations.split(long) == (long, "")  # read anew each time
+    assert observations.split.cache_info().hits == hits
+
+
 def test_the_field_a_browsing_agent_types_into_is_named_by_the_page_not_by_the_agent():
     from agenttrace.attribution.observations import split
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from agenttrace.attribution import observations
@@ -141,10 +140,10 @@ def numbers(text: str, *, glued: bool = False) -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=observations.READ_CACHE)
+@observations.remembered
 def _quantities_text(text: str) -> str:
     """``text`` (its :func:`window`) with what states no quantity blanked: list numbering, locators, parameters,
-    paths and dates. Remembered, as :func:`numbers` reads most texts more than once."""
+    paths and dates. Remembered (:func:`observations.remembered`): :func:`numbers` reads most texts more than once."""
     # locators before paths: a traceback's 'File "/usr/lib/x.py", line 402' is a locator only with its path
     return DATES.sub(" ", _WORD.sub(_not_path, _PARAMETER.sub(" ", _LOCATOR.sub(" ", _ENUM.sub(" ", window(text))))))
 

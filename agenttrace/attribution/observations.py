@@ -33,7 +33,9 @@ the harness's, not the agent's.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import TypeVar
 
 _EXECUTOR = (r"exitcode: -?\d+ \(execution (?:succeeded|failed)\)"
              r"|There is no code from the last \d+ messages? for me to execute")
@@ -53,16 +55,34 @@ _TRACEBACK = re.compile(rf"^{_LOGGED}Traceback \(most recent call last\):\n(?:[ 
 _CHAINED = re.compile(r"^\n*(?:The above exception was the direct cause of the following exception:"
                       r"|During handling of the above exception, another exception occurred:)\n*$\n?", re.MULTILINE)
 _HARNESS = re.compile(r"^[^\n]* !#!#[ \t]*$\n?", re.MULTILINE)
-READ_CACHE = 1024  # texts: more than the steps of a long run, so each pass over a run finds them
 _FIELD = re.compile(r"\AI (?:typed|input) '.*?'( into '.*'\.?)\s*\Z", re.DOTALL)  # group 1: the page's field
 
 
-@lru_cache(maxsize=READ_CACHE)
+READ_CACHE = 512  # texts remembered: more than the steps of a long run, so each pass over a run finds them
+CACHED_CHARS = 10_000  # the longest text remembered (99.9% of the dev logs' steps are shorter); longer ones are read anew
+
+
+Read = TypeVar("Read")
+
+
+def remembered(read: Callable[[str], Read]) -> Callable[[str], Read]:
+    """``read`` (a function of one text) remembering its answers for the last READ_CACHE texts of up to CACHED_CHARS
+    characters, so that the memory it holds stays bounded: each reading of a step (its actions, its results, its
+    echoes, a quote of it) asks again."""
+    cached = lru_cache(maxsize=READ_CACHE)(read)
+
+    @wraps(read)
+    def reading(text: str) -> Read:
+        return cached(text) if len(text) <= CACHED_CHARS else read(text)
+    reading.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    return reading
+
+
+@remembered
 def split(text: str) -> tuple[str, str]:
     """``text`` as (the agent's own words, the tool output printed after them, and any traceback in them); the
     second is empty when the text follows none of the conventions; runtime warnings and harness lines are in
-    neither. Remembered for the last READ_CACHE texts: each reading of a step (its actions, its results, its
-    echoes, a quote of it) asks again."""
+    neither. :func:`remembered`."""
     sources = {m.group(1) for m in _WARNING.finditer(text) if m.group(1)}
     text = _HARNESS.sub("", _WARNING.sub("", text))
     if sources:  # the same source line printed again, apart from its header
