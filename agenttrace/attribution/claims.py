@@ -35,8 +35,6 @@ from agenttrace.attribution.flow import (
     calls_again,
     does_again,
     final_answer,
-    handed_by,
-    hands_work,
     is_human,
     mark_users,
     mentions,
@@ -49,6 +47,7 @@ from agenttrace.attribution.flow import (
     stated_task,
     value_text,
     word_forms,
+    work_handovers,
 )
 from agenttrace.models import Step, ToolCall, Trajectory
 
@@ -885,16 +884,13 @@ class DropsTaskValue(Claim):
 
 
 def _brought_work(view: View, pos: int, call: int, values: tuple[str, ...]) -> bool:
-    """Whether step ``pos`` is one of the hand-overs of work (:func:`handed_by`, back from step ``call``) that
+    """Whether step ``pos`` is one of the hand-overs of work (:func:`work_handovers`, back from step ``call``) that
     brought step ``call``'s agent its work, none of them stating any of ``values``."""
-    to, h = call, handed_by(view.steps, call)
-    returned = returned_numbers(view.arrived(call), view.task)
-    while h is not None and h >= pos and not any(mentions(view.actions[h], v) for v in values):
-        if not hands_work(view.steps[h], view.steps[to].agent, returned):
+    for h in work_handovers(view.steps, call, returned_numbers(view.arrived(call), view.task)):
+        if h < pos or any(mentions(view.actions[h], v) for v in values):
             return False
         if h == pos:
             return True
-        to, h = h, handed_by(view.steps, h)
     return False
 
 

@@ -17,6 +17,7 @@ end of a very long text is read for values.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +205,16 @@ def hands_work(step: Step, agent: str, returned: set[str]) -> bool:
     Next speaker: lead") does."""
     said = said_text(step)
     return agent.lower() in said.lower() and not any(t[0].isdigit() and t in returned for t in tokens(said))
+
+
+def work_handovers(steps: list[Step], pos: int, returned: set[str]) -> Iterator[int]:
+    """The hand-overs of work that brought step ``pos``'s agent its work, latest first: the step that handed that
+    agent its turn (:func:`handed_by`) while it hands work to it (:func:`hands_work`), then the one that handed
+    that step's agent its work, and so on."""
+    to, h = pos, handed_by(steps, pos)
+    while h is not None and hands_work(steps[h], steps[to].agent, returned):
+        yield h
+        to, h = h, handed_by(steps, h)
 
 
 def stated_task(trajectory: Trajectory) -> str:

@@ -82,7 +82,7 @@ def remembered(read: Callable[[str], Read]) -> Callable[[str], Read]:
 def split(text: str) -> tuple[str, str]:
     """``text`` as (the agent's own words, the tool output printed after them, and any traceback in them); the
     second is empty when the text follows none of the conventions; runtime warnings and harness lines are in
-    neither. :func:`remembered`."""
+    neither. Remembered (:func:`remembered`)."""
     sources = {m.group(1) for m in _WARNING.finditer(text) if m.group(1)}
     text = _HARNESS.sub("", _WARNING.sub("", text))
     if sources:  # the same source line printed again, apart from its header

@@ -32,8 +32,6 @@ from agenttrace.attribution.flow import (
     action_text,
     argument_values,
     arrivals,
-    handed_by,
-    hands_work,
     is_handoff,
     is_human,
     numbers,
@@ -44,6 +42,7 @@ from agenttrace.attribution.flow import (
     stated_task,
     value_text,
     word_forms,
+    work_handovers,
 )
 from agenttrace.models import Step, Trajectory
 
@@ -156,10 +155,10 @@ def off_task_arguments(trajectory: Trajectory) -> list[OffTaskArgument]:
                             lost = next((j for j in range(pos)
                                          if not is_human(steps[j]) and not actions[j].isdisjoint(salient)), None)
                         elif wanted:  # back along the hand-overs since, each restating the task without them
-                            to, h = pos, handed_by(steps, pos)
-                            while (h is not None and h > given and hands_work(steps[h], steps[to].agent, returned)
-                                   and not actions[h].isdisjoint(salient)):
-                                lost, to, h = h, h, handed_by(steps, h)
+                            for h in work_handovers(steps, pos, returned):
+                                if h <= given or actions[h].isdisjoint(salient):
+                                    break
+                                lost = h
                         out.append(OffTaskArgument(pos, call.name, arg, text, token, origin, values, given, lost))
         arrived = [result_text(steps[j]) for j in range(pos + 1) if arrive[j] == pos]
         data |= {t for text in arrived for t in lower_tokens(text)}
